@@ -1,0 +1,1 @@
+"""Command modules, one per group; each exposes ``register(app)``."""

@@ -1,0 +1,33 @@
+"""The vocabulary: search spaces, subnets, blocks and their OFA LUT keys.
+
+Pure Python + numpy so it loads on boards and phones.
+"""
+
+from space.batch import SubnetBatch
+from space.block import ACTIVATIONS, BLOCK_KINDS, Block
+from space.net_config import load_net_config, read_net_config
+from space.registry import DEFAULT_SPACE, get_space, list_spaces
+from space.search_space import SearchSpace, make_divisible
+from space.subnet import ArchLike, Subnet
+
+__all__ = [
+    "ACTIVATIONS",
+    "BLOCK_KINDS",
+    "DEFAULT_SPACE",
+    "ArchLike",
+    "Block",
+    "SearchSpace",
+    "Subnet",
+    "SubnetBatch",
+    "blocks",
+    "get_space",
+    "list_spaces",
+    "load_net_config",
+    "make_divisible",
+    "read_net_config",
+]
+
+
+def blocks(subnet: ArchLike | Subnet, space: str | SearchSpace = DEFAULT_SPACE) -> list[Block]:
+    """The ordered blocks ``subnet`` runs in ``space`` (default ofa-mbv3-w1.2)."""
+    return get_space(space).blocks(subnet)

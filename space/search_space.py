@@ -1,0 +1,189 @@
+"""The OFA-MobileNetV3 search space: widths, stage rules, and the subnet → blocks decomposition."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from space.block import Block
+from space.subnet import ArchLike, Subnet
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from space.batch import SubnetBatch
+
+__all__ = ["SearchSpace", "make_divisible", "MIN_RESOLUTION", "MAX_RESOLUTION"]
+
+# Resolutions a subnet may be *evaluated* at (imported LUTs go from 96 to 256); sampling uses
+# ``SearchSpace.resolutions``.
+MIN_RESOLUTION = 32
+MAX_RESOLUTION = 1024
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round ``value`` to a multiple of ``divisor``, never more than 10% below it (MobileNet's rule)."""
+    min_value = divisor if min_value is None else min_value
+    new_value = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new_value < 0.9 * value:
+        new_value += divisor
+    return new_value
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """An OFA-MobileNetV3 elastic space at one width multiplier."""
+
+    name: str  # registry name, e.g. "ofa-mbv3-w1.2"
+    width_mult: float  # 1.0 or 1.2
+    first_conv_chs: int  # stem output channels
+    first_block_chs: int  # the fixed expand-1 block's output channels
+    stage_chs: tuple[int, ...]  # output channels of the five elastic stages
+    final_expand_chs: int  # 1x1 conv after the last stage
+    feature_mix_chs: int  # 1x1 conv after global pooling
+    n_classes: int = 1000
+    stage_strides: tuple[int, ...] = (2, 2, 2, 1, 2)
+    stage_acts: tuple[str, ...] = ("relu", "relu", "h_swish", "h_swish", "h_swish")
+    stage_se: tuple[bool, ...] = (False, True, False, True, True)
+    ks_choices: tuple[int, ...] = (3, 5, 7)
+    expand_choices: tuple[int, ...] = (3, 4, 6)
+    depth_choices: tuple[int, ...] = (2, 3, 4)
+    resolutions: tuple[int, ...] = field(default_factory=lambda: tuple(range(128, 225, 4)))
+
+    @property
+    def n_stages(self) -> int:
+        return len(self.stage_chs)
+
+    @property
+    def max_depth(self) -> int:
+        return max(self.depth_choices)
+
+    @property
+    def n_slots(self) -> int:
+        return self.n_stages * self.max_depth
+
+    # -- subnets ------------------------------------------------------------------------
+    def validate(self, arch: ArchLike | Subnet) -> Subnet:
+        """Check an arch dict against this space and return it as a :class:`Subnet`.
+
+        Raises:
+            ValueError: naming the bad field, its value and the valid choices.
+        """
+        sub = Subnet.parse(arch)
+        for name, values, n, choices in (
+            ("ks", sub.ks, self.n_slots, self.ks_choices),
+            ("e", sub.e, self.n_slots, self.expand_choices),
+            ("d", sub.d, self.n_stages, self.depth_choices),
+        ):
+            if len(values) != n:
+                raise ValueError(f"subnet {name} must have {n} entries for {self.name}, got {len(values)}")
+            for i, v in enumerate(values):
+                if v not in choices:
+                    raise ValueError(f"subnet {name}[{i}] = {v} is not one of {list(choices)} in {self.name}")
+        if not MIN_RESOLUTION <= sub.r <= MAX_RESOLUTION:
+            raise ValueError(f"subnet r = {sub.r} is out of range [{MIN_RESOLUTION}, {MAX_RESOLUTION}]")
+        return sub
+
+    def active_slots(self, arch: ArchLike | Subnet) -> list[int]:
+        """Slot indices a subnet runs (stage * max_depth + j for j < d[stage])."""
+        sub = self.validate(arch)
+        return [s * self.max_depth + j for s in range(self.n_stages) for j in range(sub.d[s])]
+
+    def canonical(self, arch: ArchLike | Subnet) -> Subnet:
+        """The subnet with inactive slots set to the smallest choices, so equal networks compare equal."""
+        sub = self.validate(arch)
+        active = set(self.active_slots(sub))
+        ks = tuple(k if i in active else self.ks_choices[0] for i, k in enumerate(sub.ks))
+        e = tuple(x if i in active else self.expand_choices[0] for i, x in enumerate(sub.e))
+        return Subnet(ks=ks, e=e, d=sub.d, r=sub.r)
+
+    # -- blocks -------------------------------------------------------------------------
+    def stem_blocks(self, resolution: int) -> tuple[list[Block], int]:
+        """The stem (first conv + fixed first block) at ``resolution`` and the side after it."""
+        stem = Block.first_conv(resolution, self.first_conv_chs)
+        side = stem.out_hw
+        first = Block.mbconv(side, self.first_conv_chs, self.first_block_chs, self.first_conv_chs,
+                             kernel=3, stride=1, skip=self.first_conv_chs == self.first_block_chs,
+                             se=False, act="relu")
+        return [stem, first], first.out_hw
+
+    def slot_block(self, stage: int, j: int, in_hw: int, kernel: int, expand: int) -> Block:
+        """The block slot ``j`` of ``stage`` runs for a given input side, kernel and expand ratio."""
+        if j > 0:
+            in_chs = self.stage_chs[stage]
+        else:
+            in_chs = self.stage_chs[stage - 1] if stage > 0 else self.first_block_chs
+        stride = self.stage_strides[stage] if j == 0 else 1
+        return Block.mbconv(in_hw, in_chs, self.stage_chs[stage], round(in_chs * expand), kernel=kernel,
+                            stride=stride, skip=j > 0, se=self.stage_se[stage], act=self.stage_acts[stage])
+
+    def stage_input_sides(self, resolution: int) -> list[int]:
+        """Input side of each stage's first block at ``resolution``."""
+        _, side = self.stem_blocks(resolution)
+        sides = []
+        for stride in self.stage_strides:
+            sides.append(side)
+            side = (side - 1) // stride + 1
+        return sides
+
+    def head_blocks(self, side: int) -> list[Block]:
+        """Final expand, pool, feature mix and classifier after the last stage at ``side``."""
+        last = self.stage_chs[-1]
+        return [
+            Block.fixed("final_expand", side, last, side, self.final_expand_chs),
+            Block.fixed("avgpool", side, self.final_expand_chs, 1, self.final_expand_chs),
+            Block.fixed("feature_mix", 1, self.final_expand_chs, 1, self.feature_mix_chs),
+            Block.fixed("classifier", 1, self.feature_mix_chs, 1, self.n_classes),
+        ]
+
+    def blocks(self, arch: ArchLike | Subnet) -> list[Block]:
+        """The ordered blocks a subnet runs, exactly as OFA's LUT counts them."""
+        sub = self.validate(arch)
+        out, side = self.stem_blocks(sub.r)
+        for stage in range(self.n_stages):
+            for j in range(sub.d[stage]):
+                slot = stage * self.max_depth + j
+                block = self.slot_block(stage, j, side, sub.ks[slot], sub.e[slot])
+                out.append(block)
+                side = block.out_hw
+        out.extend(self.head_blocks(side))
+        return out
+
+    def unique_blocks(self, resolutions: int | list[int] | tuple[int, ...]) -> list[Block]:
+        """Every distinct block any subnet of this space can run at ``resolutions``, in run order."""
+        if isinstance(resolutions, int):
+            resolutions = [resolutions]
+        seen: dict[Block, None] = {}
+        for r in resolutions:
+            stem, side = self.stem_blocks(r)
+            seen.update(dict.fromkeys(stem))
+            for stage, in_side in enumerate(self.stage_input_sides(r)):
+                for j in range(self.max_depth):
+                    side_j = in_side if j == 0 else (in_side - 1) // self.stage_strides[stage] + 1
+                    for k in self.ks_choices:
+                        for e in self.expand_choices:
+                            seen[self.slot_block(stage, j, side_j, k, e)] = None
+            last_side = self.stage_input_sides(r)[-1]
+            last_side = (last_side - 1) // self.stage_strides[-1] + 1
+            seen.update(dict.fromkeys(self.head_blocks(last_side)))
+        return list(seen)
+
+    # -- populations (vectorized; see space.batch) ---------------------------------------
+    def sample(self, n: int, rng: np.random.Generator, resolutions: tuple[int, ...] | list[int] | None = None) -> SubnetBatch:
+        """``n`` uniformly random subnets as integer arrays."""
+        from space.batch import sample
+
+        return sample(self, n, rng, resolutions)
+
+    def mutate(self, batch: SubnetBatch, prob: float, rng: np.random.Generator,
+               resolutions: tuple[int, ...] | list[int] | None = None) -> SubnetBatch:
+        """Resample each gene (kernel, expand per slot; depth per stage; resolution) with probability ``prob``."""
+        from space.batch import mutate
+
+        return mutate(self, batch, prob, rng, resolutions)
+
+    def crossover(self, a: SubnetBatch, b: SubnetBatch, rng: np.random.Generator) -> SubnetBatch:
+        """Each gene taken from ``a`` or ``b`` with equal probability."""
+        from space.batch import crossover
+
+        return crossover(a, b, rng)
