@@ -1,1 +1,86 @@
-"""lut package."""
+"""Per-device latency lookup tables: the SQLite store, import/export, fast subnet prediction,
+calibration against end-to-end runs, and device comparison."""
+
+from lut.calibration import (
+    FEATURES,
+    MODELS,
+    Calibration,
+    block_features,
+    fidelity_metrics,
+    fit_calibration,
+    subnet_features,
+)
+from lut.compare import Comparison, PairComparison, compare_luts, plot_comparison
+from lut.errors import (
+    AmbiguousDeviceError,
+    CalibrationError,
+    ImportFormatError,
+    LutError,
+    MissingBlocksError,
+    SchemaVersionError,
+    StoreError,
+    UnknownDeviceError,
+)
+from lut.exporters import EXPORT_FORMATS, export_csv, export_ofa_yaml, export_parquet, export_table
+from lut.importers import (
+    ASSUMED_ZERO_NOTE,
+    FORMATS,
+    ImportResult,
+    detect_format,
+    import_files,
+    read_csv,
+    read_nsganetv2_yaml,
+    read_ofa_yaml,
+    read_parquet,
+    read_rows,
+)
+from lut.predict import FIXED_KINDS, CompiledLut, predict
+from lut.schema import PROVENANCE_COLUMNS, ROW_COLUMNS, SCHEMA_VERSION, STAT_COLUMNS, DeviceSetting
+from lut.store import LutStore, StoredSetting
+
+__all__ = [
+    "ASSUMED_ZERO_NOTE",
+    "EXPORT_FORMATS",
+    "FEATURES",
+    "FIXED_KINDS",
+    "FORMATS",
+    "MODELS",
+    "PROVENANCE_COLUMNS",
+    "ROW_COLUMNS",
+    "SCHEMA_VERSION",
+    "STAT_COLUMNS",
+    "AmbiguousDeviceError",
+    "Calibration",
+    "CalibrationError",
+    "Comparison",
+    "CompiledLut",
+    "DeviceSetting",
+    "ImportFormatError",
+    "ImportResult",
+    "LutError",
+    "LutStore",
+    "MissingBlocksError",
+    "PairComparison",
+    "SchemaVersionError",
+    "StoreError",
+    "StoredSetting",
+    "UnknownDeviceError",
+    "block_features",
+    "compare_luts",
+    "detect_format",
+    "export_csv",
+    "export_ofa_yaml",
+    "export_parquet",
+    "export_table",
+    "fidelity_metrics",
+    "fit_calibration",
+    "import_files",
+    "plot_comparison",
+    "predict",
+    "read_csv",
+    "read_nsganetv2_yaml",
+    "read_ofa_yaml",
+    "read_parquet",
+    "read_rows",
+    "subnet_features",
+]

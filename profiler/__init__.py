@@ -1,1 +1,63 @@
-"""profiler package."""
+"""Host side of measurement: block/subnet builders, ONNX/TFLite exporters, the artifact cache,
+the agent client, the fleet scheduler and end-to-end validation.
+
+Heavy parts (torch, onnx) load on first use, so ``from profiler.client import AgentClient``
+stays cheap for commands that only talk to agents.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "AgentClient",
+    "AgentError",
+    "ArtifactCache",
+    "FORMATS",
+    "AgentRef",
+    "ProfileSettings",
+    "ProfileReport",
+    "ValidationSettings",
+    "block_input_shape",
+    "build_block",
+    "build_from_net_config",
+    "build_subnet",
+    "export_block",
+    "export_module",
+    "export_net_config",
+    "export_subnet",
+    "profile",
+    "sha256_hex",
+    "validate",
+]
+
+_HOME = {
+    "AgentClient": "profiler.client",
+    "AgentError": "profiler.client",
+    "ArtifactCache": "profiler.artifacts",
+    "sha256_hex": "profiler.artifacts",
+    "FORMATS": "profiler.export",
+    "export_block": "profiler.export",
+    "export_module": "profiler.export",
+    "export_net_config": "profiler.export",
+    "export_subnet": "profiler.export",
+    "block_input_shape": "profiler.builders",
+    "build_block": "profiler.builders",
+    "build_from_net_config": "profiler.builders",
+    "build_subnet": "profiler.builders",
+    "AgentRef": "profiler.fleet",
+    "ProfileSettings": "profiler.fleet",
+    "ProfileReport": "profiler.fleet",
+    "profile": "profiler.fleet",
+    "ValidationSettings": "profiler.validate",
+    "validate": "profiler.validate",
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _HOME[name]
+    except KeyError:
+        raise AttributeError(f"module 'profiler' has no attribute {name!r}") from None
+    return getattr(importlib.import_module(module), name)

@@ -1,11 +1,311 @@
-"""CLI commands (filled in by its owner)."""
+"""``lutnas lut list|import|export|predict|rm`` and ``lutnas compare``: thin wrappers over :mod:`lut`."""
 
 from __future__ import annotations
 
-import typer
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
-__all__ = ["register"]
+import typer
+from rich.table import Table
+
+from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail
+
+__all__ = ["register", "lut_app"]
+
+lut_app = typer.Typer(help="Per-device latency lookup tables: list, import, export, predict, remove.",
+                      no_args_is_help=True)
+
+_DB = typer.Option(..., "--db", help="The LUT store (SQLite file).")
+_JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+
+
+@contextmanager
+def _store(db: Path, *, create: bool = False) -> Iterator[Any]:
+    """Open the store, turning lut errors into one-line CLI failures (2: bad input, 1: the work failed)."""
+    from lut import LutError, LutStore, MissingBlocksError
+
+    if not create and not db.exists():
+        fail(f"no LUT store at {db} (create one with 'lutnas lut import' or 'lutnas profile')", EXIT_USAGE)
+    try:
+        with LutStore(db) as store:
+            yield store
+    except MissingBlocksError as err:
+        fail(str(err), EXIT_FAILED)
+    except (LutError, ValueError) as err:
+        fail(str(err), EXIT_USAGE)
+
+
+def _space_name(space: str | None) -> str:
+    from space import DEFAULT_SPACE, get_space
+
+    try:
+        return get_space(space or DEFAULT_SPACE).name
+    except ValueError as err:
+        fail(str(err), EXIT_USAGE)
+
+
+# -- lut list ------------------------------------------------------------------------------------
+@lut_app.command("list")
+def list_cmd(db: Path = _DB, json_out: bool = _JSON) -> None:
+    """List device settings with their row counts, coverage and calibration."""
+    from lut import CompiledLut
+    from space import get_space, list_spaces
+
+    with _store(db) as store:
+        counts = store.count_rows()
+        out = []
+        for s in store.settings():
+            table = store.table(s.id)
+            coverage = {}
+            for name in list_spaces():
+                res = CompiledLut.from_table(table, get_space(name), device=s.name).resolutions
+                if res:
+                    coverage[name] = list(res)
+            cal = store.calibration(s.id)
+            out.append({"id": s.id, **s.setting.to_dict(), "rows": counts.get(s.id, 0),
+                        "failed_blocks": len(store.failures(s.id)), "resolutions": coverage,
+                        "calibration": cal.kind if cal is not None else None, "info": s.info})
+    if json_out:
+        emit_json({"devices": out})
+        return
+    from lut.predict import _ranges
+
+    table_ = Table(title=f"LUT store {db}")
+    for col in ("id", "device", "runtime", "threads", "precision", "format", "rows", "fully covered", "calibration"):
+        table_.add_column(col)
+    for d in out:
+        cover = "; ".join(f"{k.removeprefix('ofa-mbv3-')}: {_ranges(v)}" for k, v in d["resolutions"].items()) or "-"
+        table_.add_row(str(d["id"]), d["name"], f"{d['runtime']} {d['runtime_version']}".strip(),
+                       str(d["threads"] or "?"), d["precision"], d["model_format"] or "-", str(d["rows"]), cover,
+                       d["calibration"] or "-")
+    err_console.print(table_)
+
+
+# -- lut import ----------------------------------------------------------------------------------
+@lut_app.command("import")
+def import_cmd(
+    files: list[Path] = typer.Argument(..., help="Files to import (one per resolution for OFA yaml)."),
+    db: Path = _DB,
+    device: str = typer.Option(..., "--device", help="Device name (or an existing setting's id)."),
+    fmt: str | None = typer.Option(None, "--format", help="ofa-yaml | nsganetv2-yaml | csv | parquet (default: detected)."),
+    runtime: str | None = typer.Option(None, "--runtime", help="Runtime the table was measured with."),
+    runtime_version: str | None = typer.Option(None, "--runtime-version"),
+    threads: int | None = typer.Option(None, "--threads", min=0),
+    precision: str | None = typer.Option(None, "--precision"),
+    model_format: str | None = typer.Option(None, "--model-format"),
+    delegate: str | None = typer.Option(None, "--delegate"),
+    json_out: bool = _JSON,
+) -> None:
+    """Import LUT files as one device setting (all rows or, on any error, none)."""
+    from lut import FORMATS, DeviceSetting, import_files
+
+    if fmt is not None and fmt not in FORMATS:
+        fail(f"--format {fmt!r} is unknown; valid: {', '.join(FORMATS)}", EXIT_USAGE)
+    for f in files:
+        if not f.is_file():
+            fail(f"no such file: {f}", EXIT_USAGE)
+    fields = {"runtime": runtime, "runtime_version": runtime_version, "threads": threads, "precision": precision,
+              "model_format": model_format, "delegate": delegate}
+    given = {k: v for k, v in fields.items() if v is not None}
+    with _store(db, create=True) as store:
+        if not given and (device.isdigit() or store.settings(device)):
+            target: Any = store.setting(device)  # the existing setting (ambiguous names fail here)
+        else:
+            try:
+                target = DeviceSetting(name=device, **{"runtime": "unknown", **given})
+            except ValueError as err:
+                fail(str(err), EXIT_USAGE)
+        result = import_files(store, target, files, fmt)
+        stored = store.setting(result.setting_id)
+    doc = {"device": stored.name, "setting_id": result.setting_id, "rows": result.n_rows, "files": result.n_files,
+           "assumed_rows": result.n_assumed}
+    if json_out:
+        emit_json(doc)
+        return
+    note = f" ({result.n_assumed} AvgPool2D rows absent in source, assumed 0 ms)" if result.n_assumed else ""
+    err_console.print(f"imported {result.n_rows} rows from {result.n_files} file(s) into {stored.describe()}{note}")
+
+
+# -- lut export ----------------------------------------------------------------------------------
+@lut_app.command("export")
+def export_cmd(
+    db: Path = _DB,
+    device: str = typer.Option(..., "--device", help="Device name or setting id."),
+    fmt: str = typer.Option(..., "--format", help="ofa-yaml (a directory) | csv | parquet."),
+    out: Path = typer.Option(..., "--out", help="Output directory (ofa-yaml) or file."),
+    json_out: bool = _JSON,
+) -> None:
+    """Export a device's LUT."""
+    from lut import EXPORT_FORMATS, export_table
+
+    if fmt not in EXPORT_FORMATS:
+        fail(f"--format {fmt!r} is unknown; valid: {', '.join(EXPORT_FORMATS)}", EXIT_USAGE)
+    with _store(db) as store:
+        stored = store.setting(device)
+        try:
+            paths = export_table(store, stored, fmt, out)
+        except OSError as err:
+            fail(f"cannot write {out}: {err.strerror or err}", EXIT_FAILED)
+    if json_out:
+        emit_json({"device": stored.name, "format": fmt, "files": [str(p) for p in paths]})
+        return
+    err_console.print(f"wrote {len(paths)} file(s) for {stored.describe()} to {out}")
+
+
+# -- lut predict ---------------------------------------------------------------------------------
+@lut_app.command("predict")
+def predict_cmd(
+    db: Path = _DB,
+    device: str = typer.Option(..., "--device", help="Device name or setting id."),
+    space: str | None = typer.Option(None, "--space", help="Search space (default ofa-mbv3-w1.2)."),
+    arch: str | None = typer.Option(None, "--arch", help='Subnet as JSON: {"ks": [...], "e": [...], "d": [...], "r": 224}.'),
+    net_config: Path | None = typer.Option(None, "--net-config", help="OFA net.config file (or its folder)."),
+    resolution: int | None = typer.Option(None, "--resolution", help="Input resolution for --net-config."),
+    raw: bool = typer.Option(False, "--raw", help="Ignore the device's calibration; print the plain LUT sum."),
+    json_out: bool = _JSON,
+) -> None:
+    """Predict a subnet's latency on a device from its LUT (calibrated when a calibration exists)."""
+    from lut import CalibrationError, block_features
+    from space import read_net_config
+
+    if (arch is None) == (net_config is None):
+        fail("give exactly one of --arch JSON or --net-config FILE", EXIT_USAGE)
+    if net_config is not None and resolution is None:
+        fail("--net-config needs --resolution R", EXIT_USAGE)
+    if arch is not None and resolution is not None:
+        fail("--resolution goes with --net-config; put r in the --arch JSON", EXIT_USAGE)
+    space_name = _space_name(space)
+    with _store(db) as store:
+        compiled = store.compiled(device, space_name, calibrated=not raw)
+        cal = compiled.calibration
+        if arch is not None:
+            try:
+                arch_obj = json.loads(arch)
+            except json.JSONDecodeError as err:
+                fail(f"--arch is not JSON ({err.msg} at column {err.colno})", EXIT_USAGE)
+            sub = compiled.space.validate(arch_obj)
+            raw_ms = compiled.predict(sub, calibrated=False)
+            latency = compiled.predict(sub, calibrated=True)
+        else:
+            try:
+                blocks = read_net_config(net_config, resolution)
+            except ValueError as err:
+                fail(str(err), EXIT_USAGE)
+            raw_ms = compiled.predict_blocks(blocks)
+            latency = raw_ms
+            if cal is not None:
+                try:
+                    latency = float(cal.predict({k: [v] for k, v in block_features(compiled, blocks).items()})[0])
+                except CalibrationError as err:
+                    err_console.print(f"[yellow]warning:[/] calibration not applied: {err}")
+                    cal = None
+    doc = {"device": compiled.device, "space": space_name, "latency_ms": latency, "calibrated": cal is not None,
+           "raw_ms": raw_ms, "calibration": cal.kind if cal is not None else None}
+    if json_out:
+        emit_json(doc)
+        return
+    how = f"calibrated ({cal.kind}; raw LUT sum {raw_ms:.3f} ms)" if cal is not None else "raw LUT sum"
+    err_console.print(f"{compiled.device} ({space_name}): {latency:.3f} ms, {how}")
+
+
+# -- lut rm --------------------------------------------------------------------------------------
+@lut_app.command("rm")
+def rm_cmd(
+    db: Path = _DB,
+    device: str = typer.Option(..., "--device", help="Device name or setting id."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    json_out: bool = _JSON,
+) -> None:
+    """Remove a device setting with its rows, failures, validation runs and calibrations."""
+    with _store(db) as store:
+        stored = store.setting(device)
+        n_rows = len(store.keys(stored.id))
+        if not yes:
+            if not sys.stdin.isatty():
+                fail(f"removing {stored.describe()} ({n_rows} rows) needs --yes when not interactive", EXIT_USAGE)
+            if not typer.confirm(f"remove {stored.describe()} and its {n_rows} rows?", err=True):
+                fail("nothing removed", EXIT_FAILED)
+        store.remove_setting(stored.id)
+    if json_out:
+        emit_json({"device": stored.name, "setting_id": stored.id, "removed_rows": n_rows})
+        return
+    err_console.print(f"removed {stored.describe()} ({n_rows} rows)")
+
+
+# -- compare -------------------------------------------------------------------------------------
+def compare_cmd(
+    ctx: typer.Context,
+    db: Path = _DB,
+    devices: list[str] = typer.Option(..., "--devices", help="Two or more devices: --devices A B [...] (or A,B)."),
+    space: str | None = typer.Option(None, "--space", help="Search space (default ofa-mbv3-w1.2)."),
+    resolution: list[int] | None = typer.Option(None, "--resolution", help="Resolution(s) to compare at (repeatable; default: all common)."),
+    subnets: int = typer.Option(10_000, "--subnets", min=2, help="Random subnets to rank."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the subnet draw."),
+    plot: Path | None = typer.Option(None, "--plot", help="Write a PNG: latency scatter and per-stage ratio heat map."),
+    json_out: bool = _JSON,
+) -> None:
+    """Compare devices' LUTs: block latency ratios, rank correlations, dominant block kinds."""
+    from lut.compare import compare_luts, plot_comparison
+
+    extra = [a for a in ctx.args]
+    bad = [a for a in extra if a.startswith("-")]
+    if bad:
+        fail(f"unknown option(s) {bad}", EXIT_USAGE)
+    names = [n for item in [*devices, *extra] for n in item.split(",") if n]
+    if len(names) < 2 or len(set(names)) != len(names):
+        fail(f"--devices needs two or more distinct devices, got {names}", EXIT_USAGE)
+    space_name = _space_name(space)
+    with _store(db) as store:
+        luts = {}
+        for name in names:
+            stored = store.setting(name)
+            luts[name] = store.compiled(stored.id, space_name, calibrated=False)
+        cmp = compare_luts(luts, resolutions=resolution or None, n_subnets=subnets, random_state=seed)
+    if plot is not None:
+        try:
+            plot_comparison(cmp, plot)
+        except OSError as err:
+            fail(f"cannot write --plot {plot}: {err.strerror or err}", EXIT_FAILED)
+    doc = cmp.to_dict()
+    if plot is not None:
+        doc["plot"] = str(plot)
+    if json_out:
+        emit_json(doc)
+        return
+    _print_comparison(cmp, plot)
+
+
+def _print_comparison(cmp: Any, plot: Path | None) -> None:
+    from lut.predict import _ranges
+
+    err_console.print(f"{cmp.space}, resolutions {_ranges(cmp.resolutions)}, {cmp.n_subnets} random subnets")
+    pairs = Table(title="pairs (ratio = B / A)")
+    for col in ("A", "B", "shared blocks", "median ratio", "block Spearman", "block Kendall",
+                "subnet Spearman", "subnet Kendall"):
+        pairs.add_column(col)
+    for p in cmp.pairs:
+        pairs.add_row(p.a, p.b, str(p.n_shared_blocks), f"{p.median_ratio:.3f}", f"{p.block_spearman:.3f}",
+                      f"{p.block_kendall:.3f}", f"{p.subnet_spearman:.3f}", f"{p.subnet_kendall:.3f}")
+    err_console.print(pairs)
+    for p in cmp.pairs:
+        groups = Table(title=f"{p.b} / {p.a} by group")
+        for col in ("group", "n", "median", "geomean", "min", "max"):
+            groups.add_column(col)
+        for g, row in p.ratio_by_group.iterrows():
+            groups.add_row(str(g), str(int(row["n"])), *(f"{row[c]:.3f}" for c in ("median", "geomean", "min", "max")))
+        err_console.print(groups)
+    for device, shares in cmp.dominant.items():
+        top = ", ".join(f"{g} {100 * s:.1f}%" for g, s in shares[:4])
+        err_console.print(f"{device}: latency dominated by {top}")
+    if plot is not None:
+        err_console.print(f"plot written to {plot}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to app."""
+    """Add ``lut ...`` and ``compare`` to ``app``."""
+    app.add_typer(lut_app, name="lut")
+    app.command("compare", context_settings={"allow_extra_args": True})(compare_cmd)

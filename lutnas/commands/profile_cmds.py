@@ -1,11 +1,235 @@
-"""CLI commands (filled in by its owner)."""
+"""``lutnas profile`` (fill LUTs from a fleet of agents) and ``lutnas validate`` (LUT sums vs whole networks)."""
 
 from __future__ import annotations
 
-import typer
+import signal
+import threading
+from pathlib import Path
+from typing import Optional
 
-__all__ = ["register"]
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail, parse_agent_spec, read_token
+
+__all__ = ["register", "parse_resolutions", "run_profile"]
+
+
+def parse_resolutions(text: str) -> tuple[int, ...]:
+    """``"160,176,192"`` or ``"128-224:4"`` (start-stop:step, inclusive) → a tuple of ints."""
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                span, _, step = part.partition(":")
+                lo, _, hi = span.partition("-")
+                out.extend(range(int(lo), int(hi) + 1, int(step or 4)))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise ValueError(f"--resolutions expects ints like 160,176 or a range 128-224:4, got {text!r}") from None
+    if not out or any(r < 32 or r > 1024 for r in out):
+        raise ValueError(f"--resolutions must list resolutions in [32, 1024], got {text!r}")
+    return tuple(dict.fromkeys(out))
+
+
+def run_profile(store, agents, settings, token, tls_ca=None, show_progress: bool = True):
+    """Run a profile with rich progress bars on stderr; Ctrl-C stops cleanly (the store stays consistent)."""
+    from profiler.fleet import profile
+
+    stop = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum, frame):  # noqa: ARG001 - signal handler signature
+        err_console.print("[yellow]stopping: finishing in-flight jobs; rerun to resume[/]")
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, on_sigint)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[failed]} failed"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=err_console, disable=not show_progress, transient=False) as bars:
+            tasks: dict[str, int] = {}
+
+            def on_progress(p) -> None:
+                if p.device not in tasks:
+                    tasks[p.device] = bars.add_task(f"profile {p.device}", total=p.total, failed=0)
+                bars.update(tasks[p.device], completed=p.done + p.failed, failed=p.failed)
+
+            return profile(store, agents, settings, token=token, tls_ca=tls_ca, on_progress=on_progress, stop=stop)
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, previous)
+
+
+def _summary_table(report) -> Table:
+    table = Table(title="profile summary")
+    for col in ("device", "blocks", "timed", "skipped", "failed", "re-timed", "wall s", "busy", "uploaded KB", "saved KB"):
+        table.add_column(col, justify="right" if col != "device" else "left")
+    for d in report.devices:
+        table.add_row(d.name, str(d.total), str(d.timed), str(d.skipped), str(len(d.failed)), str(d.retimed),
+                      f"{d.wall_s:.1f}", f"{d.busy_fraction:.0%}", f"{d.uploaded_bytes / 1024:.0f}",
+                      f"{d.saved_bytes / 1024:.0f}")
+    return table
+
+
+def profile_cmd(
+    agent: list[str] = typer.Option(..., "--agent", help="NAME=HOST:PORT; repeat; agents sharing a NAME split that device's work."),
+    space: str = typer.Option("ofa-mbv3-w1.2", help="Search space whose blocks are timed."),
+    resolutions: str = typer.Option("160,176,192,208,224", help="Comma-separated resolutions, or a range like 128-224:4."),
+    runtime: str = typer.Option("onnxruntime", help="Runtime on the agents: onnxruntime, tflite, torch, benchmark_model."),
+    threads: int = typer.Option(1, help="Runtime threads."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="Model format: onnx or tflite (default: the runtime's own)."),
+    option: list[str] = typer.Option([], "--option", help="Runtime option KEY=VALUE (e.g. device=cuda); repeatable."),
+    db: Path = typer.Option(..., "--db", help="SQLite LUT store (created if missing)."),
+    sentinel_every: int = typer.Option(25, help="Re-time the drift sentinel every N jobs per agent (0: off)."),
+    sentinel_threshold: float = typer.Option(0.05, help="Relative sentinel drift that triggers cooldown and re-timing."),
+    max_attempts: int = typer.Option(3, help="Attempts per block before it is recorded as failed."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Host artifact cache (default ~/.cache/lutnas/artifacts)."),
+    token_file: Optional[Path] = typer.Option(None, help="Bearer token file (else $LUTNAS_TOKEN)."),
+    tls_ca: Optional[Path] = typer.Option(None, help="CA certificate to trust for TLS agents."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+) -> None:
+    """Time every block of a space on every device (resumes by default) and fill the LUT store."""
+    from lut.store import LutStore
+    from profiler.fleet import AgentRef, ProfileError, ProfileSettings
+    from space import get_space
+
+    try:
+        specs = [parse_agent_spec(a) for a in agent]
+        res = parse_resolutions(resolutions)
+        get_space(space)
+        options = dict(_parse_option(o) for o in option)
+        if fmt is not None and fmt not in ("onnx", "tflite", "torchscript"):
+            raise ValueError(f"--format must be onnx, tflite or torchscript, got {fmt!r}")
+        settings = ProfileSettings(space=space, resolutions=res, runtime=runtime, threads=threads, fmt=fmt or "",
+                                   options=options, sentinel_every=sentinel_every,
+                                   sentinel_threshold=sentinel_threshold, max_attempts=max_attempts,
+                                   cache_dir=str(cache_dir) if cache_dir else None)
+    except ValueError as err:
+        fail(str(err), EXIT_USAGE)
+    token = read_token(token_file)
+    with LutStore(db) as store:
+        try:
+            report = run_profile(store, [AgentRef(s.name, s.address) for s in specs], settings, token,
+                                 str(tls_ca) if tls_ca else None, show_progress=not json_out)
+        except ProfileError as err:
+            fail(str(err), EXIT_FAILED)
+    if json_out:
+        emit_json(report.to_dict())
+    else:
+        err_console.print(_summary_table(report))
+        for d in report.devices:
+            for f in d.failed:
+                err_console.print(f"[red]failed[/] {d.name}: {f.block_key}: {f.reason} ({f.attempts} attempts)")
+            if d.aborted:
+                err_console.print(f"[red]aborted[/] {d.name}: {d.aborted}")
+    if not report.ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _parse_option(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"--option expects KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def _fidelity_table(report) -> Table:
+    table = Table(title=f"fidelity of {report.device}'s LUT ({report.space}, {len(report.samples)} subnets)")
+    for col in ("predictor", "RMSE ms", "RMSPE %", "MAPE %", "bias %", "within ±5%", "within ±10%"):
+        table.add_column(col, justify="right" if col != "predictor" else "left")
+    rows = [("raw LUT sum", report.raw)]
+    if report.calibrated is not None:
+        rows.append((f"calibrated ({report.calibration.kind}, held-out CV)", report.calibrated))
+    for label, m in rows:
+        table.add_row(label, f"{m['rmse_ms']:.3f}", f"{m['rmspe']:.1f}", f"{m['mape']:.1f}", f"{m['bias']:+.1f}",
+                      f"{m['within_5pct']:.0f}%", f"{m['within_10pct']:.0f}%")
+    return table
+
+
+def validate_cmd(
+    agent: Optional[str] = typer.Option(None, "--agent", help="NAME=HOST:PORT of the device (omit to re-render stored runs)."),
+    db: Path = typer.Option(..., "--db", help="SQLite LUT store."),
+    device: Optional[str] = typer.Option(None, help="Device setting to validate (default: the --agent NAME)."),
+    samples: int = typer.Option(100, help="Subnets to time end to end, stratified over the predicted latency range."),
+    rounds: int = typer.Option(4, help="Interleaved timing rounds (even/odd rounds give the repeat noise)."),
+    space: Optional[str] = typer.Option(None, help="Search space (default: the one the LUT covers)."),
+    resolutions: Optional[str] = typer.Option(None, help="Restrict to these resolutions (default: all the LUT covers)."),
+    calibrate: bool = typer.Option(False, "--calibrate", help="Fit a calibration (chosen by cross-validation) and store it."),
+    seed: int = typer.Option(0, help="Seed of the subnet draw and round order."),
+    token_file: Optional[Path] = typer.Option(None, help="Bearer token file (else $LUTNAS_TOKEN)."),
+    tls_ca: Optional[Path] = typer.Option(None, help="CA certificate to trust for a TLS agent."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+) -> None:
+    """Time whole subnets on the device and check the LUT's sums against them (raw and calibrated)."""
+    from lut import LutError, LutStore
+    from profiler.validate import ValidationError, ValidationSettings, report_from_store
+
+    try:
+        spec = parse_agent_spec(agent) if agent else None
+        res = parse_resolutions(resolutions) if resolutions else ()
+        if samples < 3:
+            raise ValueError(f"--samples must be >= 3, got {samples}")
+    except ValueError as err:
+        fail(str(err), EXIT_USAGE)
+    name = device or (spec.name if spec else None)
+    if name is None:
+        fail("give --agent NAME=HOST:PORT to measure, or --device NAME to re-render stored runs", EXIT_USAGE)
+    if not db.exists():
+        fail(f"no LUT store at {db}; run lutnas profile first", EXIT_USAGE)
+    settings = ValidationSettings(samples=samples, rounds=rounds, seed=seed, space=space, resolutions=res,
+                                  calibrate=calibrate)
+    with LutStore(db) as store:
+        try:
+            store.setting(name)
+        except LutError as err:
+            fail(str(err), EXIT_USAGE)
+        try:
+            if spec is None:
+                report = report_from_store(store, name, calibrate=calibrate, space=space, seed=seed)
+            else:
+                report = _validate_with_progress(store, name, spec.address, settings, read_token(token_file),
+                                                 str(tls_ca) if tls_ca else None, show=not json_out)
+        except (ValidationError, LutError) as err:
+            fail(str(err), EXIT_FAILED)
+    out = report.to_dict()
+    if json_out:
+        emit_json(out)
+        return
+    err_console.print(_fidelity_table(report))
+    noise = report.noise
+    err_console.print(f"measurement repeat noise: median {noise['repeat_median']:.1f}%, p90 {noise['repeat_p90']:.1f}%"
+                      " (two independent end-to-end measurements of each subnet)")
+    for note in report.notes:
+        err_console.print(f"[yellow]note:[/] {note}")
+    if report.calibration is not None:
+        err_console.print(f"calibration: {report.calibration.describe()}")
+
+
+def _validate_with_progress(store, name, address, settings, token, tls_ca, show: bool):
+    from profiler.validate import validate
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=err_console, disable=not show) as bars:
+        tasks: dict[str, int] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                label = "export subnets" if stage == "export" else "time subnets (interleaved rounds)"
+                tasks[stage] = bars.add_task(label, total=total)
+            bars.update(tasks[stage], completed=done)
+
+        return validate(store, name, address, settings, token=token, tls_ca=tls_ca, on_progress=on_progress)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to app."""
+    """Add ``profile`` and ``validate``."""
+    app.command("profile")(profile_cmd)
+    app.command("validate")(validate_cmd)

@@ -1,0 +1,169 @@
+"""The timing worker: a child process that pins itself, then runs one job per request.
+
+Started by :class:`agent.worker.WorkerSupervisor` as ``python -m agent._worker_main``. Requests
+and replies are JSON documents over a private pipe (``multiprocessing.connection`` framing), so
+anything a runtime prints on stdout cannot corrupt the protocol: stdout is pointed at stderr.
+
+Request: ``{"job": {...}}``. Reply: ``{"ok": true, "result": {...}}`` or
+``{"ok": false, "code": "INVALID_ARGUMENT", "message": "..."}``. The first message the worker
+sends is ``{"ready": true, "pid": ..., "cpus": [...]}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from agent.config import allowed_cpus
+from agent.device import read_device_state
+from agent.errors import JobError, one_line
+from agent.runtimes import InputSpec, LoadOptions, Runtime, get_runtime
+from agent.timing import TimingPlan, summarize
+
+__all__ = ["run_job", "main"]
+
+log = logging.getLogger(__name__)
+
+
+def run_job(
+    job: dict[str, Any], runtimes: dict[str, Runtime], cpus: list[int] | None, workdir: Path, versions: dict[str, str]
+) -> dict[str, Any]:
+    """Run one validated job and return the result document.
+
+    Args:
+        job: The job document (see :func:`agent.jobs.validate_job`) plus ``model_path``.
+        runtimes: Runtime instances by name, loaded on first use.
+        cpus: CPUs whose state to record, None for all.
+        workdir: A private directory for this job, created only if a runtime needs it; removed after.
+        versions: Runtime versions by name (probing costs milliseconds, so it happens once).
+
+    Raises:
+        JobError: the job failed in a way the host should see.
+    """
+    plan = TimingPlan(**job["plan"])
+    if plan.cooldown_s > 0:
+        time.sleep(plan.cooldown_s)
+    runtime = runtimes[job["runtime"]]
+    before = read_device_state(cpus)
+    t_start = time.perf_counter()
+    model_bytes = Path(job["model_path"]).read_bytes()
+    options = LoadOptions(
+        format=job["format"],
+        threads=job["threads"],
+        inputs=tuple(InputSpec(i["name"], tuple(i["shape"]), i["dtype"]) for i in job["inputs"]),
+        options=job["options"],
+        workdir=workdir,
+        plan=plan,
+        max_input_bytes=job["max_input_bytes"],
+    )
+    try:
+        t_load = time.perf_counter()
+        loaded = runtime.load(model_bytes, options)
+        load_ms = (time.perf_counter() - t_load) * 1e3
+        measurement = runtime.time(loaded, plan)
+        del loaded  # free sessions before the next job loads
+    finally:
+        # Creating a temp dir per job costs milliseconds here; only runtimes that write files make one.
+        if workdir.exists():
+            shutil.rmtree(workdir, ignore_errors=True)
+    if measurement.summary is not None:
+        stats = measurement.summary
+    elif measurement.samples_ms:
+        stats = summarize(measurement.samples_ms)
+    else:
+        raise JobError("INTERNAL", f"runtime {job['runtime']} returned no samples")
+    after = read_device_state(cpus)
+    if job["runtime"] not in versions:
+        versions[job["runtime"]] = runtime.probe().version
+    return {
+        "stats": asdict(stats),
+        "samples_ms": list(measurement.samples_ms) if job["return_samples"] else [],
+        "stop_reason": measurement.stop_reason,
+        "warmup_runs": measurement.warmup_runs,
+        "settings": measurement.settings,
+        "runtime_version": versions[job["runtime"]],
+        "load_ms": load_ms,
+        "wall_s": time.perf_counter() - t_start,
+        "before": before,
+        "after": after,
+    }
+
+
+def _serve(conn: _Duplex, extra: dict[str, str], cpus: list[int] | None, jobs_dir: Path) -> None:
+    runtimes: dict[str, Runtime] = {}
+    versions: dict[str, str] = {}
+    count = 0
+    while True:
+        try:
+            request = json.loads(conn.recv_bytes())
+        except EOFError:
+            return  # the agent went away; so do we
+        job = request["job"]
+        try:
+            if job["runtime"] not in runtimes:
+                runtimes[job["runtime"]] = get_runtime(job["runtime"], extra)
+            count += 1
+            reply = {"ok": True, "result": run_job(job, runtimes, cpus, jobs_dir / f"job-{count}", versions)}
+        except JobError as err:
+            reply = {"ok": False, "code": err.code, "message": err.message}
+        except MemoryError:
+            reply = {"ok": False, "code": "RESOURCE_EXHAUSTED", "message": "out of memory while running the job"}
+        except Exception as err:  # a runtime bug must cost one job, not the worker
+            log.exception("job %s failed", job.get("job_id"))
+            reply = {"ok": False, "code": "INTERNAL", "message": f"{type(err).__name__}: {one_line(err, 200)}"}
+        conn.send_bytes(json.dumps(reply).encode())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Worker entry point."""
+    parser = argparse.ArgumentParser(prog="python -m agent._worker_main")
+    parser.add_argument("--rfd", type=int, required=True)
+    parser.add_argument("--wfd", type=int, required=True)
+    parser.add_argument("--cpus", default="")
+    parser.add_argument("--extra-runtime", action="append", default=[])
+    parser.add_argument("--jobs-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    # Runtimes may print to stdout; keep it away from anything that reads ours.
+    os.dup2(2, 1)
+    logging.basicConfig(level=logging.WARNING, format="worker %(levelname)s %(name)s: %(message)s")
+    cpus = [int(c) for c in args.cpus.split(",") if c] or None
+    if cpus is not None:
+        os.sched_setaffinity(0, cpus)
+    extra: dict[str, str] = {}
+    for item in args.extra_runtime:
+        name, _, spec = item.partition("=")
+        extra[name] = spec
+    reader = Connection(args.rfd, writable=False)
+    writer = Connection(args.wfd, readable=False)
+    writer.send_bytes(json.dumps({"ready": True, "pid": os.getpid(), "cpus": sorted(allowed_cpus()) if cpus else []}).encode())
+    _serve(_Duplex(reader, writer), extra, cpus, args.jobs_dir)
+    sys.stderr.flush()
+    # Skip interpreter teardown: with torch loaded it takes seconds, and there is nothing to save.
+    os._exit(0)
+
+
+class _Duplex:
+    """Reads from one pipe end and writes to the other, like a duplex Connection."""
+
+    def __init__(self, reader: Connection, writer: Connection) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    def recv_bytes(self) -> bytes:
+        return self._reader.recv_bytes()
+
+    def send_bytes(self, data: bytes) -> None:
+        self._writer.send_bytes(data)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

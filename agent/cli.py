@@ -1,0 +1,223 @@
+"""Starting an agent from flags: shared by ``python -m agent`` and ``lutnas agent serve``.
+
+``python -m agent`` uses argparse so a board needs nothing beyond ``lutnas[agent]``;
+``lutnas agent serve`` exposes the same flags with typer and calls :func:`serve` too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from agent.auth import generate_token, write_token_file
+from agent.config import (
+    CAN_PIN,
+    DEFAULT_CACHE_MB,
+    DEFAULT_HOST,
+    DEFAULT_JOB_TIMEOUT_S,
+    DEFAULT_MAX_MESSAGE_MB,
+    DEFAULT_PORT,
+    AgentConfig,
+    default_cache_dir,
+    default_token_path,
+    parse_cpus,
+)
+
+__all__ = ["resolve_token", "build_config", "serve", "build_parser", "main", "TOKEN_ENV"]
+
+log = logging.getLogger(__name__)
+TOKEN_ENV = "LUTNAS_TOKEN"
+
+
+def resolve_token(token_file: Path | None, insecure_no_auth: bool, echo: Callable[[str], None]) -> tuple[str | None, str]:
+    """The token to require and a description of where it came from.
+
+    Order: ``--token-file``, then ``$LUTNAS_TOKEN``, else a new token written to
+    :func:`~agent.config.default_token_path` (the path is echoed so the operator can copy it).
+
+    Raises:
+        ValueError: the token file cannot be read or is empty.
+    """
+    if insecure_no_auth:
+        return None, "none (--insecure-no-auth)"
+    if token_file is not None:
+        try:
+            token = Path(token_file).read_text().strip()
+        except OSError as err:
+            raise ValueError(f"cannot read --token-file {token_file}: {err.strerror}") from err
+        if not token:
+            raise ValueError(f"--token-file {token_file} is empty")
+        return token, f"token (file {token_file})"
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if token:
+        return token, f"token (${TOKEN_ENV})"
+    token = generate_token()
+    path = write_token_file(default_token_path(), token)
+    echo(f"generated a token; wrote it to {path} (pass it to hosts with --token-file or ${TOKEN_ENV})")
+    return token, f"token (file {path})"
+
+
+def build_config(
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    token: str | None,
+    insecure_no_auth: bool = False,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+    runtimes: str | None = None,
+    extra_runtimes: Sequence[str] = (),
+    cache_dir: Path | None = None,
+    cache_mb: int = DEFAULT_CACHE_MB,
+    max_message_mb: int = DEFAULT_MAX_MESSAGE_MB,
+    cpus: str = "auto",
+    job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S,
+    job_log: Path | None = None,
+    name: str | None = None,
+    benchmark_model_bin: Path | None = None,
+) -> AgentConfig:
+    """An :class:`AgentConfig` from flag values, checking rules that span flags.
+
+    Raises:
+        ValueError: a bad flag value, naming the flag.
+    """
+    if not 0 <= port < 65536:
+        raise ValueError(f"--port must be in 0..65535, got {port}")
+    if (tls_cert is None) != (tls_key is None):
+        raise ValueError("--tls-cert and --tls-key go together")
+    if max_message_mb < 1:
+        raise ValueError(f"--max-message-mb must be >= 1, got {max_message_mb}")
+    if cache_mb < 1:
+        raise ValueError(f"--cache-mb must be >= 1, got {cache_mb}")
+    names = tuple(n.strip() for n in runtimes.split(",") if n.strip()) if runtimes else None
+    return AgentConfig(
+        host=host,
+        port=port,
+        token=token,
+        insecure_no_auth=insecure_no_auth,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        runtimes=names,
+        extra_runtimes=tuple(extra_runtimes),
+        cache_dir=cache_dir or default_cache_dir(),
+        cache_mb=cache_mb,
+        max_message_mb=max_message_mb,
+        cpus=parse_cpus(cpus),
+        job_timeout_s=job_timeout_s,
+        job_log=job_log,
+        name=name,
+        benchmark_model_bin=benchmark_model_bin,
+    )
+
+
+def serve(config: AgentConfig, auth_desc: str, echo: Callable[[str], None]) -> None:
+    """Start the agent, echo one ready line, and serve until SIGINT/SIGTERM.
+
+    Raises:
+        ValueError, RuntimeError: from :func:`agent.server.start_server`.
+    """
+    from agent.server import start_server
+
+    running = start_server(config)
+    _keep_off_timing_cpus(running.supervisor.worker_cpus)
+    offered = ",".join(sorted(running.servicer.offered)) or "none"
+    cpus = ",".join(map(str, running.supervisor.worker_cpus)) or "all"
+    echo(
+        f"lutnas agent ready address={running.address} runtimes={offered} auth={auth_desc} tls={'on' if config.tls else 'off'} cpus={cpus}"
+    )
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        stop.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        running.stop()
+
+
+def _keep_off_timing_cpus(timing_cpus: Sequence[int]) -> None:
+    """Move this (server) process off the worker's CPUs, when others exist.
+
+    gRPC threads waking on the timing core would show up as noise in the timings.
+    """
+    if not CAN_PIN:
+        return
+    allowed = os.sched_getaffinity(0)
+    rest = allowed - set(timing_cpus)
+    if timing_cpus and rest:
+        os.sched_setaffinity(0, rest)
+        log.info("agent server runs on CPUs %s, the timing worker on %s", sorted(rest), sorted(timing_cpus))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Flags of ``python -m agent`` (the same as ``lutnas agent serve``)."""
+    p = argparse.ArgumentParser(prog="python -m agent", description="Serve the lutnas timing agent on this device.")
+    p.add_argument("--host", default=DEFAULT_HOST, help=f"interface to bind (default {DEFAULT_HOST})")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port; 0 picks a free one (default {DEFAULT_PORT})")
+    p.add_argument("--token-file", type=Path, help=f"file holding the bearer token (else ${TOKEN_ENV}, else generated)")
+    p.add_argument("--insecure-no-auth", action="store_true", help="accept calls without a token")
+    p.add_argument("--tls-cert", type=Path, help="PEM certificate chain (with --tls-key)")
+    p.add_argument("--tls-key", type=Path, help="PEM private key (with --tls-cert)")
+    p.add_argument("--runtimes", help="comma-separated runtimes to offer (default: every installed one)")
+    p.add_argument("--extra-runtime", action="append", default=[], metavar="MODULE:CLASS", help="plug in a runtime class (repeatable)")
+    p.add_argument("--cache-dir", type=Path, help="model blob cache directory")
+    p.add_argument("--cache-mb", type=int, default=DEFAULT_CACHE_MB, help=f"cache size cap (default {DEFAULT_CACHE_MB})")
+    p.add_argument(
+        "--max-message-mb", type=int, default=DEFAULT_MAX_MESSAGE_MB, help=f"largest gRPC message (default {DEFAULT_MAX_MESSAGE_MB})"
+    )
+    p.add_argument("--cpus", default="auto", help="pin the timing worker: auto (one fast core), all, or a list like 4-7")
+    p.add_argument("--job-timeout-s", type=float, default=DEFAULT_JOB_TIMEOUT_S, help="deadline of a job that names none")
+    p.add_argument("--job-log", type=Path, help="append one JSON line per completed timing job")
+    p.add_argument("--name", help="device name to report (default: hostname)")
+    p.add_argument("--benchmark-model-bin", type=Path, help="TFLite benchmark_model binary; enables that runtime")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m agent``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def echo(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    try:
+        token, auth_desc = resolve_token(args.token_file, args.insecure_no_auth, echo)
+        config = build_config(
+            host=args.host,
+            port=args.port,
+            token=token,
+            insecure_no_auth=args.insecure_no_auth,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            runtimes=args.runtimes,
+            extra_runtimes=args.extra_runtime,
+            cache_dir=args.cache_dir,
+            cache_mb=args.cache_mb,
+            max_message_mb=args.max_message_mb,
+            cpus=args.cpus,
+            job_timeout_s=args.job_timeout_s,
+            job_log=args.job_log,
+            name=args.name,
+            benchmark_model_bin=args.benchmark_model_bin,
+        )
+        serve(config, auth_desc, echo)
+    except ValueError as err:
+        sys.stderr.write(f"error: {err}\n")
+        return 2
+    except RuntimeError as err:
+        sys.stderr.write(f"error: {err}\n")
+        return 1
+    return 0

@@ -1,0 +1,154 @@
+"""Agent settings: one frozen dataclass and the defaults both command lines import.
+
+Nothing here touches the network or the runtimes; ``python -m agent`` and ``lutnas agent serve``
+build an :class:`AgentConfig` from their flags and hand it to :func:`agent.server.start_server`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "AGENT_VERSION",
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "DEFAULT_MAX_MESSAGE_MB",
+    "DEFAULT_CACHE_MB",
+    "DEFAULT_JOB_TIMEOUT_S",
+    "MAX_JOB_TIMEOUT_S",
+    "DEFAULT_MAX_INPUT_MB",
+    "AgentConfig",
+    "default_cache_dir",
+    "default_token_path",
+    "parse_cpus",
+    "pick_timing_cpu",
+    "allowed_cpus",
+    "CAN_PIN",
+]
+
+# macOS and some other systems have no CPU affinity API; the agent then runs unpinned.
+CAN_PIN = hasattr(os, "sched_setaffinity") and hasattr(os, "sched_getaffinity")
+
+
+def allowed_cpus() -> set[int]:
+    """The CPUs this process may run on (all of them where there is no affinity API)."""
+    if CAN_PIN:
+        return set(os.sched_getaffinity(0))
+    return set(range(os.cpu_count() or 1))
+
+
+def _agent_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("lutnas")
+    except metadata.PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
+AGENT_VERSION = _agent_version()
+DEFAULT_HOST = "127.0.0.1"  # never listen beyond loopback unless the operator asks
+DEFAULT_PORT = 50051
+DEFAULT_MAX_MESSAGE_MB = 64  # one gRPC message; an OFA block is < 5 MB, a whole net < 30 MB
+DEFAULT_CACHE_MB = 2048
+DEFAULT_JOB_TIMEOUT_S = 300.0
+MAX_JOB_TIMEOUT_S = 3600.0  # a job may ask for less, never more
+DEFAULT_MAX_INPUT_MB = 256  # random input tensors a job may make the agent allocate
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/lutnas/agent-models`` (``~/.cache/...`` when unset)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lutnas" / "agent-models"
+
+
+def default_token_path() -> Path:
+    """Where a generated token is written: ``$XDG_CONFIG_HOME/lutnas/agent.token``."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "lutnas" / "agent.token"
+
+
+def _read_int(path: Path) -> int:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return 0
+
+
+def pick_timing_cpu() -> int:
+    """The CPU the timing worker pins to by default.
+
+    Among the CPUs this process may run on, take the one with the highest maximum frequency
+    (a big core on big.LITTLE boards), the highest-numbered on ties: CPU 0 takes most interrupts.
+    """
+    allowed = sorted(allowed_cpus())
+    return max(
+        allowed,
+        key=lambda cpu: (_read_int(Path(f"/sys/devices/system/cpu/cpu{cpu}/cpufreq/cpuinfo_max_freq")), cpu),
+    )
+
+
+def parse_cpus(text: str) -> tuple[int, ...] | None:
+    """Parse ``--cpus``: ``auto`` (one core, see :func:`pick_timing_cpu`), ``all`` (no pinning) or a list like ``2,4-7``.
+
+    Returns:
+        The CPU indices, or None for no pinning.
+
+    Raises:
+        ValueError: the text is none of the above or names a CPU this process may not use.
+    """
+    text = text.strip().lower()
+    if text == "all":
+        return None
+    if not CAN_PIN:
+        if text in ("auto", ""):
+            return None
+        raise ValueError(f"--cpus {text!r}: this OS has no CPU affinity API; use --cpus all")
+    if text in ("auto", ""):
+        return (pick_timing_cpu(),)
+    cpus: set[int] = set()
+    try:
+        for part in text.split(","):
+            lo, sep, hi = part.partition("-")
+            first, last = int(lo), int(hi) if sep else int(lo)
+            if first < 0 or last < first:
+                raise ValueError(part)
+            cpus.update(range(first, last + 1))
+    except ValueError:
+        raise ValueError(f"--cpus expects auto, all or a list like 2,4-7; got {text!r}") from None
+    allowed = allowed_cpus()
+    missing = sorted(cpus - allowed)
+    if missing:
+        raise ValueError(f"--cpus {text!r} names CPUs {missing} outside this process's set {sorted(allowed)}")
+    return tuple(sorted(cpus))
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Everything a running agent needs to know; built once from flags, never changed."""
+
+    host: str = DEFAULT_HOST  # interface to bind
+    port: int = DEFAULT_PORT  # 0 picks a free port
+    token: str | None = None  # bearer token; None only with insecure_no_auth
+    insecure_no_auth: bool = False  # accept calls without a token
+    tls_cert: Path | None = None  # PEM certificate chain; TLS when set together with tls_key
+    tls_key: Path | None = None  # PEM private key
+    runtimes: tuple[str, ...] | None = None  # runtimes to offer; None: every built-in that is installed
+    extra_runtimes: tuple[str, ...] = ()  # "module:attr" runtime classes the operator plugs in
+    cache_dir: Path = field(default_factory=default_cache_dir)  # content-addressed model blobs
+    cache_mb: int = DEFAULT_CACHE_MB  # LRU size cap of the cache
+    max_message_mb: int = DEFAULT_MAX_MESSAGE_MB  # largest gRPC message in either direction
+    max_input_mb: int = DEFAULT_MAX_INPUT_MB  # largest total of a job's input tensors
+    cpus: tuple[int, ...] | None = None  # CPUs the timing worker is pinned to; None: no pinning
+    job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S  # deadline of a job that names none
+    job_log: Path | None = None  # append one JSON line per completed timing job
+    name: str | None = None  # device name reported by GetDeviceInfo; None: the hostname
+    benchmark_model_bin: Path | None = None  # TFLite benchmark_model binary; enables that runtime
+    reflection: bool = True  # gRPC server reflection
+
+    @property
+    def tls(self) -> bool:
+        """Whether the agent serves TLS."""
+        return self.tls_cert is not None and self.tls_key is not None

@@ -1,0 +1,119 @@
+"""onnxruntime: CPU execution provider by default; CUDA/TensorRT when the installed build has them.
+
+Options: ``providers`` (comma-separated, e.g. ``CUDAExecutionProvider,CPUExecutionProvider``),
+``graph_optimization`` (``all`` default, ``basic``, ``extended``, ``disable``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from agent.errors import JobError, one_line
+from agent.runtimes import LoadOptions, RuntimeProbe
+from agent.runtimes._inputs import match_specs, random_tensor, resolve_shape
+from agent.runtimes._probe import installed_version
+from agent.timing import Measurement, TimingPlan, measure
+
+__all__ = ["OnnxRuntime"]
+
+# onnxruntime type strings -> numpy dtypes, for inputs the job leaves to the model.
+_ORT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(int16)": "int16",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(bool)": "bool",
+}
+_OPT_LEVELS = ("disable", "basic", "extended", "all")
+
+
+@dataclass
+class _Loaded:
+    session: Any
+    feeds: dict[str, np.ndarray]
+    settings: dict[str, str]
+
+
+class OnnxRuntime:
+    """Times ONNX models with onnxruntime ``InferenceSession.run``."""
+
+    name = "onnxruntime"
+
+    def probe(self) -> RuntimeProbe:
+        version = installed_version("onnxruntime", "onnxruntime", "onnxruntime-gpu")
+        if version is None:
+            return RuntimeProbe(False, detail="pip install onnxruntime")
+        return RuntimeProbe(True, version=version)
+
+    def load(self, model_bytes: bytes, options: LoadOptions) -> _Loaded:
+        try:
+            import onnxruntime as ort
+        except ImportError as err:
+            raise JobError("FAILED_PRECONDITION", f"onnxruntime is not installed here (pip install onnxruntime): {err}") from err
+        opts = dict(options.options)
+        level_name = opts.pop("graph_optimization", "all")
+        if level_name not in _OPT_LEVELS:
+            raise JobError("INVALID_ARGUMENT", f"option graph_optimization={level_name!r}; known: {', '.join(_OPT_LEVELS)}")
+        providers = [p for p in opts.pop("providers", "CPUExecutionProvider").split(",") if p]
+        if opts:
+            raise JobError("INVALID_ARGUMENT", f"unknown onnxruntime option(s) {sorted(opts)}; known: providers, graph_optimization")
+        available = ort.get_available_providers()
+        missing = [p for p in providers if p not in available]
+        if missing:
+            raise JobError("FAILED_PRECONDITION", f"execution provider(s) {missing} not in this onnxruntime build; available: {available}")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = options.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[level_name]
+        so.log_severity_level = 3  # errors reach the host as job errors; keep the agent's log quiet
+        try:
+            session = ort.InferenceSession(model_bytes, sess_options=so, providers=providers)
+        except Exception as err:  # onnxruntime raises several pybind types for a bad model; all mean the same here
+            raise JobError("INVALID_ARGUMENT", f"onnxruntime cannot load the model: {one_line(err, 200)}") from err
+        model_inputs = session.get_inputs()
+        specs = match_specs([i.name for i in model_inputs], options.inputs)
+        rng = np.random.default_rng(0)
+        feeds: dict[str, np.ndarray] = {}
+        budget = options.max_input_bytes
+        for meta, spec in zip(model_inputs, specs, strict=True):
+            shape = resolve_shape(meta.name, meta.shape, spec)
+            dtype = spec.dtype if spec is not None and spec.dtype else _ORT_TYPES.get(meta.type)
+            if dtype is None:
+                raise JobError("INVALID_ARGUMENT", f"input {meta.name!r} has type {meta.type}, which the agent cannot fill")
+            feeds[meta.name] = random_tensor(shape, dtype, rng, budget)
+            budget -= feeds[meta.name].nbytes
+        try:
+            session.run(None, feeds)  # one run here so shape and dtype errors surface as bad input
+        except Exception as err:  # same pybind error family as above
+            shapes = {k: list(v.shape) for k, v in feeds.items()}
+            raise JobError("INVALID_ARGUMENT", f"onnxruntime rejected inputs {shapes}: {one_line(err, 200)}") from err
+        settings = {"providers": ",".join(session.get_providers()), "graph_optimization": level_name}
+        return _Loaded(session=session, feeds=feeds, settings=settings)
+
+    def time(self, loaded: _Loaded, plan: TimingPlan) -> Measurement:
+        run = loaded.session.run
+        feeds = loaded.feeds
+        clock = time.perf_counter_ns
+
+        def run_once() -> float:
+            t0 = clock()
+            run(None, feeds)
+            return (clock() - t0) / 1e6
+
+        m = measure(run_once, plan)
+        m.settings = dict(loaded.settings)
+        return m

@@ -1,0 +1,127 @@
+"""LiteRT/TFLite: ``ai_edge_litert``, else ``tflite_runtime``, else ``tensorflow.lite``.
+
+Options: ``xnnpack`` (``1`` default: the interpreter's default XNNPACK delegate; ``0``: builtin
+kernels only), ``delegate`` (path to an external delegate ``.so``), ``delegate.<key>`` (options
+passed to that delegate).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from agent.errors import JobError, one_line
+from agent.runtimes import LoadOptions, RuntimeProbe
+from agent.runtimes._inputs import match_specs, random_tensor, resolve_shape
+from agent.runtimes._probe import installed_version
+from agent.timing import Measurement, TimingPlan, measure
+
+__all__ = ["TfliteRuntime", "import_interpreter_module"]
+
+_CANDIDATES = (
+    ("ai_edge_litert.interpreter", "ai_edge_litert", ("ai-edge-litert", "ai-edge-litert-nightly")),
+    ("tflite_runtime.interpreter", "tflite_runtime", ("tflite-runtime",)),
+    ("tensorflow.lite", "tensorflow", ("tensorflow", "tensorflow-cpu", "tensorflow-aarch64")),
+)
+
+
+def import_interpreter_module() -> tuple[ModuleType, str]:
+    """The first importable interpreter module and its package name.
+
+    Raises:
+        JobError: FAILED_PRECONDITION when none is installed.
+    """
+    import importlib
+
+    for module, package, _ in _CANDIDATES:
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        # tensorflow.lite exposes the interpreter one level down.
+        return (mod.interpreter if hasattr(mod, "interpreter") and not hasattr(mod, "Interpreter") else mod), package
+    raise JobError("FAILED_PRECONDITION", "no TFLite interpreter here; pip install ai-edge-litert (or tflite-runtime)")
+
+
+@dataclass
+class _Loaded:
+    interpreter: Any
+    settings: dict[str, str]
+
+
+class TfliteRuntime:
+    """Times ``.tflite`` flatbuffers with ``Interpreter.invoke``."""
+
+    name = "tflite"
+
+    def probe(self) -> RuntimeProbe:
+        for _, package, dists in _CANDIDATES:
+            version = installed_version(package, *dists)
+            if version is not None:
+                return RuntimeProbe(True, version=version, detail=package)
+        return RuntimeProbe(False, detail="pip install ai-edge-litert")
+
+    def load(self, model_bytes: bytes, options: LoadOptions) -> _Loaded:
+        mod, package = import_interpreter_module()
+        opts = dict(options.options)
+        xnnpack = opts.pop("xnnpack", "1")
+        if xnnpack not in ("0", "1"):
+            raise JobError("INVALID_ARGUMENT", f"option xnnpack must be 0 or 1, got {xnnpack!r}")
+        delegate_path = opts.pop("delegate", "")
+        delegate_opts = {k.split(".", 1)[1]: opts.pop(k) for k in list(opts) if k.startswith("delegate.")}
+        if opts:
+            raise JobError("INVALID_ARGUMENT", f"unknown tflite option(s) {sorted(opts)}; known: xnnpack, delegate, delegate.<key>")
+        kwargs: dict[str, Any] = {"model_content": bytes(model_bytes), "num_threads": options.threads}
+        if delegate_path:
+            try:
+                kwargs["experimental_delegates"] = [mod.load_delegate(delegate_path, delegate_opts)]
+            except (ValueError, OSError) as err:
+                raise JobError("FAILED_PRECONDITION", f"cannot load delegate {delegate_path!r}: {one_line(err, 200)}") from err
+        if xnnpack == "0":
+            kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        try:
+            interp = mod.Interpreter(**kwargs)
+        except (ValueError, RuntimeError) as err:
+            raise JobError("INVALID_ARGUMENT", f"TFLite cannot load the model: {one_line(err, 200)}") from err
+        details = interp.get_input_details()
+        specs = match_specs([d["name"] for d in details], options.inputs)
+        try:
+            for d, spec in zip(details, specs, strict=True):
+                if spec is not None and spec.shape:
+                    interp.resize_tensor_input(d["index"], list(spec.shape))
+            interp.allocate_tensors()
+        except (ValueError, RuntimeError) as err:
+            raise JobError("INVALID_ARGUMENT", f"TFLite rejected the input shapes: {one_line(err, 200)}") from err
+        rng = np.random.default_rng(0)
+        budget = options.max_input_bytes
+        try:
+            for d, spec in zip(interp.get_input_details(), specs, strict=True):
+                shape = resolve_shape(d["name"], list(d["shape"]), None)
+                dtype = spec.dtype if spec is not None and spec.dtype else d["dtype"]
+                tensor = random_tensor(shape, dtype, rng, budget)
+                budget -= tensor.nbytes
+                interp.set_tensor(d["index"], tensor)
+            interp.invoke()  # one run here so bad models and shapes surface as bad input
+        except (ValueError, RuntimeError) as err:
+            raise JobError("INVALID_ARGUMENT", f"TFLite cannot run the model: {one_line(err, 200)}") from err
+        settings = {"interpreter": package, "xnnpack": xnnpack}
+        if delegate_path:
+            settings["delegate"] = delegate_path
+        return _Loaded(interpreter=interp, settings=settings)
+
+    def time(self, loaded: _Loaded, plan: TimingPlan) -> Measurement:
+        invoke = loaded.interpreter.invoke
+        clock = time.perf_counter_ns
+
+        def run_once() -> float:
+            t0 = clock()
+            invoke()
+            return (clock() - t0) / 1e6
+
+        m = measure(run_once, plan)
+        m.settings = dict(loaded.settings)
+        return m

@@ -1,0 +1,327 @@
+"""The agent's gRPC server: ``GetDeviceInfo``, ``HasModels`` and the ``Benchmark`` stream.
+
+Trust model: whoever holds the token can make this device load and run arbitrary model files
+(TorchScript and delegates included) as the agent's user. Bind to loopback (the default) or a
+trusted network, keep the token secret, and use TLS off the local machine.
+
+Servicer methods stay thin: :mod:`agent.jobs` checks jobs, :class:`agent.cache.ModelCache` keeps
+blobs, :class:`agent.worker.WorkerSupervisor` runs jobs one at a time in a pinned child process.
+Health (``grpc.health.v1``) and server reflection are on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from agent.auth import BearerTokenInterceptor
+from agent.cache import ModelCache, is_sha256
+from agent.config import AGENT_VERSION, MAX_JOB_TIMEOUT_S, AgentConfig
+from agent.device import read_device_facts, read_device_state
+from agent.errors import JobError
+from agent.jobs import validate_job
+from agent.runtimes import RUNTIMES, RuntimeProbe, get_runtime, load_runtime_class
+from agent.runtimes.benchmark_model_rt import BINARY_OPTION
+from agent.worker import WorkerSupervisor
+from protos import SERVICE_NAME, agent_pb2, agent_pb2_grpc
+
+__all__ = ["AgentServicer", "RunningAgent", "start_server", "resolve_runtimes"]
+
+log = logging.getLogger(__name__)
+
+_MB = 1 << 20
+_MAX_HASHES_PER_CALL = 10_000
+_THREADS = 32  # each open Benchmark stream holds one thread while jobs queue for the worker
+_MAX_CONCURRENT_RPCS = 24  # beyond this, callers get RESOURCE_EXHAUSTED instead of a hang
+
+
+def resolve_runtimes(config: AgentConfig) -> tuple[dict[str, RuntimeProbe], dict[str, str]]:
+    """Probe built-in and extra runtimes; return ``(probes by name, extra specs by name)``.
+
+    Raises:
+        ValueError: ``config.runtimes`` names an unknown runtime, or an extra runtime spec is bad.
+    """
+    extra: dict[str, str] = {}
+    for spec in config.extra_runtimes:
+        cls = load_runtime_class(spec)
+        extra[str(cls.name)] = spec
+    probes: dict[str, RuntimeProbe] = {}
+    for name in {*RUNTIMES, *extra}:
+        probe = get_runtime(name, extra).probe()
+        if name == "benchmark_model" and config.benchmark_model_bin is not None:
+            path = Path(config.benchmark_model_bin)
+            ok = path.is_file()
+            probe = RuntimeProbe(ok, version="binary", detail=str(path) if ok else f"{path} is not a file")
+        probes[name] = probe
+    if config.runtimes is not None:
+        unknown = sorted(set(config.runtimes) - set(probes))
+        if unknown:
+            raise ValueError(f"--runtimes names unknown runtime(s) {unknown}; known: {', '.join(sorted(probes))}")
+        for name in probes:
+            if name not in config.runtimes and probes[name].available:
+                probes[name] = RuntimeProbe(False, probes[name].version, "disabled by --runtimes")
+    return probes, extra
+
+
+def _state_msg(state: dict[str, Any]) -> agent_pb2.DeviceState:
+    return agent_pb2.DeviceState(
+        thermal=[agent_pb2.ThermalZone(**z) for z in state["thermal"]],
+        cpus=[agent_pb2.CpuState(**c) for c in state["cpus"]],
+        unix_time_s=state["unix_time_s"],
+    )
+
+
+class AgentServicer(agent_pb2_grpc.AgentServicer):
+    """Implements the Agent service over a cache and a worker supervisor."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        cache: ModelCache,
+        supervisor: WorkerSupervisor,
+        probes: dict[str, RuntimeProbe],
+    ) -> None:
+        self.config = config
+        self.cache = cache
+        self.supervisor = supervisor
+        self.probes = probes
+        self.offered = frozenset(name for name, p in probes.items() if p.available)
+        self.facts = read_device_facts()
+        self._counter_lock = threading.Lock()
+        self.jobs_completed = 0
+        self.jobs_failed = 0
+
+    # -- RPCs ---------------------------------------------------------------------------------
+
+    def GetDeviceInfo(self, request: agent_pb2.DeviceInfoRequest, context: grpc.ServicerContext) -> agent_pb2.DeviceInfo:
+        f = self.facts
+        return agent_pb2.DeviceInfo(
+            name=self.config.name or f["hostname"],
+            hostname=f["hostname"],
+            agent_version=AGENT_VERSION,
+            os=f["os"],
+            machine=f["machine"],
+            board=f["board"],
+            cpu_model=f["cpu_model"],
+            cpu_cores=f["cpu_cores"],
+            ram_mb=f["ram_mb"],
+            properties=f["properties"],
+            runtimes=[
+                agent_pb2.RuntimeInfo(name=n, available=p.available, version=p.version, detail=p.detail)
+                for n, p in sorted(self.probes.items())
+            ],
+            accelerators=[agent_pb2.Accelerator(**a) for a in f["accelerators"]],
+            state=_state_msg(read_device_state(self.supervisor.cpus)),
+            pinned_cpus=self.supervisor.worker_cpus or list(self.supervisor.cpus or ()),
+            python_version=f["python_version"],
+            jobs_completed=self.jobs_completed,
+            jobs_failed=self.jobs_failed,
+            cache_bytes=self.cache.total_bytes,
+            cache_entries=len(self.cache),
+            cache_limit_bytes=self.cache.limit_bytes,
+            max_message_bytes=self.config.max_message_mb * _MB,
+            worker_pid=self.supervisor.pid,
+            auth_required=not self.config.insecure_no_auth,
+            tls=self.config.tls,
+        )
+
+    def HasModels(self, request: agent_pb2.HasModelsRequest, context: grpc.ServicerContext) -> agent_pb2.HasModelsReply:
+        if len(request.sha256) > _MAX_HASHES_PER_CALL:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{len(request.sha256)} hashes in one call; at most {_MAX_HASHES_PER_CALL}")
+        bad = [h for h in request.sha256 if not is_sha256(h)]
+        if bad:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"not a lowercase hex sha256: {bad[0][:80]!r}")
+        return agent_pb2.HasModelsReply(present=[h for h in request.sha256 if self.cache.has(h)])
+
+    def Benchmark(
+        self, request_iterator: Iterator[agent_pb2.BenchmarkJob], context: grpc.ServicerContext
+    ) -> Iterator[agent_pb2.BenchmarkResult]:
+        for job in request_iterator:
+            if not context.is_active():
+                return
+            yield self.run_job(job)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def run_job(self, job: agent_pb2.BenchmarkJob) -> agent_pb2.BenchmarkResult:
+        """Check, cache and run one job; always returns a result (statistics or a job error)."""
+        result = agent_pb2.BenchmarkResult(job_id=job.job_id, runtime=job.runtime, threads=job.threads or 1, agent_version=AGENT_VERSION)
+        try:
+            doc, timeout_s = validate_job(
+                job,
+                offered=self.offered,
+                known=self.probes.keys(),
+                max_input_bytes=self.config.max_input_mb * _MB,
+                job_timeout_s=self.config.job_timeout_s,
+                max_job_timeout_s=max(MAX_JOB_TIMEOUT_S, self.config.job_timeout_s),
+            )
+            sha, path = self._model_path(job)
+        except JobError as err:
+            return self._failed(result, err.code, err.message)
+        result.model_sha256 = sha
+        doc["model_path"] = str(path)
+        if job.runtime == "benchmark_model":
+            doc["options"][BINARY_OPTION] = str(self.config.benchmark_model_bin)
+        reply = self.supervisor.run(doc, timeout_s)
+        if not reply.get("ok"):
+            return self._failed(result, reply.get("code", "INTERNAL"), reply.get("message", "job failed"))
+        r = reply["result"]
+        result.stats.CopyFrom(agent_pb2.Stats(**r["stats"]))
+        result.runtime_version = r["runtime_version"]
+        result.options.update({k: str(v) for k, v in r["settings"].items() if k != BINARY_OPTION})
+        result.samples_ms.extend(r["samples_ms"])
+        result.stop_reason = r["stop_reason"]
+        result.warmup_runs = r["warmup_runs"]
+        result.load_ms = r["load_ms"]
+        result.wall_s = r["wall_s"]
+        result.before.CopyFrom(_state_msg(r["before"]))
+        result.after.CopyFrom(_state_msg(r["after"]))
+        with self._counter_lock:
+            self.jobs_completed += 1
+            self._log_job(sha, job, result)
+        return result
+
+    def _model_path(self, job: agent_pb2.BenchmarkJob) -> tuple[str, Path]:
+        which = job.WhichOneof("model")
+        if which == "model_blob":
+            if not job.model_blob:
+                raise JobError("INVALID_ARGUMENT", "model_blob is empty")
+            try:
+                return self.cache.put(job.model_blob)
+            except ValueError as err:
+                raise JobError("RESOURCE_EXHAUSTED", str(err)) from err
+            except OSError as err:
+                raise JobError("RESOURCE_EXHAUSTED", f"cannot store the model in the cache: {err.strerror}") from err
+        if which == "model_sha256":
+            sha = job.model_sha256
+            if not is_sha256(sha):
+                raise JobError("INVALID_ARGUMENT", f"model_sha256 is not a lowercase hex sha256: {sha[:80]!r}")
+            path = self.cache.get(sha)
+            if path is None:
+                raise JobError("NOT_FOUND", f"model {sha[:12]}... is not cached here; send model_blob")
+            return sha, path
+        raise JobError("INVALID_ARGUMENT", "job has neither model_blob nor model_sha256")
+
+    def _failed(self, result: agent_pb2.BenchmarkResult, code: str, message: str) -> agent_pb2.BenchmarkResult:
+        with self._counter_lock:
+            self.jobs_failed += 1
+        result.error.CopyFrom(agent_pb2.JobError(code=code, message=message))
+        log.info("job %r failed: %s %s", result.job_id, code, message)
+        return result
+
+    def _log_job(self, sha: str, job: agent_pb2.BenchmarkJob, result: agent_pb2.BenchmarkResult) -> None:
+        if self.config.job_log is None:
+            return
+        line = {
+            "unix_time_s": time.time(),
+            "job_id": job.job_id,
+            "model_sha256": sha,
+            "runtime": job.runtime,
+            "threads": result.threads,
+            "n": result.stats.n,
+            "median_ms": result.stats.median_ms,
+        }
+        try:
+            with open(self.config.job_log, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(line) + "\n")
+        except OSError as err:
+            log.warning("cannot append to --job-log %s: %s", self.config.job_log, err.strerror)
+
+
+@dataclass
+class RunningAgent:
+    """A started agent: its server, address and parts."""
+
+    server: grpc.Server
+    address: str  # host:port actually bound
+    port: int
+    servicer: AgentServicer
+    supervisor: WorkerSupervisor
+    auth_mode: str  # "token" or "none"
+
+    def stop(self, grace_s: float = 2.0) -> None:
+        """Stop serving and stop the worker."""
+        self.server.stop(grace_s).wait(grace_s + 1.0)
+        self.supervisor.stop()
+
+    def wait(self) -> None:
+        """Block until the server stops."""
+        self.server.wait_for_termination()
+
+
+def start_server(config: AgentConfig) -> RunningAgent:
+    """Start an agent from ``config`` and return once it accepts calls.
+
+    Raises:
+        ValueError: inconsistent settings (no token without insecure_no_auth, half a TLS pair, bad runtimes).
+        RuntimeError: the port could not be bound or the worker did not start.
+    """
+    if not config.insecure_no_auth and not config.token:
+        raise ValueError("a token is required unless insecure_no_auth is set")
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise ValueError("--tls-cert and --tls-key go together")
+    probes, extra = resolve_runtimes(config)
+    cache = ModelCache(config.cache_dir, config.cache_mb * _MB)
+    supervisor = WorkerSupervisor(config.cpus, extra)
+    supervisor.start()
+    servicer = AgentServicer(config, cache, supervisor, probes)
+    max_bytes = config.max_message_mb * _MB
+    interceptors = [] if config.insecure_no_auth else [BearerTokenInterceptor(config.token or "")]
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="agent-rpc"),
+        interceptors=interceptors,
+        options=[
+            ("grpc.max_receive_message_length", max_bytes),
+            ("grpc.max_send_message_length", max_bytes),
+            ("grpc.so_reuseport", 0),  # two agents must never share a port silently
+        ],
+        maximum_concurrent_rpcs=_MAX_CONCURRENT_RPCS,
+    )
+    agent_pb2_grpc.add_AgentServicer_to_server(servicer, server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [SERVICE_NAME, health.SERVICE_NAME]
+    if config.reflection:
+        from grpc_reflection.v1alpha import reflection
+
+        names.append(reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, server)
+    bind = f"{config.host}:{config.port}"
+    try:
+        if config.tls_cert is not None and config.tls_key is not None:
+            try:
+                pair = (Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes())
+            except OSError as err:
+                supervisor.stop()
+                raise ValueError(f"cannot read TLS key/cert {err.filename}: {err.strerror}") from err
+            port = server.add_secure_port(bind, grpc.ssl_server_credentials([pair]))
+        else:
+            port = server.add_insecure_port(bind)
+    except RuntimeError as err:
+        supervisor.stop()
+        raise RuntimeError(f"cannot bind {bind}: {err}") from err
+    if port == 0:
+        supervisor.stop()
+        raise RuntimeError(f"cannot bind {bind} (in use?)")
+    server.start()
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    host = config.host if ":" not in config.host else f"[{config.host}]"
+    return RunningAgent(
+        server=server,
+        address=f"{host}:{port}",
+        port=port,
+        servicer=servicer,
+        supervisor=supervisor,
+        auth_mode="none" if config.insecure_no_auth else "token",
+    )

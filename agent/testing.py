@@ -1,0 +1,360 @@
+"""Helpers for tests and benchmarks that need real agents: start/stop one, a synthetic runtime.
+
+Usable outside pytest::
+
+    with start_agent_process(extra_args=["--extra-runtime", "agent.testing:SleepRuntime"]) as agent:
+        client = AgentClient(agent.address, token=agent.token)
+
+``SleepRuntime`` is not registered by default; an agent offers it only when started with
+``--extra-runtime agent.testing:SleepRuntime``. Its model blob is JSON::
+
+    {"latency_ms": 2.0, "drift_file": "/tmp/factor", "jitter": 0.0, "crash": false}
+
+Each timed run waits ``latency_ms`` times the float in ``drift_file`` (1.0 when the file is
+absent or unreadable), so a test can inject drift by rewriting that file mid-profile.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.errors import JobError
+from agent.runtimes import LoadOptions, RuntimeProbe
+from agent.timing import Measurement, TimingPlan, measure
+
+__all__ = [
+    "AgentProcess",
+    "start_agent_process",
+    "SleepRuntime",
+    "SLEEP_RUNTIME_SPEC",
+    "sleep_model",
+    "onnx_matmul_relu",
+    "onnx_conv",
+]
+
+SLEEP_RUNTIME_SPEC = "agent.testing:SleepRuntime"
+_READY = re.compile(r"lutnas agent ready address=(\S+)")
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class AgentProcess:
+    """A running agent subprocess."""
+
+    address: str  # host:port it listens on
+    token: str | None  # bearer token (None with --insecure-no-auth)
+    proc: subprocess.Popen
+    cache_dir: Path
+    ready_line: str
+    _tmp: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
+    _stderr_thread: threading.Thread | None = field(default=None, repr=False)
+    stderr_lines: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def port(self) -> int:
+        """The port it listens on."""
+        return int(self.address.rsplit(":", 1)[1])
+
+    def alive(self) -> bool:
+        """Whether the agent process still runs."""
+        return self.proc.poll() is None
+
+    def stop(self, timeout_s: float = 10.0) -> int:
+        """SIGTERM the agent, wait (kill after ``timeout_s``) and remove its temp dir; returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+        return self.proc.returncode
+
+    def __enter__(self) -> AgentProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_agent_process(
+    port: int | None = None,
+    token: str | None = "",
+    extra_args: Sequence[str] = (),
+    host: str = "127.0.0.1",
+    cache_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 60.0,
+    python: str = sys.executable,
+) -> AgentProcess:
+    """Start ``python -m agent`` as a subprocess and wait until it prints its ready line.
+
+    Args:
+        port: Port to bind; None picks a free one (the agent reports which).
+        token: Bearer token; "" makes a fresh random one; None starts with --insecure-no-auth.
+        extra_args: More agent flags, e.g. ``["--extra-runtime", SLEEP_RUNTIME_SPEC]``.
+        host: Interface to bind.
+        cache_dir: Model cache; None uses a fresh temp dir removed by ``stop()``.
+        env: Extra environment variables.
+        timeout_s: How long to wait for the ready line.
+        python: Interpreter to run the agent with.
+
+    Returns:
+        The running agent; call ``stop()`` (or use it as a context manager).
+
+    Raises:
+        RuntimeError: the agent exited or did not get ready in time; the message has its stderr tail.
+    """
+    tmp = tempfile.TemporaryDirectory(prefix="lutnas-agent-")
+    tmp_path = Path(tmp.name)
+    if token == "":
+        token = secrets.token_urlsafe(24)
+    args = [python, "-m", "agent", "--host", host, "--port", str(port or 0)]
+    if token is None:
+        args.append("--insecure-no-auth")
+    else:
+        token_file = tmp_path / "token"
+        token_file.write_text(token)
+        args += ["--token-file", str(token_file)]
+    cache = cache_dir or tmp_path / "cache"
+    args += ["--cache-dir", str(cache), *extra_args]
+    child_env = dict(os.environ)
+    child_env.pop("LUTNAS_TOKEN", None)
+    child_env["PYTHONPATH"] = str(_REPO_ROOT) + (os.pathsep + child_env["PYTHONPATH"] if child_env.get("PYTHONPATH") else "")
+    child_env["PYTHONUNBUFFERED"] = "1"
+    child_env.update(env or {})
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env, cwd=tmp_path)
+    stderr_lines: list[str] = []
+
+    def _drain_stderr() -> None:
+        # An undrained pipe would block the agent once its log fills the buffer.
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            stderr_lines.append(line.rstrip("\n"))
+            del stderr_lines[:-200]
+
+    thread = threading.Thread(target=_drain_stderr, daemon=True)
+    thread.start()
+    ready_box: list[str] = []
+
+    def _read_ready() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if _READY.search(line):
+                ready_box.append(line.strip())
+                return
+
+    reader = threading.Thread(target=_read_ready, daemon=True)
+    reader.start()
+    reader.join(timeout_s)
+    if not ready_box:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        thread.join(2.0)
+        tmp.cleanup()
+        tail = " | ".join(stderr_lines[-5:])
+        raise RuntimeError(f"agent did not get ready within {timeout_s:.0f} s (exit {proc.returncode}): {tail}")
+    # Keep draining stdout so a chatty agent never blocks on a full pipe.
+    threading.Thread(target=lambda: proc.stdout and proc.stdout.read(), daemon=True).start()
+    match = _READY.search(ready_box[0])
+    assert match is not None
+    return AgentProcess(
+        address=match.group(1),
+        token=token,
+        proc=proc,
+        cache_dir=Path(cache),
+        ready_line=ready_box[0],
+        _tmp=tmp,
+        _stderr_thread=thread,
+        stderr_lines=stderr_lines,
+    )
+
+
+def sleep_model(latency_ms: float, drift_file: str | Path | None = None, jitter: float = 0.0, crash: bool = False,
+                tag: str = "", exact: bool = False) -> bytes:
+    """A model blob for :class:`SleepRuntime` (``tag`` only makes distinct blobs with equal latency).
+
+    With ``exact`` each run still waits, but reports the latency it was asked to wait instead of the
+    wall time, so tests on a loaded host see no scheduler jitter.
+    """
+    doc: dict[str, Any] = {"latency_ms": float(latency_ms)}
+    if exact:
+        doc["exact"] = True
+    if drift_file is not None:
+        doc["drift_file"] = str(drift_file)
+    if jitter:
+        doc["jitter"] = float(jitter)
+    if crash:
+        doc["crash"] = True
+    if tag:
+        doc["tag"] = tag
+    return json.dumps(doc, sort_keys=True).encode()
+
+
+@dataclass
+class _SleepModel:
+    latency_ms: float
+    drift_file: Path | None
+    jitter: float
+    crash: bool
+    exact: bool = False
+
+
+def _read_factor(path: Path | None) -> float:
+    if path is None:
+        return 1.0
+    try:
+        return float(path.read_text().strip())
+    except (OSError, ValueError):
+        return 1.0
+
+
+class SleepRuntime:
+    """A synthetic runtime whose "model" declares its latency; for fleet and drift tests."""
+
+    name = "sleep"
+
+    def probe(self) -> RuntimeProbe:
+        return RuntimeProbe(True, version="1", detail="synthetic: waits the latency its model declares")
+
+    def load(self, model_bytes: bytes, options: LoadOptions) -> _SleepModel:
+        try:
+            doc = json.loads(model_bytes)
+            latency_ms = float(doc["latency_ms"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise JobError("INVALID_ARGUMENT", f"sleep model must be JSON with a numeric latency_ms: {err}") from err
+        if not 0 <= latency_ms <= 60_000:
+            raise JobError("INVALID_ARGUMENT", f"latency_ms must be in 0..60000, got {latency_ms}")
+        drift = doc.get("drift_file")
+        return _SleepModel(latency_ms, Path(drift) if drift else None, float(doc.get("jitter", 0.0)),
+                           bool(doc.get("crash", False)), bool(doc.get("exact", False)))
+
+    def time(self, loaded: _SleepModel, plan: TimingPlan) -> Measurement:
+        import random
+
+        rng = random.Random(0)
+        clock = time.perf_counter
+
+        def run_once() -> float:
+            if loaded.crash:
+                os.kill(os.getpid(), signal.SIGKILL)  # stands in for a runtime segfault
+            target_s = loaded.latency_ms * _read_factor(loaded.drift_file) * (1.0 + loaded.jitter * rng.random()) / 1e3
+            t0 = clock()
+            # Sleep most of the wait, spin the rest: sleep alone overshoots by scheduler slack.
+            if target_s > 0.002:
+                time.sleep(target_s - 0.001)
+            while clock() - t0 < target_s:
+                pass
+            return target_s * 1e3 if loaded.exact else (clock() - t0) * 1e3
+
+        m = measure(run_once, plan)
+        m.settings = {"synthetic": "sleep"}
+        return m
+
+
+def onnx_matmul_relu(n: int = 64, k: int = 64, m: int = 64, seed: int = 0) -> bytes:
+    """A MatMul+Relu ONNX model with input ``x`` of shape [n, k] (needs the ``onnx`` package)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.random.default_rng(seed).standard_normal((k, m)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y0"]), helper.make_node("Relu", ["y0"], ["y"])],
+        "matmul_relu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, m])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # readable by older onnxruntime builds on boards
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def onnx_conv(channels: int = 16, size: int = 28, kernel: int = 3, seed: int = 0) -> bytes:
+    """A Conv+Relu ONNX model with input ``x`` of shape [1, channels, size, size] (needs ``onnx``)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.random.default_rng(seed).standard_normal((channels, channels, kernel, kernel)).astype(np.float32) * 0.1
+    pad = kernel // 2
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w"], ["y0"], pads=[pad] * 4, kernel_shape=[kernel, kernel]),
+            helper.make_node("Relu", ["y0"], ["y"]),
+        ],
+        "conv_relu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, channels, size, size])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def tflite_add(size: int = 64) -> bytes:
+    """A TFLite model computing ``y = x + c`` for input ``x`` of shape [1, size] (needs ``ai_edge_litert``, ``flatbuffers``)."""
+    import flatbuffers
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+
+    def tensor(name: str, buffer: int) -> Any:
+        t = schema.TensorT()
+        t.name = name
+        t.shape = np.array([1, size], dtype=np.int32)
+        t.type = schema.TensorType.FLOAT32
+        t.buffer = buffer
+        return t
+
+    const = schema.BufferT()
+    # The object API packs numpy uint8 arrays fast; Python bytes would be packed element by element.
+    const.data = np.frombuffer(np.linspace(-1.0, 1.0, size, dtype=np.float32).tobytes(), dtype=np.uint8)
+    empty = schema.BufferT()
+    code = schema.OperatorCodeT()
+    code.builtinCode = schema.BuiltinOperator.ADD
+    code.deprecatedBuiltinCode = schema.BuiltinOperator.ADD
+    code.version = 1
+    op = schema.OperatorT()
+    op.opcodeIndex = 0
+    op.inputs = np.array([0, 1], dtype=np.int32)
+    op.outputs = np.array([2], dtype=np.int32)
+    op.builtinOptionsType = schema.BuiltinOptions.AddOptions
+    op.builtinOptions = schema.AddOptionsT()
+    sub = schema.SubGraphT()
+    sub.tensors = [tensor("x", 0), tensor("c", 1), tensor("y", 0)]
+    sub.inputs = np.array([0], dtype=np.int32)
+    sub.outputs = np.array([2], dtype=np.int32)
+    sub.operators = [op]
+    sub.name = "main"
+    model = schema.ModelT()
+    model.version = 3
+    model.operatorCodes = [code]
+    model.subgraphs = [sub]
+    model.buffers = [empty, const]
+    model.description = "add"
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())

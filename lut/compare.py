@@ -1,0 +1,282 @@
+"""Comparing devices: how block latencies and subnet rankings carry across LUTs.
+
+For every pair of devices: per-block latency ratios (B / A) over the blocks both LUTs price,
+summarized by block kind and by stage; Spearman and Kendall rank correlations over those shared
+blocks and over the predicted latencies of random subnets (drawn at resolutions every LUT fully
+covers); and for every device, the block groups that dominate its subnets' latency. Plots go
+through matplotlib's Agg canvas (no global backend switch).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lut.errors import MissingBlocksError
+from lut.predict import FIXED_KINDS, CompiledLut
+from space import SearchSpace
+
+__all__ = ["PairComparison", "Comparison", "compare_luts", "plot_comparison", "block_groups", "GROUPS"]
+
+logger = logging.getLogger(__name__)
+
+# Latency groups of a subnet, in run order: the fixed blocks and the five elastic stages.
+GROUPS: tuple[str, ...] = ("first_conv", "first_block", "stage1", "stage2", "stage3", "stage4", "stage5",
+                           "final_expand", "avgpool", "feature_mix", "classifier")
+
+
+@dataclass(frozen=True)
+class PairComparison:
+    """Device ``b`` against device ``a`` (ratios are b / a)."""
+
+    a: str
+    b: str
+    n_shared_blocks: int  # blocks of the space (at the compared resolutions) both LUTs price
+    n_ratio_blocks: int  # of those, with a non-zero latency on both (ratios are defined)
+    block_spearman: float
+    block_kendall: float
+    subnet_spearman: float
+    subnet_kendall: float
+    median_ratio: float  # median over shared blocks
+    subnet_median_ratio: float  # median over the random subnets' predicted latencies
+    ratio_by_kind: pd.DataFrame  # index kind; columns n, median, geomean, min, max
+    ratio_by_group: pd.DataFrame  # index group (GROUPS); same columns
+    ratio_by_resolution: pd.DataFrame  # index resolution, columns GROUPS: median ratio of that resolution's blocks
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return {
+            "a": self.a, "b": self.b, "n_shared_blocks": self.n_shared_blocks, "n_ratio_blocks": self.n_ratio_blocks,
+            "block_spearman": self.block_spearman, "block_kendall": self.block_kendall,
+            "subnet_spearman": self.subnet_spearman, "subnet_kendall": self.subnet_kendall,
+            "median_ratio": self.median_ratio, "subnet_median_ratio": self.subnet_median_ratio,
+            "ratio_by_kind": _frame_dict(self.ratio_by_kind), "ratio_by_group": _frame_dict(self.ratio_by_group),
+            "ratio_by_resolution": {str(r): {g: (None if np.isnan(v) else float(v)) for g, v in row.items()}
+                                    for r, row in self.ratio_by_resolution.iterrows()},
+        }
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The result of :func:`compare_luts`."""
+
+    devices: tuple[str, ...]
+    space: str
+    resolutions: tuple[int, ...]  # subnets were drawn at these
+    n_subnets: int
+    pairs: tuple[PairComparison, ...]
+    dominant: dict[str, list[tuple[str, float]]]  # device -> (group, mean share of latency), largest first
+    dominant_kinds: dict[str, list[tuple[str, float]]]  # device -> (block kind, mean share), largest first
+    subnet_ms: dict[str, np.ndarray] = field(repr=False)  # device -> predicted latency of every drawn subnet
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (without the per-subnet latencies)."""
+        return {
+            "devices": list(self.devices), "space": self.space, "resolutions": list(self.resolutions),
+            "n_subnets": self.n_subnets, "pairs": [p.to_dict() for p in self.pairs],
+            "dominant_groups": {d: [{"group": g, "share": s} for g, s in v] for d, v in self.dominant.items()},
+            "dominant_kinds": {d: [{"kind": k, "share": s} for k, s in v] for d, v in self.dominant_kinds.items()},
+            "subnet_latency_ms": {d: {"min": float(v.min()), "median": float(np.median(v)), "max": float(v.max())}
+                                  for d, v in self.subnet_ms.items()},
+        }
+
+
+def block_groups(space: SearchSpace, resolutions: Iterable[int]) -> dict[str, tuple[str, str]]:
+    """``{block_key: (kind, group)}`` for every block of ``space`` at ``resolutions`` (group from ``GROUPS``)."""
+    out: dict[str, tuple[str, str]] = {}
+    for r in resolutions:
+        stem, _ = space.stem_blocks(r)
+        out[stem[0].key] = ("first_conv", "first_conv")
+        out[stem[1].key] = ("mbconv", "first_block")
+        for block in space.unique_blocks(r):
+            if block.key in out:
+                continue
+            if block.kind == "mbconv":
+                out[block.key] = ("mbconv", f"stage{space.stage_chs.index(block.out_chs) + 1}")
+            else:
+                out[block.key] = (block.kind, block.kind)
+    return out
+
+
+def _ratio_summary(ratios: pd.Series, labels: pd.Series, order: Sequence[str]) -> pd.DataFrame:
+    rows = {}
+    for label in order:
+        vals = ratios[labels == label].to_numpy()
+        if len(vals):
+            rows[label] = {"n": int(len(vals)), "median": float(np.median(vals)),
+                           "geomean": float(np.exp(np.mean(np.log(vals)))),
+                           "min": float(vals.min()), "max": float(vals.max())}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["n", "median", "geomean", "min", "max"])
+
+
+def _group_shares(lut: CompiledLut, batch: Any) -> tuple[dict[str, float], dict[str, float]]:
+    parts = lut.components(batch)
+    total = parts["raw_ms"]
+    per_group: dict[str, np.ndarray] = {}
+    fixed = _fixed_by_r(lut, batch.r)
+    for i, kind in enumerate(FIXED_KINDS):
+        per_group[kind] = fixed[:, i]
+    for s in range(lut.space.n_stages):
+        per_group[f"stage{s + 1}"] = parts[f"stage{s + 1}_ms"]
+    safe_total = np.where(total > 0, total, np.nan)
+    groups = {g: float(np.nanmean(per_group[g] / safe_total)) for g in GROUPS}
+    kinds = {"first_conv": groups["first_conv"],
+             "mbconv": groups["first_block"] + sum(groups[f"stage{s + 1}"] for s in range(lut.space.n_stages))}
+    kinds.update({k: groups[k] for k in ("final_expand", "avgpool", "feature_mix", "classifier")})
+    return groups, kinds
+
+
+def _fixed_by_r(lut: CompiledLut, r: np.ndarray) -> np.ndarray:
+    uniq, inverse = np.unique(r, return_inverse=True)
+    table = np.array([[lut.fixed_components(int(x))[k] for k in FIXED_KINDS] for x in uniq])
+    return table[inverse]
+
+
+def compare_luts(luts: Mapping[str, CompiledLut], *, resolutions: Sequence[int] | None = None,
+                 n_subnets: int = 10_000, random_state: int | None = 0) -> Comparison:
+    """Compare the LUTs of two or more devices compiled for the same space.
+
+    Args:
+        luts: device name -> compiled LUT (raw sums are compared; calibrations are ignored).
+        resolutions: where to draw subnets and take shared blocks (default: every resolution all LUTs fully cover).
+        n_subnets: random subnets to rank.
+        random_state: seeds the subnet draw.
+
+    Raises:
+        ValueError: fewer than two devices, different spaces, or no resolution every LUT covers.
+    """
+    from scipy.stats import kendalltau, spearmanr
+
+    if len(luts) < 2:
+        raise ValueError(f"compare needs at least two devices, got {list(luts)}")
+    names = list(luts)
+    spaces = {lut.space.name for lut in luts.values()}
+    if len(spaces) != 1:
+        raise ValueError(f"compare needs LUTs of one space, got {sorted(spaces)}")
+    space = next(iter(luts.values())).space
+    common = set.intersection(*(set(lut.resolutions) for lut in luts.values()))
+    if resolutions is None:
+        res = tuple(sorted(common))
+        if not res:
+            cover = "; ".join(f"{n}: {list(lut.resolutions)}" for n, lut in luts.items())
+            raise MissingBlocksError(f"no resolution is fully covered by every device ({cover})")
+    else:
+        res = tuple(sorted({int(r) for r in resolutions}))
+        bad = [r for r in res if r not in common]
+        if bad:
+            raise MissingBlocksError(f"resolution(s) {bad} not fully covered by every device; common: {sorted(common)}")
+    rng = np.random.default_rng(random_state)
+    batch = space.sample(n_subnets, rng, resolutions=res)
+    subnet_ms = {n: luts[n].predict_batch(batch, calibrated=False) for n in names}
+    groups = block_groups(space, res)
+    per_res_keys = {r: [b.key for b in space.unique_blocks(r)] for r in res}
+    tables = {n: luts[n].table for n in names}
+
+    pairs = []
+    for a, b in itertools.combinations(names, 2):
+        shared = sorted(k for k in groups if k in tables[a] and k in tables[b])
+        lat_a = np.array([tables[a][k] for k in shared])
+        lat_b = np.array([tables[b][k] for k in shared])
+        ok = (lat_a > 0) & (lat_b > 0)
+        ratios = pd.Series(lat_b[ok] / lat_a[ok])
+        kinds = pd.Series([groups[k][0] for k, keep in zip(shared, ok) if keep])
+        grps = pd.Series([groups[k][1] for k, keep in zip(shared, ok) if keep])
+        pairs.append(PairComparison(
+            a=a, b=b, n_shared_blocks=len(shared), n_ratio_blocks=int(ok.sum()),
+            block_spearman=_corr(spearmanr, lat_a, lat_b), block_kendall=_corr(kendalltau, lat_a, lat_b),
+            subnet_spearman=_corr(spearmanr, subnet_ms[a], subnet_ms[b]),
+            subnet_kendall=_corr(kendalltau, subnet_ms[a], subnet_ms[b]),
+            median_ratio=float(ratios.median()) if len(ratios) else float("nan"),
+            subnet_median_ratio=float(np.median(subnet_ms[b] / subnet_ms[a])),
+            ratio_by_kind=_ratio_summary(ratios, kinds, ("first_conv", "mbconv", "final_expand", "avgpool",
+                                                         "feature_mix", "classifier")),
+            ratio_by_group=_ratio_summary(ratios, grps, GROUPS),
+            ratio_by_resolution=_ratio_by_resolution(tables[a], tables[b], per_res_keys, groups),
+        ))
+    dominant, dominant_kinds = {}, {}
+    for n in names:
+        g, k = _group_shares(luts[n], batch)
+        dominant[n] = sorted(g.items(), key=lambda item: -item[1])
+        dominant_kinds[n] = sorted(k.items(), key=lambda item: -item[1])
+    return Comparison(devices=tuple(names), space=space.name, resolutions=res, n_subnets=n_subnets,
+                      pairs=tuple(pairs), dominant=dominant, dominant_kinds=dominant_kinds, subnet_ms=subnet_ms)
+
+
+def _ratio_by_resolution(ta: Mapping[str, float], tb: Mapping[str, float], per_res_keys: Mapping[int, list[str]],
+                         groups: Mapping[str, tuple[str, str]]) -> pd.DataFrame:
+    rows = {}
+    for r, keys in per_res_keys.items():
+        by_group: dict[str, list[float]] = {}
+        for k in keys:
+            if ta.get(k, 0) > 0 and tb.get(k, 0) > 0:
+                by_group.setdefault(groups[k][1], []).append(tb[k] / ta[k])
+        rows[r] = {g: float(np.median(by_group[g])) if g in by_group else np.nan for g in GROUPS}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(GROUPS))
+
+
+def _corr(fn: Any, x: np.ndarray, y: np.ndarray) -> float:
+    if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
+        return float("nan")
+    return float(fn(x, y)[0])
+
+
+def _frame_dict(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
+    return {str(i): {c: (int(v) if c == "n" else float(v)) for c, v in row.items()} for i, row in frame.iterrows()}
+
+
+def plot_comparison(cmp: Comparison, path: str | Path, max_points: int = 5000) -> Path:
+    """Write a PNG: subnet-latency scatter of every device against the first (rank correlation in the
+    title) and a heat map of per-group median block ratios against the first device.
+
+    Returns:
+        ``path``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    ref = cmp.devices[0]
+    others = [p for p in cmp.pairs if p.a == ref]
+    n_plots = len(others) + 1
+    fig = Figure(figsize=(5 * n_plots, 4.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, n_plots, squeeze=False)[0]
+    x_all = cmp.subnet_ms[ref]
+    shown = np.arange(len(x_all))[:max_points]
+    for ax, pair in zip(axes, others):
+        y_all = cmp.subnet_ms[pair.b]
+        ax.scatter(x_all[shown], y_all[shown], s=3, alpha=0.35, linewidths=0)
+        ax.set_xlabel(f"{ref} predicted latency (ms)")
+        ax.set_ylabel(f"{pair.b} predicted latency (ms)")
+        ax.set_title(f"{pair.b} vs {ref}: Spearman {pair.subnet_spearman:.3f}, Kendall {pair.subnet_kendall:.3f}",
+                     fontsize=9)
+        ax.grid(alpha=0.3)
+    heat = axes[-1]
+    frames = [(p.b, p.ratio_by_resolution) for p in others]
+    cols = [g for g in GROUPS if any(f[g].notna().any() for _, f in frames)]
+    labels = [f"{b} r={r}" if len(frames) > 1 else f"r={r}" for b, f in frames for r in f.index]
+    data = np.vstack([f[cols].to_numpy(dtype=np.float64) for _, f in frames])
+    logdata = np.log2(np.where(data > 0, data, np.nan))
+    lim = float(np.nanmax(np.abs(logdata))) if np.isfinite(logdata).any() else 1.0
+    image = heat.imshow(logdata, cmap="coolwarm", vmin=-max(lim, 1e-3), vmax=max(lim, 1e-3), aspect="auto")
+    heat.set_xticks(range(len(cols)), cols, rotation=45, ha="right", fontsize=8)
+    heat.set_yticks(range(len(labels)), labels, fontsize=7 if len(labels) <= 20 else 5)
+    if data.size <= 400:
+        for i in range(data.shape[0]):
+            for j in range(data.shape[1]):
+                if np.isfinite(data[i, j]):
+                    heat.text(j, i, f"{data[i, j]:.2f}", ha="center", va="center", fontsize=6)
+    heat.set_title(f"median block latency ratio vs {ref}, per stage and resolution", fontsize=9)
+    fig.colorbar(image, ax=heat, label="log2 ratio")
+    fig.suptitle(f"{cmp.space}, r in {list(cmp.resolutions)}, {cmp.n_subnets} random subnets", fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    logger.info("wrote comparison plot %s", path)
+    return path

@@ -1,0 +1,54 @@
+"""Errors raised by the lut package.
+
+``LutError`` is the root; each subclass names one domain failure. Errors about bad
+input (a malformed file, an unknown device) also subclass ``ValueError`` so callers
+that only distinguish "bad input" from "the work failed" can catch that.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "LutError",
+    "StoreError",
+    "SchemaVersionError",
+    "UnknownDeviceError",
+    "AmbiguousDeviceError",
+    "ImportFormatError",
+    "MissingBlocksError",
+    "CalibrationError",
+]
+
+
+class LutError(Exception):
+    """Root of every lut failure."""
+
+
+class StoreError(LutError):
+    """The SQLite store cannot be opened or is not a lutnas store."""
+
+
+class SchemaVersionError(StoreError):
+    """The store was written by a lutnas with a schema version this one cannot read."""
+
+
+class UnknownDeviceError(LutError, ValueError):
+    """No device setting matches the given name or id."""
+
+
+class AmbiguousDeviceError(LutError, ValueError):
+    """A device name matches several settings; the caller must pick one by id."""
+
+
+class ImportFormatError(LutError, ValueError):
+    """A file being imported is malformed; the message names the file and the line or key."""
+
+
+class MissingBlocksError(LutError, KeyError):
+    """A subnet needs blocks the LUT does not have; the message names the missing keys."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class CalibrationError(LutError, ValueError):
+    """A calibration cannot be fitted, read or applied."""

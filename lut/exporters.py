@@ -1,0 +1,167 @@
+"""Writing a device setting's LUT: OFA yaml (one file per resolution), CSV and Parquet.
+
+OFA yaml files hold ``key: {count, mean, std}`` as OFA's tools read them; where the store knows
+more, ``median`` (when it differs from the mean), ``p10`` and ``p90`` are added (OFA ignores
+extra fields), so re-importing an export gives identical predictions. A file is written for every
+resolution whose stem the LUT prices in some registered space; it holds every block of every such
+space at that resolution. Rows that belong to no space and resolution go to
+``extra_lookup_table.yaml``. CSV and Parquet hold the columns of ``lut.schema.ROW_COLUMNS``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from lut.predict import _stem_resolutions
+from lut.schema import ROW_COLUMNS
+from space import get_space, list_spaces
+
+if TYPE_CHECKING:
+    from lut.store import LutStore, StoredSetting
+
+__all__ = [
+    "EXPORT_FORMATS", "export_table", "export_ofa_yaml", "export_csv", "export_parquet", "ofa_yaml_files", "dump_ofa_yaml",
+]
+
+logger = logging.getLogger(__name__)
+
+EXPORT_FORMATS: tuple[str, ...] = ("ofa-yaml", "csv", "parquet")
+EXTRA_FILE = "extra_lookup_table.yaml"
+
+
+def export_table(store: LutStore, device: str | int | StoredSetting, fmt: str, dest: str | Path) -> list[Path]:
+    """Export the device's LUT in ``fmt`` to ``dest`` (a directory for ofa-yaml, a file otherwise).
+
+    Returns:
+        The paths written.
+    """
+    if fmt == "ofa-yaml":
+        return export_ofa_yaml(store, device, dest)
+    if fmt == "csv":
+        return [export_csv(store, device, dest)]
+    if fmt == "parquet":
+        return [export_parquet(store, device, dest)]
+    raise ValueError(f"unknown export format {fmt!r}; valid: {', '.join(EXPORT_FORMATS)}")
+
+
+def export_csv(store: LutStore, device: str | int | StoredSetting, path: str | Path) -> Path:
+    """Write the device's rows (``ROW_COLUMNS``) as CSV."""
+    path = Path(path)
+    frame = store.rows(device)
+    _atomic(path, lambda tmp: frame.to_csv(tmp, index=False, columns=list(ROW_COLUMNS)))
+    return path
+
+
+def export_parquet(store: LutStore, device: str | int | StoredSetting, path: str | Path) -> Path:
+    """Write the device's rows (``ROW_COLUMNS``) as Parquet."""
+    path = Path(path)
+    frame = store.rows(device)[list(ROW_COLUMNS)]
+    _atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    return path
+
+
+def ofa_yaml_files(frame: pd.DataFrame, spaces: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{file name: {key: entry}}`` of an OFA yaml export of ``frame`` (rows as from ``LutStore.rows``)."""
+    entries = {row.block_key: _entry(row) for row in frame.itertuples(index=False)}
+    table = dict.fromkeys(entries, 0.0)
+    files: dict[int, dict[str, dict[str, Any]]] = {}
+    placed: set[str] = set()
+    for name in spaces or list_spaces():
+        space = get_space(name)
+        for r in sorted(_stem_resolutions(table, space)):
+            keys = [b.key for b in space.unique_blocks(r) if b.key in entries]
+            files.setdefault(r, {}).update((k, entries[k]) for k in keys)
+            placed.update(keys)
+    out = {f"{r}_lookup_table.yaml": files[r] for r in sorted(files)}
+    leftover = {k: v for k, v in entries.items() if k not in placed}
+    if leftover:
+        logger.warning("%d rows belong to no space/resolution; writing them to %s", len(leftover), EXTRA_FILE)
+        out[EXTRA_FILE] = leftover
+    return out
+
+
+def export_ofa_yaml(store: LutStore, device: str | int | StoredSetting, out_dir: str | Path,
+                    spaces: Sequence[str] | None = None) -> list[Path]:
+    """Write ``{resolution}_lookup_table.yaml`` files for the device into ``out_dir`` (created if needed).
+
+    Returns:
+        The paths written, by resolution.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"ofa-yaml export needs a directory, got the file {out_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, entries in ofa_yaml_files(store.rows(device), spaces).items():
+        path = out_dir / name
+        text = dump_ofa_yaml(entries)
+        _atomic(path, lambda tmp, text=text: Path(tmp).write_text(text))
+        written.append(path)
+    logger.info("wrote %d OFA yaml files to %s", len(written), out_dir)
+    return written
+
+
+def dump_ofa_yaml(entries: dict[str, dict[str, Any]]) -> str:
+    """OFA's block layout (``key:`` then indented ``field: value`` lines), sorted by key.
+
+    Written by hand because PyYAML's representer is ~50x slower; keys are block keys (plain scalars)
+    and values ints or finite floats, so the output parses back to exactly these values.
+    """
+    lines = []
+    for key in sorted(entries):
+        lines.append(f"{key}:")
+        lines.extend(f"  {name}: {_yaml_number(value)}" for name, value in entries[key].items())
+    return "\n".join(lines) + "\n"
+
+
+def _yaml_number(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    text = repr(float(value))
+    if "e" in text and "." not in text:  # YAML 1.1 floats need a dot: 1e-05 -> 1.0e-05
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}.0e{exponent}"
+    return text
+
+
+def _entry(row: Any) -> dict[str, Any]:
+    median = float(row.median_ms)
+    mean = _num(row.mean_ms)
+    entry: dict[str, Any] = {}
+    if _num(row.n) is not None:
+        entry["count"] = int(row.n)
+    entry["mean"] = median if mean is None else mean
+    std = _num(row.std_ms)
+    entry["std"] = 0.0 if std is None else std
+    if entry["mean"] != median:
+        entry["median"] = median
+    for name in ("p10", "p90"):
+        value = _num(getattr(row, f"{name}_ms"))
+        if value is not None:
+            entry[name] = value
+    return entry
+
+
+def _num(value: Any) -> float | None:
+    if value is None or value is pd.NA:
+        return None
+    out = float(value)
+    return None if math.isnan(out) else out
+
+
+def _atomic(path: Path, write: Any) -> None:
+    """Write through a temporary file in the same directory, then rename over ``path``."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -1,0 +1,125 @@
+"""One way in to model export: blocks, block chains and whole subnets, to ONNX or TFLite bytes.
+
+Exports are deterministic: the same block, format, seed and exporter version always give the same bytes,
+which is what lets :class:`profiler.artifacts.ArtifactCache` and the agents' model caches address models by
+their sha256. Every function here takes picklable arguments so a process pool can run it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from torch import nn
+
+from space import Block
+
+from .builders import block_input_shape, build_block, build_blocks, build_from_net_config, build_subnet
+
+__all__ = [
+    "FORMATS",
+    "FORMAT_SUFFIX",
+    "ModelFormat",
+    "check_format",
+    "export_block",
+    "export_blocks",
+    "export_module",
+    "export_net_config",
+    "export_subnet",
+    "exporter_version",
+]
+
+logger = logging.getLogger(__name__)
+
+ModelFormat = Literal["onnx", "tflite"]
+#: Formats the exporters write.
+FORMATS: tuple[str, ...] = ("onnx", "tflite")
+#: File suffix of each format.
+FORMAT_SUFFIX: dict[str, str] = {"onnx": ".onnx", "tflite": ".tflite"}
+
+
+def check_format(fmt: str) -> str:
+    """Return ``fmt`` if it is a known format.
+
+    Raises:
+        ValueError: ``fmt`` is not one of :data:`FORMATS`.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown model format {fmt!r}; known: {', '.join(FORMATS)}")
+    return fmt
+
+
+def exporter_version(fmt: str) -> str:
+    """Version string of the exporter for ``fmt``; it changes whenever that exporter's bytes change."""
+    if check_format(fmt) == "onnx":
+        from .export_onnx import ONNX_EXPORTER_VERSION
+
+        return ONNX_EXPORTER_VERSION
+    from .export_tflite import TFLITE_EXPORTER_VERSION
+
+    return TFLITE_EXPORTER_VERSION
+
+
+def export_module(module: nn.Module, input_shape: Sequence[int], fmt: str) -> bytes:
+    """Export a builders module (a block module or a ``SubnetModel``) to ``fmt``.
+
+    Args:
+        module: A module from :mod:`profiler.builders`, in eval mode.
+        input_shape: NCHW input shape of the torch module (TFLite models take its NHWC transpose).
+        fmt: One of :data:`FORMATS`.
+
+    Returns:
+        The serialized model.
+
+    Raises:
+        ValueError: ``fmt`` is unknown.
+        TypeError: The module is not a builders module.
+    """
+    if check_format(fmt) == "onnx":
+        from .export_onnx import export_onnx
+
+        return export_onnx(module, input_shape)
+    from .export_tflite import export_tflite
+
+    return export_tflite(module, input_shape)
+
+
+def export_block(block: Block, fmt: str, seed: int = 0) -> bytes:
+    """Build one block's module (weights fixed by ``seed``) and export it.
+
+    Args:
+        block: The block.
+        fmt: One of :data:`FORMATS`.
+        seed: Weight seed.
+
+    Returns:
+        The serialized model; its input is :func:`profiler.builders.block_input_shape` (NHWC for TFLite).
+    """
+    check_format(fmt)
+    data = export_module(build_block(block, seed=seed), block_input_shape(block), fmt)
+    logger.debug("exported %s as %s: %d bytes", block.key, fmt, len(data))
+    return data
+
+
+def export_blocks(blocks: Sequence[Block], fmt: str, seed: int = 0) -> bytes:
+    """Export a chain of blocks (run order) as one model; see :func:`profiler.builders.build_blocks`."""
+    check_format(fmt)
+    return export_module(build_blocks(blocks, seed=seed), block_input_shape(blocks[0]), fmt)
+
+
+def export_subnet(space: Any, arch: Any, fmt: str, seed: int = 0) -> bytes:
+    """Export a whole subnet of ``space`` (an arch dict or ``Subnet``) as one model of the same blocks the LUT times."""
+    check_format(fmt)
+    model = build_subnet(space, arch, seed=seed)
+    return export_module(model, model.input_shape, fmt)
+
+
+def export_net_config(
+    cfg: Mapping[str, Any] | str | os.PathLike[str], resolution: int, fmt: str, seed: int = 0
+) -> bytes:
+    """Export the network of an OFA ``net.config`` (dict or path) at ``resolution`` as one model."""
+    check_format(fmt)
+    model = build_from_net_config(cfg, resolution, seed=seed)
+    return export_module(model, model.input_shape, fmt)

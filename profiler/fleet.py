@@ -1,0 +1,621 @@
+"""The fleet scheduler: fill per-device LUTs by driving many agents at once.
+
+Roles:
+- one ``DeviceWork`` per device name holds the blocks that device still lacks (resume is
+  the default: blocks with a row for that device setting are never timed again);
+- one thread per agent takes blocks from its device's list, one job in flight at a time
+  (timing must own the device), uploads a model only when the agent lacks it, and writes
+  each result to the store in its own transaction as it arrives;
+- a process pool exports models ahead of the agents into the content-addressed artifact
+  cache, so exporting never stalls a device;
+- a drift sentinel (a fixed reference block) is re-timed every N jobs per agent; when it
+  drifts past a threshold the agent cools down and the jobs since the last good reading
+  are timed again.
+
+A job-level error is retried with backoff and finally recorded as a failed block. An agent
+that disappears gives its in-flight job back to the device's list (another agent of that
+device takes it) and is polled until it returns or ``agent_wait_s`` passes.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import multiprocessing
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lut.schema import DeviceSetting
+from lut.store import LutStore
+from profiler.artifacts import ArtifactCache
+from profiler.client import AgentClient, AgentError, AgentUnavailable, make_job
+from profiler.worklist import DeviceWork, Failure
+from protos import agent_pb2
+from space import DEFAULT_SPACE, Block, get_space
+
+__all__ = [
+    "ProfileSettings",
+    "AgentRef",
+    "DeviceReport",
+    "ProfileReport",
+    "ProfileError",
+    "Progress",
+    "profile",
+    "plan_blocks",
+    "sentinel_block",
+    "DEFAULT_PLAN",
+    "FORMAT_FOR_RUNTIME",
+]
+
+log = logging.getLogger(__name__)
+
+# Timing plan for one block job: warm up, then repeat until the median's 95% CI is within 1%.
+DEFAULT_PLAN: Mapping[str, float | int] = {
+    "warmup_count": 10,
+    "warmup_s": 0.1,
+    "min_reps": 20,
+    "min_s": 0.2,
+    "max_reps": 500,
+    "max_s": 3.0,
+    "target_rel_ci": 0.01,
+}
+
+# The model format each runtime times by default.
+FORMAT_FOR_RUNTIME = {"onnxruntime": "onnx", "tflite": "tflite", "benchmark_model": "tflite", "torch": "torchscript"}
+
+ExportFn = Callable[[Block, str, int], bytes]
+
+
+class ProfileError(Exception):
+    """A profile could not start or could not finish (one line, names the device)."""
+
+
+@dataclass(frozen=True)
+class AgentRef:
+    """One agent: the device name its rows are filed under and its address."""
+
+    name: str
+    address: str
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    """What to profile and how."""
+
+    space: str = DEFAULT_SPACE  # search space whose blocks are timed
+    resolutions: tuple[int, ...] = (224,)  # input resolutions to cover
+    runtime: str = "onnxruntime"  # runtime on the agent
+    threads: int = 1  # runtime threads
+    fmt: str = ""  # model format ("" picks FORMAT_FOR_RUNTIME[runtime])
+    precision: str = "fp32"
+    options: Mapping[str, str] = field(default_factory=dict)  # runtime options (e.g. device=cuda)
+    plan: Mapping[str, float | int] = field(default_factory=lambda: dict(DEFAULT_PLAN))
+    seed: int = 0  # weight seed of the exported blocks
+    sentinel_every: int = 25  # re-time the sentinel after this many jobs per agent (0: off)
+    sentinel_threshold: float = 0.05  # relative drift of the sentinel median that triggers re-timing
+    sentinel_cooldown_s: float = 5.0  # idle time after a drift before timing again
+    sentinel_retries: int = 3  # sentinel re-readings after a cooldown before re-basing
+    max_attempts: int = 3  # attempts per block before it is recorded as failed
+    retry_backoff_s: float = 0.5  # first pause after a failed job; doubles per attempt
+    job_timeout_s: float = 300.0  # deadline of one job (upload + load + timing)
+    agent_wait_s: float = 60.0  # how long a device waits for a vanished agent before giving up
+    export_workers: int = 1  # export processes running ahead of the agents
+    cache_dir: str | None = None  # artifact cache (default: ~/.cache/lutnas/artifacts)
+
+    @property
+    def model_format(self) -> str:
+        return self.fmt or FORMAT_FOR_RUNTIME.get(self.runtime, "onnx")
+
+
+@dataclass
+class DeviceReport:
+    """What a profile did for one device name."""
+
+    name: str
+    setting_id: int
+    total: int  # blocks the space needs at these resolutions
+    skipped: int  # already in the store (resume)
+    timed: int = 0  # rows written in this run
+    failed: list[Failure] = field(default_factory=list)
+    retimed: int = 0  # rows timed again after a sentinel drift
+    wall_s: float = 0.0
+    busy_s: float = 0.0  # sum over agents of time spent timing (agent-reported job wall time)
+    agent_wall_s: float = 0.0  # sum over agents of their time in this profile
+    uploaded_bytes: int = 0
+    saved_bytes: int = 0  # bytes not uploaded because the agent had the blob
+    sentinel_drifts: int = 0
+    aborted: str = ""
+
+    @property
+    def busy_fraction(self) -> float:
+        return self.busy_s / self.agent_wall_s if self.agent_wall_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "device": self.name, "setting_id": self.setting_id, "total": self.total, "skipped": self.skipped,
+            "timed": self.timed, "failed": len(self.failed), "retimed": self.retimed, "wall_s": round(self.wall_s, 3),
+            "busy_fraction": round(self.busy_fraction, 4), "uploaded_bytes": self.uploaded_bytes,
+            "saved_bytes": self.saved_bytes, "sentinel_drifts": self.sentinel_drifts, "aborted": self.aborted,
+            "failures": [{"block_key": f.block_key, "reason": f.reason, "attempts": f.attempts} for f in self.failed],
+        }
+
+
+@dataclass
+class ProfileReport:
+    """One entry per device name, in the order the agents were given."""
+
+    devices: list[DeviceReport]
+    wall_s: float = 0.0
+    export_s: float = 0.0  # total export time spent by the pool (all blocks exported this run)
+    exported: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return all(not d.aborted and not d.failed for d in self.devices)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"wall_s": round(self.wall_s, 3), "export_s": round(self.export_s, 3), "exported": self.exported,
+                "devices": [d.to_dict() for d in self.devices]}
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress event for one device."""
+
+    device: str
+    done: int
+    failed: int
+    total: int
+
+
+# -- planning -------------------------------------------------------------------------------
+
+
+def plan_blocks(space: str, resolutions: Sequence[int]) -> list[Block]:
+    """Every distinct block a subnet of ``space`` can run at ``resolutions``, in run order."""
+    return get_space(space).unique_blocks(list(resolutions))
+
+
+def sentinel_block(space: str, resolution: int) -> Block:
+    """The drift sentinel: a mid-network MBConv (stage 3, first slot, k5, e4) at ``resolution``."""
+    sp = get_space(space)
+    side = sp.stage_input_sides(resolution)[2]
+    return sp.slot_block(2, 0, side, 5, 4)
+
+
+# -- exports --------------------------------------------------------------------------------
+
+
+def _export_to_cache(cache_dir: str, seed: int, block: Block, fmt: str) -> tuple[str, float]:
+    """Pool task: export ``block`` into the cache; (sha256, seconds spent)."""
+    start = time.perf_counter()
+    sha, _ = ArtifactCache(cache_dir, seed=seed).get_or_build(block, fmt)
+    return sha, time.perf_counter() - start
+
+
+class _Exports:
+    """Exports run ahead in a process pool; agents ask for a block's bytes when they need them."""
+
+    def __init__(self, settings: ProfileSettings, blocks: Sequence[Block], export_fn: ExportFn | None) -> None:
+        self.settings = settings
+        self.fmt = settings.model_format
+        self.export_fn = export_fn
+        cache_dir = settings.cache_dir or str(Path.home() / ".cache" / "lutnas" / "artifacts")
+        self.cache = ArtifactCache(cache_dir, seed=settings.seed)
+        self.export_s = 0.0
+        self.exported = 0
+        self._lock = threading.Lock()
+        self._futures: dict[Block, cf.Future[tuple[str, float]]] = {}
+        self._pool: cf.ProcessPoolExecutor | None = None
+        if export_fn is None and blocks:
+            # spawn, not fork: agent threads may already hold locks when the pool starts.
+            ctx = multiprocessing.get_context("spawn")
+            self._pool = cf.ProcessPoolExecutor(max_workers=max(1, settings.export_workers), mp_context=ctx)
+            for block in blocks:
+                if self.cache.get(block, self.fmt) is None:
+                    self._futures[block] = self._pool.submit(_export_to_cache, cache_dir, settings.seed, block, self.fmt)
+
+    def get(self, block: Block) -> tuple[str, bytes]:
+        """(sha256, model bytes) of ``block``, waiting for its export if it is still running."""
+        if self.export_fn is not None:
+            data = self.export_fn(block, self.fmt, self.settings.seed)
+            import hashlib
+
+            return hashlib.sha256(data).hexdigest(), data
+        future = self._futures.get(block)
+        if future is not None:
+            _, seconds = future.result()
+            with self._lock:
+                if self._futures.pop(block, None) is not None:
+                    self.export_s += seconds
+                    self.exported += 1
+        sha, data = self.cache.get_or_build(block, self.fmt)
+        return sha, data
+
+    def ready_hashes(self) -> dict[str, Block]:
+        """sha256 → block for exports that are finished (used to batch HasModels)."""
+        out = {}
+        with self._lock:
+            pending = set(self._futures)
+        for block in pending:
+            future = self._futures.get(block)
+            if future is not None and future.done() and future.exception() is None:
+                out[future.result()[0]] = block
+        return out
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+# -- one agent ------------------------------------------------------------------------------
+
+
+@dataclass
+class _AgentStats:
+    busy_s: float = 0.0
+    wall_s: float = 0.0
+    uploaded_bytes: int = 0
+    saved_bytes: int = 0
+    drifts: int = 0
+
+
+class _AgentWorker:
+    """Runs one agent's share of a device's blocks (one thread)."""
+
+    def __init__(self, ref: AgentRef, work: DeviceWork, setting_id: int, store: LutStore, exports: _Exports,
+                 settings: ProfileSettings, client_kw: Mapping[str, Any], stop: threading.Event,
+                 on_row: Callable[[], None], agent_version: str) -> None:
+        self.ref = ref
+        self.work = work
+        self.setting_id = setting_id
+        self.store = store
+        self.exports = exports
+        self.settings = settings
+        self.client_kw = client_kw
+        self.stop = stop
+        self.on_row = on_row
+        self.agent_version = agent_version
+        self.stats = _AgentStats()
+        self.known: set[str] = set()  # blobs the agent holds
+        self.since_sentinel: list[Block] = []
+        self.baseline_ms: float | None = None
+        self.last_drift: float | None = None
+        self.sentinel = sentinel_block(settings.space, settings.resolutions[0])
+
+    # -- loop ----------------------------------------------------------------------------
+    def run(self) -> None:
+        start = time.monotonic()
+        client = AgentClient(self.ref.address, **self.client_kw)
+        try:
+            self._loop(client)
+        finally:
+            client.close()
+            self.stats.wall_s = time.monotonic() - start
+
+    def _loop(self, client: AgentClient) -> None:
+        while not self.stop.is_set():
+            block = self.work.take(self.ref.address, self.stop)
+            if block is None:
+                return
+            try:
+                if self.baseline_ms is None and self.settings.sentinel_every > 0:
+                    self.baseline_ms = self._sentinel_baseline(client)
+                result = self._time(client, block)
+            except AgentUnavailable as err:
+                self.work.give_back(self.ref.address, block)
+                log.warning("%s: agent %s went away (%s); its job is requeued", self.ref.name, self.ref.address, err)
+                if not self._wait_for_agent(client):
+                    return
+                continue
+            except AgentError as err:
+                self._job_failed(block, f"{err.code}: {err}")
+                continue
+            if result.WhichOneof("outcome") == "error":
+                self._job_failed(block, f"{result.error.code}: {result.error.message}")
+                continue
+            self._store(block, result)
+            self.work.complete(self.ref.address, block)
+            self.on_row()
+            self.since_sentinel.append(block)
+            if self.baseline_ms and len(self.since_sentinel) >= self.settings.sentinel_every:
+                try:
+                    self._check_sentinel(client)
+                except AgentUnavailable:
+                    if not self._wait_for_agent(client):
+                        return
+
+    # -- jobs ----------------------------------------------------------------------------
+    def _time(self, client: AgentClient, block: Block) -> agent_pb2.BenchmarkResult:
+        sha, data = self.exports.get(block)
+        if sha not in self.known:
+            self._refresh_known(client, sha)
+        result = self._run_job(client, block, sha, None if sha in self.known else data)
+        if result.WhichOneof("outcome") == "error" and result.error.code == "NOT_FOUND":
+            # The agent dropped the blob (cache eviction or a restart with a fresh cache): send it.
+            self.known.discard(sha)
+            result = self._run_job(client, block, sha, data)
+        return result
+
+    def _refresh_known(self, client: AgentClient, sha: str) -> None:
+        candidates = {sha, *self.exports.ready_hashes()} - self.known
+        self.known |= client.has_models(sorted(candidates))
+
+    def _run_job(self, client: AgentClient, block: Block, sha: str, data: bytes | None) -> agent_pb2.BenchmarkResult:
+        s = self.settings
+        job = make_job(
+            data, sha256=None if data is not None else sha, runtime=s.runtime, format=s.model_format,
+            threads=s.threads, plan=s.plan, options=s.options, timeout_s=s.job_timeout_s, job_id=block.key,
+        )
+        results = list(client.benchmark([job], timeout_s=s.job_timeout_s + 30.0))
+        if len(results) != 1:
+            raise AgentError(f"agent at {client.address} returned {len(results)} results for 1 job",
+                             client.address, "INTERNAL")
+        result = results[0]
+        self.stats.busy_s += result.wall_s
+        if data is not None:
+            self.stats.uploaded_bytes += len(data)
+            self.known.add(sha)
+        else:
+            self.stats.saved_bytes += len(self.exports.cache.blob_path(sha).read_bytes()) \
+                if self.exports.export_fn is None else 0
+        return result
+
+    def _store(self, block: Block, result: agent_pb2.BenchmarkResult) -> None:
+        st = result.stats
+        stats = {"median_ms": st.median_ms, "mean_ms": st.mean_ms, "std_ms": st.std_ms, "p10_ms": st.p10_ms,
+                 "p90_ms": st.p90_ms, "n": int(st.n)}
+        provenance = {
+            "agent_version": result.agent_version or self.agent_version,
+            "temp_before_c": _max_temp(result.before),
+            "temp_after_c": _max_temp(result.after),
+            "sentinel_drift": self.last_drift,
+            "source": "measured",
+            "extra": {"agent": self.ref.address, "rel_ci_median": st.rel_ci_median, "stop_reason": result.stop_reason,
+                      "load_ms": result.load_ms, "model_sha256": result.model_sha256},
+        }
+        self.store.put_row(self.setting_id, block.key, stats, provenance)
+
+    def _job_failed(self, block: Block, reason: str) -> None:
+        attempts = self.work.attempts.get(block, 0) + 1
+        failure = self.work.job_failed(self.ref.address, block, reason, self.settings.max_attempts)
+        if failure is not None:
+            self.store.record_failure(self.setting_id, block.key, reason, attempts=failure.attempts)
+            log.warning("%s: %s failed %d times: %s", self.ref.name, block.key, failure.attempts, reason)
+        else:
+            self.stop.wait(self.settings.retry_backoff_s * 2 ** (attempts - 1))
+
+    # -- availability ----------------------------------------------------------------------
+    def _wait_for_agent(self, client: AgentClient) -> bool:
+        """Poll until the agent answers again (True) or the device no longer needs it (False)."""
+        deadline = time.monotonic() + self.settings.agent_wait_s
+        pause = 0.5
+        while not self.stop.is_set() and not self.work.finished():
+            try:
+                client.health()
+                self.known.clear()  # a restarted agent may have a fresh cache
+                self.baseline_ms = None  # and a different thermal state: re-base the sentinel
+                log.info("%s: agent %s is back", self.ref.name, self.ref.address)
+                return True
+            except AgentError:
+                pass
+            if time.monotonic() > deadline:
+                log.warning("%s: agent %s gone for %.0f s; giving up on it", self.ref.name, self.ref.address,
+                            self.settings.agent_wait_s)
+                return False
+            self.stop.wait(pause)
+            pause = min(pause * 2, 5.0)
+        return False
+
+    # -- drift sentinel -----------------------------------------------------------------------
+    def _time_sentinel(self, client: AgentClient) -> float:
+        result = self._time(client, self.sentinel)
+        if result.WhichOneof("outcome") == "error":
+            raise AgentError(f"sentinel failed: {result.error.code}: {result.error.message}", client.address,
+                             result.error.code)
+        return result.stats.median_ms
+
+    def _sentinel_baseline(self, client: AgentClient) -> float:
+        """The sentinel's first reading on this agent; 0 disables the sentinel when it cannot run."""
+        try:
+            return self._time_sentinel(client)
+        except AgentUnavailable:
+            raise
+        except AgentError as err:
+            log.warning("%s: sentinel cannot run on %s (%s); drift checks are off", self.ref.name, self.ref.address, err)
+            return 0.0
+
+    def _check_sentinel(self, client: AgentClient) -> None:
+        """Re-time the sentinel; on drift, cool down and re-time the jobs since the last good reading."""
+        reading = self._time_sentinel(client)
+        baseline = self.baseline_ms or reading
+        drift = reading / baseline - 1.0
+        self.last_drift = drift
+        if abs(drift) <= self.settings.sentinel_threshold:
+            self.since_sentinel = []
+            return
+        self.stats.drifts += 1
+        suspect = self.since_sentinel
+        log.warning("%s: sentinel drifted %+.1f%% on %s; cooling down and re-timing %d blocks", self.ref.name,
+                    100 * drift, self.ref.address, len(suspect))
+        for _ in range(self.settings.sentinel_retries):
+            self.stop.wait(self.settings.sentinel_cooldown_s)
+            reading = self._time_sentinel(client)
+            drift = reading / baseline - 1.0
+            self.last_drift = drift
+            if abs(drift) <= self.settings.sentinel_threshold:
+                break
+        else:
+            # The device settled somewhere new: measure against that from now on.
+            log.warning("%s: sentinel stays %+.1f%% off on %s; re-basing", self.ref.name, 100 * drift, self.ref.address)
+            self.baseline_ms = reading
+            self.last_drift = 0.0
+        self.since_sentinel = []
+        self.work.retime(suspect)
+
+
+def _max_temp(state: agent_pb2.DeviceState) -> float | None:
+    temps = [z.temp_c for z in state.thermal]
+    return max(temps) if temps else None
+
+
+# -- the profile ----------------------------------------------------------------------------
+
+
+def _device_setting(name: str, clients: Sequence[AgentClient], settings: ProfileSettings) -> tuple[DeviceSetting, str, dict[str, Any]]:
+    """The device setting the agents of ``name`` measure under (they must agree on the runtime version)."""
+    versions = {}
+    agent_version = ""
+    info: dict[str, Any] = {}
+    for client in clients:
+        try:
+            dev = client.device_info()
+        except AgentError as err:
+            raise ProfileError(f"device {name!r}: {err}") from err
+        runtime = next((r for r in dev.runtimes if r.name == settings.runtime), None)
+        if runtime is None or not runtime.available:
+            detail = f" ({runtime.detail})" if runtime is not None and runtime.detail else ""
+            known = ", ".join(r.name for r in dev.runtimes if r.available) or "none"
+            raise ProfileError(f"device {name!r}: agent {client.address} has no runtime {settings.runtime!r}{detail}; "
+                               f"available: {known}")
+        versions[client.address] = runtime.version
+        agent_version = dev.agent_version
+        info = {"hostname": dev.hostname, "cpu_model": dev.cpu_model, "board": dev.board, "os": dev.os,
+                "machine": dev.machine, "cpu_cores": dev.cpu_cores, "agents": sorted(versions)}
+    if len(set(versions.values())) > 1:
+        raise ProfileError(f"device {name!r}: agents disagree on {settings.runtime} version {versions}; "
+                           "give them different names")
+    delegate = settings.options.get("provider", "") or settings.options.get("delegate", "") \
+        or settings.options.get("device", "")
+    setting = DeviceSetting(name=name, runtime=settings.runtime, runtime_version=next(iter(versions.values())),
+                            threads=settings.threads, precision=settings.precision,
+                            model_format=settings.model_format, delegate=delegate)
+    return setting, agent_version, info
+
+
+def profile(
+    store: LutStore,
+    agents: Sequence[AgentRef],
+    settings: ProfileSettings,
+    *,
+    token: str | None = None,
+    tls_ca: str | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    stop: threading.Event | None = None,
+    export_fn: ExportFn | None = None,
+) -> ProfileReport:
+    """Time every block the space needs on every device and write the rows to ``store``.
+
+    Args:
+        store: The LUT store (rows are written one transaction each, as they arrive).
+        agents: The agents; several may share a name (identical boards split that device's work).
+        settings: What to profile and how.
+        token: Bearer token for the agents.
+        tls_ca: CA certificate to trust when the agents use TLS.
+        on_progress: Called after every row or failure.
+        stop: Set it to stop early (Ctrl-C); the store stays consistent and a rerun resumes.
+        export_fn: Replace the exporters (block, format, seed) -> bytes; for synthetic runtimes.
+
+    Raises:
+        ProfileError: an agent is unreachable at the start or lacks the runtime.
+    """
+    if not agents:
+        raise ProfileError("no agents given; use --agent NAME=HOST:PORT")
+    if not settings.resolutions:
+        raise ProfileError("no resolutions given")
+    stop = stop or threading.Event()
+    start = time.monotonic()
+    client_kw = {"token": token, "tls_ca": tls_ca, "retry_s": 2.0}
+    by_name: dict[str, list[AgentRef]] = {}
+    for ref in agents:
+        by_name.setdefault(ref.name, []).append(ref)
+    if len({ref.address for ref in agents}) != len(agents):
+        raise ProfileError("the same agent address is given twice")
+
+    blocks = plan_blocks(settings.space, settings.resolutions)
+    works: dict[str, DeviceWork] = {}
+    reports: dict[str, DeviceReport] = {}
+    versions: dict[str, str] = {}
+    for name, refs in by_name.items():
+        clients = [AgentClient(r.address, **client_kw) for r in refs]
+        try:
+            setting, versions[name], info = _device_setting(name, clients, settings)
+        finally:
+            for c in clients:
+                c.close()
+        setting_id = store.ensure_setting(setting, info=info)
+        have = store.keys(setting_id)
+        todo = [b for b in blocks if b.key not in have]
+        works[name] = DeviceWork(todo)
+        reports[name] = DeviceReport(name=name, setting_id=setting_id, total=len(blocks), skipped=len(blocks) - len(todo))
+
+    all_todo = list(dict.fromkeys(b for w in works.values() for b in w.blocks))
+    sentinels = [sentinel_block(settings.space, settings.resolutions[0])] if settings.sentinel_every else []
+    exports = _Exports(settings, sentinels + all_todo if all_todo else [], export_fn)
+    workers: list[tuple[str, _AgentWorker, threading.Thread]] = []
+    lock = threading.Lock()
+
+    def progress(name: str) -> Callable[[], None]:
+        def emit() -> None:
+            if on_progress is not None:
+                done, failed = works[name].counts()
+                with lock:
+                    on_progress(Progress(name, reports[name].skipped + done, failed, reports[name].total))
+        return emit
+
+    try:
+        for name, refs in by_name.items():
+            progress(name)()
+            if not works[name].blocks:
+                continue
+            for ref in refs:
+                worker = _AgentWorker(ref, works[name], reports[name].setting_id, store, exports, settings,
+                                      client_kw, stop, progress(name), versions[name])
+                thread = threading.Thread(target=worker.run, name=f"agent-{ref.address}", daemon=True)
+                workers.append((name, worker, thread))
+                thread.start()
+        _join(workers, works, stop)
+    finally:
+        stop.set()
+        for _, _, thread in workers:
+            thread.join(timeout=settings.job_timeout_s + 60)
+        exports.close()
+
+    for name, work in works.items():
+        rep = reports[name]
+        mine = [w for n, w, _ in workers if n == name]
+        rep.timed = len(work.done)
+        rep.failed = list(work.failures)
+        rep.retimed = work.retimed
+        rep.aborted = work.aborted
+        rep.wall_s = time.monotonic() - start
+        rep.busy_s = sum(w.stats.busy_s for w in mine)
+        rep.agent_wall_s = sum(w.stats.wall_s for w in mine)
+        rep.uploaded_bytes = sum(w.stats.uploaded_bytes for w in mine)
+        rep.saved_bytes = sum(w.stats.saved_bytes for w in mine)
+        rep.sentinel_drifts = sum(w.stats.drifts for w in mine)
+    return ProfileReport(devices=[reports[n] for n in by_name], wall_s=time.monotonic() - start,
+                         export_s=exports.export_s, exported=exports.exported)
+
+
+def _join(workers: list[tuple[str, _AgentWorker, threading.Thread]], works: Mapping[str, DeviceWork],
+          stop: threading.Event) -> None:
+    """Wait for every device; a device whose agents all gave up is aborted with the reason."""
+    while not stop.is_set():
+        alive_any = False
+        for name, work in works.items():
+            threads = [t for n, _, t in workers if n == name]
+            if work.finished() or not threads:
+                continue
+            if any(t.is_alive() for t in threads):
+                alive_any = True
+                continue
+            left = len(work.pending) + len(work.in_flight)
+            work.abort(f"every agent of {name!r} is gone with {left} blocks left; rerun to resume")
+        if not alive_any:
+            return
+        time.sleep(0.1)

@@ -1,0 +1,359 @@
+"""End-to-end validation: do a LUT's sums predict what whole networks take on the device?
+
+Protocol (measured on a noisy 2-core host, see DESIGN.md): subnets are drawn stratified over the
+LUT-predicted latency range, exported the same way the blocks were (same runtime, threads,
+format, weight seed) and timed on the agent in interleaved rounds — every round times every
+network once, in a fresh random order, so slow bursts of host noise spread over all networks
+instead of landing on a few. A network's latency is the minimum of its round medians (host noise
+is positive). Even and odd rounds give two independent measurements of each network; their
+relative difference is the measurement's own repeat noise, reported beside every fidelity figure.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import multiprocessing
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lut.calibration import Calibration, fidelity_metrics, fit_calibration, subnet_features
+from lut.predict import CompiledLut
+from lut.store import LutStore, StoredSetting
+from profiler.artifacts import sha256_hex
+from profiler.client import AgentClient, AgentError, make_job
+from profiler.export import export_subnet
+from space import SearchSpace, SubnetBatch, get_space, list_spaces
+
+__all__ = [
+    "ValidationSettings",
+    "ValidationReport",
+    "ValidationError",
+    "draw_stratified",
+    "validate",
+    "report_from_store",
+    "infer_space",
+    "repeat_noise",
+    "VALIDATION_PLAN",
+]
+
+log = logging.getLogger(__name__)
+
+# One timing job per network per round: short, because rounds repeat it.
+VALIDATION_PLAN: Mapping[str, float | int] = {
+    "warmup_count": 3,
+    "warmup_s": 0.05,
+    "min_reps": 10,
+    "min_s": 0.1,
+    "max_reps": 100,
+    "max_s": 1.5,
+    "target_rel_ci": 0.01,
+}
+_FORMAT_FOR_EXPORT = {"onnx": "onnx", "tflite": "tflite"}
+
+
+class ValidationError(Exception):
+    """Validation could not run (one line: what and where)."""
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    """How to validate a device's LUT."""
+
+    samples: int = 100  # networks to time end to end
+    rounds: int = 4  # interleaved rounds (>= 2: even and odd rounds give the repeat noise)
+    plan: Mapping[str, float | int] = field(default_factory=lambda: dict(VALIDATION_PLAN))
+    seed: int = 0  # subnet draw and round order
+    weight_seed: int = 0  # must equal the profile's export seed: same weights as the timed blocks
+    space: str | None = None  # None: the registered space the LUT covers
+    resolutions: tuple[int, ...] = ()  # () : every resolution the LUT covers
+    calibrate: bool = False  # fit and store a calibration from this run
+    pool: int = 20_000  # random subnets the stratified draw picks from
+    export_workers: int = 1
+    job_timeout_s: float = 300.0
+
+
+@dataclass
+class ValidationReport:
+    """What a validation run found."""
+
+    device: str
+    space: str
+    run_id: int
+    samples: pd.DataFrame  # arch, predicted_ms, measured_ms, repeat_ms, calibrated_ms
+    raw: dict[str, float]
+    calibrated: dict[str, float] | None  # cross-validated (held-out) metrics of the fitted calibration
+    noise: dict[str, float]
+    calibration: Calibration | None = None
+    wall_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def worst(self, k: int = 5) -> pd.DataFrame:
+        """The ``k`` subnets the raw LUT sum predicts worst."""
+        frame = self.samples.copy()
+        frame["raw_err_pct"] = 100 * (frame["predicted_ms"] / frame["measured_ms"] - 1)
+        return frame.reindex(frame["raw_err_pct"].abs().sort_values(ascending=False).index).head(k)
+
+    def to_dict(self) -> dict[str, Any]:
+        worst = [{"arch": r.arch, "predicted_ms": round(r.predicted_ms, 4), "measured_ms": round(r.measured_ms, 4),
+                  "raw_err_pct": round(r.raw_err_pct, 2)} for r in self.worst().itertuples()]
+        return {
+            "device": self.device, "space": self.space, "run_id": self.run_id, "samples": len(self.samples),
+            "raw": self.raw, "calibrated": self.calibrated, "noise": self.noise,
+            "calibration": None if self.calibration is None else {
+                "kind": self.calibration.kind, "describe": self.calibration.describe()},
+            "worst": worst, "wall_s": round(self.wall_s, 2), "notes": self.notes,
+        }
+
+
+# -- drawing subnets ----------------------------------------------------------------------------
+
+
+def infer_space(store: LutStore, setting: StoredSetting, space: str | None) -> tuple[SearchSpace, CompiledLut]:
+    """The space (given, or the first registered one the LUT fully covers) and its compiled LUT."""
+    names = [space] if space else list_spaces()
+    for name in names:
+        compiled = store.compiled(setting, name)
+        if compiled.resolutions:
+            return get_space(name), compiled
+    raise ValidationError(f"device {setting.name!r}: the LUT covers no resolution of {', '.join(names)} completely; "
+                          "profile it first")
+
+
+def draw_stratified(compiled: CompiledLut, n: int, rng: np.random.Generator, resolutions: Sequence[int],
+                    pool: int = 20_000) -> SubnetBatch:
+    """``n`` distinct subnets spread evenly over the LUT-predicted latency range.
+
+    A random pool is cut into ``n`` equal-width latency bins and one subnet is taken from each;
+    empty bins (the range's thin tails) are filled from the rest of the pool.
+    """
+    if n < 1:
+        raise ValueError(f"samples must be >= 1, got {n}")
+    candidates = compiled.space.sample(max(pool, 4 * n), rng, resolutions=list(resolutions))
+    lat = compiled.predict_batch(candidates, calibrated=False)
+    edges = np.linspace(lat.min(), lat.max(), n + 1)
+    bins = np.clip(np.searchsorted(edges, lat, side="right") - 1, 0, n - 1)
+    chosen: list[int] = []
+    for b in range(n):
+        members = np.flatnonzero(bins == b)
+        if members.size:
+            chosen.append(int(rng.choice(members)))
+    rest = np.setdiff1d(np.arange(len(lat)), chosen)
+    chosen += [int(i) for i in rng.choice(rest, size=n - len(chosen), replace=False)]
+    return candidates.take(np.asarray(chosen))
+
+
+# -- exporting whole networks ---------------------------------------------------------------------
+
+
+def _export_net(space: str, arch: dict[str, Any], fmt: str, seed: int, folder: str) -> tuple[str, str, float]:
+    """Pool task: export one subnet to a file in ``folder``; (sha256, path, seconds)."""
+    start = time.perf_counter()
+    data = export_subnet(get_space(space), arch, fmt, seed=seed)
+    sha = sha256_hex(data)
+    path = os.path.join(folder, sha)
+    if not os.path.exists(path):
+        tmp = path + f".{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    return sha, path, time.perf_counter() - start
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+def validate(
+    store: LutStore,
+    device: str | int | StoredSetting,
+    address: str,
+    settings: ValidationSettings,
+    *,
+    token: str | None = None,
+    tls_ca: str | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> ValidationReport:
+    """Time ``settings.samples`` whole subnets on the agent at ``address`` and compare with the LUT.
+
+    Args:
+        store: LUT store holding the device's rows; the run (and calibration) is saved there.
+        device: The device setting (name or id) whose LUT is validated.
+        address: The agent (``host:port``) of that device.
+        settings: What to run.
+        token: Bearer token.
+        tls_ca: CA certificate for a TLS agent.
+        on_progress: ``(stage, done, total)`` after every export and timing job.
+
+    Raises:
+        ValidationError: the LUT, the agent or the runtime cannot support the run.
+    """
+    start = time.monotonic()
+    if settings.rounds < 2:
+        raise ValidationError(f"rounds must be >= 2 (even and odd rounds measure the repeat noise), got {settings.rounds}")
+    setting = store.setting(device)
+    fmt = _FORMAT_FOR_EXPORT.get(setting.setting.model_format)
+    if fmt is None:
+        raise ValidationError(f"device {setting.name!r}: cannot export whole networks as "
+                              f"{setting.setting.model_format!r}; supported: {', '.join(_FORMAT_FOR_EXPORT)}")
+    space, compiled = infer_space(store, setting, settings.space)
+    resolutions = [r for r in compiled.resolutions if not settings.resolutions or r in settings.resolutions]
+    if not resolutions:
+        raise ValidationError(f"device {setting.name!r}: none of {list(settings.resolutions)} is covered by the LUT "
+                              f"(covered: {list(compiled.resolutions)})")
+    rng = np.random.default_rng(settings.seed)
+    batch = draw_stratified(compiled, settings.samples, rng, resolutions, pool=settings.pool)
+    predicted = compiled.predict_batch(batch, calibrated=False)
+    archs = [s.to_arch() for s in batch.to_subnets()]
+    notes: list[str] = []
+    progress = on_progress or (lambda stage, done, total: None)
+
+    with AgentClient(address, token=token, tls_ca=tls_ca) as client, \
+            tempfile.TemporaryDirectory(prefix="lutnas-validate-") as folder:
+        notes += _check_runtime(client, setting)
+        nets = _export_all(space.name, archs, fmt, settings, folder, progress)
+        medians = _time_rounds(client, setting, nets, settings, rng, progress)
+
+    measured = medians.min(axis=1)
+    even, odd = medians[:, 0::2].min(axis=1), medians[:, 1::2].min(axis=1)
+    # measured_ms uses every round; first_ms (even rounds) and repeat_ms (odd rounds) are the two
+    # independent measurements whose disagreement is the noise floor.
+    samples = pd.DataFrame({"arch": archs, "predicted_ms": predicted, "measured_ms": measured,
+                            "repeat_ms": odd, "first_ms": even,
+                            "round_medians_ms": [list(map(float, m)) for m in medians]})
+    noise = repeat_noise(even, odd)
+    raw = fidelity_metrics(predicted, measured)
+
+    calibration = None
+    calibrated = None
+    if settings.calibrate:
+        features = subnet_features(compiled, batch)
+        calibration = fit_calibration(features, measured, space=space.name, random_state=settings.seed)
+        calibrated = dict(calibration.cv_metrics)
+        samples["calibrated_ms"] = calibration.predict(features)
+    meta = {"space": space.name, "rounds": settings.rounds, "plan": dict(settings.plan), "seed": settings.seed,
+            "resolutions": resolutions, "agent": address, "protocol": "interleaved rounds, min of round medians",
+            "noise": noise}
+    run_id = store.save_validation_run(setting.id, samples.drop(columns=["calibrated_ms"], errors="ignore"), meta)
+    if calibration is not None:
+        store.save_calibration(setting.id, calibration)
+    return ValidationReport(device=setting.name, space=space.name, run_id=run_id, samples=samples, raw=raw,
+                            calibrated=calibrated, noise=noise, calibration=calibration,
+                            wall_s=time.monotonic() - start, notes=notes)
+
+
+def _check_runtime(client: AgentClient, setting: StoredSetting) -> list[str]:
+    s = setting.setting
+    try:
+        info = client.device_info()
+    except AgentError as err:
+        raise ValidationError(str(err)) from err
+    runtime = next((r for r in info.runtimes if r.name == s.runtime and r.available), None)
+    if runtime is None:
+        raise ValidationError(f"agent {client.address} has no runtime {s.runtime!r}; the LUT of {setting.name!r} "
+                              f"was measured with it")
+    if s.runtime_version and runtime.version != s.runtime_version:
+        return [f"LUT measured with {s.runtime} {s.runtime_version}, agent has {runtime.version}"]
+    return []
+
+
+def _export_all(space: str, archs: list[dict[str, Any]], fmt: str, settings: ValidationSettings, folder: str,
+                progress: Callable[[str, int, int], None]) -> list[tuple[str, str]]:
+    """Export every network (a process pool keeps the host's torch work off the agent's thread)."""
+    ctx = multiprocessing.get_context("spawn")
+    out: list[tuple[str, str]] = []
+    with cf.ProcessPoolExecutor(max_workers=max(1, settings.export_workers), mp_context=ctx) as pool:
+        futures = [pool.submit(_export_net, space, arch, fmt, settings.weight_seed, folder) for arch in archs]
+        for i, future in enumerate(futures):
+            sha, path, _ = future.result()
+            out.append((sha, path))
+            progress("export", i + 1, len(archs))
+    return out
+
+
+def _time_rounds(client: AgentClient, setting: StoredSetting, nets: list[tuple[str, str]],
+                 settings: ValidationSettings, rng: np.random.Generator,
+                 progress: Callable[[str, int, int], None]) -> np.ndarray:
+    """(n_nets, rounds) matrix of round medians (ms)."""
+    s = setting.setting
+    medians = np.full((len(nets), settings.rounds), np.nan)
+    known: set[str] = set()
+    total = len(nets) * settings.rounds
+    done = 0
+    for rnd in range(settings.rounds):
+        for i in rng.permutation(len(nets)):
+            sha, path = nets[i]
+            if sha not in known:
+                known |= client.has_models([sha])
+            data = None if sha in known else Path(path).read_bytes()
+            job = make_job(data, sha256=None if data is not None else sha, runtime=s.runtime, format=s.model_format,
+                           threads=s.threads or 1, plan=settings.plan, timeout_s=settings.job_timeout_s,
+                           job_id=f"net{i}-round{rnd}")
+            try:
+                (result,) = list(client.benchmark([job], timeout_s=settings.job_timeout_s + 30))
+            except AgentError as err:
+                raise ValidationError(f"timing network {i} (round {rnd + 1}) failed: {err}") from err
+            if result.WhichOneof("outcome") == "error":
+                raise ValidationError(f"timing network {i} (round {rnd + 1}) failed on the agent: "
+                                      f"{result.error.code}: {result.error.message}")
+            known.add(sha)
+            medians[i, rnd] = result.stats.median_ms
+            done += 1
+            progress("time", done, total)
+    return medians
+
+
+def repeat_noise(first_ms: np.ndarray, second_ms: np.ndarray) -> dict[str, float]:
+    """Median and p90 (percent) of the relative disagreement between two measurements of each network."""
+    ok = np.isfinite(first_ms) & np.isfinite(second_ms)
+    if not ok.any():
+        return {"repeat_median": float("nan"), "repeat_p90": float("nan")}
+    rel = np.abs(first_ms[ok] - second_ms[ok]) / np.minimum(first_ms[ok], second_ms[ok])
+    return {"repeat_median": float(100 * np.median(rel)), "repeat_p90": float(100 * np.percentile(rel, 90))}
+
+
+# -- re-rendering ---------------------------------------------------------------------------------
+
+
+def report_from_store(store: LutStore, device: str | int | StoredSetting, *, calibrate: bool = False,
+                      space: str | None = None, seed: int = 0) -> ValidationReport:
+    """Rebuild the report of the device's stored validation runs (all of them) without an agent.
+
+    With ``calibrate``, refit the calibration on every stored sample and save it.
+
+    Raises:
+        ValidationError: the device has no stored validation run.
+    """
+    setting = store.setting(device)
+    runs = store.validation_runs(setting)
+    if runs.empty:
+        raise ValidationError(f"device {setting.name!r} has no stored validation run; run lutnas validate with --agent")
+    frame = store.validation_samples([int(i) for i in runs["id"]])
+    meta = runs.iloc[-1]["meta"]
+    space_obj, compiled = infer_space(store, setting, space or meta.get("space"))
+    batch = SubnetBatch.from_subnets([space_obj.validate(a) for a in frame["arch"]])
+    predicted = compiled.predict_batch(batch, calibrated=False)
+    measured = frame["measured_ms"].to_numpy()
+    first = np.array([e.get("first_ms", np.nan) for e in frame["extra"]], dtype=float)
+    samples = pd.DataFrame({"arch": list(frame["arch"]), "predicted_ms": predicted, "measured_ms": measured,
+                            "repeat_ms": frame["repeat_ms"].to_numpy()})
+    calibration = store.calibration(setting, space_obj.name)
+    calibrated = None
+    if calibrate:
+        features = subnet_features(compiled, batch)
+        calibration = fit_calibration(features, measured, space=space_obj.name, random_state=seed)
+        store.save_calibration(setting.id, calibration)
+    if calibration is not None:
+        calibrated = dict(calibration.cv_metrics)
+        samples["calibrated_ms"] = calibration.predict(subnet_features(compiled, batch))
+    noise = repeat_noise(first, frame["repeat_ms"].to_numpy())
+    return ValidationReport(device=setting.name, space=space_obj.name, run_id=int(runs["id"].iloc[-1]),
+                            samples=samples, raw=fidelity_metrics(predicted, measured), calibrated=calibrated,
+                            noise=noise, calibration=calibration)

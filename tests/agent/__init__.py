@@ -1,0 +1,1 @@
+"""Tests of the on-device agent, its client and their commands."""

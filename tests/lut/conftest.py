@@ -1,0 +1,53 @@
+"""Shared fixtures: the reference LUTs imported once per session, copied for tests that write."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lut import DeviceSetting, LutStore, import_files
+from tests.conftest import SHARED_DATA
+
+DATA = SHARED_DATA if SHARED_DATA is not None else Path("/nonexistent")
+NOTE10_FILES = sorted((DATA / "ofa" / "note10").glob("*_lookup_table.yaml"))
+NSGA_FILE = DATA / "nsganetv2" / "i7-8700K_lut.yaml"
+NOTE10_NET = DATA / "ofa" / "specialized" / "note10_lat-30ms_top1-78.4_finetune-75"
+
+
+def _need_data() -> None:
+    if not NOTE10_FILES or not NSGA_FILE.is_file():
+        pytest.skip(f"reference data not found under {DATA}")
+
+
+@pytest.fixture(scope="session")
+def ref_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with note10 (OFA yaml) and i7 (nsganetv2 yaml) imported; never written to by tests."""
+    _need_data()
+    path = tmp_path_factory.mktemp("ref") / "ref.db"
+    with LutStore(path) as store:
+        import_files(store, DeviceSetting("note10", "unknown"), NOTE10_FILES)
+        import_files(store, DeviceSetting("i7", "unknown"), [NSGA_FILE])
+    return path
+
+
+@pytest.fixture()
+def ref_store(ref_db: Path, tmp_path: Path):
+    """A writable copy of the reference store."""
+    path = tmp_path / "lut.db"
+    shutil.copy(ref_db, path)
+    with LutStore(path) as store:
+        yield store
+
+
+@pytest.fixture(scope="session")
+def note10_table(ref_db: Path) -> dict[str, float]:
+    with LutStore(ref_db) as store:
+        return store.table("note10")
+
+
+@pytest.fixture(scope="session")
+def i7_table(ref_db: Path) -> dict[str, float]:
+    with LutStore(ref_db) as store:
+        return store.table("i7")

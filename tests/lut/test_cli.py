@@ -1,0 +1,130 @@
+"""``lutnas lut ...`` and ``lutnas compare`` through the CLI: JSON output and exit codes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lutnas.cli import app
+
+from .conftest import NOTE10_FILES, NOTE10_NET, NSGA_FILE
+
+
+@pytest.fixture()
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture()
+def db(ref_db: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "lut.db"
+    shutil.copy(ref_db, path)
+    return path
+
+
+def _json(result) -> dict:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_import_list_predict(runner: CliRunner, tmp_path: Path) -> None:
+    db = tmp_path / "new.db"
+    doc = _json(runner.invoke(app, ["lut", "import", "--db", str(db), "--device", "note10", "--json",
+                                    *map(str, NOTE10_FILES)]))
+    assert doc == {"device": "note10", "setting_id": 1, "rows": 450, "files": 5, "assumed_rows": 0}
+    doc = _json(runner.invoke(app, ["lut", "import", "--db", str(db), "--device", "i7", "--json",
+                                    "--runtime", "onnxruntime", "--threads", "1", str(NSGA_FILE)]))
+    assert doc["rows"] == 4062 and doc["assumed_rows"] == 12
+    listing = _json(runner.invoke(app, ["lut", "list", "--db", str(db), "--json"]))["devices"]
+    assert [d["name"] for d in listing] == ["note10", "i7"]
+    assert listing[1]["runtime"] == "onnxruntime" and listing[1]["threads"] == 1
+    assert listing[1]["resolutions"]["ofa-mbv3-w1.0"] == list(range(96, 257, 4))
+    result = runner.invoke(app, ["lut", "predict", "--db", str(db), "--device", "note10", "--net-config",
+                                 str(NOTE10_NET / "net.config"), "--resolution", "224", "--json"])
+    doc = _json(result)
+    assert doc["device"] == "note10" and doc["space"] == "ofa-mbv3-w1.2" and doc["calibrated"] is False
+    assert doc["latency_ms"] == pytest.approx(29.97, abs=0.01)
+    arch = {"ks": [7] * 20, "e": [6] * 20, "d": [4] * 5, "r": 160}
+    doc = _json(runner.invoke(app, ["lut", "predict", "--db", str(db), "--device", "i7", "--space", "ofa-mbv3-w1.0",
+                                    "--arch", json.dumps(arch), "--json"]))
+    assert doc["space"] == "ofa-mbv3-w1.0" and doc["latency_ms"] > 0
+    human = runner.invoke(app, ["lut", "predict", "--db", str(db), "--device", "i7", "--arch", json.dumps(arch)])
+    assert human.exit_code == 0 and human.stdout == "" and "raw LUT sum" in human.stderr
+
+
+def test_reimport_into_existing_device(runner: CliRunner, db: Path) -> None:
+    doc = _json(runner.invoke(app, ["lut", "import", "--db", str(db), "--device", "note10", "--json",
+                                    str(NOTE10_FILES[0])]))
+    assert doc["setting_id"] == 1
+    listing = _json(runner.invoke(app, ["lut", "list", "--db", str(db), "--json"]))["devices"]
+    assert len(listing) == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["lut", "predict", "--device", "nope", "--arch", "{}"], "unknown device 'nope'; known devices: i7, note10"),
+    (["lut", "predict", "--device", "note10", "--arch", "{bad"], "--arch is not JSON"),
+    (["lut", "predict", "--device", "note10", "--arch", '{"ks": [3], "e": [3], "d": [2], "r": 224}'],
+     "subnet ks must have 20 entries"),
+    (["lut", "predict", "--device", "note10"], "give exactly one of --arch JSON or --net-config FILE"),
+    (["lut", "predict", "--device", "note10", "--net-config", "x"], "--net-config needs --resolution R"),
+    (["lut", "predict", "--device", "note10", "--space", "mbv4", "--arch", "{}"], "unknown space 'mbv4'"),
+    (["lut", "export", "--device", "note10", "--format", "onnx", "--out", "x"], "--format 'onnx' is unknown"),
+    (["compare", "--devices", "note10"], "two or more distinct devices"),
+])
+def test_bad_input_exits_2(runner: CliRunner, db: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(app, [*args[:1 if args[0] == "compare" else 2], "--db", str(db),
+                                 *args[1 if args[0] == "compare" else 2:]])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.stderr.split())
+    assert result.stdout == ""
+
+
+def test_malformed_import_exits_2_and_writes_nothing(runner: CliRunner, db: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "224_lookup_table.yaml"
+    bad.write_text("Conv-input:224x224x3-output:112x112x24:\n  count: 1\n  mean: -1.0\n  std: 0.0\n")
+    result = runner.invoke(app, ["lut", "import", "--db", str(db), "--device", "x", str(NOTE10_FILES[0]), str(bad)])
+    assert result.exit_code == 2
+    assert f"{bad}: line 1: key 'Conv-input:224x224x3-output:112x112x24'" in " ".join(result.stderr.split())
+    listing = _json(runner.invoke(app, ["lut", "list", "--db", str(db), "--json"]))["devices"]
+    assert [d["name"] for d in listing] == ["note10", "i7"]
+    missing = runner.invoke(app, ["lut", "list", "--db", str(tmp_path / "absent.db")])
+    assert missing.exit_code == 2 and "no LUT store at" in missing.stderr
+
+
+def test_missing_blocks_exit_1(runner: CliRunner, db: Path) -> None:
+    arch = {"ks": [3] * 20, "e": [3] * 20, "d": [2] * 5, "r": 128}
+    result = runner.invoke(app, ["lut", "predict", "--db", str(db), "--device", "note10", "--arch", json.dumps(arch)])
+    assert result.exit_code == 1 and "lacks blocks for 1 of 1 subnet(s); missing keys: " in result.stderr
+
+
+def test_export_and_rm(runner: CliRunner, db: Path, tmp_path: Path) -> None:
+    doc = _json(runner.invoke(app, ["lut", "export", "--db", str(db), "--device", "note10", "--format", "csv",
+                                    "--out", str(tmp_path / "n.csv"), "--json"]))
+    assert doc["files"] == [str(tmp_path / "n.csv")]
+    doc = _json(runner.invoke(app, ["lut", "export", "--db", str(db), "--device", "note10", "--format", "ofa-yaml",
+                                    "--out", str(tmp_path / "y"), "--json"]))
+    assert len(doc["files"]) == 5
+    refused = runner.invoke(app, ["lut", "rm", "--db", str(db), "--device", "note10"])
+    assert refused.exit_code == 2 and "needs --yes" in refused.stderr
+    doc = _json(runner.invoke(app, ["lut", "rm", "--db", str(db), "--device", "note10", "--yes", "--json"]))
+    assert doc == {"device": "note10", "setting_id": 1, "removed_rows": 450}
+    listing = _json(runner.invoke(app, ["lut", "list", "--db", str(db), "--json"]))["devices"]
+    assert [d["name"] for d in listing] == ["i7"]
+
+
+def test_compare_json_and_plot(runner: CliRunner, db: Path, tmp_path: Path) -> None:
+    plot = tmp_path / "cmp.png"
+    doc = _json(runner.invoke(app, ["compare", "--db", str(db), "--devices", "note10", "i7", "--subnets", "500",
+                                    "--plot", str(plot), "--json"]))
+    assert doc["devices"] == ["note10", "i7"] and doc["n_subnets"] == 500 and doc["plot"] == str(plot)
+    pair = doc["pairs"][0]
+    assert pair["n_shared_blocks"] == 450 and -1 <= pair["subnet_kendall"] <= 1
+    assert set(doc["dominant_groups"]) == {"note10", "i7"}
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    human = runner.invoke(app, ["compare", "--db", str(db), "--devices", "note10,i7", "--subnets", "200",
+                                "--resolution", "224"])
+    assert human.exit_code == 0 and "latency dominated by" in human.stderr and human.stdout == ""

@@ -1,0 +1,151 @@
+"""Torch block builders: OFA semantics, seeding, and whole subnets made of exactly the LUT's blocks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from profiler.builders import (
+    Classifier,
+    ConvBNAct,
+    GlobalAvgPool,
+    MBConv,
+    SubnetModel,
+    block_input_shape,
+    block_output_shape,
+    build_block,
+    build_blocks,
+    build_from_net_config,
+    build_subnet,
+    fold_conv_bn,
+    module_output_shape,
+)
+from space import Block, get_space, make_divisible
+
+KIND_BLOCKS = {
+    "first_conv": Block.first_conv(64, 16),
+    "mbconv_first": Block.mbconv(32, 16, 16, 16, kernel=3, stride=1, skip=True, se=False, act="relu"),
+    "mbconv_se_skip": Block.mbconv(14, 40, 40, 160, kernel=5, stride=1, skip=True, se=True, act="relu"),
+    "mbconv_s2_hs": Block.mbconv(14, 40, 80, 240, kernel=7, stride=2, skip=False, se=False, act="h_swish"),
+    "final_expand": Block.fixed("final_expand", 4, 160, 4, 960),
+    "avgpool": Block.fixed("avgpool", 4, 960, 1, 960),
+    "feature_mix": Block.fixed("feature_mix", 1, 960, 1, 1280),
+    "classifier": Block.fixed("classifier", 1, 1280, 1, 1000),
+}
+
+ARCH = {"ks": [3, 5, 7, 3] * 5, "e": [3, 4, 6, 4] * 5, "d": [2, 3, 4, 3, 4], "r": 128}
+
+
+def _x(shape: tuple[int, ...], seed: int = 1) -> torch.Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("name", sorted(KIND_BLOCKS))
+def test_block_module_runs_with_block_shapes(name: str) -> None:
+    block = KIND_BLOCKS[name]
+    module = build_block(block)
+    assert not module.training
+    with torch.no_grad():
+        y = module(_x(block_input_shape(block)))
+    assert tuple(y.shape) == block_output_shape(block)
+    assert module_output_shape(module, block_input_shape(block)) == block_output_shape(block)
+    assert torch.isfinite(y).all()
+
+
+def test_mbconv_structure_follows_ofa() -> None:
+    first = build_block(KIND_BLOCKS["mbconv_first"])
+    assert isinstance(first, MBConv) and first.expand is None and first.se is None and first.has_skip
+    se = build_block(KIND_BLOCKS["mbconv_se_skip"])
+    assert se.expand is not None and se.expand.kernel == 1 and se.expand.act_name == "relu"
+    assert se.dw.groups == 160 and se.dw.kernel == 5 and se.dw.conv.padding == (2, 2)
+    assert se.se is not None and se.se.mid_chs == make_divisible(160 // 4, 8)
+    assert se.se.reduce.bias is not None and se.se.expand.bias is not None
+    assert se.project.act_name == "none" and se.project.bn is not None
+    s2 = build_block(KIND_BLOCKS["mbconv_s2_hs"])
+    assert s2.dw.stride == 2 and s2.dw.act_name == "h_swish" and not s2.has_skip and s2.se is None
+
+
+def test_fixed_layers_follow_ofa() -> None:
+    stem = build_block(KIND_BLOCKS["first_conv"])
+    assert isinstance(stem, ConvBNAct) and stem.kernel == 3 and stem.stride == 2 and stem.act_name == "h_swish"
+    mix = build_block(KIND_BLOCKS["feature_mix"])
+    assert isinstance(mix, ConvBNAct) and mix.bn is None and mix.conv.bias is None and mix.act_name == "h_swish"
+    head = build_block(KIND_BLOCKS["final_expand"])
+    assert head.bn is not None and head.act_name == "h_swish"
+    assert isinstance(build_block(KIND_BLOCKS["avgpool"]), GlobalAvgPool)
+    clf = build_block(KIND_BLOCKS["classifier"])
+    assert isinstance(clf, Classifier) and clf.linear.bias is not None
+
+
+def test_activations_match_their_formulas() -> None:
+    x = torch.linspace(-6, 6, 101)
+    module = build_block(Block.fixed("final_expand", 1, 1, 1, 1))
+    assert torch.allclose(module.act(x), x * torch.clamp(x + 3, 0, 6) / 6)
+    se = build_block(KIND_BLOCKS["mbconv_se_skip"]).se
+    assert torch.allclose(se.gate(x), torch.clamp(x + 3, 0, 6) / 6)
+
+
+def test_weights_are_fixed_by_seed() -> None:
+    block = KIND_BLOCKS["mbconv_se_skip"]
+    a, b, c = build_block(block, seed=0), build_block(block, seed=0), build_block(block, seed=1)
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(pa, pb), name
+    assert not torch.equal(a.dw.conv.weight, c.dw.conv.weight)
+    # BN statistics are random, not the identity defaults.
+    assert not torch.allclose(a.dw.bn.running_var, torch.ones_like(a.dw.bn.running_var))
+
+
+def test_fold_conv_bn_equals_conv_then_bn() -> None:
+    module = build_block(KIND_BLOCKS["mbconv_s2_hs"]).dw
+    w, b = fold_conv_bn(module.conv, module.bn)
+    x = _x((1, 240, 14, 14))
+    with torch.no_grad():
+        ref = module.bn(module.conv(x))
+        got = nn.functional.conv2d(x, torch.from_numpy(w), torch.from_numpy(b), stride=2, padding=3, groups=240)
+    np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=1e-5, rtol=1e-5)
+    assert fold_conv_bn(nn.Conv2d(4, 4, 1, bias=False), None)[1] is None
+
+
+@pytest.mark.parametrize("space_name", ["ofa-mbv3-w1.0", "ofa-mbv3-w1.2"])
+def test_subnet_block_list_equals_space_blocks(space_name: str) -> None:
+    space = get_space(space_name)
+    rng = np.random.default_rng(0)
+    for sub in space.sample(3, rng).to_subnets():
+        model = build_subnet(space, sub)
+        assert model.blocks == tuple(space.blocks(sub))
+        assert len(model.layers) == len(model.blocks)
+        for block, layer in zip(model.blocks, model.layers):
+            assert type(layer) is type(build_block(block))
+
+
+def test_subnet_forward_is_the_chain_of_its_block_modules() -> None:
+    space = get_space("ofa-mbv3-w1.0")
+    model = build_subnet(space, ARCH)
+    assert isinstance(model, SubnetModel) and model.input_shape == (1, 3, 128, 128)
+    x = _x(model.input_shape)
+    with torch.no_grad():
+        y = model(x)
+        chained = x
+        for layer in model.layers:
+            chained = layer(chained)
+    assert tuple(y.shape) == (1, 1000)
+    assert torch.equal(y, chained)
+
+
+def test_build_blocks_rejects_a_broken_chain() -> None:
+    with pytest.raises(ValueError, match="does not take the output"):
+        build_blocks([KIND_BLOCKS["first_conv"], KIND_BLOCKS["final_expand"]])
+    with pytest.raises(ValueError, match="empty"):
+        build_blocks([])
+
+
+def test_build_from_net_config(shared_data) -> None:
+    from space import read_net_config
+
+    folder = shared_data / "ofa" / "specialized" / "note10_lat-8ms_top1-71.4_finetune-25"
+    model = build_from_net_config(folder / "net.config", 160)
+    assert model.blocks == tuple(read_net_config(folder / "net.config", resolution=160))
+    with torch.no_grad():
+        assert tuple(model(_x(model.input_shape)).shape) == (1, 1000)

@@ -1,0 +1,138 @@
+"""ONNX and TFLite exports equal the torch modules numerically: every block kind, real blocks, whole subnets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from profiler.builders import block_input_shape, build_block, build_from_net_config, build_subnet
+from profiler.export import (
+    FORMATS,
+    check_format,
+    export_block,
+    export_module,
+    export_net_config,
+    export_subnet,
+    exporter_version,
+)
+from space import Block, get_space
+
+ort = pytest.importorskip("onnxruntime")
+
+_MB = Block.mbconv
+KIND_CASES: dict[str, Block] = {
+    "first_conv_even": Block.first_conv(64, 16),
+    "first_conv_odd": Block.first_conv(65, 24),
+    "mbconv_no_expand_k3_skip": _MB(32, 16, 16, 16, kernel=3, stride=1, skip=True, se=False, act="relu"),
+    "mbconv_e3_k3_s1_relu": _MB(20, 16, 24, 48, kernel=3, stride=1, skip=False, se=False, act="relu"),
+    "mbconv_e4_k5_se_skip_relu": _MB(14, 40, 40, 160, kernel=5, stride=1, skip=True, se=True, act="relu"),
+    "mbconv_e6_k3_s2_even_se_relu": _MB(28, 24, 40, 144, kernel=3, stride=2, skip=False, se=True, act="relu"),
+    "mbconv_e6_k7_s2_even_hs": _MB(14, 40, 80, 240, kernel=7, stride=2, skip=False, se=False, act="h_swish"),
+    "mbconv_e3_k5_s2_odd_se_hs": _MB(15, 112, 160, 336, kernel=5, stride=2, skip=False, se=True, act="h_swish"),
+    "mbconv_e6_k7_se_skip_hs": _MB(7, 112, 112, 672, kernel=7, stride=1, skip=True, se=True, act="h_swish"),
+    "mbconv_e4_k3_skip_hs": _MB(9, 80, 80, 320, kernel=3, stride=1, skip=True, se=False, act="h_swish"),
+    "final_expand": Block.fixed("final_expand", 4, 160, 4, 960),
+    "avgpool": Block.fixed("avgpool", 4, 960, 1, 960),
+    "feature_mix": Block.fixed("feature_mix", 1, 960, 1, 1280),
+    "classifier": Block.fixed("classifier", 1, 1280, 1, 1000),
+}
+TOL = 1e-4
+
+
+def _run_onnx(data: bytes, x: np.ndarray) -> np.ndarray:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+
+
+def _run_tflite(data: bytes, x: np.ndarray) -> np.ndarray:
+    interpreter_mod = pytest.importorskip("ai_edge_litert.interpreter")
+    it = interpreter_mod.Interpreter(model_content=data, num_threads=1)
+    it.allocate_tensors()
+    nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    it.set_tensor(it.get_input_details()[0]["index"], nhwc)
+    it.invoke()
+    out = it.get_tensor(it.get_output_details()[0]["index"])
+    return out.transpose(0, 3, 1, 2) if out.ndim == 4 else out
+
+
+def _run(fmt: str, data: bytes, x: np.ndarray) -> np.ndarray:
+    return _run_onnx(data, x) if fmt == "onnx" else _run_tflite(data, x)
+
+
+def _assert_close(got: np.ndarray, ref: np.ndarray) -> None:
+    assert got.shape == ref.shape
+    err = float(np.abs(got - ref).max())
+    scale = max(1.0, float(np.abs(ref).max()))
+    assert err <= TOL * scale, f"max abs error {err:.3g} > {TOL} x {scale:.3g}"
+
+
+def _input(shape: tuple[int, ...], seed: int = 7) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def _check_block(block: Block, fmt: str, seed: int = 0) -> None:
+    x = _input(block_input_shape(block))
+    with torch.no_grad():
+        ref = build_block(block, seed=seed)(torch.from_numpy(x)).numpy()
+    _assert_close(_run(fmt, export_block(block, fmt, seed=seed), x), ref)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("case", sorted(KIND_CASES))
+def test_every_block_kind_matches_torch(case: str, fmt: str) -> None:
+    _check_block(KIND_CASES[case], fmt)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_real_blocks_of_the_space_match_torch(fmt: str) -> None:
+    blocks = get_space("ofa-mbv3-w1.0").unique_blocks([128])
+    fixed = [b for b in blocks if b.kind != "mbconv"]
+    sample = fixed + [b for b in blocks if b.kind == "mbconv"][::6]
+    assert {b.kind for b in sample} == {"first_conv", "mbconv", "final_expand", "avgpool", "feature_mix", "classifier"}
+    for block in sample:
+        _check_block(block, fmt, seed=3)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_whole_subnet_matches_torch(fmt: str) -> None:
+    space = get_space("ofa-mbv3-w1.0")
+    arch = {"ks": [3, 5, 7, 5] * 5, "e": [6, 3, 4, 6] * 5, "d": [2, 3, 4, 2, 3], "r": 132}
+    model = build_subnet(space, arch, seed=5)
+    x = _input(model.input_shape)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    _assert_close(_run(fmt, export_subnet(space, arch, fmt, seed=5), x), ref)
+    _assert_close(_run(fmt, export_module(model, model.input_shape, fmt), x), ref)
+
+
+def test_net_config_export_matches_torch(shared_data) -> None:
+    cfg = shared_data / "ofa" / "specialized" / "note10_lat-8ms_top1-71.4_finetune-25" / "net.config"
+    model = build_from_net_config(cfg, 128, seed=2)
+    x = _input(model.input_shape)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    _assert_close(_run("onnx", export_net_config(cfg, 128, "onnx", seed=2), x), ref)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_export_is_deterministic_and_seeded(fmt: str) -> None:
+    block = KIND_CASES["mbconv_e4_k5_se_skip_relu"]
+    first = export_block(block, fmt, seed=0)
+    assert first == export_block(block, fmt, seed=0)
+    assert first != export_block(block, fmt, seed=1)
+    assert exporter_version(fmt)
+
+
+def test_unknown_format_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown model format 'pb'; known: onnx, tflite"):
+        check_format("pb")
+    with pytest.raises(ValueError, match="known: onnx, tflite"):
+        export_block(KIND_CASES["avgpool"], "pb")
+
+
+def test_non_builder_module_is_rejected() -> None:
+    with pytest.raises(TypeError, match="Sequential"):
+        export_module(torch.nn.Sequential(torch.nn.ReLU()), (1, 3, 8, 8), "onnx")

@@ -1,0 +1,242 @@
+"""The fleet scheduler against real agent subprocesses on loopback (synthetic sleep runtime and onnxruntime)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from agent.testing import SLEEP_RUNTIME_SPEC, sleep_model, start_agent_process
+from lut import LutStore
+from profiler.fleet import AgentRef, ProfileError, ProfileSettings, plan_blocks, profile, sentinel_block
+from space import Block, get_space
+
+TOKEN = "fleet-test-token"
+SPACE = "ofa-mbv3-w1.0"
+RES = 128
+FAST_PLAN = {"warmup_count": 1, "warmup_s": 0.0, "min_reps": 3, "min_s": 0.0, "max_reps": 3, "max_s": 2.0,
+             "target_rel_ci": 0.5}
+
+
+def _latency_ms(block: Block) -> float:
+    # A plausible cost model so blocks differ; 1..6 ms.
+    return 1.0 + min(5.0, block.mid_chs * block.out_hw * block.out_hw / 4e5 + block.out_chs / 500)
+
+
+def sleep_exporter(drift_file: Path | None = None, scale: float = 1.0):
+    def export(block: Block, fmt: str, seed: int) -> bytes:
+        # exact: the agent reports the declared latency (times the drift), free of host jitter.
+        return sleep_model(_latency_ms(block) * scale, drift_file=drift_file, tag=block.key, exact=True)
+    return export
+
+
+def _settings(**kw) -> ProfileSettings:
+    base = dict(space=SPACE, resolutions=(RES,), runtime="sleep", fmt="json", plan=FAST_PLAN, sentinel_every=0,
+                retry_backoff_s=0.05, agent_wait_s=5.0)
+    base.update(kw)
+    return ProfileSettings(**base)
+
+
+def _agent(tmp_path: Path, name: str):
+    log = tmp_path / f"{name}.jobs"
+    proc = start_agent_process(token=TOKEN, extra_args=["--extra-runtime", SLEEP_RUNTIME_SPEC, "--job-log", str(log),
+                                                        "--cpus", "all"])
+    return proc, log
+
+
+def _timed_keys(log: Path) -> Counter:
+    if not log.exists():
+        return Counter()
+    keys = []
+    for line in log.read_text().splitlines():
+        try:
+            keys.append(json.loads(line)["job_id"])
+        except ValueError:  # a line the agent is still writing
+            continue
+    return Counter(keys)
+
+
+def _row_counts(db: Path) -> tuple[int, int, str]:
+    with sqlite3.connect(db) as conn:
+        total, distinct = conn.execute("SELECT COUNT(*), COUNT(DISTINCT setting_id || block_key) FROM lut_rows").fetchone()
+        integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
+    return total, distinct, integrity
+
+
+def test_two_agents_under_one_name_split_the_work_and_rerun_times_nothing(tmp_path):
+    a, log_a = _agent(tmp_path, "a")
+    b, log_b = _agent(tmp_path, "b")
+    try:
+        with LutStore(tmp_path / "lut.db") as store:
+            agents = [AgentRef("board", a.address), AgentRef("board", b.address)]
+            report = profile(store, agents, _settings(), token=TOKEN, export_fn=sleep_exporter())
+            (dev,) = report.devices
+            expected = {blk.key for blk in plan_blocks(SPACE, [RES])}
+            assert dev.timed == len(expected) == dev.total and not dev.failed and not dev.aborted
+            assert store.keys(dev.setting_id) == expected
+            timed_a, timed_b = _timed_keys(log_a), _timed_keys(log_b)
+            assert timed_a and timed_b, "both agents must take part"
+            assert set(timed_a) | set(timed_b) == expected
+            assert not set(timed_a) & set(timed_b), "no block is timed by both agents"
+            assert 0 < dev.busy_fraction <= 1.0
+
+            again = profile(store, agents, _settings(), token=TOKEN, export_fn=sleep_exporter())
+            assert again.devices[0].timed == 0 and again.devices[0].skipped == len(expected)
+            assert sum(_timed_keys(log_a).values()) + sum(_timed_keys(log_b).values()) == len(expected)
+    finally:
+        a.stop()
+        b.stop()
+    total, distinct, integrity = _row_counts(tmp_path / "lut.db")
+    assert total == distinct == len(expected) and integrity == "ok"
+
+
+def test_agent_killed_mid_profile_work_finishes_on_the_other(tmp_path):
+    a, log_a = _agent(tmp_path, "a")
+    b, log_b = _agent(tmp_path, "b")
+    killed = threading.Event()
+
+    def on_progress(p):
+        if p.done >= 20 and not killed.is_set():
+            killed.set()
+            a.proc.kill()  # SIGKILL, mid-job for all we know
+
+    try:
+        with LutStore(tmp_path / "lut.db") as store:
+            agents = [AgentRef("board", a.address), AgentRef("board", b.address)]
+            report = profile(store, agents, _settings(agent_wait_s=2.0), token=TOKEN,
+                             export_fn=sleep_exporter(scale=3.0), on_progress=on_progress)
+            (dev,) = report.devices
+            expected = {blk.key for blk in plan_blocks(SPACE, [RES])}
+            assert killed.is_set()
+            assert not dev.aborted and not dev.failed
+            assert store.keys(dev.setting_id) == expected  # 0 lost
+    finally:
+        a.stop()
+        b.stop()
+    total, distinct, integrity = _row_counts(tmp_path / "lut.db")
+    assert total == distinct == len(expected) and integrity == "ok"  # 0 duplicated
+    assert _timed_keys(log_b), "the surviving agent did the rest"
+
+
+def test_every_agent_gone_aborts_with_a_resumable_report(tmp_path):
+    a, _ = _agent(tmp_path, "a")
+
+    def on_progress(p):
+        if p.done >= 5 and a.alive():
+            a.proc.kill()
+
+    try:
+        with LutStore(tmp_path / "lut.db") as store:
+            report = profile(store, [AgentRef("solo", a.address)], _settings(agent_wait_s=1.0), token=TOKEN,
+                             export_fn=sleep_exporter(scale=3.0), on_progress=on_progress)
+            (dev,) = report.devices
+            assert "every agent of 'solo' is gone" in dev.aborted and "rerun to resume" in dev.aborted
+            kept = store.keys(dev.setting_id)
+            assert 5 <= len(kept) < dev.total
+    finally:
+        a.stop()
+    # A new agent resumes where the dead one stopped.
+    c, log_c = _agent(tmp_path, "c")
+    try:
+        with LutStore(tmp_path / "lut.db") as store:
+            report = profile(store, [AgentRef("solo", c.address)], _settings(), token=TOKEN, export_fn=sleep_exporter())
+            (dev,) = report.devices
+            assert dev.skipped == len(kept) and dev.timed == dev.total - len(kept)
+            assert not set(_timed_keys(log_c)) & kept
+    finally:
+        c.stop()
+
+
+def test_sentinel_drift_triggers_cooldown_and_retiming(tmp_path):
+    drift = tmp_path / "drift"
+    drift.write_text("1.0")
+    a, log_a = _agent(tmp_path, "a")
+    sentinel_key = sentinel_block(SPACE, RES).key
+
+    heated = threading.Event()
+
+    def on_progress(p):
+        # After a dozen rows the device "heats up" by 30% (once); it cools back down during the cooldown.
+        if p.done >= 12 and not heated.is_set():
+            heated.set()
+            drift.write_text("1.3")
+
+    def cool_down_when_idle():
+        # Once the agent has timed the sentinel in the drifted state, the device cools back down
+        # during the scheduler's cooldown.
+        while drift.read_text() != "1.3":
+            time.sleep(0.005)
+        readings = _timed_keys(log_a)[sentinel_key]
+        while _timed_keys(log_a)[sentinel_key] <= readings:
+            time.sleep(0.005)
+        drift.write_text("1.0")
+
+    cooler = threading.Thread(target=cool_down_when_idle, daemon=True)
+    cooler.start()
+    try:
+        with LutStore(tmp_path / "lut.db") as store:
+            settings = _settings(sentinel_every=10, sentinel_threshold=0.15, sentinel_cooldown_s=1.0,
+                                 plan={**FAST_PLAN, "min_reps": 5, "max_reps": 5})
+            report = profile(store, [AgentRef("hot", a.address)], settings, token=TOKEN,
+                             export_fn=sleep_exporter(drift_file=drift, scale=5.0), on_progress=on_progress)
+            (dev,) = report.devices
+            assert dev.sentinel_drifts >= 1
+            assert dev.retimed >= 1
+            rows = store.rows(dev.setting_id)
+            assert len(rows) == dev.total
+            # Every stored row was measured with the clock back at 1.0: no row keeps the 30% drift.
+            declared = {blk.key: 5.0 * _latency_ms(blk) for blk in plan_blocks(SPACE, [RES])}
+            ratio = rows.set_index("block_key")["median_ms"] / rows["block_key"].map(declared).to_numpy()
+            assert (ratio < 1.01).all(), ratio[ratio >= 1.01]
+            assert rows["sentinel_drift"].notna().any()
+    finally:
+        a.stop()
+    timed = _timed_keys(log_a)
+    assert timed[sentinel_key] >= 3  # baseline, the drifted reading, the reading after the cooldown
+
+
+def test_missing_runtime_and_no_agents_are_clear_errors(tmp_path):
+    a, _ = _agent(tmp_path, "a")
+    try:
+        with LutStore(tmp_path / "lut.db") as store:
+            with pytest.raises(ProfileError, match="has no runtime 'nonesuch'"):
+                profile(store, [AgentRef("x", a.address)], _settings(runtime="nonesuch"), token=TOKEN)
+            with pytest.raises(ProfileError, match="no agents"):
+                profile(store, [], _settings(), token=TOKEN)
+    finally:
+        a.stop()
+
+
+@pytest.mark.timeout(300)
+def test_onnxruntime_profile_fills_exactly_the_space_and_predicts(tmp_path):
+    """A real profile: w1.0 at one resolution with onnxruntime, 1 thread, then lut predict works for any subnet."""
+    agent = start_agent_process(token=TOKEN)
+    res = 128
+    try:
+        with LutStore(tmp_path / "lut.db") as store:
+            settings = ProfileSettings(space=SPACE, resolutions=(res,), runtime="onnxruntime", threads=1,
+                                       plan={"warmup_count": 2, "warmup_s": 0.0, "min_reps": 5, "min_s": 0.0,
+                                             "max_reps": 10, "max_s": 0.3, "target_rel_ci": 0.05},
+                                       sentinel_every=0, cache_dir=str(tmp_path / "artifacts"))
+            report = profile(store, [AgentRef("local", agent.address)], settings, token=TOKEN)
+            (dev,) = report.devices
+            assert not dev.failed and not dev.aborted
+            space = get_space(SPACE)
+            assert store.keys(dev.setting_id) == {b.key for b in space.unique_blocks(res)}
+            assert report.exported == len(space.unique_blocks(res))  # a fresh artifact cache
+            compiled = store.compiled("local", SPACE)
+            assert compiled.resolutions == (res,)
+            import numpy as np
+
+            batch = space.sample(50, np.random.default_rng(0), resolutions=[res])
+            lat = compiled.predict_batch(batch)
+            assert np.all(lat > 0)
+            setting = store.setting("local").setting
+            assert (setting.runtime, setting.threads, setting.model_format) == ("onnxruntime", 1, "onnx")
+    finally:
+        agent.stop()
