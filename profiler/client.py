@@ -252,13 +252,18 @@ class AgentClient:
 
     # -- calls --------------------------------------------------------------------------------
 
-    def health(self, service: str = "") -> str:
+    def health(self, service: str = "", timeout_s: float | None = None) -> str:
         """The agent's health status name (``SERVING``, ...); needs no token.
+
+        Args:
+            service: The service to ask about ("" for the whole agent).
+            timeout_s: Deadline of this probe; None uses the client's ``timeout_s``.
 
         Raises:
             AgentError: the call failed.
         """
-        reply = self._call("health", lambda t: self._health.Check(health_pb2.HealthCheckRequest(service=service), timeout=t))
+        request = health_pb2.HealthCheckRequest(service=service)
+        reply = self._call("health", lambda t: self._health.Check(request, timeout=timeout_s or t))
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
     def device_info(self) -> agent_pb2.DeviceInfo:
@@ -363,6 +368,19 @@ class AgentClient:
                 result.error.code,
             )
         return result
+
+    def open_stream(self, jobs: Iterable[agent_pb2.BenchmarkJob], timeout_s: float | None = None) -> Any:
+        """Open a raw ``Benchmark`` stream for a long-lived session (the fleet scheduler's pipeline).
+
+        Returns grpc's call object: iterate it for results, ``cancel()`` it from another thread
+        (e.g. a watchdog when a job overruns). Translate its ``grpc.RpcError`` with :meth:`error`.
+        No health probe first: the caller handles UNAVAILABLE itself.
+        """
+        return self._stub.Benchmark(iter(jobs), timeout=timeout_s, metadata=self._metadata)
+
+    def error(self, what: str, err: grpc.RpcError) -> AgentError:
+        """The :class:`AgentError` subclass for a failed call ``what``."""
+        return self._error(what, err, attempts=1)
 
     # -- plumbing -----------------------------------------------------------------------------
 

@@ -20,14 +20,19 @@ device takes it) and is polled until it returns or ``agent_wait_s`` passes.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import hashlib
 import logging
 import multiprocessing
+import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import grpc
 
 from lut.schema import DeviceSetting
 from lut.store import LutStore
@@ -69,6 +74,8 @@ FORMAT_FOR_RUNTIME = {"onnxruntime": "onnx", "tflite": "tflite", "benchmark_mode
 
 ExportFn = Callable[[Block, str, int], bytes]
 
+_PROBE_TIMEOUT_S = 5.0  # a health probe of a possibly stopped agent; a live one answers in milliseconds
+
 
 class ProfileError(Exception):
     """A profile could not start or could not finish (one line, names the device)."""
@@ -103,6 +110,8 @@ class ProfileSettings:
     retry_backoff_s: float = 0.5  # first pause after a failed job; doubles per attempt
     job_timeout_s: float = 300.0  # deadline of one job (upload + load + timing)
     agent_wait_s: float = 60.0  # how long a device waits for a vanished agent before giving up
+    pipeline_depth: int = 2  # jobs on their way to an agent (the agent still runs one at a time)
+    rpc_timeout_s: float = 30.0  # deadline of unary calls; also a job's allowance beyond job_timeout_s (upload, reply)
     export_workers: int = 1  # export processes running ahead of the agents
     cache_dir: str | None = None  # artifact cache (default: ~/.cache/lutnas/artifacts)
 
@@ -125,22 +134,27 @@ class DeviceReport:
     wall_s: float = 0.0
     busy_s: float = 0.0  # sum over agents of time spent timing (agent-reported job wall time)
     agent_wall_s: float = 0.0  # sum over agents of their time in this profile
+    idle_s: float = 0.0  # sum over agents of deliberate idling (sentinel cooldowns, waiting for a lost agent)
     uploaded_bytes: int = 0
     saved_bytes: int = 0  # bytes not uploaded because the agent had the blob
     sentinel_drifts: int = 0
     aborted: str = ""
+    agent_faults: list[str] = field(default_factory=list)  # one line per incident: stopped answering, back, given up
 
     @property
     def busy_fraction(self) -> float:
-        return self.busy_s / self.agent_wall_s if self.agent_wall_s > 0 else 0.0
+        """Share of the agents' working time (their time in the profile less deliberate idling) spent timing."""
+        working = self.agent_wall_s - self.idle_s
+        return self.busy_s / working if working > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "device": self.name, "setting_id": self.setting_id, "total": self.total, "skipped": self.skipped,
             "timed": self.timed, "failed": len(self.failed), "retimed": self.retimed, "wall_s": round(self.wall_s, 3),
-            "busy_fraction": round(self.busy_fraction, 4), "uploaded_bytes": self.uploaded_bytes,
+            "busy_fraction": round(self.busy_fraction, 4), "idle_s": round(self.idle_s, 2), "uploaded_bytes": self.uploaded_bytes,
             "saved_bytes": self.saved_bytes, "sentinel_drifts": self.sentinel_drifts, "aborted": self.aborted,
             "failures": [{"block_key": f.block_key, "reason": f.reason, "attempts": f.attempts} for f in self.failed],
+            "agent_faults": list(self.agent_faults),
         }
 
 
@@ -223,8 +237,6 @@ class _Exports:
         """(sha256, model bytes) of ``block``, waiting for its export if it is still running."""
         if self.export_fn is not None:
             data = self.export_fn(block, self.fmt, self.settings.seed)
-            import hashlib
-
             return hashlib.sha256(data).hexdigest(), data
         future = self._futures.get(block)
         if future is not None:
@@ -259,13 +271,104 @@ class _Exports:
 class _AgentStats:
     busy_s: float = 0.0
     wall_s: float = 0.0
+    idle_s: float = 0.0  # deliberate idling: sentinel cooldowns and waiting for a vanished agent
     uploaded_bytes: int = 0
     saved_bytes: int = 0
     drifts: int = 0
 
 
+class _Stream:
+    """One long-lived ``Benchmark`` stream to an agent; jobs are queued ahead of the results.
+
+    A watchdog cancels the stream when the agent stops answering (no result for longer than a
+    job may take), which turns a hung agent into an ordinary stream error.
+    """
+
+    def __init__(self, client: AgentClient, limit_s: float) -> None:
+        self._jobs: queue.Queue[agent_pb2.BenchmarkJob | None] = queue.Queue()
+        self.client = client
+        self.limit_s = limit_s
+        self.call = client.open_stream(self._requests())
+        self.pending = 0  # jobs sent without a result yet
+        self.last_progress = time.monotonic()
+        # The watchdog's clock runs only while the host waits for a result: a host busy elsewhere (a slow
+        # export, a store write) leaves results queued on the stream, which is no sign of a hung agent.
+        self.waiting_since: float | None = None
+        self.timed_out = False
+        self._closed = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch, name=f"watchdog-{client.address}", daemon=True)
+        self._watchdog.start()
+
+    def _requests(self) -> Iterator[agent_pb2.BenchmarkJob]:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            yield job
+
+    def _watch(self) -> None:
+        while not self._closed.wait(0.25):
+            since = self.waiting_since
+            if since is not None and time.monotonic() - since > self.limit_s:
+                self.timed_out = True
+                self.call.cancel()
+                return
+
+    def send(self, job: agent_pb2.BenchmarkJob) -> None:
+        if not self.pending:
+            self.last_progress = time.monotonic()
+        self.pending += 1
+        self._jobs.put(job)
+
+    def receive(self) -> agent_pb2.BenchmarkResult:
+        """The next result, in send order.
+
+        Raises:
+            AgentError: the stream broke (AgentUnavailable when the agent went away or hung).
+        """
+        self.waiting_since = time.monotonic()
+        try:
+            result = next(self.call)
+        except StopIteration:
+            raise AgentUnavailable(f"agent at {self.client.address} ended the stream", self.client.address,
+                                   "UNAVAILABLE") from None
+        except grpc.RpcError as err:
+            if self.timed_out:
+                raise AgentUnavailable(f"agent at {self.client.address} sent nothing for {self.limit_s:.0f} s",
+                                       self.client.address, "DEADLINE_EXCEEDED") from err
+            error = self.client.error("Benchmark", err)
+            if error.code in ("CANCELLED", "DEADLINE_EXCEEDED", "INTERNAL", "UNKNOWN"):
+                raise AgentUnavailable(str(error), self.client.address, error.code) from err
+            raise error from err
+        finally:
+            self.waiting_since = None
+        self.pending -= 1
+        self.last_progress = time.monotonic()
+        return result
+
+    def close(self) -> None:
+        self._closed.set()
+        self._jobs.put(None)
+        self.call.cancel()
+
+
+@dataclass
+class _Sent:
+    """A job on its way: the block (None for the sentinel), its blob hash and whether bytes went along."""
+
+    block: Block | None
+    sha: str
+    data: bytes
+    with_blob: bool
+
+
 class _AgentWorker:
-    """Runs one agent's share of a device's blocks (one thread)."""
+    """Runs one agent's share of a device's blocks (one thread).
+
+    Jobs are pipelined: while the agent times one job, the next is already on its way, so
+    host-side work (export lookup, upload, storing the row) never leaves the device idle. The
+    agent runs jobs strictly one after another, so timing still owns the device.
+    """
 
     def __init__(self, ref: AgentRef, work: DeviceWork, setting_id: int, store: LutStore, exports: _Exports,
                  settings: ProfileSettings, client_kw: Mapping[str, Any], stop: threading.Event,
@@ -282,88 +385,116 @@ class _AgentWorker:
         self.agent_version = agent_version
         self.stats = _AgentStats()
         self.known: set[str] = set()  # blobs the agent holds
-        self.since_sentinel: list[Block] = []
-        self.baseline_ms: float | None = None
+        self.since_sentinel: list[Block] = []  # blocks whose rows were written since the last good reading
+        self.sent_since_sentinel = 0
+        self.baseline_ms: float | None = None  # None: not read yet; 0.0: sentinel disabled on this agent
         self.last_drift: float | None = None
         self.sentinel = sentinel_block(settings.space, settings.resolutions[0])
+        self.attempts: dict[Block, int] = {}
+        self.faults: list[str] = []  # one line per incident, for the final report
 
     # -- loop ----------------------------------------------------------------------------
     def run(self) -> None:
         start = time.monotonic()
         client = AgentClient(self.ref.address, **self.client_kw)
         try:
-            self._loop(client)
+            while not self.stop.is_set():
+                stream = _Stream(client, self.settings.job_timeout_s + max(5.0, 0.25 * self.settings.job_timeout_s))
+                outstanding: deque[_Sent] = deque()
+                try:
+                    if self._drive(client, stream, outstanding):
+                        return
+                except AgentError as err:
+                    for sent in outstanding:
+                        if sent.block is not None:
+                            self.work.give_back(self.ref.address, sent.block)
+                    requeued = sum(sent.block is not None for sent in outstanding)
+                    self.faults.append(f"{self.ref.address}: {err.code}: {requeued} job(s) requeued")
+                    log.warning("%s: agent %s: %s; its jobs are requeued", self.ref.name, self.ref.address, err)
+                    if not self._wait_for_agent(client):
+                        return
+                finally:
+                    stream.close()
         finally:
             client.close()
             self.stats.wall_s = time.monotonic() - start
 
-    def _loop(self, client: AgentClient) -> None:
+    def _drive(self, client: AgentClient, stream: _Stream, outstanding: deque[_Sent]) -> bool:
+        """Keep up to ``pipeline_depth`` jobs on the stream until the device is done (True) or stopped."""
+        if self.settings.sentinel_every and self.baseline_ms is None:
+            self.baseline_ms = self._sentinel_reading(client, stream, outstanding) or 0.0
         while not self.stop.is_set():
-            block = self.work.take(self.ref.address, self.stop)
+            self._fill(client, stream, outstanding)
+            if not outstanding:
+                return True  # nothing pending for this agent: the device is finished, aborted or stopped
+            result = stream.receive()  # may raise: the job stays in ``outstanding`` so run() requeues it
+            sent = outstanding.popleft()
+            if sent.block is None:
+                self._on_sentinel(client, stream, outstanding, result)
+            else:
+                self._on_result(client, stream, outstanding, sent, result)
+        return False
+
+    def _fill(self, client: AgentClient, stream: _Stream, outstanding: deque[_Sent]) -> None:
+        """Send jobs until the pipeline is full; a due sentinel is sent last and blocks further sends."""
+        while len(outstanding) < self.settings.pipeline_depth and not self.stop.is_set():
+            if any(s.block is None for s in outstanding):
+                return  # a sentinel is in flight: its reading must not be followed by unchecked jobs
+            if self.baseline_ms and self.sent_since_sentinel >= self.settings.sentinel_every:
+                outstanding.append(self._send(client, stream, None))
+                self.sent_since_sentinel = 0
+                return
+            block = self.work.take(self.ref.address, self.stop, wait=not outstanding)
             if block is None:
                 return
             try:
-                if self.baseline_ms is None and self.settings.sentinel_every > 0:
-                    self.baseline_ms = self._sentinel_baseline(client)
-                result = self._time(client, block)
-            except AgentUnavailable as err:
-                self.work.give_back(self.ref.address, block)
-                log.warning("%s: agent %s went away (%s); its job is requeued", self.ref.name, self.ref.address, err)
-                if not self._wait_for_agent(client):
-                    return
-                continue
-            except AgentError as err:
-                self._job_failed(block, f"{err.code}: {err}")
-                continue
-            if result.WhichOneof("outcome") == "error":
-                self._job_failed(block, f"{result.error.code}: {result.error.message}")
-                continue
-            self._store(block, result)
-            self.work.complete(self.ref.address, block)
-            self.on_row()
-            self.since_sentinel.append(block)
-            if self.baseline_ms and len(self.since_sentinel) >= self.settings.sentinel_every:
-                try:
-                    self._check_sentinel(client)
-                except AgentUnavailable:
-                    if not self._wait_for_agent(client):
-                        return
+                outstanding.append(self._send(client, stream, block))
+            except BaseException:
+                self.work.give_back(self.ref.address, block)  # taken but never sent: not lost
+                raise
+            self.sent_since_sentinel += 1
 
     # -- jobs ----------------------------------------------------------------------------
-    def _time(self, client: AgentClient, block: Block) -> agent_pb2.BenchmarkResult:
-        sha, data = self.exports.get(block)
-        if sha not in self.known:
+    def _send(self, client: AgentClient, stream: _Stream, block: Block | None, force_blob: bool = False) -> _Sent:
+        sha, data = self.exports.get(block if block is not None else self.sentinel)
+        if sha not in self.known and not force_blob:
             self._refresh_known(client, sha)
-        result = self._run_job(client, block, sha, None if sha in self.known else data)
-        if result.WhichOneof("outcome") == "error" and result.error.code == "NOT_FOUND":
-            # The agent dropped the blob (cache eviction or a restart with a fresh cache): send it.
-            self.known.discard(sha)
-            result = self._run_job(client, block, sha, data)
-        return result
+        with_blob = force_blob or sha not in self.known
+        s = self.settings
+        job = make_job(
+            data if with_blob else None, sha256=None if with_blob else sha, runtime=s.runtime,
+            format=s.model_format, threads=s.threads, plan=s.plan, options=s.options, timeout_s=s.job_timeout_s,
+            job_id=(block or self.sentinel).key,
+        )
+        if with_blob:
+            self.stats.uploaded_bytes += len(data)
+            self.known.add(sha)  # it will be, once this job arrives
+        else:
+            self.stats.saved_bytes += len(data)
+        stream.send(job)
+        return _Sent(block, sha, data, with_blob)
 
     def _refresh_known(self, client: AgentClient, sha: str) -> None:
         candidates = {sha, *self.exports.ready_hashes()} - self.known
         self.known |= client.has_models(sorted(candidates))
 
-    def _run_job(self, client: AgentClient, block: Block, sha: str, data: bytes | None) -> agent_pb2.BenchmarkResult:
-        s = self.settings
-        job = make_job(
-            data, sha256=None if data is not None else sha, runtime=s.runtime, format=s.model_format,
-            threads=s.threads, plan=s.plan, options=s.options, timeout_s=s.job_timeout_s, job_id=block.key,
-        )
-        results = list(client.benchmark([job], timeout_s=s.job_timeout_s + 30.0))
-        if len(results) != 1:
-            raise AgentError(f"agent at {client.address} returned {len(results)} results for 1 job",
-                             client.address, "INTERNAL")
-        result = results[0]
+    def _on_result(self, client: AgentClient, stream: _Stream, outstanding: deque[_Sent], sent: _Sent,
+                   result: agent_pb2.BenchmarkResult) -> None:
+        block = sent.block
+        assert block is not None  # sentinels are handled by _on_sentinel
         self.stats.busy_s += result.wall_s
-        if data is not None:
-            self.stats.uploaded_bytes += len(data)
-            self.known.add(sha)
-        else:
-            self.stats.saved_bytes += len(self.exports.cache.blob_path(sha).read_bytes()) \
-                if self.exports.export_fn is None else 0
-        return result
+        if result.WhichOneof("outcome") == "error":
+            if result.error.code == "NOT_FOUND" and not sent.with_blob:
+                # The agent dropped the blob (eviction, or a restart with a fresh cache): send the bytes.
+                self.known.discard(sent.sha)
+                outstanding.append(self._send(client, stream, block, force_blob=True))
+                return
+            self._job_failed(block, f"{result.error.code}: {result.error.message}")
+            return
+        self._store(block, result)
+        self.work.complete(self.ref.address, block)
+        self.on_row()
+        self.since_sentinel.append(block)
 
     def _store(self, block: Block, result: agent_pb2.BenchmarkResult) -> None:
         st = result.stats
@@ -376,64 +507,74 @@ class _AgentWorker:
             "sentinel_drift": self.last_drift,
             "source": "measured",
             "extra": {"agent": self.ref.address, "rel_ci_median": st.rel_ci_median, "stop_reason": result.stop_reason,
-                      "load_ms": result.load_ms, "model_sha256": result.model_sha256},
+                      "load_ms": result.load_ms, "model_sha256": result.model_sha256,
+                      "options": dict(result.options)},  # runtime options in effect, e.g. the clock
         }
         self.store.put_row(self.setting_id, block.key, stats, provenance)
 
     def _job_failed(self, block: Block, reason: str) -> None:
-        attempts = self.work.attempts.get(block, 0) + 1
         failure = self.work.job_failed(self.ref.address, block, reason, self.settings.max_attempts)
         if failure is not None:
             self.store.record_failure(self.setting_id, block.key, reason, attempts=failure.attempts)
             log.warning("%s: %s failed %d times: %s", self.ref.name, block.key, failure.attempts, reason)
-        else:
-            self.stop.wait(self.settings.retry_backoff_s * 2 ** (attempts - 1))
 
     # -- availability ----------------------------------------------------------------------
     def _wait_for_agent(self, client: AgentClient) -> bool:
         """Poll until the agent answers again (True) or the device no longer needs it (False)."""
+        started = time.monotonic()
+        try:
+            return self._poll_agent(client)
+        finally:
+            self.stats.idle_s += time.monotonic() - started
+
+    def _poll_agent(self, client: AgentClient) -> bool:
         deadline = time.monotonic() + self.settings.agent_wait_s
         pause = 0.5
         while not self.stop.is_set() and not self.work.finished():
             try:
-                client.health()
+                client.health(timeout_s=min(5.0, self.settings.agent_wait_s))
                 self.known.clear()  # a restarted agent may have a fresh cache
                 self.baseline_ms = None  # and a different thermal state: re-base the sentinel
                 log.info("%s: agent %s is back", self.ref.name, self.ref.address)
+                self.faults.append(f"{self.ref.address}: back after {time.monotonic() - deadline + self.settings.agent_wait_s:.1f} s")
                 return True
             except AgentError:
                 pass
             if time.monotonic() > deadline:
                 log.warning("%s: agent %s gone for %.0f s; giving up on it", self.ref.name, self.ref.address,
                             self.settings.agent_wait_s)
+                self.faults.append(f"{self.ref.address}: gone for {self.settings.agent_wait_s:.0f} s; given up")
                 return False
             self.stop.wait(pause)
             pause = min(pause * 2, 5.0)
         return False
 
     # -- drift sentinel -----------------------------------------------------------------------
-    def _time_sentinel(self, client: AgentClient) -> float:
-        result = self._time(client, self.sentinel)
+    def _sentinel_reading(self, client: AgentClient, stream: _Stream, outstanding: deque[_Sent]) -> float | None:
+        """Time the sentinel alone on an empty pipeline; None (sentinel off) when it cannot run."""
+        sent = self._send(client, stream, None)
+        result = stream.receive()
+        self.stats.busy_s += result.wall_s
         if result.WhichOneof("outcome") == "error":
-            raise AgentError(f"sentinel failed: {result.error.code}: {result.error.message}", client.address,
-                             result.error.code)
+            if result.error.code == "NOT_FOUND" and not sent.with_blob:
+                self.known.discard(sent.sha)
+                self._send(client, stream, None, force_blob=True)
+                result = stream.receive()
+                self.stats.busy_s += result.wall_s
+            if result.WhichOneof("outcome") == "error":
+                log.warning("%s: sentinel cannot run on %s (%s: %s); drift checks are off", self.ref.name,
+                            self.ref.address, result.error.code, result.error.message)
+                return None
         return result.stats.median_ms
 
-    def _sentinel_baseline(self, client: AgentClient) -> float:
-        """The sentinel's first reading on this agent; 0 disables the sentinel when it cannot run."""
-        try:
-            return self._time_sentinel(client)
-        except AgentUnavailable:
-            raise
-        except AgentError as err:
-            log.warning("%s: sentinel cannot run on %s (%s); drift checks are off", self.ref.name, self.ref.address, err)
-            return 0.0
-
-    def _check_sentinel(self, client: AgentClient) -> None:
-        """Re-time the sentinel; on drift, cool down and re-time the jobs since the last good reading."""
-        reading = self._time_sentinel(client)
-        baseline = self.baseline_ms or reading
-        drift = reading / baseline - 1.0
+    def _on_sentinel(self, client: AgentClient, stream: _Stream, outstanding: deque[_Sent],
+                     result: agent_pb2.BenchmarkResult) -> None:
+        """Check a sentinel reading; on drift, cool down and re-time the jobs since the last good one."""
+        self.stats.busy_s += result.wall_s
+        if result.WhichOneof("outcome") == "error" or not self.baseline_ms:
+            return
+        baseline = self.baseline_ms
+        drift = result.stats.median_ms / baseline - 1.0
         self.last_drift = drift
         if abs(drift) <= self.settings.sentinel_threshold:
             self.since_sentinel = []
@@ -443,16 +584,21 @@ class _AgentWorker:
         log.warning("%s: sentinel drifted %+.1f%% on %s; cooling down and re-timing %d blocks", self.ref.name,
                     100 * drift, self.ref.address, len(suspect))
         for _ in range(self.settings.sentinel_retries):
-            self.stop.wait(self.settings.sentinel_cooldown_s)
-            reading = self._time_sentinel(client)
+            self.stats.idle_s += self.settings.sentinel_cooldown_s
+            if self.stop.wait(self.settings.sentinel_cooldown_s):
+                return
+            reading = self._sentinel_reading(client, stream, outstanding)
+            if reading is None:
+                continue
             drift = reading / baseline - 1.0
             self.last_drift = drift
             if abs(drift) <= self.settings.sentinel_threshold:
                 break
         else:
             # The device settled somewhere new: measure against that from now on.
-            log.warning("%s: sentinel stays %+.1f%% off on %s; re-basing", self.ref.name, 100 * drift, self.ref.address)
-            self.baseline_ms = reading
+            log.warning("%s: sentinel stays %+.1f%% off on %s; re-basing", self.ref.name, 100 * drift,
+                        self.ref.address)
+            self.baseline_ms = reading or baseline
             self.last_drift = 0.0
         self.since_sentinel = []
         self.work.retime(suspect)
@@ -529,7 +675,7 @@ def profile(
         raise ProfileError("no resolutions given")
     stop = stop or threading.Event()
     start = time.monotonic()
-    client_kw = {"token": token, "tls_ca": tls_ca, "retry_s": 2.0}
+    client_kw = {"token": token, "tls_ca": tls_ca, "retry_s": 2.0, "timeout_s": settings.rpc_timeout_s}
     by_name: dict[str, list[AgentRef]] = {}
     for ref in agents:
         by_name.setdefault(ref.name, []).append(ref)
@@ -595,9 +741,11 @@ def profile(
         rep.wall_s = time.monotonic() - start
         rep.busy_s = sum(w.stats.busy_s for w in mine)
         rep.agent_wall_s = sum(w.stats.wall_s for w in mine)
+        rep.idle_s = sum(w.stats.idle_s for w in mine)
         rep.uploaded_bytes = sum(w.stats.uploaded_bytes for w in mine)
         rep.saved_bytes = sum(w.stats.saved_bytes for w in mine)
         rep.sentinel_drifts = sum(w.stats.drifts for w in mine)
+        rep.agent_faults = [line for w in mine for line in w.faults]
     return ProfileReport(devices=[reports[n] for n in by_name], wall_s=time.monotonic() - start,
                          export_s=exports.export_s, exported=exports.exported)
 

@@ -36,7 +36,7 @@ class DeviceWork:
 
     blocks: list[Block]
     pending: collections.deque[Block] = field(init=False)
-    in_flight: dict[str, Block] = field(default_factory=dict)  # agent address -> block
+    in_flight: list[tuple[str, Block]] = field(default_factory=list)  # (agent address, block) sent, no result yet
     attempts: dict[Block, int] = field(default_factory=dict)
     done: set[Block] = field(default_factory=set)
     failures: list[Failure] = field(default_factory=list)
@@ -58,40 +58,49 @@ class DeviceWork:
     def _finished(self) -> bool:
         return bool(self.aborted) or (not self.pending and not self.in_flight)
 
-    def take(self, agent: str, stop: threading.Event, poll_s: float = 0.2) -> Block | None:
+    def take(self, agent: str, stop: threading.Event, wait: bool = True, poll_s: float = 0.2) -> Block | None:
         """The next block for ``agent``; None once the device is finished or ``stop`` is set.
 
-        Waits while the queue is empty but other agents hold jobs that may come back.
+        With ``wait``, waits while the queue is empty but jobs in flight (anyone's) may come back;
+        without it, returns None at once when nothing is pending.
         """
         with self._cond:
             while not stop.is_set():
-                if self._finished():
+                if self.aborted:
                     return None
                 if self.pending:
                     block = self.pending.popleft()
-                    self.in_flight[agent] = block
+                    self.in_flight.append((agent, block))
                     return block
+                if not wait or not self.in_flight:
+                    return None
                 self._cond.wait(poll_s)
             return None
+
+    def _release(self, agent: str, block: Block) -> None:
+        try:
+            self.in_flight.remove((agent, block))
+        except ValueError:
+            pass
 
     def complete(self, agent: str, block: Block) -> None:
         """``block`` has a row in the store."""
         with self._cond:
-            self.in_flight.pop(agent, None)
+            self._release(agent, block)
             self.done.add(block)
             self._cond.notify_all()
 
     def give_back(self, agent: str, block: Block) -> None:
         """``agent`` could not run ``block`` (it went away): put it first in line for any agent."""
         with self._cond:
-            self.in_flight.pop(agent, None)
+            self._release(agent, block)
             self.pending.appendleft(block)
             self._cond.notify_all()
 
     def job_failed(self, agent: str, block: Block, reason: str, max_attempts: int) -> Failure | None:
         """Count a failed attempt; requeue at the back, or return the final Failure."""
         with self._cond:
-            self.in_flight.pop(agent, None)
+            self._release(agent, block)
             n = self.attempts.get(block, 0) + 1
             self.attempts[block] = n
             self._cond.notify_all()

@@ -1,11 +1,95 @@
-"""CLI commands (filled in by its owner)."""
+"""``lutnas demo``: the whole pipeline on this machine, no arguments needed."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
 import typer
+from rich.table import Table
+
+from lutnas._common import EXIT_FAILED, emit_json, err_console, fail
 
 __all__ = ["register"]
 
+_STAGES = {
+    "profile": "1/5 profile every block of ofa-mbv3-w1.0 at 224 px (onnxruntime, 1 thread)",
+    "validate": "2/5 validate the LUT against whole networks and calibrate",
+    "predictor": "3/5 train the accuracy predictor on the bundled DyNAS-T accuracies",
+    "search": "4/5 search at three latency budgets",
+    "measure": "5/5 time the found subnets end to end",
+}
+
+
+def _arch_summary(arch: dict) -> str:
+    """A compact subnet description: depths, then kernel/expand of the active slots per stage."""
+    parts = []
+    for stage, depth in enumerate(arch["d"]):
+        slots = range(stage * 4, stage * 4 + depth)
+        parts.append("".join(f"{arch['ks'][i]}{arch['e'][i]}" for i in slots))
+    return f"d{''.join(map(str, arch['d']))} " + "|".join(parts)
+
+
+def demo_cmd(
+    db: Path = typer.Option(Path("lutnas-demo.db"), "--db", help="LUT store the demo fills (reused on a rerun)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the final table as JSON on stdout."),
+) -> None:
+    """Run the whole pipeline here: agent, profile, validate, predictor, search, end-to-end timing."""
+    from lutnas.commands.profile_cmds import _validate_with_progress, run_profile
+    from lutnas.demo import DemoSettings, run_demo
+
+    start = time.monotonic()
+
+    @contextlib.contextmanager
+    def stage(name: str) -> Iterator[None]:
+        t0 = time.monotonic()
+        err_console.rule(_STAGES[name], style="cyan")
+        if name in ("profile", "validate"):
+            yield
+        else:
+            with err_console.status(f"{name} ..."):
+                yield
+        err_console.print(f"[green]done[/] {name} in {time.monotonic() - t0:.1f} s")
+
+    def profile_step(store, agents, settings, token):
+        return run_profile(store, agents, settings, token, show_progress=not json_out)
+
+    def validate_step(store, name, address, settings, token):
+        return _validate_with_progress(store, name, address, settings, token, None, show=not json_out)
+
+    try:
+        result = run_demo(DemoSettings(db=db), stage=stage, run_profile=profile_step, run_validate=validate_step)
+    except KeyboardInterrupt:
+        fail("interrupted; the agent is stopped and the LUT kept (a rerun resumes)", 130)
+    except Exception as err:  # the demo reports any failure on one line; the traceback with -v
+        logging.getLogger(__name__).debug("demo failed", exc_info=True)
+        fail(f"demo failed: {type(err).__name__}: {err}", EXIT_FAILED)
+
+    if json_out:
+        emit_json(result.to_dict())
+        return
+    val = result.validation
+    err_console.print(
+        f"LUT fidelity on {val['samples']} subnets: raw within ±10% {val['raw']['within_10pct']:.0f}%, calibrated "
+        f"(held-out) {val['calibrated']['within_10pct']:.0f}% (repeat noise median {val['noise']['repeat_median']:.1f}%)"
+    )
+    pred = result.predictor
+    err_console.print(f"predictor: Kendall tau {pred['kendall']:.3f} on {pred['n']} held-out DyNAS-T subnets "
+                      f"(trained in {pred['train_s']:.1f} s)")
+    table = Table(title=f"best subnets on this machine (ofa-mbv3-w1.0, 224 px) — {time.monotonic() - start:.0f} s")
+    for col in ("budget ms", "subnet (depths, kernel·expand per block)", "pred. top-1 %", "LUT ms", "measured ms"):
+        table.add_column(col, justify="left" if col.startswith("subnet") else "right")
+    for row in result.rows:
+        table.add_row(f"{row.budget_ms:.2f}", _arch_summary(row.arch), f"{row.predicted_accuracy:.2f}",
+                      f"{row.lut_ms:.2f}", f"{row.measured_ms:.2f}")
+    err_console.print(table)
+    for row in result.rows:
+        err_console.print(f"[dim]{row.budget_ms:.2f} ms:[/] {row.arch}", highlight=False)
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to app."""
+    """Add ``demo``."""
+    app.command("demo")(demo_cmd)

@@ -1,11 +1,307 @@
-"""CLI commands (filled in by its owner)."""
+"""``lutnas predictor train|eval`` and ``lutnas search``: thin wrappers over :mod:`search`."""
 
 from __future__ import annotations
 
-import typer
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
-__all__ = ["register"]
+import typer
+from rich.table import Table
+
+from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail
+
+__all__ = ["predictor_app", "register"]
+
+logger = logging.getLogger(__name__)
+
+predictor_app = typer.Typer(help="Accuracy predictors: train on (subnet, accuracy) data, evaluate.",
+                            no_args_is_help=True)
+
+_JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+_DATA = typer.Option(None, "--data", help="Accuracy CSV (DyNAS-T or arch,accuracy); repeat, or list files after it.")
+_MORE = typer.Argument(None, help="More data files (a shell glob after --data lands here).", show_default=False)
+
+
+def _data_paths(data: list[Path] | None, more: list[Path] | None) -> list[Path]:
+    paths = [*(data or []), *(more or [])]
+    if not paths:
+        fail("give at least one --data FILE", EXIT_USAGE)
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        fail(f"--data file not found: {', '.join(missing)}", EXIT_USAGE)
+    return paths
+
+
+def _load_data(paths: list[Path]) -> Any:
+    from search import DataFormatError, load_accuracy_data
+
+    try:
+        return load_accuracy_data(paths)
+    except DataFormatError as err:
+        fail(str(err), EXIT_USAGE)
+
+
+# -- predictor train -----------------------------------------------------------------------------
+@predictor_app.command("train")
+def train_cmd(
+    data: list[Path] | None = _DATA,
+    more: list[Path] | None = _MORE,
+    out: Path = typer.Option(..., "--out", help="Where to write the predictor (one file, e.g. pred.pt)."),
+    space: str | None = typer.Option(None, "--space", help="Search space of the data (default: inferred from the "
+                                     "data's MACs column, else ofa-mbv3-w1.2)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    json_out: bool = _JSON,
+) -> None:
+    """Train lutnas's accuracy predictor and save it to one file."""
+    from search import LutnasPredictor, infer_space
+    from space import DEFAULT_SPACE, get_space
+
+    accuracy = _load_data(_data_paths(data, more))
+    if space is None:
+        inferred = infer_space(accuracy)
+        space = inferred or DEFAULT_SPACE
+        how = "inferred from the data's MACs" if inferred else "default; pass --space to change"
+        logger.info("space %s (%s)", space, how)
+        if not json_out:
+            err_console.print(f"space: {space} ({how})")
+    try:
+        space = get_space(space).name
+        pred = LutnasPredictor(space=space, random_state=seed).fit_data(accuracy)
+    except ValueError as err:
+        fail(str(err), EXIT_USAGE)
+    try:
+        pred.save(out)
+    except OSError as err:
+        fail(f"cannot write {out}: {err.strerror or err}", EXIT_FAILED)
+    meta = pred.metadata()
+    doc = {"out": str(out), "space": meta["space"], "n": meta["n_train"], "resolutions": meta["resolutions"],
+           "train_metrics": meta["train_metrics"], "fit_seconds": meta["fit_seconds"],
+           "data_fingerprint": meta["data_fingerprint"]}
+    if json_out:
+        emit_json(doc)
+        return
+    m = meta["train_metrics"]
+    err_console.print(f"trained on {meta['n_train']} subnets in {meta['fit_seconds']:.2f} s "
+                      f"(train Kendall {m['kendall']:.3f}, RMSE {m['rmse']:.3f}%); saved {out}")
+
+
+# -- predictor eval ------------------------------------------------------------------------------
+@predictor_app.command("eval")
+def eval_cmd(
+    data: list[Path] | None = _DATA,
+    more: list[Path] | None = _MORE,
+    predictor: Path | None = typer.Option(None, "--predictor", help="A lutnas predictor file or OFA's .pth."),
+    ofa_weights: Path | None = typer.Option(None, "--ofa-weights", help="OFA's acc_predictor.pth."),
+    json_out: bool = _JSON,
+) -> None:
+    """Rank correlation and RMSE of a predictor on accuracy data."""
+    from search import infer_space, load_ofa_predictor, prediction_metrics
+
+    if (predictor is None) == (ofa_weights is None):
+        fail("give exactly one of --predictor FILE or --ofa-weights FILE", EXIT_USAGE)
+    accuracy = _load_data(_data_paths(data, more))
+    with _search_errors():
+        pred = load_ofa_predictor(ofa_weights) if ofa_weights is not None else _load_any(predictor)
+        data_space = infer_space(accuracy)
+        if data_space is not None and data_space != pred.space_name:
+            logger.warning("the data looks like %s but the predictor is for %s", data_space, pred.space_name)
+        metrics = prediction_metrics(pred.predict_batch(accuracy.to_batch()), accuracy.accuracy_pct)
+    if json_out:
+        emit_json(metrics)
+        return
+    table = Table(title=f"{predictor or ofa_weights} on {len(accuracy)} subnets")
+    for col in ("kendall", "spearman", "rmse (%)", "n"):
+        table.add_column(col, justify="right")
+    table.add_row(f"{metrics['kendall']:.4f}", f"{metrics['spearman']:.4f}", f"{metrics['rmse']:.3f}",
+                  str(metrics["n"]))
+    err_console.print(table)
+
+
+def _load_any(path: Path | None, space: str | None = None) -> Any:
+    from search import load_predictor
+
+    if path is None:
+        fail("--predictor is required", EXIT_USAGE)
+    return load_predictor(path, space=space)
+
+
+@contextmanager
+def _search_errors() -> Iterator[None]:
+    """Turn search and lut errors into one-line failures (2: bad input, 1: the work failed)."""
+    from search import InfeasibleSearchError, SearchError
+
+    try:
+        yield
+    except FileNotFoundError as err:
+        fail(str(err), EXIT_USAGE)
+    except InfeasibleSearchError as err:
+        fail(str(err), EXIT_FAILED)
+    except (SearchError, ValueError) as err:
+        fail(str(err), EXIT_USAGE)
+
+
+# -- search --------------------------------------------------------------------------------------
+def _parse_budgets(values: list[str], devices: list[str]) -> list[list[float]]:
+    """Per device, the list of budgets (ms); one --latency-ms applies to every device."""
+    if len(values) not in (1, len(devices)):
+        fail(f"give one --latency-ms per --device ({len(devices)}) or one for all, got {len(values)}", EXIT_USAGE)
+    lists = []
+    for text in values:
+        try:
+            budgets = [float(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            fail(f"--latency-ms expects numbers like 25 or 10,15,20, got {text!r}", EXIT_USAGE)
+        if not budgets or any(b <= 0 for b in budgets):
+            fail(f"--latency-ms values must be positive, got {text!r}", EXIT_USAGE)
+        lists.append(budgets)
+    if len(lists) == 1:
+        lists = lists * len(devices)
+    lengths = {len(b) for b in lists}
+    if len(lengths - {1}) > 1:
+        fail(f"every --latency-ms sweep must have the same number of budgets, got {sorted(lengths)}", EXIT_USAGE)
+    n = max(lengths)
+    return [b * n if len(b) == 1 else b for b in lists]
+
+
+def _search_cmd(
+    db: Path = typer.Option(..., "--db", help="The LUT store (SQLite file)."),
+    device: list[str] = typer.Option(..., "--device", help="Device name or setting id; repeat for several."),
+    latency_ms: list[str] = typer.Option(..., "--latency-ms", help="Budget in ms, one per --device (or one for all); "
+                                         "a comma list (10,15,20) sweeps budgets."),
+    predictor: Path = typer.Option(..., "--predictor", help="A lutnas predictor file or OFA's acc_predictor.pth."),
+    space: str | None = typer.Option(None, "--space", help="Search space (default ofa-mbv3-w1.2)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    max_macs: float | None = typer.Option(None, "--max-macs", help="Also bound MACs (multiply-adds)."),
+    max_params: float | None = typer.Option(None, "--max-params", help="Also bound the parameter count."),
+    generations: int | None = typer.Option(None, "--generations", help="Generations (default OFA's 500)."),
+    population: int | None = typer.Option(None, "--population", help="Population size (default OFA's 100)."),
+    plot: Path | None = typer.Option(None, "--plot", help="Draw the accuracy/latency front to this image file."),
+    raw: bool = typer.Option(False, "--raw", help="Use the plain LUT sums, ignoring device calibrations."),
+    json_out: bool = _JSON,
+) -> None:
+    """Search for the subnet with the best predicted accuracy under latency budgets."""
+    import dataclasses
+
+    from search import (
+        EvolutionSettings,
+        evolutionary_search,
+        latency_constraint,
+        macs_constraint,
+        params_constraint,
+        pareto_sweep,
+    )
+    from space import DEFAULT_SPACE, get_space
+
+    if len(set(device)) != len(device):
+        fail(f"each --device may appear once, got {device}", EXIT_USAGE)
+    budgets = _parse_budgets(latency_ms, device)
+    try:
+        space_name = get_space(space or DEFAULT_SPACE).name
+    except ValueError as err:
+        fail(str(err), EXIT_USAGE)
+    settings = EvolutionSettings()
+    if generations is not None:
+        settings = dataclasses.replace(settings, generations=generations)
+    if population is not None:
+        settings = dataclasses.replace(settings, population_size=population)
+    tables = _compiled_tables(db, device, space_name, calibrated=not raw)
+    with _search_errors():
+        settings.validate()
+        pred = _load_any(predictor, space_name)
+        extra = []
+        if max_macs is not None:
+            extra.append(macs_constraint(space_name, max_macs))
+        if max_params is not None:
+            extra.append(params_constraint(space_name, max_params))
+        n_points = len(budgets[0])
+        points = [[latency_constraint(dev, tables[dev], budgets[j][i]) for j, dev in enumerate(device)]
+                  for i in range(n_points)]
+        points.sort(key=lambda cons: [c.limit for c in cons])
+        if n_points == 1:
+            results = [evolutionary_search(space_name, [*points[0], *extra], pred, settings, seed)]
+        else:
+            results = pareto_sweep(space_name, points, pred, settings, seed, extra_constraints=extra)
+    if plot is not None:
+        _plot_front(results, device[0], plot)
+    docs = [r.to_dict() for r in results]
+    if json_out:
+        emit_json(docs[0] if n_points == 1 else docs)
+        return
+    _print_results(results, device)
+    if plot is not None:
+        err_console.print(f"front drawn to {plot}")
+
+
+def _compiled_tables(db: Path, devices: list[str], space_name: str, calibrated: bool) -> dict[str, Any]:
+    from lut import LutError, LutStore
+
+    if not db.exists():
+        fail(f"no LUT store at {db} (create one with 'lutnas lut import' or 'lutnas profile')", EXIT_USAGE)
+    try:
+        with LutStore(db) as store:
+            return {dev: store.compiled(dev, space_name, calibrated=calibrated) for dev in devices}
+    except (LutError, ValueError) as err:
+        fail(str(err), EXIT_USAGE)
+
+
+def _print_results(results: list[Any], devices: list[str]) -> None:
+    import json
+
+    table = Table(title="search results")
+    for dev in devices:
+        table.add_column(f"{dev} budget (ms)", justify="right")
+        table.add_column(f"{dev} latency (ms)", justify="right")
+    extra = sorted({k for r in results for k in r.costs if k not in r.latency_ms})
+    for name in extra:
+        table.add_column(name, justify="right")
+    for col in ("predicted top-1 (%)", "r", "search (s)"):
+        table.add_column(col, justify="right")
+    for r in results:
+        row = []
+        for dev in devices:
+            row += [f"{r.limits[dev]:g}", f"{r.latency_ms[dev]:.2f}"]
+        row += [f"{r.costs[name]:.4g}" for name in extra]
+        row += [f"{r.predicted_accuracy:.2f}", str(r.arch["r"]), f"{r.search_seconds:.2f}"]
+        table.add_row(*row)
+    err_console.print(table)
+    for r in results:
+        budget = ", ".join(f"{dev} <= {r.limits[dev]:g} ms" for dev in devices)
+        err_console.print(f"[bold]{budget}[/]: {json.dumps(r.arch)}", highlight=False, soft_wrap=True)
+
+
+def _plot_front(results: list[Any], device: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from search import pareto_front
+
+    lat = [r.latency_ms[device] for r in results]
+    acc = [r.predicted_accuracy for r in results]
+    front = pareto_front(results, device)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.scatter(lat, acc, color="tab:blue", label="best subnet per budget")
+    ax.plot([lat[i] for i in front], [acc[i] for i in front], color="tab:orange", label="front")
+    for r in results:
+        ax.axvline(r.limits[device], color="grey", linewidth=0.5, linestyle=":")
+    ax.set_xlabel(f"LUT latency on {device} (ms)")
+    ax.set_ylabel("predicted top-1 (%)")
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    try:
+        fig.savefig(path, dpi=120)
+    except OSError as err:
+        fail(f"cannot write --plot {path}: {err.strerror or err}", EXIT_FAILED)
+    finally:
+        plt.close(fig)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to app."""
+    """Add ``predictor train|eval`` and ``search`` to app."""
+    app.add_typer(predictor_app, name="predictor")
+    app.command("search")(_search_cmd)

@@ -1,0 +1,232 @@
+"""The whole pipeline on this machine, with embedded defaults: ``lutnas demo``.
+
+1. start a local agent (127.0.0.1, a free port, a fresh token) as a subprocess;
+2. profile OFA-MobileNetV3 w1.0 at 224 px with ONNX Runtime, 1 thread, into ./lutnas-demo.db
+   (resumes: a rerun reuses the LUT);
+3. validate the LUT against whole networks and fit a calibration;
+4. train the accuracy predictor on the bundled DyNAS-T accuracies (w1.0, r=224);
+5. search at three budgets spread over the measured latency range;
+6. time each found subnet end to end on the agent and print one table.
+
+The agent is stopped on exit, on error and on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["DemoSettings", "DemoRow", "DemoResult", "run_demo", "bundled_accuracy_files"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """The demo's embedded defaults."""
+
+    db: Path = Path("lutnas-demo.db")
+    space: str = "ofa-mbv3-w1.0"  # the width DyNAS-T measured
+    resolution: int = 224  # the resolution DyNAS-T measured
+    runtime: str = "onnxruntime"
+    threads: int = 1
+    # Lighter than the profiler's defaults so the demo fits in minutes on a busy laptop; a real
+    # profile keeps DEFAULT_PLAN (CI of the median within 1%).
+    block_plan: tuple[tuple[str, float], ...] = (
+        ("warmup_count", 5), ("warmup_s", 0.05), ("min_reps", 15), ("min_s", 0.1), ("max_reps", 300),
+        ("max_s", 0.8), ("target_rel_ci", 0.02),
+    )
+    sentinel_cooldown_s: float = 2.0
+    validate_samples: int = 12
+    validate_rounds: int = 4
+    validate_plan: tuple[tuple[str, float], ...] = (
+        ("warmup_count", 3), ("warmup_s", 0.05), ("min_reps", 10), ("min_s", 0.1), ("max_reps", 100),
+        ("max_s", 0.5), ("target_rel_ci", 0.02),
+    )
+    budget_quantiles: tuple[float, ...] = (0.2, 0.45, 0.7)  # where in the LUT's range the budgets sit
+    generations: int = 500  # evolutionary search generations (OFA's default)
+    final_rounds: int = 4  # interleaved rounds when timing the found subnets
+    seed: int = 0
+    cache_dir: Path | None = None  # host artifact cache (default ~/.cache/lutnas/artifacts)
+
+
+@dataclass
+class DemoRow:
+    budget_ms: float
+    arch: dict[str, Any]
+    predicted_accuracy: float
+    lut_ms: float  # calibrated LUT prediction
+    raw_lut_ms: float  # plain LUT sum
+    measured_ms: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"budget_ms": round(self.budget_ms, 3), "arch": self.arch,
+                "predicted_accuracy": round(self.predicted_accuracy, 3), "lut_ms": round(self.lut_ms, 3),
+                "raw_lut_ms": round(self.raw_lut_ms, 3), "measured_ms": round(self.measured_ms, 3),
+                "within_budget": self.measured_ms <= self.budget_ms}
+
+
+@dataclass
+class DemoResult:
+    rows: list[DemoRow]
+    profile: dict[str, Any]
+    validation: dict[str, Any]
+    predictor: dict[str, Any]
+    stage_s: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": [r.to_dict() for r in self.rows], "profile": self.profile, "validation": self.validation,
+                "predictor": self.predictor, "stage_s": {k: round(v, 2) for k, v in self.stage_s.items()}}
+
+
+def bundled_accuracy_files() -> tuple[list[Path], list[Path]]:
+    """(train, test) DyNAS-T CSVs shipped with lutnas: train on ``evo*``, evaluate on ``linas*``."""
+    folder = Path(str(resources.files("lutnas") / "data"))
+    files = sorted(folder.glob("mbnv3w10_*.csv"))
+    return [f for f in files if "_evo" in f.name], [f for f in files if "_linas" in f.name]
+
+
+Stage = Callable[[str], Any]
+
+
+def run_demo(settings: DemoSettings, *, stage: Stage, run_profile: Callable[..., Any],
+             run_validate: Callable[..., Any]) -> DemoResult:
+    """Run every step; ``stage(name)`` is a context manager the CLI uses to show progress.
+
+    ``run_profile`` and ``run_validate`` are the CLI's progress-bar wrappers of
+    :func:`profiler.fleet.profile` and :func:`profiler.validate.validate`.
+    """
+    from agent.testing import start_agent_process
+    from lut import LutStore
+    from profiler.fleet import AgentRef, ProfileSettings
+    from profiler.validate import ValidationSettings, report_from_store
+
+    timings: dict[str, float] = {}
+    with start_agent_process(token="") as agent, LutStore(settings.db) as store:
+        t0 = time.monotonic()
+        with stage("profile"):
+            prof = ProfileSettings(space=settings.space, resolutions=(settings.resolution,), runtime=settings.runtime,
+                                   threads=settings.threads, plan=dict(settings.block_plan),
+                                   sentinel_cooldown_s=settings.sentinel_cooldown_s,
+                                   cache_dir=str(settings.cache_dir) if settings.cache_dir else None)
+            report = run_profile(store, [AgentRef("demo-local", agent.address)], prof, agent.token)
+        timings["profile"] = time.monotonic() - t0
+        dev = report.devices[0]
+        if dev.aborted or dev.failed:
+            raise RuntimeError(f"profile incomplete: {dev.aborted or f'{len(dev.failed)} blocks failed'}")
+
+        t0 = time.monotonic()
+        with stage("validate"):
+            if dev.timed == 0 and store.calibration("demo-local", settings.space) is not None:
+                # Nothing was re-measured: the stored validation and calibration still hold.
+                val = report_from_store(store, "demo-local", space=settings.space)
+            else:
+                val = run_validate(store, "demo-local", agent.address,
+                                   ValidationSettings(samples=settings.validate_samples,
+                                                      rounds=settings.validate_rounds, space=settings.space,
+                                                      plan=dict(settings.validate_plan), calibrate=True,
+                                                      seed=settings.seed),
+                                   agent.token)
+        timings["validate"] = time.monotonic() - t0
+
+        t0 = time.monotonic()
+        with stage("predictor"):
+            predictor, pred_info = _train_predictor(settings)
+        timings["predictor"] = time.monotonic() - t0
+
+        t0 = time.monotonic()
+        compiled = store.compiled("demo-local", settings.space)
+        with stage("search"):
+            found = _search(compiled, predictor, settings)
+        timings["search"] = time.monotonic() - t0
+
+        t0 = time.monotonic()
+        with stage("measure"):
+            measured = _time_found(agent.address, agent.token, [f["arch"] for f in found], settings)
+        timings["measure"] = time.monotonic() - t0
+
+    rows = [DemoRow(budget_ms=f["budget_ms"], arch=f["arch"], predicted_accuracy=f["predicted_accuracy"],
+                    lut_ms=f["lut_ms"], raw_lut_ms=f["raw_lut_ms"], measured_ms=m) for f, m in zip(found, measured)]
+    validation = {k: val.to_dict()[k] for k in ("raw", "calibrated", "noise", "samples")}
+    return DemoResult(rows=rows, profile=report.to_dict(), validation=validation, predictor=pred_info,
+                      stage_s=timings)
+
+
+def _predictor_path(settings: DemoSettings) -> Path:
+    return settings.db.with_name(settings.db.stem + "-predictor.pt")
+
+
+def _train_predictor(settings: DemoSettings) -> tuple[Any, dict[str, Any]]:
+    """Train lutnas's predictor on the bundled evo* files (reused on a rerun) and score it on linas*."""
+    from search import LutnasPredictor, load_accuracy_data, prediction_metrics
+
+    train_files, test_files = bundled_accuracy_files()
+    train = load_accuracy_data(train_files)
+    path = _predictor_path(settings)
+    start = time.monotonic()
+    predictor = None
+    if path.exists():
+        try:
+            predictor = LutnasPredictor.load(path, space=settings.space)
+        except (ValueError, OSError) as err:  # an old or foreign file: train a new one
+            log.info("not reusing %s: %s", path, err)
+        else:
+            if predictor.data_fingerprint_ != train.fingerprint:
+                predictor = None
+    reused = predictor is not None
+    if predictor is None:
+        predictor = LutnasPredictor(space=settings.space, random_state=settings.seed).fit_data(train)
+        predictor.save(path)
+    train_s = time.monotonic() - start
+    test = load_accuracy_data(test_files)
+    metrics = prediction_metrics(predictor.predict_batch(test.to_batch()), test.accuracy_pct)
+    return predictor, {"train_s": round(train_s, 2), "reused": reused, "path": str(path), "n_train": len(train),
+                       **{k: metrics[k] for k in ("kendall", "spearman", "rmse", "n")}}
+
+
+def _search(compiled: Any, predictor: Any, settings: DemoSettings) -> list[dict[str, Any]]:
+    """Evolutionary searches (OFA's defaults) at budgets spread over the calibrated LUT's range."""
+    from search import EvolutionSettings, evolutionary_search, latency_constraint
+    from space import SubnetBatch
+
+    lo, hi = compiled.latency_range([settings.resolution])
+    budgets = [lo + q * (hi - lo) for q in settings.budget_quantiles]
+    out = []
+    for budget in budgets:
+        result = evolutionary_search(
+            compiled.space, [latency_constraint("demo-local", compiled, budget)], predictor,
+            settings=EvolutionSettings(generations=settings.generations, resolutions=(settings.resolution,)),
+            random_state=settings.seed,
+        )
+        sub = compiled.space.validate(result.arch)
+        batch = SubnetBatch.from_subnets([sub])
+        out.append({"budget_ms": budget, "arch": sub.to_arch(), "predicted_accuracy": result.predicted_accuracy,
+                    "lut_ms": float(compiled.predict_batch(batch)[0]),
+                    "raw_lut_ms": float(compiled.predict_batch(batch, calibrated=False)[0]),
+                    "search_seconds": result.search_seconds})
+    return out
+
+
+def _time_found(address: str, token: str | None, archs: list[dict[str, Any]], settings: DemoSettings) -> list[float]:
+    """Time each found subnet end to end: interleaved rounds, the minimum of round medians."""
+    from profiler.client import AgentClient
+    from profiler.export import export_subnet
+    from space import get_space
+
+    space = get_space(settings.space)
+    models = [export_subnet(space, arch, "onnx") for arch in archs]
+    rng = np.random.default_rng(settings.seed)
+    medians = np.full((len(models), settings.final_rounds), np.inf)
+    with AgentClient(address, token=token) as client:
+        for rnd in range(settings.final_rounds):
+            for i in rng.permutation(len(models)):
+                result = client.time_model(models[i], settings.runtime, format="onnx", threads=settings.threads,
+                                           plan=dict(settings.validate_plan))
+                medians[i, rnd] = result.stats.median_ms
+    return [float(m) for m in medians.min(axis=1)]

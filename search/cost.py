@@ -1,0 +1,177 @@
+"""MACs and parameter counts of subnets, vectorized over populations.
+
+A subnet's MACs and parameters are sums of per-block terms, and each elastic slot's block
+depends only on the slot, its kernel, its expand ratio and the resolution. So both are
+compiled once into tables (resolution × slot × kernel × expand) and a whole population is
+priced with one gather, exactly like a latency LUT. Counting follows OFA's profiler:
+convolutions and linear layers (squeeze-excite included) count their multiply-adds; batch
+norm and activations count none; parameters include batch-norm scale and shift.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import numpy as np
+
+from space import Block, SearchSpace, SubnetBatch, get_space, make_divisible
+
+__all__ = ["SE_REDUCTION", "AdditiveTable", "block_macs", "block_params", "macs_table", "params_table"]
+
+logger = logging.getLogger(__name__)
+
+SE_REDUCTION = 4  # squeeze-excite squeezes mid channels by this factor (made divisible by 8)
+
+
+def _se_chs(mid_chs: int) -> int:
+    return make_divisible(mid_chs // SE_REDUCTION, 8)
+
+
+def block_macs(block: Block) -> int:
+    """Multiply-adds of one block (batch norm and activations not counted)."""
+    hw_in, hw_out = block.in_hw * block.in_hw, block.out_hw * block.out_hw
+    if block.kind == "first_conv":
+        return hw_out * block.in_chs * block.out_chs * block.kernel * block.kernel
+    if block.kind == "mbconv":
+        mid = block.mid_chs
+        macs = 0 if mid == block.in_chs else hw_in * block.in_chs * mid
+        macs += hw_out * mid * block.kernel * block.kernel
+        if block.se:
+            macs += 2 * mid * _se_chs(mid)
+        return macs + hw_out * mid * block.out_chs
+    if block.kind == "final_expand":
+        return hw_in * block.in_chs * block.out_chs
+    if block.kind in ("feature_mix", "classifier"):
+        return block.in_chs * block.out_chs
+    return 0  # avgpool
+
+
+def block_params(block: Block) -> int:
+    """Parameters of one block, batch-norm scale and shift included."""
+    if block.kind == "first_conv":
+        return block.in_chs * block.out_chs * block.kernel * block.kernel + 2 * block.out_chs
+    if block.kind == "mbconv":
+        mid = block.mid_chs
+        params = 0 if mid == block.in_chs else block.in_chs * mid + 2 * mid
+        params += mid * block.kernel * block.kernel + 2 * mid
+        if block.se:
+            se = _se_chs(mid)
+            params += 2 * mid * se + se + mid
+        return params + mid * block.out_chs + 2 * block.out_chs
+    if block.kind == "final_expand":
+        return block.in_chs * block.out_chs + 2 * block.out_chs
+    if block.kind == "feature_mix":
+        return block.in_chs * block.out_chs  # no bias, no batch norm
+    if block.kind == "classifier":
+        return block.in_chs * block.out_chs + block.out_chs
+    return 0  # avgpool
+
+
+class AdditiveTable:
+    """A per-slot cost table: cost = fixed[r] + Σ over active slots of slot[r, slot, ks, e].
+
+    Exposes the same prediction interface as a compiled latency LUT: ``predict_batch``,
+    ``resolutions`` and ``latency_range``-style ``value_range``.
+
+    Args:
+        space: the search space the table prices.
+        resolutions: the resolutions the table covers, ascending.
+        fixed: per-resolution cost of the non-elastic blocks, shape (R,).
+        slot: per-slot costs, shape (R, n_slots, n_ks, n_e).
+        name: what the table prices, for messages (e.g. ``"macs"``).
+    """
+
+    def __init__(self, space: SearchSpace, resolutions: Iterable[int], fixed: np.ndarray, slot: np.ndarray,
+                 name: str) -> None:
+        self.space = space
+        self.resolutions = tuple(int(r) for r in resolutions)
+        self.name = name
+        self._fixed = np.asarray(fixed, dtype=np.float64)
+        self._slot = np.asarray(slot, dtype=np.float64)
+        n_r, n_slots, n_k, n_e = self._slot.shape
+        self._flat = self._slot.reshape(-1)
+        self._r_index = np.full(max(self.resolutions) + 1, -1, dtype=np.int64)
+        self._r_index[list(self.resolutions)] = np.arange(n_r)
+        self._k_index = np.full(max(space.ks_choices) + 1, -1, dtype=np.int64)
+        self._k_index[list(space.ks_choices)] = np.arange(n_k)
+        self._e_index = np.full(max(space.expand_choices) + 1, -1, dtype=np.int64)
+        self._e_index[list(space.expand_choices)] = np.arange(n_e)
+        self._slot_base = np.arange(n_slots, dtype=np.int64) * (n_k * n_e)
+        self._depth_pos = np.arange(space.max_depth)
+
+    def predict_batch(self, batch: SubnetBatch) -> np.ndarray:
+        """The cost of every subnet in ``batch``, shape (n,).
+
+        Raises:
+            ValueError: a resolution the table does not cover.
+        """
+        r = np.asarray(batch.r)
+        if r.size and (r.max() >= self._r_index.size or r.min() < 0 or np.any(self._r_index[r] < 0)):
+            bad = sorted({int(v) for v in np.unique(r)} - set(self.resolutions))
+            raise ValueError(f"{self.name} table has no resolution {bad}; covered: {list(self.resolutions)}")
+        ri = self._r_index[r]
+        n_slots = self._slot.shape[1]
+        n_per_r = n_slots * self._slot.shape[2] * self._slot.shape[3]
+        idx = (ri[:, None] * n_per_r + self._slot_base[None, :]
+               + self._k_index[batch.ks] * self._slot.shape[3] + self._e_index[batch.e])
+        active = (self._depth_pos[None, None, :] < np.asarray(batch.d)[:, :, None]).reshape(len(r), n_slots)
+        return self._fixed[ri] + np.where(active, self._flat[idx], 0.0).sum(axis=1)
+
+    def value_range(self, resolutions: Iterable[int] | None = None) -> tuple[float, float]:
+        """Exact (min, max) cost over every subnet at ``resolutions`` (default: all covered)."""
+        res = self.resolutions if resolutions is None else tuple(int(r) for r in resolutions)
+        depths = np.asarray(self.space.depth_choices)
+        lows, highs = [], []
+        for r in res:
+            if r not in self.resolutions:
+                raise ValueError(f"{self.name} table has no resolution {r}; covered: {list(self.resolutions)}")
+            per = self._slot[self._r_index[r]].reshape(self.space.n_stages, self.space.max_depth, -1)
+            lo = np.cumsum(per.min(axis=2), axis=1)[:, depths - 1].min(axis=1).sum()
+            hi = np.cumsum(per.max(axis=2), axis=1)[:, depths - 1].max(axis=1).sum()
+            lows.append(self._fixed[self._r_index[r]] + lo)
+            highs.append(self._fixed[self._r_index[r]] + hi)
+        return float(min(lows)), float(max(highs))
+
+    # Same name as a compiled latency LUT's method, so either plugs into a constraint.
+    latency_range = value_range
+
+
+def _build(space: SearchSpace | str, resolutions: Iterable[int] | None, cost, name: str) -> AdditiveTable:
+    space = get_space(space)
+    res = tuple(sorted(set(space.resolutions if resolutions is None else (int(r) for r in resolutions))))
+    n_k, n_e = len(space.ks_choices), len(space.expand_choices)
+    fixed = np.zeros(len(res))
+    slot = np.zeros((len(res), space.n_slots, n_k, n_e))
+    for i, r in enumerate(res):
+        stem, _ = space.stem_blocks(r)
+        sides = space.stage_input_sides(r)
+        last = (sides[-1] - 1) // space.stage_strides[-1] + 1
+        fixed[i] = sum(cost(b) for b in stem) + sum(cost(b) for b in space.head_blocks(last))
+        for stage, side0 in enumerate(sides):
+            for j in range(space.max_depth):
+                side = side0 if j == 0 else (side0 - 1) // space.stage_strides[stage] + 1
+                for a, k in enumerate(space.ks_choices):
+                    for b, e in enumerate(space.expand_choices):
+                        slot[i, stage * space.max_depth + j, a, b] = cost(space.slot_block(stage, j, side, k, e))
+    return AdditiveTable(space, res, fixed, slot, name)
+
+
+def macs_table(space: SearchSpace | str, resolutions: Iterable[int] | None = None) -> AdditiveTable:
+    """A table pricing subnets of ``space`` in multiply-adds (MACs).
+
+    Args:
+        space: a space name or SearchSpace.
+        resolutions: resolutions to cover (default: the space's).
+    """
+    return _build(space, resolutions, block_macs, "macs")
+
+
+def params_table(space: SearchSpace | str, resolutions: Iterable[int] | None = None) -> AdditiveTable:
+    """A table counting the parameters of subnets of ``space`` (independent of resolution).
+
+    Args:
+        space: a space name or SearchSpace.
+        resolutions: resolutions to cover (default: the space's).
+    """
+    return _build(space, resolutions, block_params, "params")

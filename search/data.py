@@ -1,0 +1,290 @@
+"""Accuracy data sets: (subnet, top-1 accuracy) pairs read from CSV files.
+
+Two formats are read, detected from the header row:
+
+* DyNAS-T's CSV: a ``Sub-network`` column holding a Python-literal dict
+  (``{'wid': None, 'ks': [...], 'e': [...], 'd': [...], 'r': [224]}``) and a
+  ``Top-1 Acc (%)`` column.
+* A plain CSV with the columns ``arch,accuracy``: the arch as a JSON object and the
+  top-1 accuracy in percent.
+
+Subnets that occur more than once (DyNAS-T evaluates some subnets in several runs)
+are merged into one row holding the mean accuracy. Slots beyond a stage's depth are
+ignored when deciding whether two subnets are the same.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from space import SubnetBatch
+
+__all__ = [
+    "AccuracyData",
+    "DataFormatError",
+    "active_mask",
+    "arch_arrays",
+    "infer_space",
+    "load_accuracy_data",
+]
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | Path
+
+_DYNAST_ARCH = "Sub-network"
+_DYNAST_ACC = "Top-1 Acc (%)"
+_DYNAST_MACS = "MACs"
+_PLAIN_ARCH = "arch"
+_PLAIN_ACC = "accuracy"
+_N_SLOTS = 20
+_N_STAGES = 5
+_MAX_DEPTH = 4
+
+
+class DataFormatError(ValueError):
+    """An accuracy data file could not be read (bad header, row or arch)."""
+
+
+@dataclass(frozen=True)
+class AccuracyData:
+    """Unique subnets with their measured top-1 accuracy.
+
+    Attributes:
+        ks: kernel sizes, int array of shape (n, 20).
+        e: expand ratios, int array of shape (n, 20).
+        d: stage depths, int array of shape (n, 5).
+        r: input resolutions, int array of shape (n,).
+        accuracy_pct: top-1 accuracy in percent, float array of shape (n,).
+        sources: the files the rows came from, in the order given.
+        macs: MACs of each subnet when the files list them (DyNAS-T's ``MACs``), else None.
+        fingerprint: a short hash of the (subnet, accuracy) rows, independent of row order.
+    """
+
+    ks: np.ndarray
+    e: np.ndarray
+    d: np.ndarray
+    r: np.ndarray
+    accuracy_pct: np.ndarray
+    sources: tuple[str, ...]
+    fingerprint: str
+    macs: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.r.shape[0])
+
+    @property
+    def resolutions(self) -> tuple[int, ...]:
+        """The distinct resolutions in the data, ascending."""
+        return tuple(int(v) for v in np.unique(self.r))
+
+    def subset(self, index: np.ndarray) -> AccuracyData:
+        """The rows selected by an integer or boolean index (fingerprint recomputed)."""
+        ks, e, d, r, acc = (a[index] for a in (self.ks, self.e, self.d, self.r, self.accuracy_pct))
+        macs = None if self.macs is None else self.macs[index]
+        return AccuracyData(ks, e, d, r, acc, self.sources, _fingerprint(ks, e, d, r, acc), macs)
+
+    def to_batch(self) -> SubnetBatch:
+        """The subnets as a :class:`space.SubnetBatch`."""
+        return _batch(self)
+
+    def archs(self) -> list[dict[str, Any]]:
+        """The subnets as OFA arch dicts."""
+        return [
+            {"ks": self.ks[i].tolist(), "e": self.e[i].tolist(), "d": self.d[i].tolist(), "r": int(self.r[i])}
+            for i in range(len(self))
+        ]
+
+
+def active_mask(d: np.ndarray, max_depth: int = _MAX_DEPTH) -> np.ndarray:
+    """Boolean mask (n, n_stages * max_depth) of the slots a subnet uses.
+
+    Args:
+        d: stage depths, int array (n, n_stages).
+        max_depth: slots per stage.
+
+    Returns:
+        True where slot ``stage * max_depth + j`` has ``j < d[stage]``.
+    """
+    d = np.asarray(d)
+    j = np.arange(max_depth)
+    return (j[None, None, :] < d[:, :, None]).reshape(d.shape[0], -1)
+
+
+def arch_arrays(archs: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Turn OFA arch dicts into int arrays ``(ks, e, d, r)``.
+
+    Args:
+        archs: dicts with ``ks`` (20 ints), ``e`` (20 ints), ``d`` (5 ints) and ``r``
+            (an int or a one-element list); an extra ``wid`` key is ignored.
+
+    Returns:
+        ks (n, 20), e (n, 20), d (n, 5), r (n,) as int64 arrays.
+
+    Raises:
+        DataFormatError: a field is missing or has the wrong length.
+    """
+    n = len(archs)
+    ks = np.zeros((n, _N_SLOTS), dtype=np.int64)
+    e = np.zeros((n, _N_SLOTS), dtype=np.int64)
+    d = np.zeros((n, _N_STAGES), dtype=np.int64)
+    r = np.zeros(n, dtype=np.int64)
+    for i, arch in enumerate(archs):
+        try:
+            ks[i] = arch["ks"]
+            e[i] = arch["e"]
+            d[i] = arch["d"]
+            res = arch["r"]
+            if isinstance(res, (list, tuple)):
+                if len(res) != 1:
+                    raise ValueError(f"'r' should be an int or a one-element list, got {res!r}")
+                res = res[0]
+            r[i] = int(res)
+        except (KeyError, ValueError, TypeError) as err:
+            raise DataFormatError(f"arch {i}: {err}; expected keys ks (20), e (20), d (5), r") from err
+    return ks, e, d, r
+
+
+def load_accuracy_data(paths: PathLike | Iterable[PathLike]) -> AccuracyData:
+    """Read one or more accuracy CSV files into unique (subnet, accuracy) rows.
+
+    Args:
+        paths: a path or several; each a DyNAS-T CSV or a plain ``arch,accuracy`` CSV.
+
+    Returns:
+        The merged, de-duplicated data.
+
+    Raises:
+        DataFormatError: a file has an unknown header or a row cannot be parsed.
+        FileNotFoundError: a file does not exist.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("load_accuracy_data needs at least one path, got none")
+    archs: list[Mapping[str, Any]] = []
+    accs: list[float] = []
+    macs: list[float] = []
+    for path in paths:
+        file_archs, file_accs, file_macs = _read_file(path)
+        archs.extend(file_archs)
+        accs.extend(file_accs)
+        macs.extend(file_macs)
+    if not archs:
+        raise DataFormatError(f"no rows in {', '.join(str(p) for p in paths)}")
+    ks, e, d, r = arch_arrays(archs)
+    acc = np.asarray(accs, dtype=np.float64)
+    pick, acc = _merge_duplicates(ks, e, d, r, acc)
+    ks, e, d, r = ks[pick], e[pick], d[pick], r[pick]
+    macs_arr = np.asarray(macs, dtype=np.float64)[pick]
+    logger.debug("read %d rows, %d unique subnets from %d files", len(accs), len(r), len(paths))
+    return AccuracyData(ks, e, d, r, acc, tuple(str(p) for p in paths), _fingerprint(ks, e, d, r, acc),
+                        None if np.isnan(macs_arr).any() else macs_arr)
+
+
+def _read_file(path: Path) -> tuple[list[Mapping[str, Any]], list[float], list[float]]:
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        header = reader.fieldnames or []
+        if _DYNAST_ARCH in header and _DYNAST_ACC in header:
+            arch_col, acc_col, parse = _DYNAST_ARCH, _DYNAST_ACC, ast.literal_eval
+        elif _PLAIN_ARCH in header and _PLAIN_ACC in header:
+            arch_col, acc_col, parse = _PLAIN_ARCH, _PLAIN_ACC, json.loads
+        else:
+            raise DataFormatError(
+                f"{path}: unknown header {header!r}; expected DyNAS-T columns "
+                f"'{_DYNAST_ARCH}' and '{_DYNAST_ACC}', or 'arch,accuracy'"
+            )
+        archs: list[Mapping[str, Any]] = []
+        accs: list[float] = []
+        macs: list[float] = []
+        macs_col = _DYNAST_MACS if _DYNAST_MACS in header else None
+        for line_no, row in enumerate(reader, start=2):
+            try:
+                arch = parse(row[arch_col])
+                acc = float(row[acc_col])
+                mac = float(row[macs_col]) if macs_col and row[macs_col] not in ("", None) else float("nan")
+            except (ValueError, SyntaxError, TypeError) as err:
+                raise DataFormatError(f"{path}:{line_no}: cannot parse row: {err}") from err
+            if not isinstance(arch, Mapping):
+                raise DataFormatError(f"{path}:{line_no}: arch should be a dict, got {type(arch).__name__}")
+            archs.append(arch)
+            accs.append(acc)
+            macs.append(mac)
+    return archs, accs, macs
+
+
+def _canonical(ks: np.ndarray, e: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mask = active_mask(d)
+    return np.where(mask, ks, 0), np.where(mask, e, 0)
+
+
+def _merge_duplicates(
+    ks: np.ndarray, e: np.ndarray, d: np.ndarray, r: np.ndarray, acc: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of the first occurrence of each subnet and each subnet's mean accuracy."""
+    cks, ce = _canonical(ks, e, d)
+    rows = np.concatenate([cks, ce, d, r[:, None]], axis=1)
+    _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    order = np.argsort(first)  # keep the order in which subnets first appear
+    sums = np.bincount(inverse, weights=acc)
+    counts = np.bincount(inverse)
+    mean = sums / counts
+    pick = first[order]
+    return pick, mean[order]
+
+
+def _fingerprint(ks: np.ndarray, e: np.ndarray, d: np.ndarray, r: np.ndarray, acc: np.ndarray) -> str:
+    cks, ce = _canonical(ks, e, d)
+    rows = sorted(
+        (tuple(cks[i].tolist()), tuple(ce[i].tolist()), tuple(d[i].tolist()), int(r[i]), round(float(acc[i]), 6))
+        for i in range(len(r))
+    )
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
+
+
+def infer_space(data: AccuracyData, candidates: Sequence[str] | None = None) -> str | None:
+    """The registered space whose MACs count matches the data's ``MACs`` column exactly.
+
+    Args:
+        data: accuracy data read with a MACs column (DyNAS-T's files have one).
+        candidates: space names to try (default: every registered space).
+
+    Returns:
+        The one matching space name, or None when the data has no MACs or no single space matches.
+    """
+    if data.macs is None:
+        return None
+    from search.cost import macs_table
+    from space import list_spaces
+
+    matches = []
+    for name in candidates or list_spaces():
+        try:
+            table = macs_table(name, data.resolutions)
+        except ValueError:
+            continue
+        batch = _batch(data)
+        if np.array_equal(table.predict_batch(batch), data.macs):
+            matches.append(name)
+    return matches[0] if len(matches) == 1 else None
+
+
+def _batch(data: AccuracyData) -> SubnetBatch:
+    # space is imported lazily: reading data files needs only numpy.
+    from space import SubnetBatch
+
+    return SubnetBatch(data.ks, data.e, data.d, data.r)

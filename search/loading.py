@@ -1,0 +1,58 @@
+"""Loading any predictor file: lutnas's own format or OFA's released weights (detected)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from search.errors import PredictorFormatError, SpaceMismatchError
+from search.ofa_predictor import (
+    OFAAccuracyPredictor,
+    is_ofa_state_dict,
+    load_ofa_predictor,
+)
+from search.predictor import PREDICTOR_KIND, LutnasPredictor, read_predictor_blob
+from space import get_space
+
+__all__ = ["AnyPredictor", "load_predictor"]
+
+logger = logging.getLogger(__name__)
+
+AnyPredictor = LutnasPredictor | OFAAccuracyPredictor
+
+
+def load_predictor(path: str | Path, space: str | None = None) -> AnyPredictor:
+    """Load a lutnas predictor file or OFA's ``acc_predictor.pth``, whichever ``path`` holds.
+
+    Args:
+        path: the file.
+        space: when given, the search space; a predictor for another space is refused.
+
+    Raises:
+        FileNotFoundError: no such file.
+        PredictorFormatError: neither format.
+        SpaceMismatchError: the predictor belongs to another space.
+    """
+    path = Path(path)
+    try:
+        blob: Any = read_predictor_blob(path)
+    except PredictorFormatError:
+        # OFA's file may need torch's legacy loader; load_ofa_predictor knows how.
+        logger.debug("%s is not readable with the safe loader; trying OFA's format", path)
+        pred = load_ofa_predictor(path)
+    else:
+        if isinstance(blob, Mapping) and blob.get("kind") == PREDICTOR_KIND:
+            return LutnasPredictor.from_blob(blob, path, space)
+        if isinstance(blob, Mapping) and is_ofa_state_dict(blob):
+            pred = OFAAccuracyPredictor(blob, source=str(path))
+        else:
+            raise PredictorFormatError(
+                f"{path}: neither a lutnas predictor file nor OFA predictor weights"
+            )
+    if space is not None and get_space(space).name != pred.space_name:
+        raise SpaceMismatchError(
+            f"OFA's predictor {path} is for space {pred.space_name!r}, but the search space is {get_space(space).name!r}"
+        )
+    return pred

@@ -1,0 +1,48 @@
+"""A profiler host process for the host-crash test: ``python -m tests.reliability._profile_host``.
+
+It is what ``lutnas profile`` does (``profiler.fleet.profile`` into a SQLite store), with the sleep
+exporter plugged in, because the CLI only exports real ONNX/TFLite blocks. The test SIGKILLs this
+process mid-run and runs it again. On completion it writes the profile report as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from lut import LutStore
+from profiler.fleet import AgentRef, profile
+
+from ._harness import SleepExporter, profile_settings
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one profile; exit 0 when every block has a row, 1 otherwise."""
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--db", type=Path, required=True)
+    p.add_argument("--agent", required=True, help="NAME=HOST:PORT")
+    p.add_argument("--token-file", type=Path, required=True)
+    p.add_argument("--report", type=Path, required=True, help="where to write the report JSON")
+    p.add_argument("--trap-key", default="")
+    p.add_argument("--trap-path", default="")
+    p.add_argument("--hold-key", default="")
+    p.add_argument("--hold-marker", default="")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    name, _, address = args.agent.partition("=")
+    exporter = SleepExporter(trap_key=args.trap_key, trap_path=args.trap_path, hold_key=args.hold_key,
+                             hold_marker=args.hold_marker)
+    with LutStore(args.db) as store:
+        report = profile(store, [AgentRef(name, address)], profile_settings(),
+                         token=args.token_file.read_text().strip(), export_fn=exporter)
+    args.report.write_text(json.dumps(report.to_dict()))
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
