@@ -48,8 +48,17 @@ from search.ofa_predictor import (
 )
 from search.pareto import pareto_front, pareto_sweep
 from search.predictor import FORMAT_VERSION, LutnasPredictor
+from search.regret import (
+    DEFAULT_QUANTILES,
+    CrossPrice,
+    DevicePick,
+    QuantileRegret,
+    RegretReport,
+    cross_device_regret,
+)
 
 __all__ = [
+    "DEFAULT_QUANTILES",
     "ENCODINGS",
     "FORMAT_VERSION",
     "AccuracyData",
@@ -59,7 +68,9 @@ __all__ = [
     "BudgetOutOfRangeError",
     "Constraint",
     "CostModel",
+    "CrossPrice",
     "DataFormatError",
+    "DevicePick",
     "Encoding",
     "EvolutionSettings",
     "InfeasibleSearchError",
@@ -69,6 +80,8 @@ __all__ = [
     "OFAAccuracyPredictor",
     "OFAEncoding",
     "PredictorFormatError",
+    "QuantileRegret",
+    "RegretReport",
     "SearchError",
     "SearchResult",
     "SpaceMismatchError",
@@ -76,6 +89,7 @@ __all__ = [
     "block_params",
     "build_ofa_mlp",
     "check_constraints",
+    "cross_device_regret",
     "encode",
     "evolutionary_search",
     "get_encoding",

@@ -244,11 +244,19 @@ def compare_cmd(
     space: str | None = typer.Option(None, "--space", help="Search space (default ofa-mbv3-w1.2)."),
     resolution: list[int] | None = typer.Option(None, "--resolution", help="Resolution(s) to compare at (repeatable; default: all common)."),
     subnets: int = typer.Option(10_000, "--subnets", min=2, help="Random subnets to rank."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the subnet draw."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the subnet draw (and of the searches with --predictor)."),
     plot: Path | None = typer.Option(None, "--plot", help="Write a PNG: latency scatter and per-stage ratio heat map."),
+    predictor: Path | None = typer.Option(None, "--predictor", help="A lutnas predictor file or OFA's acc_predictor.pth: "
+                                          "also search the best subnet per device at matched budgets and report "
+                                          "the cross-device regret."),
+    budgets: str | None = typer.Option(None, "--budgets", help="With --predictor: budget quantiles of each device's "
+                                       "achievable latency range, e.g. 0.25,0.5,0.75 (the default)."),
+    generations: int | None = typer.Option(None, "--generations", min=0,
+                                           help="With --predictor: generations per search (default OFA's 500)."),
     json_out: bool = _JSON,
 ) -> None:
-    """Compare devices' LUTs: block latency ratios, rank correlations, dominant block kinds."""
+    """Compare devices' LUTs: block latency ratios, rank correlations, dominant block kinds; with --predictor,
+    the best subnet per device at matched budgets and the cross-device regret."""
     from lut.compare import compare_luts, plot_comparison
 
     extra = [a for a in ctx.args]
@@ -258,6 +266,11 @@ def compare_cmd(
     names = [n for item in [*devices, *extra] for n in item.split(",") if n]
     if len(names) < 2 or len(set(names)) != len(names):
         fail(f"--devices needs two or more distinct devices, got {names}", EXIT_USAGE)
+    if predictor is None and (budgets is not None or generations is not None):
+        fail("--budgets and --generations go with --predictor P", EXIT_USAGE)
+    quantiles = _parse_quantiles(budgets) if budgets is not None else None
+    if predictor is not None and not predictor.is_file():
+        fail(f"--predictor file not found: {predictor}", EXIT_USAGE)
     space_name = _space_name(space)
     with _store(db) as store:
         luts = {}
@@ -265,6 +278,9 @@ def compare_cmd(
             stored = store.setting(name)
             luts[name] = store.compiled(stored.id, space_name, calibrated=False)
         cmp = compare_luts(luts, resolutions=resolution or None, n_subnets=subnets, random_state=seed)
+    regret = None
+    if predictor is not None:
+        regret = _regret(space_name, luts, predictor, quantiles, generations, resolution or None, seed)
     if plot is not None:
         try:
             plot_comparison(cmp, plot)
@@ -273,10 +289,97 @@ def compare_cmd(
     doc = cmp.to_dict()
     if plot is not None:
         doc["plot"] = str(plot)
+    if regret is not None:
+        doc["regret"] = regret.to_dict()
     if json_out:
         emit_json(doc)
         return
     _print_comparison(cmp, plot)
+    if regret is not None:
+        _print_regret(regret)
+
+
+def _parse_quantiles(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        fail(f"--budgets expects quantiles like 0.25,0.5,0.75, got {text!r}", EXIT_USAGE)
+    if not values or any(not 0.0 < v < 1.0 for v in values):
+        fail(f"--budgets values must lie strictly between 0 and 1, got {text!r}", EXIT_USAGE)
+    return values
+
+
+def _regret(space_name: str, luts: dict[str, Any], predictor: Path, quantiles: list[float] | None,
+            generations: int | None, resolutions: list[int] | None, seed: int) -> Any:
+    """Run the matched-budget searches, turning search errors into one-line failures."""
+    import dataclasses
+
+    from search import (
+        EvolutionSettings,
+        InfeasibleSearchError,
+        SearchError,
+        cross_device_regret,
+        load_predictor,
+    )
+
+    settings = EvolutionSettings()
+    if generations is not None:
+        settings = dataclasses.replace(settings, generations=generations)
+    if resolutions is not None:
+        settings = dataclasses.replace(settings, resolutions=tuple(resolutions))
+    try:
+        pred = load_predictor(predictor, space=space_name)
+        with err_console.status("searching the best subnet per device and budget"):
+            return cross_device_regret(space_name, luts, pred, quantiles, settings, random_state=seed)
+    except InfeasibleSearchError as err:
+        fail(str(err), EXIT_FAILED)
+    except (SearchError, ValueError) as err:
+        fail(str(err), EXIT_USAGE)
+
+
+def _arch_summary(arch: dict[str, Any], space_name: str) -> str:
+    """``r=208 d=4,3,4,4,4 k=5.2 e=4.6`` (kernel and expand averaged over the active slots)."""
+    from space import get_space
+
+    space = get_space(space_name)
+    sub = space.validate(arch)
+    active = space.active_slots(sub)
+    ks = sum(sub.ks[i] for i in active) / len(active)
+    e = sum(sub.e[i] for i in active) / len(active)
+    return f"r={sub.r} d={','.join(str(d) for d in sub.d)} k={ks:.1f} e={e:.1f}"
+
+
+def _print_regret(report: Any) -> None:
+    from lut.predict import _ranges
+
+    err_console.print(f"matched budgets: {report.space}, resolutions {_ranges(report.resolutions)}, "
+                      f"{report.generations} generations per search")
+    for qr in report.by_quantile:
+        picks = Table(title=f"best subnet per device, budget quantile {qr.quantile:g}")
+        for col in ("device", "range (ms)", "budget (ms)", "pick", "predicted top-1 (%)", "latency (ms)"):
+            picks.add_column(col)
+        for p in qr.picks.values():
+            found = "" if p.found_by == p.device else f" (from {p.found_by}'s search; own {p.searched_accuracy:.2f})"
+            picks.add_row(p.device, f"{p.range_ms[0]:.2f}..{p.range_ms[1]:.2f}", f"{p.budget_ms:.2f}",
+                          _arch_summary(p.arch, report.space), f"{p.predicted_accuracy:.2f}{found}",
+                          f"{p.latency_ms:.2f}")
+        err_console.print(picks)
+        matrix = Table(title=f"regret at quantile {qr.quantile:g}",
+                       caption="the row's pick on the column's device: predicted top-1 points lost "
+                               "(its latency), or how far over that device's budget it runs")
+        matrix.add_column("pick of")
+        for d in report.devices:
+            matrix.add_column(d)
+        for a in report.devices:
+            cells = []
+            for b in report.devices:
+                c = qr.price(a, b)
+                if c.feasible:
+                    cells.append(f"{c.regret:+.2f} ({c.latency_ms:.2f} ms)")
+                else:
+                    cells.append(f"[red]over budget[/] +{c.over_budget_ms:.2f} ms (+{c.over_budget_pct:.1f}%)")
+            matrix.add_row(a, *cells)
+        err_console.print(matrix)
 
 
 def _print_comparison(cmp: Any, plot: Path | None) -> None:

@@ -226,13 +226,22 @@ def _search_cmd(
             results = pareto_sweep(space_name, points, pred, settings, seed, extra_constraints=extra)
     if plot is not None:
         _plot_front(results, device[0], plot)
-    docs = [r.to_dict() for r in results]
+    # Say which latency model priced each device: the calibrated LUT or its plain sums.
+    latency_model = {dev: _latency_model(tables[dev]) for dev in device}
+    docs = [{**r.to_dict(), "latency_model": latency_model} for r in results]
     if json_out:
         emit_json(docs[0] if n_points == 1 else docs)
         return
     _print_results(results, device)
+    for dev, how in latency_model.items():
+        err_console.print(f"{dev} latency: {how}")
     if plot is not None:
         err_console.print(f"front drawn to {plot}")
+
+
+def _latency_model(compiled: Any) -> str:
+    cal = getattr(compiled, "calibration", None)
+    return "raw LUT sum (no calibration)" if cal is None else f"calibrated LUT ({cal.describe()})"
 
 
 def _compiled_tables(db: Path, devices: list[str], space_name: str, calibrated: bool) -> dict[str, Any]:

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-if not DATA.is_dir():  # the checkout may sit elsewhere; fall back to the shared data folder
-    DATA = Path("/work/shared/data")
+from tests.conftest import SHARED_DATA
+
+DATA = SHARED_DATA if SHARED_DATA is not None else Path("shared-data-not-found")
 NOTE10 = sorted((DATA / "ofa" / "note10").glob("*_lookup_table.yaml"))
 OFA_WEIGHTS = DATA / "ofa" / "acc_predictor.pth"
 DYNAST = DATA / "dynast"
