@@ -26,7 +26,15 @@ from agent.testing import SLEEP_RUNTIME_SPEC, onnx_conv, sleep_model, start_agen
 from agent.timing import TimingPlan, measure, summarize  # noqa: E402
 from profiler.client import AgentClient, make_job  # noqa: E402
 
-_FIXED_100 = {"warmup_count": 10, "warmup_s": 0.0, "min_reps": 100, "max_reps": 100, "min_s": 0.0, "max_s": 60.0, "target_rel_ci": 0.0}
+_FIXED_100 = {
+    "warmup_count": 10,
+    "warmup_s": 0.0,
+    "min_reps": 100,
+    "max_reps": 100,
+    "min_s": 0.0,
+    "max_s": 60.0,
+    "target_rel_ci": 0.0,
+}
 
 
 def _in_process_job(model: bytes, plan: TimingPlan) -> tuple[float, float]:
@@ -67,7 +75,9 @@ def overhead(client: AgentClient, model: bytes, cpu: int, jobs: int) -> list[tup
     for _ in range(jobs):
         # Interleave agent and in-process jobs so drift on this shared host hits both alike.
         t0 = time.perf_counter()
-        (result,) = client.benchmark([make_job(sha256=sha, runtime="onnxruntime", plan=_FIXED_100, return_samples=True)])
+        (result,) = client.benchmark(
+            [make_job(sha256=sha, runtime="onnxruntime", plan=_FIXED_100, return_samples=True)]
+        )
         agent_s.append(time.perf_counter() - t0)
         inside_s.append(result.wall_s)
         agent_loop_s.append(sum(result.samples_ms) / 1e3)
@@ -126,7 +136,10 @@ def early_stop(client: AgentClient, model: bytes, trials: int) -> list[tuple[str
     ref_plan = {**base, "min_reps": 2000, "max_reps": 2000, "target_rel_ci": 0.0}
     policies = {
         "fixed 50 runs": {**base, "min_reps": 50, "max_reps": 50, "target_rel_ci": 0.0},
-        **{f"early stop, CI < {t:g}%": {**base, "min_reps": 10, "max_reps": 1000, "target_rel_ci": t / 100} for t in (0.5, 1.0, 2.0, 3.0)},
+        **{
+            f"early stop, CI < {t:g}%": {**base, "min_reps": 10, "max_reps": 1000, "target_rel_ci": t / 100}
+            for t in (0.5, 1.0, 2.0, 3.0)
+        },
     }
     reference = []
     for _ in range(3):

@@ -49,8 +49,15 @@ def _torch_onnx(module: torch.nn.Module, shape: tuple[int, ...]) -> bytes:
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (torch.zeros(shape),), buf, dynamo=False, opset_version=17,
-                          input_names=["input"], output_names=["output"])
+        torch.onnx.export(
+            module,
+            (torch.zeros(shape),),
+            buf,
+            dynamo=False,
+            opset_version=17,
+            input_names=["input"],
+            output_names=["output"],
+        )
     return buf.getvalue()
 
 
@@ -117,8 +124,10 @@ def _tflite_ops(data: bytes) -> list[str]:
 
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     model = schema.Model.GetRootAs(data, 0)
-    codes = [max(model.OperatorCodes(i).BuiltinCode(), model.OperatorCodes(i).DeprecatedBuiltinCode())
-             for i in range(model.OperatorCodesLength())]
+    codes = [
+        max(model.OperatorCodes(i).BuiltinCode(), model.OperatorCodes(i).DeprecatedBuiltinCode())
+        for i in range(model.OperatorCodesLength())
+    ]
     sub = model.Subgraphs(0)
     return [names[codes[sub.Operators(i).OpcodeIndex()]] for i in range(sub.OperatorsLength())]
 
@@ -197,8 +206,10 @@ def main() -> None:
         os.sched_setaffinity(0, {args.pin_core})
     lat = _interleaved_ms(runners, args.rounds, args.runs)
     print(f"\nLatency of {REFERENCE.key}")
-    print(f"(1 thread, pinned to CPU {args.pin_core}, {args.rounds} interleaved rounds x {args.runs} runs, "
-          "min of round medians)")
+    print(
+        f"(1 thread, pinned to CPU {args.pin_core}, {args.rounds} interleaved rounds x {args.runs} runs, "
+        "min of round medians)"
+    )
     print(f"{'model':<30}{'ms':>8}{'spread':>9}{'bytes':>10}  ops")
     for name in sorted(models, key=lambda s: (s.split()[0], s)):
         fmt, data = models[name]

@@ -34,10 +34,24 @@ def _cpu_s() -> float:
 
 def _run(agents, refs, args, kill_fraction: float, db: Path) -> dict:
     latency = args.latency_ms
-    plan = {"warmup_count": 1, "warmup_s": 0.0, "min_reps": args.reps, "min_s": 0.0, "max_reps": args.reps,
-            "max_s": 60.0, "target_rel_ci": 0.5}
-    settings = ProfileSettings(space="ofa-mbv3-w1.0", resolutions=(args.resolution,), runtime="sleep", fmt="json",
-                               plan=plan, sentinel_every=0, agent_wait_s=3.0)
+    plan = {
+        "warmup_count": 1,
+        "warmup_s": 0.0,
+        "min_reps": args.reps,
+        "min_s": 0.0,
+        "max_reps": args.reps,
+        "max_s": 60.0,
+        "target_rel_ci": 0.5,
+    }
+    settings = ProfileSettings(
+        space="ofa-mbv3-w1.0",
+        resolutions=(args.resolution,),
+        runtime="sleep",
+        fmt="json",
+        plan=plan,
+        sentinel_every=0,
+        agent_wait_s=3.0,
+    )
     rng = random.Random(0)
     victims = rng.sample(range(len(agents)), int(round(kill_fraction * len(agents))))
     total_jobs = 0
@@ -63,12 +77,20 @@ def _run(agents, refs, args, kill_fraction: float, db: Path) -> dict:
     cpu = _cpu_s() - cpu0
     total_jobs = sum(d.timed for d in report.devices)
     per_device = [d.busy_fraction for d in report.devices]
-    return {"agents": len(agents), "killed": len(killed), "devices": len(report.devices), "jobs": total_jobs,
-            "rows": rows, "expected_rows": sum(d.total for d in report.devices), "wall_s": wall,
-            "host_cpu_ms_per_job": 1000 * cpu / max(1, total_jobs),
-            "busy_min": min(per_device), "busy_median": statistics.median(per_device),
-            "failed": sum(len(d.failed) for d in report.devices),
-            "aborted": sum(bool(d.aborted) for d in report.devices)}
+    return {
+        "agents": len(agents),
+        "killed": len(killed),
+        "devices": len(report.devices),
+        "jobs": total_jobs,
+        "rows": rows,
+        "expected_rows": sum(d.total for d in report.devices),
+        "wall_s": wall,
+        "host_cpu_ms_per_job": 1000 * cpu / max(1, total_jobs),
+        "busy_min": min(per_device),
+        "busy_median": statistics.median(per_device),
+        "failed": sum(len(d.failed) for d in report.devices),
+        "aborted": sum(bool(d.aborted) for d in report.devices),
+    }
 
 
 def main() -> None:
@@ -87,8 +109,11 @@ def main() -> None:
         agents = []
         try:
             for i in range(args.agents):
-                agents.append(start_agent_process(token=TOKEN, extra_args=["--extra-runtime", SLEEP_RUNTIME_SPEC,
-                                                                           "--cpus", "all"]))
+                agents.append(
+                    start_agent_process(
+                        token=TOKEN, extra_args=["--extra-runtime", SLEEP_RUNTIME_SPEC, "--cpus", "all"]
+                    )
+                )
             refs = [AgentRef(f"board{i // args.per_device:02d}", a.address) for i, a in enumerate(agents)]
             with tempfile.TemporaryDirectory() as tmp:
                 results.append(_run(agents, refs, args, kill_fraction, Path(tmp) / "lut.db"))
@@ -96,10 +121,24 @@ def main() -> None:
             for a in agents:
                 a.stop()
 
-    cols = ["agents", "killed", "devices", "jobs", "rows", "expected_rows", "wall_s", "host_cpu_ms_per_job",
-            "busy_min", "busy_median", "failed", "aborted"]
+    cols = [
+        "agents",
+        "killed",
+        "devices",
+        "jobs",
+        "rows",
+        "expected_rows",
+        "wall_s",
+        "host_cpu_ms_per_job",
+        "busy_min",
+        "busy_median",
+        "failed",
+        "aborted",
+    ]
     print()
-    print(f"fleet: {args.agents} agents, {args.per_device} per device, synthetic {args.latency_ms} ms x {args.reps} runs per job")
+    print(
+        f"fleet: {args.agents} agents, {args.per_device} per device, synthetic {args.latency_ms} ms x {args.reps} runs per job"
+    )
     print(" | ".join(f"{c:>12}" for c in cols))
     for r in results:
         print(" | ".join(f"{r[c]:>12.3f}" if isinstance(r[c], float) else f"{r[c]:>12}" for c in cols))

@@ -65,7 +65,9 @@ def main() -> None:
                 side = in_side if j == 0 else (in_side - 1) // space.stage_strides[stage] + 1
                 for k in space.ks_choices:
                     for e in space.expand_choices:
-                        slot_ms[r, stage * space.max_depth + j, k, e] = table[space.slot_block(stage, j, side, k, e).key]
+                        slot_ms[r, stage * space.max_depth + j, k, e] = table[
+                            space.slot_block(stage, j, side, k, e).key
+                        ]
     fixed_ms = {r: sum(compiled.fixed_components(r).values()) for r in compiled.resolutions}
     archs = [(list(mid.ks[i]), list(mid.e[i]), list(mid.d[i]), int(mid.r[i])) for i in range(len(mid))]
 
@@ -89,15 +91,20 @@ def main() -> None:
     rows = [
         ("dict loop (space.blocks + key lookups)", len(small), _rate(dict_loop, len(small), 1)),
         ("python loop, precomputed slot table", len(mid), _rate(tuned_loop, len(mid), 1)),
-        ("CompiledLut.predict_batch, n=1,000", 1_000, _rate(lambda: compiled.predict_batch(small.take(np.arange(1000))), 1_000)),
+        (
+            "CompiledLut.predict_batch, n=1,000",
+            1_000,
+            _rate(lambda: compiled.predict_batch(small.take(np.arange(1000))), 1_000),
+        ),
         (f"CompiledLut.predict_batch, n={len(mid):,}", len(mid), _rate(lambda: compiled.predict_batch(mid), len(mid))),
         (f"CompiledLut.predict_batch, n={len(big):,}", len(big), _rate(lambda: compiled.predict_batch(big), len(big))),
-        (f"  calibrated (per_stage), n={len(big):,}", len(big),
-         _rate(lambda: calibrated.predict_batch(big), len(big))),
+        (f"  calibrated (per_stage), n={len(big):,}", len(big), _rate(lambda: calibrated.predict_batch(big), len(big))),
     ]
     base = rows[0][2]
-    print(f"LUT: {source} ({len(table)} rows), space {space.name}, {len(compiled.resolutions)} resolutions, "
-          f"compiled in {1000 * compile_s:.0f} ms")
+    print(
+        f"LUT: {source} ({len(table)} rows), space {space.name}, {len(compiled.resolutions)} resolutions, "
+        f"compiled in {1000 * compile_s:.0f} ms"
+    )
     print(f"{'path':<44} {'subnets':>10} {'subnets/s':>14} {'vs dict loop':>13}")
     for name, n, rate in rows:
         print(f"{name:<44} {n:>10,} {rate:>14,.0f} {rate / base:>12,.0f}x")

@@ -55,7 +55,7 @@ class OFARecipeMLP:
         for _ in range(self.epochs):
             perm = torch.randperm(len(x), generator=gen)
             for i in range(0, len(x), self.batch_size):
-                idx = perm[i:i + self.batch_size]
+                idx = perm[i : i + self.batch_size]
                 loss = torch.nn.functional.mse_loss(self.net_(x[idx])[:, 0], y[idx])
                 opt.zero_grad()
                 loss.backward()
@@ -91,8 +91,14 @@ def _run(name: str, make, train, val, full, test) -> dict:
     model = make().fit(full.to_batch(), full.accuracy_pct)
     train_s = time.perf_counter() - start
     test_m = prediction_metrics(model.predict(test.to_batch()), test.accuracy_pct)
-    return {"model": name, "val_kendall": val_m["kendall"], "test_kendall": test_m["kendall"],
-            "test_spearman": test_m["spearman"], "test_rmse": test_m["rmse"], "train_s": train_s}
+    return {
+        "model": name,
+        "val_kendall": val_m["kendall"],
+        "test_kendall": test_m["kendall"],
+        "test_spearman": test_m["spearman"],
+        "test_rmse": test_m["rmse"],
+        "train_s": train_s,
+    }
 
 
 def main() -> None:
@@ -109,34 +115,48 @@ def main() -> None:
 
     rows = []
     for epochs in (30, 60):
-        rows.append(_run(f"OFA recipe MLP ({epochs} epochs)", lambda e=epochs: OFARecipeMLP(epochs=e),
-                         train, val, full, test))
+        rows.append(
+            _run(f"OFA recipe MLP ({epochs} epochs)", lambda e=epochs: OFARecipeMLP(epochs=e), train, val, full, test)
+        )
     for alpha in (1.0, 10.0, 100.0):
-        rows.append(_run(f"ridge on OFA encoding (alpha {alpha:g})", lambda a=alpha: OFARidge(a),
-                         train, val, full, test))
+        rows.append(
+            _run(f"ridge on OFA encoding (alpha {alpha:g})", lambda a=alpha: OFARidge(a), train, val, full, test)
+        )
     for label, params in (
         ("lutnas KRR, OFA encoding", {"encodings": ("ofa",), "length_scales": (9.0,)}),
         ("lutnas KRR, lutnas encoding", {"encodings": ("lutnas",), "length_scales": (12.0,)}),
         ("lutnas KRR ensemble (default)", {}),
     ):
-        rows.append(_run(label, lambda p=params: LutnasPredictor(space=SPACE, random_state=0, **p),
-                         train, val, full, test))
+        rows.append(
+            _run(label, lambda p=params: LutnasPredictor(space=SPACE, random_state=0, **p), train, val, full, test)
+        )
     ofa = load_ofa_predictor(DATA / "ofa" / "acc_predictor.pth")
     val_m = prediction_metrics(ofa.predict_batch(val.to_batch()), val.accuracy_pct)
     test_m = prediction_metrics(ofa.predict_batch(test.to_batch()), test.accuracy_pct)
-    rows.append({"model": "OFA pretrained (w1.2, no training here)", "val_kendall": val_m["kendall"],
-                 "test_kendall": test_m["kendall"], "test_spearman": test_m["spearman"],
-                 "test_rmse": test_m["rmse"], "train_s": 0.0})
+    rows.append(
+        {
+            "model": "OFA pretrained (w1.2, no training here)",
+            "val_kendall": val_m["kendall"],
+            "test_kendall": test_m["kendall"],
+            "test_spearman": test_m["spearman"],
+            "test_rmse": test_m["rmse"],
+            "train_s": 0.0,
+        }
+    )
     if args.json:
         print(json.dumps({"n_train": len(full), "n_val": len(val), "n_test": len(test), "rows": rows}, indent=2))
         return
-    print(f"train {len(full)} (evo*, validation {len(val)} of them), test {len(test)} (linas*), "
-          f"torch threads {args.threads}")
+    print(
+        f"train {len(full)} (evo*, validation {len(val)} of them), test {len(test)} (linas*), "
+        f"torch threads {args.threads}"
+    )
     print("| model | val Kendall | test Kendall | test Spearman | test RMSE (%) | train (s) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['val_kendall']:.4f} | {r['test_kendall']:.4f} | {r['test_spearman']:.4f} | "
-              f"{r['test_rmse']:.3f} | {r['train_s']:.2f} |")
+        print(
+            f"| {r['model']} | {r['val_kendall']:.4f} | {r['test_kendall']:.4f} | {r['test_spearman']:.4f} | "
+            f"{r['test_rmse']:.3f} | {r['train_s']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

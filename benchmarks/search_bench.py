@@ -63,8 +63,11 @@ class DictLatencyTable:
         lut = self.tables[r]
         side = (r + 1) // 2
         total = self._q(lut, f"Conv-input:{r}x{r}x3-output:{side}x{side}x{self.first}")
-        total += self._q(lut, f"expanded_conv-input:{side}x{side}x{self.first}-output:{side}x{side}x{self.first}"
-                              f"-expand:{self.first}-kernel:3-stride:1-idskip:1-se:0-hs:0")
+        total += self._q(
+            lut,
+            f"expanded_conv-input:{side}x{side}x{self.first}-output:{side}x{side}x{self.first}"
+            f"-expand:{self.first}-kernel:3-stride:1-idskip:1-se:0-hs:0",
+        )
         cin = self.first
         for stage in range(5):
             cout = self.stage_chs[stage]
@@ -73,9 +76,11 @@ class DictLatencyTable:
                 stride = self.strides[stage] if j == 0 else 1
                 out_side = (side - 1) // stride + 1
                 mid = round(cin * spec["e"][i])
-                key = (f"expanded_conv-input:{side}x{side}x{cin}-output:{out_side}x{out_side}x{cout}"
-                       f"-expand:{mid}-kernel:{spec['ks'][i]}-stride:{stride}-idskip:{int(j > 0)}"
-                       f"-se:{int(self.se[stage])}-hs:{int(self.acts[stage] == 'h_swish')}")
+                key = (
+                    f"expanded_conv-input:{side}x{side}x{cin}-output:{out_side}x{out_side}x{cout}"
+                    f"-expand:{mid}-kernel:{spec['ks'][i]}-stride:{stride}-idskip:{int(j > 0)}"
+                    f"-se:{int(self.se[stage])}-hs:{int(self.acts[stage] == 'h_swish')}"
+                )
                 total += self._q(lut, key)
                 side, cin = out_side, cout
         total += self._q(lut, f"Conv_1-input:{side}x{side}x{cin}-output:{side}x{side}x{self.final}")
@@ -125,8 +130,12 @@ class LoopEvolutionFinder:
         self.parent_ratio, self.mutation_ratio, self.mutate_prob = 0.25, 0.5, 0.1
 
     def random_spec(self) -> dict:
-        return {"ks": [random.choice([3, 5, 7]) for _ in range(20)], "e": [random.choice([3, 4, 6]) for _ in range(20)],
-                "d": [random.choice([2, 3, 4]) for _ in range(5)], "r": [random.choice(RESOLUTIONS)]}
+        return {
+            "ks": [random.choice([3, 5, 7]) for _ in range(20)],
+            "e": [random.choice([3, 4, 6]) for _ in range(20)],
+            "d": [random.choice([2, 3, 4]) for _ in range(5)],
+            "r": [random.choice(RESOLUTIONS)],
+        }
 
     def random_sample(self) -> tuple[dict, float]:
         while True:
@@ -171,8 +180,10 @@ class LoopEvolutionFinder:
             if parents[0][0] > best[0]:
                 best = parents[0]
             children = [self.mutate_sample(parents[np.random.randint(n_par)][1]) for _ in range(n_mut)]
-            children += [self.crossover_sample(parents[np.random.randint(n_par)][1], parents[np.random.randint(n_par)][1])
-                         for _ in range(self.population_size - n_mut)]
+            children += [
+                self.crossover_sample(parents[np.random.randint(n_par)][1], parents[np.random.randint(n_par)][1])
+                for _ in range(self.population_size - n_mut)
+            ]
             accs = self.predictor.predict_accuracy([s for s, _ in children])
             population = parents + [(accs[i].item(), s, lat) for i, (s, lat) in enumerate(children)]
         return best[0] * 100, best[1], best[2]
@@ -198,10 +209,19 @@ def main() -> None:
     rows = []
     for budget in budgets:
         for seed in seeds:
-            res = evolutionary_search("ofa-mbv3-w1.2", [latency_constraint("note10", lut, budget)], pred,
-                                      EvolutionSettings(), seed)
-            rows.append({"method": "lutnas", "budget_ms": budget, "seed": seed, "wall_s": res.search_seconds,
-                         "best_acc": res.predicted_accuracy, "latency_ms": res.latency_ms["note10"]})
+            res = evolutionary_search(
+                "ofa-mbv3-w1.2", [latency_constraint("note10", lut, budget)], pred, EvolutionSettings(), seed
+            )
+            rows.append(
+                {
+                    "method": "lutnas",
+                    "budget_ms": budget,
+                    "seed": seed,
+                    "wall_s": res.search_seconds,
+                    "best_acc": res.predicted_accuracy,
+                    "latency_ms": res.latency_ms["note10"],
+                }
+            )
     loop_table = DictLatencyTable(NOTE10)
     loop_pred = LoopPredictor(pred.module())
     for seed in seeds[:1] if args.quick else seeds:
@@ -209,8 +229,16 @@ def main() -> None:
         np.random.seed(seed)
         start = time.perf_counter()
         acc, _, lat = LoopEvolutionFinder(loop_table, loop_pred, args.loop_budget).run()
-        rows.append({"method": "ofa-loop", "budget_ms": args.loop_budget, "seed": seed,
-                     "wall_s": time.perf_counter() - start, "best_acc": acc, "latency_ms": lat})
+        rows.append(
+            {
+                "method": "ofa-loop",
+                "budget_ms": args.loop_budget,
+                "seed": seed,
+                "wall_s": time.perf_counter() - start,
+                "best_acc": acc,
+                "latency_ms": lat,
+            }
+        )
     if args.json:
         print(json.dumps({"setup_s": setup_s, "rows": rows}, indent=2))
         return
@@ -218,13 +246,17 @@ def main() -> None:
     print("| method | budget (ms) | seed | wall (s) | best predicted top-1 (%) | LUT latency (ms) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['method']} | {r['budget_ms']:g} | {r['seed']} | {r['wall_s']:.2f} | {r['best_acc']:.2f} | "
-              f"{r['latency_ms']:.2f} |")
+        print(
+            f"| {r['method']} | {r['budget_ms']:g} | {r['seed']} | {r['wall_s']:.2f} | {r['best_acc']:.2f} | "
+            f"{r['latency_ms']:.2f} |"
+        )
     ours = [r["wall_s"] for r in rows if r["method"] == "lutnas" and r["budget_ms"] == args.loop_budget]
     theirs = [r["wall_s"] for r in rows if r["method"] == "ofa-loop"]
     if ours and theirs:
-        print(f"\nat {args.loop_budget:g} ms: lutnas median {np.median(ours):.2f} s, OFA-style loop median "
-              f"{np.median(theirs):.2f} s, speed-up {np.median(theirs) / np.median(ours):.1f}x")
+        print(
+            f"\nat {args.loop_budget:g} ms: lutnas median {np.median(ours):.2f} s, OFA-style loop median "
+            f"{np.median(theirs):.2f} s, speed-up {np.median(theirs) / np.median(ours):.1f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -171,8 +171,9 @@ def test_sentinel_drift_triggers_cooldown_and_retiming(tmp_path):
         # during the scheduler's cooldown.
         while drift.read_text() != "1.3":
             time.sleep(0.005)
+        # Two drifted readings: the first one and its immediate confirmation.
         readings = _timed_keys(log_a)[sentinel_key]
-        while _timed_keys(log_a)[sentinel_key] <= readings:
+        while _timed_keys(log_a)[sentinel_key] < readings + 2:
             time.sleep(0.005)
         drift.write_text("1.0")
 
@@ -197,7 +198,7 @@ def test_sentinel_drift_triggers_cooldown_and_retiming(tmp_path):
     finally:
         a.stop()
     timed = _timed_keys(log_a)
-    assert timed[sentinel_key] >= 3  # baseline, the drifted reading, the reading after the cooldown
+    assert timed[sentinel_key] >= 4  # baseline, the drifted reading, its confirmation, the reading after the cooldown
 
 
 def test_missing_runtime_and_no_agents_are_clear_errors(tmp_path):
@@ -240,3 +241,40 @@ def test_onnxruntime_profile_fills_exactly_the_space_and_predicts(tmp_path):
             assert (setting.runtime, setting.threads, setting.model_format) == ("onnxruntime", 1, "onnx")
     finally:
         agent.stop()
+
+
+def test_a_one_off_sentinel_outlier_is_not_a_drift(tmp_path):
+    drift = tmp_path / "drift"
+    drift.write_text("1.0")
+    a, log_a = _agent(tmp_path, "a")
+    sentinel_key = sentinel_block(SPACE, RES).key
+    spiked = threading.Event()
+
+    def spike_once():
+        # The sentinel's second reading (the first check) runs 40% slow, then the device is quiet again.
+        while _timed_keys(log_a)[sentinel_key] < 1:
+            time.sleep(0.005)
+        drift.write_text("1.4")
+        spiked.set()
+        while _timed_keys(log_a)[sentinel_key] < 2:
+            time.sleep(0.005)
+        drift.write_text("1.0")
+
+    threading.Thread(target=spike_once, daemon=True).start()
+    try:
+        with LutStore(tmp_path / "lut.db") as store:
+            settings = _settings(sentinel_every=10, sentinel_threshold=0.15, sentinel_cooldown_s=1.0)
+
+            def export(block: Block, fmt: str, seed: int) -> bytes:
+                # Only the sentinel reads the drift file, so only its reading spikes.
+                is_sentinel = block.key == sentinel_key
+                return sleep_model(_latency_ms(block), drift_file=drift if is_sentinel else None, tag=block.key,
+                                   exact=True)
+
+            report = profile(store, [AgentRef("calm", a.address)], settings, token=TOKEN, export_fn=export)
+            (dev,) = report.devices
+            assert spiked.is_set()
+            assert dev.sentinel_drifts == 0 and dev.retimed == 0
+            assert dev.timed == dev.total
+    finally:
+        a.stop()

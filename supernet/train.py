@@ -1,0 +1,514 @@
+"""Progressive shrinking: train the supernet so that every subnet works without retraining.
+
+The schedule (Once-for-All, Cai et al. 2020) first trains the full network at random resolutions,
+then opens the space one dimension at a time, each phase sampling subnets from the enlarged space and
+distilling from the full network (loss = CE + λ·KD):
+
+    full → kernel {7,5} → kernel {7,5,3} → depth {4,3} → depth {4,3,2} → expand {6,4} → expand {6,4,3}
+
+Before each expand phase the middle channels are re-sorted by importance so that the narrower
+widths keep the most important channels. A phase is a :class:`Phase`; any list of phases can be
+trained (``sample_all_phases`` gives the "everything from the start" baseline).
+
+Files written to ``out_dir``: ``last.pt`` after every epoch (resumable), ``phase<i>-<name>.pt`` after
+each phase and ``supernet.pt`` at the end (both weights-only checkpoints).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from supernet._arch import ArchChoices, sample_arch
+from supernet.bn_calibration import recalibrate_bn
+from supernet.checkpoint import load_checkpoint, save_checkpoint
+from supernet.data import ImageDataset, iter_batches, resize_batch
+from supernet.evaluate import evaluate_subnet
+from supernet.ofa_mbv3 import OFAMobileNetV3
+
+__all__ = [
+    "FINAL_CHECKPOINT",
+    "LAST_CHECKPOINT",
+    "PHASE_NAMES",
+    "Phase",
+    "ProgressCallback",
+    "TrainConfig",
+    "TrainEvent",
+    "TrainResult",
+    "progressive_shrinking_phases",
+    "sample_all_phases",
+    "soft_cross_entropy",
+    "train_supernet",
+]
+
+logger = logging.getLogger(__name__)
+
+LAST_CHECKPOINT = "last.pt"  # resumable state, rewritten after every epoch
+FINAL_CHECKPOINT = "supernet.pt"  # weights after the last phase
+# Names of the default progressive-shrinking phases, in order.
+PHASE_NAMES = ("full", "kernel-1", "kernel-2", "depth-1", "depth-2", "expand-1", "expand-2")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One stage of training: which subnets are sampled, for how long, at what learning rate."""
+
+    name: str  # label used in checkpoints and progress
+    ks: tuple[int, ...]  # kernel sizes sampled per slot
+    e: tuple[float, ...]  # expand ratios sampled per slot
+    d: tuple[int, ...]  # depths sampled per stage
+    epochs: int  # passes over the training set
+    lr: float  # peak learning rate (cosine-decayed over the phase)
+    subnets_per_step: int = 1  # subnets sampled per batch; their gradients add up
+    kd_ratio: float = 1.0  # λ in CE + λ·KD (used only when a teacher exists)
+    reorganize_expand_stage: int | None = None  # re-sort middle channels at phase start with this stage
+
+    @property
+    def is_full_net(self) -> bool:
+        """True when the phase trains one network only (a single choice everywhere)."""
+        return len(self.ks) == 1 and len(self.e) == 1 and len(self.d) == 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON and checkpoints."""
+        out = asdict(self)
+        for key in ("ks", "e", "d"):
+            out[key] = list(out[key])
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Phase:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**{**data, "ks": tuple(data["ks"]), "e": tuple(data["e"]), "d": tuple(data["d"])})
+
+
+def _largest(values: Sequence[Any], n: int) -> tuple[Any, ...]:
+    return tuple(sorted(values, reverse=True)[:n])
+
+
+def progressive_shrinking_phases(
+    ks_list: Sequence[int] = (3, 5, 7),
+    expand_ratio_list: Sequence[float] = (3, 4, 6),
+    depth_list: Sequence[int] = (2, 3, 4),
+    epochs: int | Mapping[str, int] | Sequence[int] = 2,
+    lr: float | Mapping[str, float] = 0.05,
+    full_lr: float | None = None,
+    subnets_per_step: int = 2,
+    kd_ratio: float = 1.0,
+) -> list[Phase]:
+    """OFA's schedule for the given choices: full, then one phase per extra kernel, depth, expand choice.
+
+    Args:
+        ks_list: kernel choices.
+        expand_ratio_list: expand ratio choices.
+        depth_list: depth choices.
+        epochs: epochs per phase: one int for all, a list in phase order, or a dict by phase name.
+        lr: peak learning rate of the shrinking phases (a dict by phase name also works).
+        full_lr: peak learning rate of the full-network phase (default: 2 × ``lr``).
+        subnets_per_step: subnets per batch in the shrinking phases (the full phase uses 1).
+        kd_ratio: distillation weight in the shrinking phases.
+
+    Raises:
+        ValueError: ``epochs`` names an unknown phase or has the wrong length.
+    """
+    ks_all = tuple(sorted(set(ks_list), reverse=True))
+    e_all = tuple(sorted(set(expand_ratio_list), reverse=True))
+    d_all = tuple(sorted(set(depth_list), reverse=True))
+    specs: list[tuple[str, tuple, tuple, tuple, int | None]] = [("full", ks_all[:1], e_all[:1], d_all[:1], None)]
+    for i in range(2, len(ks_all) + 1):
+        specs.append((f"kernel-{i - 1}", _largest(ks_all, i), e_all[:1], d_all[:1], None))
+    for i in range(2, len(d_all) + 1):
+        specs.append((f"depth-{i - 1}", ks_all, e_all[:1], _largest(d_all, i), None))
+    for i in range(2, len(e_all) + 1):
+        specs.append((f"expand-{i - 1}", ks_all, _largest(e_all, i), d_all, i - 2))
+    names = [s[0] for s in specs]
+    if isinstance(epochs, Mapping):
+        unknown = set(epochs) - set(names)
+        if unknown:
+            raise ValueError(f"epochs names unknown phases {sorted(unknown)}; phases: {', '.join(names)}")
+        default = 2
+        epoch_list = [int(epochs.get(n, default)) for n in names]
+    elif isinstance(epochs, int):
+        epoch_list = [epochs] * len(names)
+    else:
+        epoch_list = [int(v) for v in epochs]
+        if len(epoch_list) != len(names):
+            raise ValueError(f"epochs needs {len(names)} values ({', '.join(names)}), got {len(epoch_list)}")
+    if any(v < 0 for v in epoch_list):
+        raise ValueError(f"epochs must be >= 0, got {epoch_list}")
+    phases = []
+    for (name, ks, e, d, stage), n_epochs in zip(specs, epoch_list):
+        if name == "full":
+            phase_lr = full_lr if full_lr is not None else 2 * (lr if isinstance(lr, float | int) else 0.05)
+            phases.append(Phase(name, ks, e, d, n_epochs, float(phase_lr), 1, 0.0))
+            continue
+        phase_lr = lr.get(name, 0.05) if isinstance(lr, Mapping) else lr
+        phases.append(Phase(name, ks, e, d, n_epochs, float(phase_lr), subnets_per_step, kd_ratio, stage))
+    return phases
+
+
+def sample_all_phases(
+    ks_list: Sequence[int] = (3, 5, 7),
+    expand_ratio_list: Sequence[float] = (3, 4, 6),
+    depth_list: Sequence[int] = (2, 3, 4),
+    epochs: int = 10,
+    lr: float = 0.1,
+    subnets_per_step: int = 2,
+) -> list[Phase]:
+    """The baseline without progressive shrinking: one phase sampling the whole space, no teacher."""
+    return [
+        Phase(
+            "all",
+            tuple(sorted(set(ks_list), reverse=True)),
+            tuple(sorted(set(expand_ratio_list), reverse=True)),
+            tuple(sorted(set(depth_list), reverse=True)),
+            epochs,
+            lr,
+            subnets_per_step,
+            0.0,
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings shared by all phases."""
+
+    phases: tuple[Phase, ...]  # what to train, in order
+    resolutions: tuple[int, ...] = (32, 40, 48)  # one is drawn per step
+    batch_size: int = 64  # images per step
+    momentum: float = 0.9  # SGD (Nesterov) momentum
+    weight_decay: float = 3e-5  # on conv/linear weights only (not BN, not biases)
+    label_smoothing: float = 0.1  # for the cross-entropy term
+    augment: bool = False  # random translations (helps long runs, slows short ones)
+    seed: int = 0  # subnet sampling, shuffling, augmentation
+    calib_images: int = 256  # BN recalibration images for end-of-phase validation
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON and checkpoints."""
+        out = asdict(self)
+        out["phases"] = [p.to_dict() for p in self.phases]
+        out["resolutions"] = list(self.resolutions)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`."""
+        phases = tuple(Phase.from_dict(p) for p in data["phases"])
+        return cls(**{**data, "phases": phases, "resolutions": tuple(data["resolutions"])})
+
+
+@dataclass(frozen=True)
+class TrainEvent:
+    """A progress report: sent at phase start, after every step, and at phase end."""
+
+    kind: str  # "phase_start" | "step" | "phase_end"
+    phase: str  # phase name
+    phase_index: int  # 0-based
+    n_phases: int
+    step: int  # steps done in this phase
+    n_steps: int  # steps in this phase
+    epoch: int  # epochs done in this phase
+    n_epochs: int
+    loss: float | None = None  # last step's loss
+    metrics: dict[str, float] = field(default_factory=dict)  # phase_end: validation accuracies
+
+
+ProgressCallback = Callable[[TrainEvent], None]
+
+
+@dataclass
+class TrainResult:
+    """What ``train_supernet`` did."""
+
+    phases: list[dict[str, Any]]  # per phase: name, epochs, seconds, loss, validation accuracies
+    seconds: float  # wall time of this call
+    checkpoint: Path | None  # final checkpoint, when out_dir was given
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON."""
+        return {"phases": self.phases, "seconds": self.seconds, "checkpoint": self.checkpoint}
+
+
+def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of ``-sum(p * log_softmax(logits))`` (the KD term)."""
+    return torch.mean(torch.sum(-target_probs * F.log_softmax(logits, dim=1), dim=1))
+
+
+def _param_groups(net: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for name, param in net.named_parameters():
+        if not param.requires_grad:
+            continue
+        if param.ndim <= 1 or ".bn." in name or name.endswith((".bias", "_matrix")):
+            no_decay.append(param)
+        else:
+            decay.append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _phase_choices(net: OFAMobileNetV3, phase: Phase) -> ArchChoices:
+    base = net.choices
+    for field_name, allowed in (("ks", base.ks), ("e", base.e), ("d", base.d)):
+        bad = [v for v in getattr(phase, field_name) if v not in allowed]
+        if bad:
+            raise ValueError(f"phase {phase.name!r} {field_name} values {bad} are not in the supernet's {allowed}")
+    return ArchChoices(ks=phase.ks, e=phase.e, d=phase.d, n_stages=base.n_stages, max_depth=base.max_depth)
+
+
+def _validate_config(config: TrainConfig, n_train: int) -> None:
+    if not config.phases:
+        raise ValueError("TrainConfig.phases is empty; give at least one phase")
+    if config.batch_size < 1 or config.batch_size > n_train:
+        raise ValueError(f"batch_size must be in [1, {n_train}] (training images), got {config.batch_size}")
+    if not config.resolutions or any(r < 8 for r in config.resolutions):
+        raise ValueError(f"resolutions must be ints >= 8, got {list(config.resolutions)}")
+    for phase in config.phases:
+        if phase.epochs < 0 or phase.lr <= 0 or phase.subnets_per_step < 1:
+            raise ValueError(f"phase {phase.name!r} needs epochs >= 0, lr > 0 and subnets_per_step >= 1")
+
+
+def _validation_metrics(
+    net: OFAMobileNetV3, train_data: ImageDataset, val_data: ImageDataset, phase: Phase, config: TrainConfig
+) -> dict[str, float]:
+    res = max(config.resolutions)
+    n_slots = net.choices.n_slots
+    n_stages = net.choices.n_stages
+    largest = {"ks": [max(phase.ks)] * n_slots, "e": [max(phase.e)] * n_slots, "d": [max(phase.d)] * n_stages, "r": res}
+    smallest = {
+        "ks": [min(phase.ks)] * n_slots,
+        "e": [min(phase.e)] * n_slots,
+        "d": [min(phase.d)] * n_stages,
+        "r": min(config.resolutions),
+    }
+    was_training = net.training
+    out = {
+        "val_acc_largest": evaluate_subnet(net, largest, train_data, val_data, config.calib_images).accuracy,
+        "val_acc_smallest": evaluate_subnet(net, smallest, train_data, val_data, config.calib_images).accuracy,
+    }
+    net.train(was_training)
+    return out
+
+
+def train_supernet(
+    net: OFAMobileNetV3,
+    train_data: ImageDataset,
+    config: TrainConfig,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    val_data: ImageDataset | None = None,
+    progress: ProgressCallback | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> TrainResult:
+    """Train ``net`` through ``config.phases`` (in place).
+
+    Args:
+        net: the supernet (its ``n_classes`` must cover the labels).
+        train_data: training images.
+        config: phases and shared settings.
+        out_dir: where checkpoints go (none written when None).
+        resume: continue from ``out_dir/last.pt`` if it exists (same phases required).
+        val_data: held-out images; when given, each phase ends with the validation accuracy of its
+            largest and smallest subnet (after BN recalibration).
+        progress: called with a :class:`TrainEvent` at phase start, after each step and at phase end.
+        meta: extra facts stored in every checkpoint (e.g. the dataset).
+
+    Returns:
+        Per-phase summaries and the final checkpoint path.
+
+    Raises:
+        ValueError: bad settings, labels beyond ``n_classes``, or a resume file for other phases.
+    """
+    _validate_config(config, len(train_data))
+    if int(train_data.labels.max()) >= net.n_classes:
+        raise ValueError(f"labels go up to {int(train_data.labels.max())} but the supernet has {net.n_classes} classes")
+    choices = [_phase_choices(net, phase) for phase in config.phases]
+    out_path = Path(out_dir) if out_dir is not None else None
+    started = time.perf_counter()
+    rng = np.random.default_rng(config.seed)
+    meta_base = {**(meta or {}), "resolutions": list(config.resolutions), "train_config": config.to_dict()}
+
+    start_phase, start_epoch = 0, 0
+    teacher: OFAMobileNetV3 | None = None
+    history: list[dict[str, Any]] = []
+    optimizer_state: dict[str, Any] | None = None
+    if resume and out_path is not None and (out_path / LAST_CHECKPOINT).is_file():
+        ckpt = load_checkpoint(out_path / LAST_CHECKPOINT)
+        state = ckpt.train_state or {}
+        saved_phases = state.get("phases")
+        if saved_phases != [p.to_dict() for p in config.phases]:
+            raise ValueError(f"{out_path / LAST_CHECKPOINT} was written for other phases; start a new --out directory")
+        net.load_state_dict(ckpt.state_dict, strict=True)
+        start_phase, start_epoch = int(state["phase_index"]), int(state["epoch"])
+        history = list(state.get("history", []))
+        rng.bit_generator.state = state["rng"]
+        optimizer_state = state.get("optimizer")
+        if state.get("teacher_state") is not None:
+            teacher = OFAMobileNetV3.from_config(net.config)
+            teacher.load_state_dict(state["teacher_state"], strict=True)
+        logger.info("resuming at phase %d epoch %d from %s", start_phase, start_epoch, out_path / LAST_CHECKPOINT)
+
+    steps_per_epoch = len(train_data) // config.batch_size
+    n_phases = len(config.phases)
+    for phase_index in range(start_phase, n_phases):
+        phase = config.phases[phase_index]
+        phase_choices = choices[phase_index]
+        first_epoch = start_epoch if phase_index == start_phase else 0
+        if first_epoch == 0 and phase.reorganize_expand_stage is not None:
+            net.re_organize_middle_weights(phase.reorganize_expand_stage)
+        optimizer = torch.optim.SGD(
+            _param_groups(net, config.weight_decay), lr=phase.lr, momentum=config.momentum, nesterov=True
+        )
+        if optimizer_state is not None and phase_index == start_phase:
+            optimizer.load_state_dict(optimizer_state)
+        n_steps = phase.epochs * steps_per_epoch
+        step = first_epoch * steps_per_epoch
+        phase_started = time.perf_counter()
+        loss_value: float | None = None
+        _emit(progress, "phase_start", phase, phase_index, n_phases, step, n_steps, first_epoch)
+        use_kd = teacher is not None and phase.kd_ratio > 0
+        if teacher is not None:
+            teacher.eval()
+            teacher.set_max_net()
+        net.train()
+        for epoch in range(first_epoch, phase.epochs):
+            order = torch.as_tensor(rng.permutation(len(train_data)))
+            for batch in range(steps_per_epoch):
+                index = order[batch * config.batch_size : (batch + 1) * config.batch_size]
+                res = int(rng.choice(np.asarray(config.resolutions)))
+                x = resize_batch(train_data.images[index], res)
+                y = train_data.labels[index]
+                if config.augment:
+                    x = _translate(x, rng)
+                lr_now = 0.5 * phase.lr * (1.0 + math.cos(math.pi * step / max(1, n_steps)))
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_now
+                soft = None
+                if use_kd:
+                    with torch.no_grad():
+                        soft = F.softmax(teacher(x), dim=1)  # type: ignore[misc]
+                optimizer.zero_grad(set_to_none=True)
+                total = 0.0
+                for _ in range(phase.subnets_per_step):
+                    arch = sample_arch(phase_choices, rng)
+                    net.set_active_subnet(ks=arch["ks"], e=arch["e"], d=arch["d"])
+                    logits = net(x)
+                    loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+                    if soft is not None:
+                        loss = loss + phase.kd_ratio * soft_cross_entropy(logits, soft)
+                    loss.backward()
+                    total += float(loss.detach())
+                nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+                optimizer.step()
+                step += 1
+                loss_value = total / phase.subnets_per_step
+                _emit(progress, "step", phase, phase_index, n_phases, step, n_steps, epoch, loss_value)
+            if out_path is not None:
+                train_state = {
+                    "phases": [p.to_dict() for p in config.phases],
+                    "phase_index": phase_index,
+                    "epoch": epoch + 1,
+                    "history": history,
+                    "rng": rng.bit_generator.state,
+                    "optimizer": optimizer.state_dict(),
+                    "teacher_state": teacher.state_dict() if teacher is not None else None,
+                }
+                save_checkpoint(out_path / LAST_CHECKPOINT, net, {**meta_base, "phase": phase.name}, train_state)
+        net.set_max_net()
+        if phase.is_full_net and teacher is None and phase_index < n_phases - 1:
+            teacher = _make_teacher(net, train_data, config, rng)
+        metrics = _validation_metrics(net, train_data, val_data, phase, config) if val_data is not None else {}
+        net.set_max_net()
+        net.train()
+        summary = {
+            "name": phase.name,
+            "epochs": phase.epochs,
+            "seconds": round(time.perf_counter() - phase_started, 3),
+            "loss": loss_value,
+            **metrics,
+        }
+        history.append(summary)
+        _emit(progress, "phase_end", phase, phase_index, n_phases, step, n_steps, phase.epochs, loss_value, metrics)
+        if out_path is not None:
+            phase_meta = {**meta_base, "phase": phase.name, "phases_done": phase_index + 1}
+            save_checkpoint(out_path / f"phase{phase_index}-{phase.name}.pt", net, phase_meta)
+            # Point the resumable state at the next phase (teacher included).
+            train_state = {
+                "phases": [p.to_dict() for p in config.phases],
+                "phase_index": phase_index + 1,
+                "epoch": 0,
+                "history": history,
+                "rng": rng.bit_generator.state,
+                "optimizer": None,
+                "teacher_state": teacher.state_dict() if teacher is not None else None,
+            }
+            save_checkpoint(out_path / LAST_CHECKPOINT, net, phase_meta, train_state)
+        optimizer_state = None
+    net.eval()
+    final = None
+    if out_path is not None:
+        final = save_checkpoint(out_path / FINAL_CHECKPOINT, net, {**meta_base, "phase": "done", "history": history})
+    return TrainResult(phases=history, seconds=round(time.perf_counter() - started, 3), checkpoint=final)
+
+
+def _make_teacher(
+    net: OFAMobileNetV3, train_data: ImageDataset, config: TrainConfig, rng: np.random.Generator
+) -> OFAMobileNetV3:
+    # A frozen copy of the full network whose BN statistics are re-estimated over the training
+    # resolutions: running averages taken while the weights were still moving make a poor teacher.
+    teacher = copy.deepcopy(net)
+    teacher.set_max_net()
+    n = min(config.calib_images, len(train_data))
+    calib = train_data.subset(rng.choice(len(train_data), size=n, replace=False))
+    batches = (
+        resize_batch(x, config.resolutions[i % len(config.resolutions)])
+        for i, (x, _) in enumerate(iter_batches(calib, config.batch_size, max(config.resolutions)))
+    )
+    recalibrate_bn(teacher, batches)
+    return teacher.eval()
+
+
+def _translate(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    # One random shift per batch (cheap), up to 1/8 of the side, zero filled.
+    side = x.shape[-1]
+    limit = max(1, side // 8)
+    dy, dx = (int(v) for v in rng.integers(-limit, limit + 1, size=2))
+    shifted = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+    if dy > 0:
+        shifted[:, :, :dy] = 0
+    elif dy < 0:
+        shifted[:, :, dy:] = 0
+    if dx > 0:
+        shifted[:, :, :, :dx] = 0
+    elif dx < 0:
+        shifted[:, :, :, dx:] = 0
+    return shifted
+
+
+def _emit(
+    progress: ProgressCallback | None,
+    kind: str,
+    phase: Phase,
+    phase_index: int,
+    n_phases: int,
+    step: int,
+    n_steps: int,
+    epoch: int,
+    loss: float | None = None,
+    metrics: dict[str, float] | None = None,
+) -> None:
+    if progress is None:
+        return
+    progress(
+        TrainEvent(kind, phase.name, phase_index, n_phases, step, n_steps, epoch, phase.epochs, loss, metrics or {})
+    )

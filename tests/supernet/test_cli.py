@@ -1,0 +1,174 @@
+"""``lutnas supernet train|collect|extract|eval`` end to end on a tiny ImageFolder dataset."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from lutnas.commands import supernet_cmds
+
+ARCH = {"ks": [3, 5, 7, 3] * 5, "e": [3, 4, 6, 3] * 5, "d": [2, 3, 4, 2, 3], "r": 8}
+
+
+@pytest.fixture(scope="module")
+def app() -> typer.Typer:
+    app = typer.Typer()
+    supernet_cmds.register(app)
+
+    @app.callback()
+    def _root() -> None:  # keeps "supernet" as a sub-command
+        pass
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    root = tmp_path_factory.mktemp("folder")
+    digits = load_digits()
+    for label in (0, 1, 7):
+        (root / f"class{label}").mkdir()
+        picks = np.flatnonzero(digits.target == label)[:8]
+        for i, idx in enumerate(picks):
+            pixels = (digits.images[idx] * 255 / 16).astype(np.uint8)
+            Image.fromarray(pixels, mode="L").save(root / f"class{label}" / f"{i}.png")
+    (root / "class0" / "notes.txt").write_text("not an image")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(app, image_folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    runner = CliRunner()
+    # Steps in the first and last phase only (the preset's other phases get 0 epochs).
+    epochs = "full=1,kernel-1=0,kernel-2=0,depth-1=0,depth-2=0,expand-1=0,expand-2=1"
+    assert len(list(image_folder.glob("*/*.png"))) == 24
+    result = runner.invoke(
+        app,
+        [
+            "supernet",
+            "train",
+            "--dataset",
+            str(image_folder),
+            "--out",
+            str(out),
+            "--epochs",
+            epochs,
+            "--resolutions",
+            "8",
+            "--batch-size",
+            "8",
+            "--no-validate",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return out, json.loads(result.stdout)
+
+
+def test_train_json_and_checkpoints(trained) -> None:
+    out, doc = trained
+    assert doc["phases"][0]["name"] == "full" and len(doc["phases"]) == 7
+    assert doc["checkpoint"] == str(out / "supernet.pt")
+    assert (out / "last.pt").is_file()
+
+
+def test_train_refuses_existing_run_without_resume(app, trained, image_folder) -> None:
+    out, _ = trained
+    result = CliRunner().invoke(app, ["supernet", "train", "--dataset", str(image_folder), "--out", str(out)])
+    assert result.exit_code == 2
+    assert "--resume" in result.stderr
+
+
+def test_bare_resume_of_finished_run(app, trained, image_folder) -> None:
+    out, first = trained
+    argv = ["supernet", "train", "--dataset", str(image_folder), "--out", str(out), "--resume", "--json"]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["phases"] == first["phases"]
+
+
+def test_collect_eval_extract(app, trained, tmp_path) -> None:
+    out, _ = trained
+    ckpt = str(out / "supernet.pt")
+    runner = CliRunner()
+    csv_path = tmp_path / "acc.csv"
+    result = runner.invoke(
+        app,
+        [
+            "supernet",
+            "collect",
+            "--checkpoint",
+            ckpt,
+            "--samples",
+            "2",
+            "--out",
+            str(csv_path),
+            "--calib-images",
+            "8",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["samples"] == 2
+    assert csv_path.read_text().splitlines()[0] == "arch,accuracy,macs,params"
+
+    result = runner.invoke(app, ["supernet", "eval", "--checkpoint", ckpt, "--arch", json.dumps(ARCH), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert 0.0 <= doc["accuracy"] <= 100.0 and doc["macs"] > 0
+
+    arch_file = tmp_path / "arch.json"
+    arch_file.write_text(json.dumps(ARCH))
+    for name in ("sub.pt", "sub.onnx"):
+        result = runner.invoke(
+            app,
+            [
+                "supernet",
+                "extract",
+                "--checkpoint",
+                ckpt,
+                "--arch",
+                str(arch_file),
+                "--out",
+                str(tmp_path / name),
+                "--json",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / name).stat().st_size > 0
+
+    from supernet import load_subnet
+
+    assert load_subnet(tmp_path / "sub.pt").arch == ARCH
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["eval", "--arch", '{"ks": [9]}'], "--arch"),
+        (["eval", "--arch", "{not json"], "--arch"),
+        (["extract", "--arch", json.dumps(ARCH), "--out", "x.bin", "--format", "tflite"], "--format"),
+    ],
+)
+def test_bad_input_exits_2(app, trained, args, message) -> None:
+    out, _ = trained
+    argv = ["supernet", args[0], "--checkpoint", str(out / "supernet.pt"), *args[1:]]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+
+
+def test_missing_checkpoint_exits_2(app, tmp_path) -> None:
+    result = CliRunner().invoke(
+        app, ["supernet", "eval", "--checkpoint", str(tmp_path / "none.pt"), "--arch", json.dumps(ARCH)]
+    )
+    assert result.exit_code == 2
+    assert "does not exist" in result.stderr
