@@ -163,6 +163,8 @@ def validate_cmd(
     resolutions: Optional[str] = typer.Option(None, help="Restrict to these resolutions (default: all the LUT covers)."),
     calibrate: bool = typer.Option(False, "--calibrate", help="Fit a calibration (chosen by cross-validation) and store it."),
     seed: int = typer.Option(0, help="Seed of the subnet draw and round order."),
+    option: list[str] = typer.Option([], "--option", help="Runtime option KEY=VALUE, as given to the profile; repeatable."),
+    round_stat: str = typer.Option("min", help="Combine a network's round medians by min (wall-clock noise only adds) or median."),
     token_file: Optional[Path] = typer.Option(None, help="Bearer token file (else $LUTNAS_TOKEN)."),
     tls_ca: Optional[Path] = typer.Option(None, help="CA certificate to trust for a TLS agent."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
@@ -176,6 +178,9 @@ def validate_cmd(
         res = parse_resolutions(resolutions) if resolutions else ()
         if samples < 3:
             raise ValueError(f"--samples must be >= 3, got {samples}")
+        if round_stat not in ("min", "median"):
+            raise ValueError(f"--round-stat must be min or median, got {round_stat!r}")
+        options = dict(_parse_option(o) for o in option)
     except ValueError as err:
         fail(str(err), EXIT_USAGE)
     name = device or (spec.name if spec else None)
@@ -184,7 +189,7 @@ def validate_cmd(
     if not db.exists():
         fail(f"no LUT store at {db}; run lutnas profile first", EXIT_USAGE)
     settings = ValidationSettings(samples=samples, rounds=rounds, seed=seed, space=space, resolutions=res,
-                                  calibrate=calibrate)
+                                  calibrate=calibrate, options=options, round_stat=round_stat)
     with LutStore(db) as store:
         try:
             store.setting(name)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -351,6 +350,9 @@ def collect_cmd(
 
 # --------------------------------------------------------------------------- extract
 
+_EXTRACT_FORMATS = ("pt", "onnx", "tflite")
+_EXTRACT_SUFFIX_FORMAT = {".onnx": "onnx", ".tflite": "tflite"}
+
 
 @supernet_app.command("extract")
 def extract_cmd(
@@ -358,7 +360,10 @@ def extract_cmd(
     arch: str = typer.Option(..., "--arch", help="Subnet as JSON {ks, e, d, r} or a file holding it."),
     out: Path = typer.Option(..., "--out", help="File to write."),
     fmt: str | None = typer.Option(
-        None, "--format", help="pt (weights + config) or onnx. [default: from --out suffix]"
+        None,
+        "--format",
+        help="pt (weights + config), onnx or tflite (NHWC), the last two as the profiler exports LUT blocks. "
+        "[default: from --out suffix]",
     ),
     dataset: str | None = typer.Option(
         None, "--dataset", help="Recalibrate BN on this data first. [default: the training set when known]"
@@ -366,15 +371,13 @@ def extract_cmd(
     no_calibrate: bool = typer.Option(False, "--no-calibrate", help="Keep the supernet's BN statistics."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
-    """Extract one subnet as a standalone network (lutnas .pt file or ONNX)."""
-    import torch
-
+    """Extract one subnet as a standalone network (lutnas .pt file, ONNX or TFLite)."""
     from space import Subnet
     from supernet import calibrated_subnet, save_subnet, subnet_complexity
 
-    chosen = fmt or ("onnx" if out.suffix.lower() == ".onnx" else "pt")
-    if chosen not in ("pt", "onnx"):
-        fail(f"--format must be pt or onnx, got {chosen!r}", EXIT_USAGE)
+    chosen = fmt or _EXTRACT_SUFFIX_FORMAT.get(out.suffix.lower(), "pt")
+    if chosen not in _EXTRACT_FORMATS:
+        fail(f"--format must be one of {', '.join(_EXTRACT_FORMATS)}, got {chosen!r}", EXIT_USAGE)
     arch_dict = _parse_arch(arch)
     net, meta = _load_supernet(checkpoint)
     try:
@@ -394,22 +397,13 @@ def extract_cmd(
     if chosen == "pt":
         save_subnet(subnet, out)
     else:
-        dummy = torch.zeros(1, 3, sub.r, sub.r)
+        from lutnas.subnet_export import export_static_subnet
+
         try:
-            with warnings.catch_warnings():
-                # The TorchScript-based exporter is chosen on purpose (fast, no torch.export tracing).
-                warnings.simplefilter("ignore", DeprecationWarning)
-                torch.onnx.export(
-                    subnet,
-                    (dummy,),
-                    str(out),
-                    input_names=["input"],
-                    output_names=["logits"],
-                    dynamo=False,
-                    opset_version=17,
-                )
-        except (RuntimeError, torch.onnx.errors.OnnxExporterError) as err:  # type: ignore[attr-defined]
-            fail(f"ONNX export failed: {err}", EXIT_FAILED)
+            data = export_static_subnet(subnet, chosen, resolution=sub.r)
+        except ValueError as err:
+            fail(f"{chosen} export failed: {err}", EXIT_FAILED)
+        out.write_bytes(data)
     macs, params = subnet_complexity(net.config, sub)
     summary = {
         "out": str(out),

@@ -155,12 +155,13 @@ def test_collect_eval_extract(app, trained, tmp_path) -> None:
     [
         (["eval", "--arch", '{"ks": [9]}'], "--arch"),
         (["eval", "--arch", "{not json"], "--arch"),
-        (["extract", "--arch", json.dumps(ARCH), "--out", "x.bin", "--format", "tflite"], "--format"),
+        (["extract", "--arch", json.dumps(ARCH), "--out", "{tmp}/x.bin", "--format", "coreml"], "--format"),
     ],
 )
-def test_bad_input_exits_2(app, trained, args, message) -> None:
+def test_bad_input_exits_2(app, trained, tmp_path, args, message) -> None:
     out, _ = trained
-    argv = ["supernet", args[0], "--checkpoint", str(out / "supernet.pt"), *args[1:]]
+    rest = [a.replace("{tmp}", str(tmp_path)) for a in args[1:]]
+    argv = ["supernet", args[0], "--checkpoint", str(out / "supernet.pt"), *rest]
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 2, result.output
     assert message in result.stderr
