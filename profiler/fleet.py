@@ -38,7 +38,7 @@ from lut.schema import DeviceSetting
 from lut.store import LutStore
 from profiler.artifacts import ArtifactCache
 from profiler.client import AgentClient, AgentError, AgentUnavailable, make_job
-from profiler.worklist import DeviceWork, Failure
+from profiler.worklist import DeviceWork, Failure, Task
 from protos import agent_pb2
 from space import DEFAULT_SPACE, Block, get_space
 
@@ -53,6 +53,7 @@ __all__ = [
     "plan_blocks",
     "sentinel_block",
     "DEFAULT_PLAN",
+    "default_cache_dir",
     "FORMAT_FOR_RUNTIME",
 ]
 
@@ -111,6 +112,7 @@ class ProfileSettings:
     job_timeout_s: float = 300.0  # deadline of one job (upload + load + timing)
     agent_wait_s: float = 60.0  # how long a device waits for a vanished agent before giving up
     pipeline_depth: int = 2  # jobs on their way to an agent (the agent still runs one at a time)
+    rounds: int = 1  # readings per block, in interleaved rounds; the row keeps the lowest median
     rpc_timeout_s: float = 30.0  # deadline of unary calls; also a job's allowance beyond job_timeout_s (upload, reply)
     export_workers: int = 1  # export processes running ahead of the agents
     cache_dir: str | None = None  # artifact cache (default: ~/.cache/lutnas/artifacts)
@@ -138,6 +140,7 @@ class DeviceReport:
     uploaded_bytes: int = 0
     saved_bytes: int = 0  # bytes not uploaded because the agent had the blob
     sentinel_drifts: int = 0
+    sentinel_transients: int = 0  # one-off sentinel outliers that a second reading cleared
     aborted: str = ""
     agent_faults: list[str] = field(default_factory=list)  # one line per incident: stopped answering, back, given up
 
@@ -152,7 +155,8 @@ class DeviceReport:
             "device": self.name, "setting_id": self.setting_id, "total": self.total, "skipped": self.skipped,
             "timed": self.timed, "failed": len(self.failed), "retimed": self.retimed, "wall_s": round(self.wall_s, 3),
             "busy_fraction": round(self.busy_fraction, 4), "idle_s": round(self.idle_s, 2), "uploaded_bytes": self.uploaded_bytes,
-            "saved_bytes": self.saved_bytes, "sentinel_drifts": self.sentinel_drifts, "aborted": self.aborted,
+            "saved_bytes": self.saved_bytes, "sentinel_drifts": self.sentinel_drifts,
+            "sentinel_transients": self.sentinel_transients, "aborted": self.aborted,
             "failures": [{"block_key": f.block_key, "reason": f.reason, "attempts": f.attempts} for f in self.failed],
             "agent_faults": list(self.agent_faults),
         }
@@ -184,6 +188,11 @@ class Progress:
     done: int
     failed: int
     total: int
+
+
+def default_cache_dir() -> str:
+    """The host artifact cache when none is given: ``~/.cache/lutnas/artifacts``."""
+    return str(Path.home() / ".cache" / "lutnas" / "artifacts")
 
 
 # -- planning -------------------------------------------------------------------------------
@@ -218,7 +227,7 @@ class _Exports:
         self.settings = settings
         self.fmt = settings.model_format
         self.export_fn = export_fn
-        cache_dir = settings.cache_dir or str(Path.home() / ".cache" / "lutnas" / "artifacts")
+        cache_dir = settings.cache_dir or default_cache_dir()
         self.cache = ArtifactCache(cache_dir, seed=settings.seed)
         self.export_s = 0.0
         self.exported = 0
@@ -355,9 +364,9 @@ class _Stream:
 
 @dataclass
 class _Sent:
-    """A job on its way: the block (None for the sentinel), its blob hash and whether bytes went along."""
+    """A job on its way: the task (None for the sentinel), its blob hash and whether bytes went along."""
 
-    block: Block | None
+    task: Task | None
     sha: str
     data: bytes
     with_blob: bool
@@ -386,7 +395,7 @@ class _AgentWorker:
         self.agent_version = agent_version
         self.stats = _AgentStats()
         self.known: set[str] = set()  # blobs the agent holds
-        self.since_sentinel: list[Block] = []  # blocks whose rows were written since the last good reading
+        self.since_sentinel: list[Task] = []  # tasks read since the last good sentinel reading
         self.sent_since_sentinel = 0
         self.baseline_ms: float | None = None  # None: not read yet; 0.0: sentinel disabled on this agent
         self.last_drift: float | None = None
@@ -407,9 +416,9 @@ class _AgentWorker:
                         return
                 except AgentError as err:
                     for sent in outstanding:
-                        if sent.block is not None:
-                            self.work.give_back(self.ref.address, sent.block)
-                    requeued = sum(sent.block is not None for sent in outstanding)
+                        if sent.task is not None:
+                            self.work.give_back(self.ref.address, sent.task)
+                    requeued = sum(sent.task is not None for sent in outstanding)
                     self.faults.append(f"{self.ref.address}: {err.code}: {requeued} job(s) requeued")
                     log.warning("%s: agent %s: %s; its jobs are requeued", self.ref.name, self.ref.address, err)
                     if not self._wait_for_agent(client):
@@ -423,14 +432,14 @@ class _AgentWorker:
     def _drive(self, client: AgentClient, stream: _Stream, outstanding: deque[_Sent]) -> bool:
         """Keep up to ``pipeline_depth`` jobs on the stream until the device is done (True) or stopped."""
         if self.settings.sentinel_every and self.baseline_ms is None:
-            self.baseline_ms = self._sentinel_reading(client, stream, outstanding) or 0.0
+            self.baseline_ms = self._sentinel_baseline(client, stream, outstanding)
         while not self.stop.is_set():
             self._fill(client, stream, outstanding)
             if not outstanding:
                 return True  # nothing pending for this agent: the device is finished, aborted or stopped
             result = stream.receive()  # may raise: the job stays in ``outstanding`` so run() requeues it
             sent = outstanding.popleft()
-            if sent.block is None:
+            if sent.task is None:
                 self._on_sentinel(client, stream, outstanding, result)
             else:
                 self._on_result(client, stream, outstanding, sent, result)
@@ -439,25 +448,26 @@ class _AgentWorker:
     def _fill(self, client: AgentClient, stream: _Stream, outstanding: deque[_Sent]) -> None:
         """Send jobs until the pipeline is full; a due sentinel is sent last and blocks further sends."""
         while len(outstanding) < self.settings.pipeline_depth and not self.stop.is_set():
-            if any(s.block is None for s in outstanding):
+            if any(s.task is None for s in outstanding):
                 return  # a sentinel is in flight: its reading must not be followed by unchecked jobs
             if self.baseline_ms and self.sent_since_sentinel >= self.settings.sentinel_every:
                 outstanding.append(self._send(client, stream, None))
                 self.sent_since_sentinel = 0
                 return
-            block = self.work.take(self.ref.address, self.stop, wait=not outstanding)
-            if block is None:
+            task = self.work.take(self.ref.address, self.stop, wait=not outstanding)
+            if task is None:
                 return
             try:
-                outstanding.append(self._send(client, stream, block))
+                outstanding.append(self._send(client, stream, task))
             except BaseException:
-                self.work.give_back(self.ref.address, block)  # taken but never sent: not lost
+                self.work.give_back(self.ref.address, task)  # taken but never sent: not lost
                 raise
             self.sent_since_sentinel += 1
 
     # -- jobs ----------------------------------------------------------------------------
-    def _send(self, client: AgentClient, stream: _Stream, block: Block | None, force_blob: bool = False) -> _Sent:
-        sha, data = self.exports.get(block if block is not None else self.sentinel)
+    def _send(self, client: AgentClient, stream: _Stream, task: Task | None, force_blob: bool = False) -> _Sent:
+        block = task.block if task is not None else self.sentinel
+        sha, data = self.exports.get(block)
         if sha not in self.known and not force_blob:
             self._refresh_known(client, sha)
         with_blob = force_blob or sha not in self.known
@@ -465,7 +475,7 @@ class _AgentWorker:
         job = make_job(
             data if with_blob else None, sha256=None if with_blob else sha, runtime=s.runtime,
             format=s.model_format, threads=s.threads, plan=s.plan, options=s.options, timeout_s=s.job_timeout_s,
-            job_id=(block or self.sentinel).key,
+            job_id=block.key,
         )
         if with_blob:
             self.stats.uploaded_bytes += len(data)
@@ -473,7 +483,7 @@ class _AgentWorker:
         else:
             self.stats.saved_bytes += len(data)
         stream.send(job)
-        return _Sent(block, sha, data, with_blob)
+        return _Sent(task, sha, data, with_blob)
 
     def _refresh_known(self, client: AgentClient, sha: str) -> None:
         candidates = {sha, *self.exports.ready_hashes()} - self.known
@@ -481,23 +491,25 @@ class _AgentWorker:
 
     def _on_result(self, client: AgentClient, stream: _Stream, outstanding: deque[_Sent], sent: _Sent,
                    result: agent_pb2.BenchmarkResult) -> None:
-        block = sent.block
-        assert block is not None  # sentinels are handled by _on_sentinel
+        task = sent.task
+        assert task is not None  # sentinels are handled by _on_sentinel
         self.stats.busy_s += result.wall_s
         if result.WhichOneof("outcome") == "error":
             if result.error.code == "NOT_FOUND" and not sent.with_blob:
                 # The agent dropped the blob (eviction, or a restart with a fresh cache): send the bytes.
                 self.known.discard(sent.sha)
-                outstanding.append(self._send(client, stream, block, force_blob=True))
+                outstanding.append(self._send(client, stream, task, force_blob=True))
                 return
-            self._job_failed(block, f"{result.error.code}: {result.error.message}")
+            self._job_failed(task, f"{result.error.code}: {result.error.message}")
             return
-        self._store(block, result)
-        self.work.complete(self.ref.address, block)
+        readings = self.work.complete(self.ref.address, task, self._reading(result))
+        self.since_sentinel.append(task)
+        if readings is not None:
+            self._store(task.block, readings)
         self.on_row()
-        self.since_sentinel.append(block)
 
-    def _store(self, block: Block, result: agent_pb2.BenchmarkResult) -> None:
+    def _reading(self, result: agent_pb2.BenchmarkResult) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(statistics, provenance) of one timing job, in the store's row format."""
         st = result.stats
         stats = {"median_ms": st.median_ms, "mean_ms": st.mean_ms, "std_ms": st.std_ms, "p10_ms": st.p10_ms,
                  "p90_ms": st.p90_ms, "n": int(st.n)}
@@ -511,13 +523,21 @@ class _AgentWorker:
                       "load_ms": result.load_ms, "model_sha256": result.model_sha256,
                       "options": dict(result.options)},  # runtime options in effect, e.g. the clock
         }
+        return stats, provenance
+
+    def _store(self, block: Block, readings: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """Write the block's row: the round with the lowest median (host noise only adds), all medians kept."""
+        stats, provenance = min(readings, key=lambda r: r[0]["median_ms"])
+        if len(readings) > 1:
+            provenance = {**provenance, "extra": {**provenance["extra"],
+                                                  "round_medians_ms": [r[0]["median_ms"] for r in readings]}}
         self.store.put_row(self.setting_id, block.key, stats, provenance)
 
-    def _job_failed(self, block: Block, reason: str) -> None:
-        failure = self.work.job_failed(self.ref.address, block, reason, self.settings.max_attempts)
+    def _job_failed(self, task: Task, reason: str) -> None:
+        failure = self.work.job_failed(self.ref.address, task, reason, self.settings.max_attempts)
         if failure is not None:
-            self.store.record_failure(self.setting_id, block.key, reason, attempts=failure.attempts)
-            log.warning("%s: %s failed %d times: %s", self.ref.name, block.key, failure.attempts, reason)
+            self.store.record_failure(self.setting_id, task.block.key, reason, attempts=failure.attempts)
+            log.warning("%s: %s failed %d times: %s", self.ref.name, task.block.key, failure.attempts, reason)
 
     # -- availability ----------------------------------------------------------------------
     def _wait_for_agent(self, client: AgentClient) -> bool:
@@ -567,6 +587,16 @@ class _AgentWorker:
                             self.ref.address, result.error.code, result.error.message)
                 return None
         return result.stats.median_ms
+
+    def _sentinel_baseline(self, client: AgentClient, stream: _Stream, outstanding: deque[_Sent]) -> float:
+        """The faster of two first readings (0.0: sentinel off on this agent).
+
+        A first job can run slow (a cold worker, a clock still ramping, an unlucky memory layout of
+        a fresh session); a baseline taken from it would make every later reading look like a drift.
+        """
+        readings = [self._sentinel_reading(client, stream, outstanding) for _ in range(2)]
+        valid = [r for r in readings if r]
+        return min(valid) if valid else 0.0
 
     def _on_sentinel(self, client: AgentClient, stream: _Stream, outstanding: deque[_Sent],
                      result: agent_pb2.BenchmarkResult) -> None:
@@ -707,7 +737,7 @@ def profile(
         setting_id = store.ensure_setting(setting, info=info)
         have = store.keys(setting_id)
         todo = [b for b in blocks if b.key not in have]
-        works[name] = DeviceWork(todo)
+        works[name] = DeviceWork(todo, rounds=settings.rounds)
         reports[name] = DeviceReport(name=name, setting_id=setting_id, total=len(blocks), skipped=len(blocks) - len(todo))
 
     all_todo = list(dict.fromkeys(b for w in works.values() for b in w.blocks))
@@ -756,6 +786,7 @@ def profile(
         rep.uploaded_bytes = sum(w.stats.uploaded_bytes for w in mine)
         rep.saved_bytes = sum(w.stats.saved_bytes for w in mine)
         rep.sentinel_drifts = sum(w.stats.drifts for w in mine)
+        rep.sentinel_transients = sum(w.stats.transients for w in mine)
         rep.agent_faults = [line for w in mine for line in w.faults]
     return ProfileReport(devices=[reports[n] for n in by_name], wall_s=time.monotonic() - start,
                          export_s=exports.export_s, exported=exports.exported)
@@ -773,7 +804,7 @@ def _join(workers: list[tuple[str, _AgentWorker, threading.Thread]], works: Mapp
             if any(t.is_alive() for t in threads):
                 alive_any = True
                 continue
-            left = len(work.pending) + len(work.in_flight)
+            left = work.left()
             work.abort(f"every agent of {name!r} is gone with {left} blocks left; rerun to resume")
         if not alive_any:
             return

@@ -41,7 +41,7 @@ def test_bundled_accuracy_files_are_shipped():
 
 @pytest.mark.timeout(600)
 def test_demo_pipeline_runs_and_a_rerun_reuses_the_lut(tmp_path):
-    settings = replace(DemoSettings(), db=tmp_path / "demo.db", cache_dir=tmp_path / "artifacts", block_plan=QUICK,
+    settings = replace(DemoSettings(), db=tmp_path / "demo.db", cache_dir=tmp_path / "artifacts", block_plan=QUICK, block_rounds=1,
                        validate_plan=QUICK, validate_samples=6, validate_rounds=2, final_rounds=2, generations=30,
                        budget_quantiles=(0.3, 0.7))
     result, stages = _run(settings)

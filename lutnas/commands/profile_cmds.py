@@ -87,6 +87,7 @@ def profile_cmd(
     fmt: Optional[str] = typer.Option(None, "--format", help="Model format: onnx or tflite (default: the runtime's own)."),
     option: list[str] = typer.Option([], "--option", help="Runtime option KEY=VALUE (e.g. device=cuda); repeatable."),
     db: Path = typer.Option(..., "--db", help="SQLite LUT store (created if missing)."),
+    rounds: int = typer.Option(1, min=1, help="Time every block once per round, rounds interleaved; keep the lowest median."),
     sentinel_every: int = typer.Option(25, help="Re-time the drift sentinel every N jobs per agent (0: off)."),
     sentinel_threshold: float = typer.Option(0.05, help="Relative sentinel drift that triggers cooldown and re-timing."),
     max_attempts: int = typer.Option(3, help="Attempts per block before it is recorded as failed."),
@@ -108,7 +109,7 @@ def profile_cmd(
         if fmt is not None and fmt not in ("onnx", "tflite", "torchscript"):
             raise ValueError(f"--format must be onnx, tflite or torchscript, got {fmt!r}")
         settings = ProfileSettings(space=space, resolutions=res, runtime=runtime, threads=threads, fmt=fmt or "",
-                                   options=options, sentinel_every=sentinel_every,
+                                   options=options, rounds=rounds, sentinel_every=sentinel_every,
                                    sentinel_threshold=sentinel_threshold, max_attempts=max_attempts,
                                    cache_dir=str(cache_dir) if cache_dir else None)
     except ValueError as err:

@@ -198,7 +198,7 @@ def test_sentinel_drift_triggers_cooldown_and_retiming(tmp_path):
     finally:
         a.stop()
     timed = _timed_keys(log_a)
-    assert timed[sentinel_key] >= 4  # baseline, the drifted reading, its confirmation, the reading after the cooldown
+    assert timed[sentinel_key] >= 5  # two baseline readings, the drifted one, its confirmation, one after the cooldown
 
 
 def test_missing_runtime_and_no_agents_are_clear_errors(tmp_path):
@@ -251,12 +251,12 @@ def test_a_one_off_sentinel_outlier_is_not_a_drift(tmp_path):
     spiked = threading.Event()
 
     def spike_once():
-        # The sentinel's second reading (the first check) runs 40% slow, then the device is quiet again.
-        while _timed_keys(log_a)[sentinel_key] < 1:
+        # After the two baseline readings, the first check runs 40% slow; then the device is quiet again.
+        while _timed_keys(log_a)[sentinel_key] < 2:
             time.sleep(0.005)
         drift.write_text("1.4")
         spiked.set()
-        while _timed_keys(log_a)[sentinel_key] < 2:
+        while _timed_keys(log_a)[sentinel_key] < 3:
             time.sleep(0.005)
         drift.write_text("1.0")
 
@@ -275,6 +275,39 @@ def test_a_one_off_sentinel_outlier_is_not_a_drift(tmp_path):
             (dev,) = report.devices
             assert spiked.is_set()
             assert dev.sentinel_drifts == 0 and dev.retimed == 0
+            assert dev.sentinel_transients == 1
             assert dev.timed == dev.total
     finally:
         a.stop()
+
+
+def test_rounds_time_every_block_in_each_round_and_keep_the_lowest_median(tmp_path):
+    drift = tmp_path / "drift"
+    drift.write_text("1.5")  # a noisy first round
+    a, log_a = _agent(tmp_path, "a")
+    n_blocks = len(plan_blocks(SPACE, [RES]))
+
+    def quiet_after_round_one():
+        while sum(_timed_keys(log_a).values()) < n_blocks:
+            time.sleep(0.005)
+        drift.write_text("1.0")
+
+    threading.Thread(target=quiet_after_round_one, daemon=True).start()
+    seen = []
+    try:
+        with LutStore(tmp_path / "lut.db") as store:
+            report = profile(store, [AgentRef("r3", a.address)], _settings(rounds=3), token=TOKEN,
+                             export_fn=sleep_exporter(drift_file=drift), on_progress=lambda p: seen.append(p.done))
+            (dev,) = report.devices
+            assert dev.timed == dev.total == n_blocks
+            rows = store.rows(dev.setting_id).set_index("block_key")
+            declared = {blk.key: _latency_ms(blk) for blk in plan_blocks(SPACE, [RES])}
+            ratio = rows["median_ms"] / rows.index.map(declared).to_numpy()
+            assert (abs(ratio - 1.0) < 1e-6).all()  # the quiet rounds win
+            medians = json.loads(rows["extra"].iloc[0])["round_medians_ms"]
+            assert len(medians) == 3 and max(medians) > 1.4 * min(medians)
+    finally:
+        a.stop()
+    counts = _timed_keys(log_a)
+    assert len(counts) == n_blocks and set(counts.values()) == {3}  # each block once per round
+    assert seen == sorted(seen) and seen[-1] == n_blocks
