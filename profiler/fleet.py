@@ -136,7 +136,7 @@ class DeviceReport:
     wall_s: float = 0.0
     busy_s: float = 0.0  # sum over agents of time spent timing (agent-reported job wall time)
     agent_wall_s: float = 0.0  # sum over agents of their time in this profile
-    idle_s: float = 0.0  # sum over agents of deliberate idling (sentinel cooldowns, waiting for a lost agent)
+    idle_s: float = 0.0  # sum over agents of time with no work to do (cooldowns, a lost agent, an empty queue)
     uploaded_bytes: int = 0
     saved_bytes: int = 0  # bytes not uploaded because the agent had the blob
     sentinel_drifts: int = 0
@@ -146,7 +146,7 @@ class DeviceReport:
 
     @property
     def busy_fraction(self) -> float:
-        """Share of the agents' working time (their time in the profile less deliberate idling) spent timing."""
+        """Share of the agents' working time (their time in the profile less time with no work to do) spent timing."""
         working = self.agent_wall_s - self.idle_s
         return self.busy_s / working if working > 0 else 0.0
 
@@ -280,7 +280,7 @@ class _Exports:
 class _AgentStats:
     busy_s: float = 0.0
     wall_s: float = 0.0
-    idle_s: float = 0.0  # deliberate idling: sentinel cooldowns and waiting for a vanished agent
+    idle_s: float = 0.0  # no work to do: sentinel cooldowns, a vanished agent, an empty queue
     transients: int = 0  # sentinel readings off once but fine when read again at once
     uploaded_bytes: int = 0
     saved_bytes: int = 0
@@ -454,7 +454,12 @@ class _AgentWorker:
                 outstanding.append(self._send(client, stream, None))
                 self.sent_since_sentinel = 0
                 return
+            waited_from = time.monotonic()
             task = self.work.take(self.ref.address, self.stop, wait=not outstanding)
+            if not outstanding:
+                # Nothing was queued for this agent: time spent waiting here is the device running
+                # out of work (or others' jobs that may come back), not scheduling overhead.
+                self.stats.idle_s += time.monotonic() - waited_from
             if task is None:
                 return
             try:
