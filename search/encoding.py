@@ -55,13 +55,10 @@ def _scatter_one_hot(out: np.ndarray, offset: int, idx: np.ndarray, n_choices: i
 
 
 def _resolution_bin_index(r: np.ndarray) -> np.ndarray:
-    idx = (r - OFA_R_MIN) // OFA_R_STEP
-    bad = (idx < 0) | (idx >= OFA_R_BINS)
-    if bad.any():
-        top = OFA_R_MIN + OFA_R_STEP * OFA_R_BINS - 1
-        raise ValueError(f"resolutions {sorted(set(r[bad].tolist()))} are outside the encoding's range "
-                         f"[{OFA_R_MIN}, {top}]")
-    return idx
+    # Resolutions outside OFA's bins (small-data supernets train at 12-48 px) share the end bins;
+    # the lutnas encoding still tells them apart through r/224 and the MACs features, and OFA's
+    # own predictor refuses them before encoding (see OFAAccuracyPredictor.predict_batch).
+    return np.clip((r - OFA_R_MIN) // OFA_R_STEP, 0, OFA_R_BINS - 1)
 
 
 def _as_arrays(space: SearchSpace, batch: SubnetBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -146,7 +143,16 @@ class LutnasEncoding(Encoding):
         self._macs: AdditiveTable = macs_table(self.space, res)
         self._params: AdditiveTable = params_table(self.space, res)
 
+    def _cover(self, r: np.ndarray) -> None:
+        """Extend the MACs/params tables to resolutions first seen in ``r`` (memoized per encoding)."""
+        missing = {int(v) for v in np.unique(r)} - set(self._macs.resolutions)
+        if missing:
+            res = tuple(sorted(set(self._macs.resolutions) | missing))
+            self._macs = macs_table(self.space, res)
+            self._params = params_table(self.space, res)
+
     def __call__(self, batch: SubnetBatch) -> np.ndarray:
+        self._cover(np.asarray(batch.r))
         space = self.space
         n_d = len(space.depth_choices)
         extra = space.n_stages * n_d + 2 + space.n_stages + OFA_R_BINS + 1

@@ -119,7 +119,16 @@ class OFAAccuracyPredictor:
         return h[:, 0].astype(np.float64)
 
     def predict_batch(self, batch: SubnetBatch) -> np.ndarray:
-        """Predicted top-1 accuracy (percent) of every subnet in ``batch``, shape (n,)."""
+        """Predicted top-1 accuracy (percent) of every subnet in ``batch``, shape (n,).
+
+        Raises:
+            ValueError: a resolution outside the bins OFA's network was trained with.
+        """
+        r = np.asarray(batch.r)
+        top = OFA_R_MIN + 16 * OFA_R_BINS - 1
+        if r.size and (r.min() < OFA_R_MIN or r.max() > top):
+            bad = sorted({int(v) for v in r[(r < OFA_R_MIN) | (r > top)]})
+            raise ValueError(f"resolutions {bad} are outside OFA's predictor range [{OFA_R_MIN}, {top}]")
         return 100.0 * self.predict_fraction(self._encoder(batch))
 
     def __repr__(self) -> str:

@@ -17,7 +17,7 @@ __all__ = ["SearchSpace", "make_divisible", "MIN_RESOLUTION", "MAX_RESOLUTION"]
 
 # Resolutions a subnet may be *evaluated* at (imported LUTs go from 96 to 256); sampling uses
 # ``SearchSpace.resolutions``.
-MIN_RESOLUTION = 32
+MIN_RESOLUTION = 8  # small-data supernets (e.g. digits) run at 12-48 px
 MAX_RESOLUTION = 1024
 
 

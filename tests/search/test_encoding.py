@@ -53,10 +53,27 @@ def test_encodings_reject_bad_values():
     bad_k = SubnetBatch(np.where(np.arange(20) == 0, 4, b.ks), b.e, b.d, b.r)
     with pytest.raises(ValueError, match="kernel values \\[4\\]"):
         OFAEncoding(sp)(bad_k)
-    with pytest.raises(ValueError, match="outside the encoding's range"):
-        OFAEncoding(sp)(SubnetBatch(b.ks, b.e, b.d, np.array([96, 224])))
     with pytest.raises(ValueError, match="unknown encoding 'nope'; known: lutnas, ofa"):
         get_encoding("nope", sp)
+
+
+def test_small_resolutions_encode_and_ofa_predictor_refuses_them(shared_data):
+    from search import load_predictor
+    from search.encoding import LutnasEncoding
+
+    sp = get_space("ofa-mbv3-w1.0")
+    b = sp.sample(4, np.random.default_rng(0), resolutions=[12, 16])
+    x = LutnasEncoding(sp)(b)  # small-data supernets train at 12-48 px
+    assert np.isfinite(x).all()
+    same_arch = SubnetBatch(b.ks[:1].repeat(2, 0), b.e[:1].repeat(2, 0), b.d[:1].repeat(2, 0), np.array([12, 16]))
+    y = LutnasEncoding(sp)(same_arch)
+    assert not np.array_equal(y[0], y[1])  # r/224 and MACs tell the resolutions apart
+    ofa = load_predictor(shared_data / "ofa" / "acc_predictor.pth")
+    big = get_space("ofa-mbv3-w1.2").sample(2, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="outside OFA's predictor range"):
+        ofa.predict_batch(SubnetBatch(big.ks, big.e, big.d, np.array([96, 224])))
+
+
 
 
 def test_lutnas_encoding_contents():

@@ -119,7 +119,7 @@ def test_arch_variants_accepted():
         (dict(_arch(), d=[2, 3, 4, 5, 2]), r"d\[3\] = 5"),
         (dict(_arch(), r=[224, 192]), "one-element list"),
         (dict(_arch(), r="big"), "r must be an int"),
-        (dict(_arch(), r=8), "out of range"),
+        (dict(_arch(), r=4), "out of range"),
         ({"ks": [3] * 20, "e": [3] * 20, "d": [2] * 5}, "missing r"),
         (dict(_arch(), depth=[2] * 5), "unknown keys"),
         ([1, 2, 3], "must be a dict"),

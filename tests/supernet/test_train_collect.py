@@ -138,3 +138,14 @@ def test_collect_writes_predictor_csv(digits, tmp_path) -> None:
     search_data = pytest.importorskip("search.data")
     loaded = search_data.load_accuracy_data(path)
     assert len(loaded.r) == 3
+    # The predictor trains on it as collected, at the supernet's small resolutions.
+    from typer.testing import CliRunner
+
+    from lutnas.cli import app
+
+    out = tmp_path / "pred.pt"
+    result = CliRunner().invoke(app, ["predictor", "train", "--data", str(path), "--out", str(out),
+                                      "--space", "ofa-mbv3-w1.0", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert out.exists() and doc["n"] == 3 and doc["resolutions"] == [16]
