@@ -141,6 +141,7 @@ class DeviceReport:
     saved_bytes: int = 0  # bytes not uploaded because the agent had the blob
     sentinel_drifts: int = 0
     sentinel_transients: int = 0  # one-off sentinel outliers that a second reading cleared
+    agent_busy: dict[str, float] = field(default_factory=dict)  # per agent address: its busy fraction
     aborted: str = ""
     agent_faults: list[str] = field(default_factory=list)  # one line per incident: stopped answering, back, given up
 
@@ -156,7 +157,8 @@ class DeviceReport:
             "timed": self.timed, "failed": len(self.failed), "retimed": self.retimed, "wall_s": round(self.wall_s, 3),
             "busy_fraction": round(self.busy_fraction, 4), "idle_s": round(self.idle_s, 2), "uploaded_bytes": self.uploaded_bytes,
             "saved_bytes": self.saved_bytes, "sentinel_drifts": self.sentinel_drifts,
-            "sentinel_transients": self.sentinel_transients, "aborted": self.aborted,
+            "sentinel_transients": self.sentinel_transients,
+            "agent_busy": {a: round(f, 4) for a, f in self.agent_busy.items()}, "aborted": self.aborted,
             "failures": [{"block_key": f.block_key, "reason": f.reason, "attempts": f.attempts} for f in self.failed],
             "agent_faults": list(self.agent_faults),
         }
@@ -282,6 +284,11 @@ class _AgentStats:
     wall_s: float = 0.0
     idle_s: float = 0.0  # no work to do: sentinel cooldowns, a vanished agent, an empty queue
     transients: int = 0  # sentinel readings off once but fine when read again at once
+
+    @property
+    def busy_fraction(self) -> float:
+        working = self.wall_s - self.idle_s
+        return self.busy_s / working if working > 0 else 0.0
     uploaded_bytes: int = 0
     saved_bytes: int = 0
     drifts: int = 0
@@ -792,6 +799,7 @@ def profile(
         rep.saved_bytes = sum(w.stats.saved_bytes for w in mine)
         rep.sentinel_drifts = sum(w.stats.drifts for w in mine)
         rep.sentinel_transients = sum(w.stats.transients for w in mine)
+        rep.agent_busy = {w.ref.address: w.stats.busy_fraction for w in mine}
         rep.agent_faults = [line for w in mine for line in w.faults]
     return ProfileReport(devices=[reports[n] for n in by_name], wall_s=time.monotonic() - start,
                          export_s=exports.export_s, exported=exports.exported)
