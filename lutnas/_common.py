@@ -27,6 +27,7 @@ __all__ = [
     "read_token",
     "parse_agent_spec",
     "parse_address",
+    "parse_options",
 ]
 
 EXIT_OK = 0
@@ -98,3 +99,14 @@ def parse_agent_spec(text: str) -> AgentSpec:
     if not name:
         raise ValueError(f"--agent expects NAME=HOST:PORT, got {text!r}")
     return AgentSpec(name=name, address=parse_address(address))
+
+
+def parse_options(texts: list[str]) -> dict[str, str]:
+    """``--option KEY=VALUE`` arguments as a dict; raise ValueError naming a malformed one."""
+    options = {}
+    for text in texts:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--option expects KEY=VALUE, got {text!r}")
+        options[key] = value
+    return options

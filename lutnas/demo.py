@@ -154,7 +154,8 @@ def run_demo(settings: DemoSettings, *, stage: Stage, run_profile: Callable[...,
 
         t0 = time.monotonic()
         with stage("measure"):
-            measured = _time_found(agent.address, agent.token, [f["arch"] for f in found], settings)
+            measured = _time_found(agent.address, agent.token, store.setting("demo-local").setting,
+                                   [f["arch"] for f in found], settings)
         timings["measure"] = time.monotonic() - t0
 
     rows = [DemoRow(budget_ms=f["budget_ms"], arch=f["arch"], predicted_accuracy=f["predicted_accuracy"],
@@ -229,20 +230,13 @@ def _search(compiled: Any, predictor: Any, settings: DemoSettings) -> list[dict[
     return out
 
 
-def _time_found(address: str, token: str | None, archs: list[dict[str, Any]], settings: DemoSettings) -> list[float]:
-    """Time each found subnet end to end: interleaved rounds, the minimum of round medians."""
+def _time_found(address: str, token: str | None, setting: Any, archs: list[dict[str, Any]],
+                settings: DemoSettings) -> list[float]:
+    """Time each found subnet end to end like validation does: interleaved rounds, the lowest round median."""
     from profiler.client import AgentClient
-    from profiler.export import export_subnet
-    from space import get_space
+    from profiler.validate import ValidationSettings, time_subnets
 
-    space = get_space(settings.space)
-    models = [export_subnet(space, arch, "onnx") for arch in archs]
-    rng = np.random.default_rng(settings.seed)
-    medians = np.full((len(models), settings.final_rounds), np.inf)
+    timing = ValidationSettings(rounds=settings.final_rounds, plan=dict(settings.validate_plan), export_workers=0)
     with AgentClient(address, token=token) as client:
-        for rnd in range(settings.final_rounds):
-            for i in rng.permutation(len(models)):
-                result = client.time_model(models[i], settings.runtime, format="onnx", threads=settings.threads,
-                                           plan=dict(settings.validate_plan))
-                medians[i, rnd] = result.stats.median_ms
+        medians, _ = time_subnets(client, setting, settings.space, archs, timing, np.random.default_rng(settings.seed))
     return [float(m) for m in medians.min(axis=1)]

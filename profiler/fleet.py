@@ -235,20 +235,25 @@ class _Exports:
         self.exported = 0
         self._lock = threading.Lock()
         self._futures: dict[Block, cf.Future[tuple[str, float]]] = {}
+        self._synthetic: dict[Block, tuple[str, bytes]] = {}  # export_fn results, built once per block
+        self._synthetic_sizes: dict[str, int] = {}
         self._pool: cf.ProcessPoolExecutor | None = None
         if export_fn is None and blocks:
             # spawn, not fork: agent threads may already hold locks when the pool starts.
             ctx = multiprocessing.get_context("spawn")
             self._pool = cf.ProcessPoolExecutor(max_workers=max(1, settings.export_workers), mp_context=ctx)
             for block in blocks:
-                if self.cache.get(block, self.fmt) is None:
+                if self.cache.lookup(block, self.fmt) is None:
                     self._futures[block] = self._pool.submit(_export_to_cache, cache_dir, settings.seed, block, self.fmt)
 
-    def get(self, block: Block) -> tuple[str, bytes]:
-        """(sha256, model bytes) of ``block``, waiting for its export if it is still running."""
+    def sha(self, block: Block) -> str:
+        """sha256 of ``block``'s model, waiting for its export if it is still running.
+
+        Only the hash: most jobs name a blob the agent already holds, so the bytes are read
+        (:meth:`data`) only when they are uploaded.
+        """
         if self.export_fn is not None:
-            data = self.export_fn(block, self.fmt, self.settings.seed)
-            return hashlib.sha256(data).hexdigest(), data
+            return self._synthetic_export(block)[0]
         future = self._futures.get(block)
         if future is not None:
             _, seconds = future.result()
@@ -256,8 +261,34 @@ class _Exports:
                 if self._futures.pop(block, None) is not None:
                     self.export_s += seconds
                     self.exported += 1
-        sha, data = self.cache.get_or_build(block, self.fmt)
-        return sha, data
+        sha = self.cache.lookup(block, self.fmt)
+        return sha if sha is not None else self.cache.get_or_build(block, self.fmt)[0]
+
+    def data(self, block: Block, sha: str) -> bytes:
+        """The model bytes of ``block`` (whose hash :meth:`sha` gave)."""
+        if self.export_fn is not None:
+            return self._synthetic_export(block)[1]
+        try:
+            return self.cache.read_blob(sha)
+        except KeyError:  # removed or corrupted since: build it again
+            return self.cache.get_or_build(block, self.fmt)[1]
+
+    def size(self, sha: str) -> int:
+        """Bytes of blob ``sha`` (for the upload-saved tally), without reading it."""
+        if self.export_fn is not None:
+            return self._synthetic_sizes[sha]
+        return self.cache.blob_path(sha).stat().st_size
+
+    def _synthetic_export(self, block: Block) -> tuple[str, bytes]:
+        with self._lock:
+            hit = self._synthetic.get(block)
+        if hit is None:
+            data = self.export_fn(block, self.fmt, self.settings.seed)
+            hit = (hashlib.sha256(data).hexdigest(), data)
+            with self._lock:
+                self._synthetic[block] = hit
+                self._synthetic_sizes[hit[0]] = len(data)
+        return hit
 
     def ready_hashes(self) -> dict[str, Block]:
         """sha256 → block for exports that are finished (used to batch HasModels)."""
@@ -306,8 +337,6 @@ class _Stream:
         self.client = client
         self.limit_s = limit_s
         self.call = client.open_stream(self._requests())
-        self.pending = 0  # jobs sent without a result yet
-        self.last_progress = time.monotonic()
         # The watchdog's clock runs only while the host waits for a result: a host busy elsewhere (a slow
         # export, a store write) leaves results queued on the stream, which is no sign of a hung agent.
         self.waiting_since: float | None = None
@@ -332,9 +361,6 @@ class _Stream:
                 return
 
     def send(self, job: agent_pb2.BenchmarkJob) -> None:
-        if not self.pending:
-            self.last_progress = time.monotonic()
-        self.pending += 1
         self._jobs.put(job)
 
     def receive(self) -> agent_pb2.BenchmarkResult:
@@ -359,8 +385,6 @@ class _Stream:
             raise error from err
         finally:
             self.waiting_since = None
-        self.pending -= 1
-        self.last_progress = time.monotonic()
         return result
 
     def close(self) -> None:
@@ -375,7 +399,6 @@ class _Sent:
 
     task: Task | None
     sha: str
-    data: bytes
     with_blob: bool
 
 
@@ -407,7 +430,6 @@ class _AgentWorker:
         self.baseline_ms: float | None = None  # None: not read yet; 0.0: sentinel disabled on this agent
         self.last_drift: float | None = None
         self.sentinel = sentinel_block(settings.space, settings.resolutions[0])
-        self.attempts: dict[Block, int] = {}
         self.faults: list[str] = []  # one line per incident, for the final report
 
     # -- loop ----------------------------------------------------------------------------
@@ -479,23 +501,24 @@ class _AgentWorker:
     # -- jobs ----------------------------------------------------------------------------
     def _send(self, client: AgentClient, stream: _Stream, task: Task | None, force_blob: bool = False) -> _Sent:
         block = task.block if task is not None else self.sentinel
-        sha, data = self.exports.get(block)
+        sha = self.exports.sha(block)
         if sha not in self.known and not force_blob:
             self._refresh_known(client, sha)
         with_blob = force_blob or sha not in self.known
+        data = self.exports.data(block, sha) if with_blob else None
         s = self.settings
         job = make_job(
-            data if with_blob else None, sha256=None if with_blob else sha, runtime=s.runtime,
+            data, sha256=None if with_blob else sha, runtime=s.runtime,
             format=s.model_format, threads=s.threads, plan=s.plan, options=s.options, timeout_s=s.job_timeout_s,
             job_id=block.key,
         )
-        if with_blob:
+        if data is not None:
             self.stats.uploaded_bytes += len(data)
             self.known.add(sha)  # it will be, once this job arrives
         else:
-            self.stats.saved_bytes += len(data)
+            self.stats.saved_bytes += self.exports.size(sha)
         stream.send(job)
-        return _Sent(task, sha, data, with_blob)
+        return _Sent(task, sha, with_blob)
 
     def _refresh_known(self, client: AgentClient, sha: str) -> None:
         candidates = {sha, *self.exports.ready_hashes()} - self.known

@@ -46,6 +46,7 @@ from lut.calibration import (
     subnet_features,
 )
 from lut.predict import CompiledLut
+from lut.schema import DeviceSetting
 from lut.store import LutStore, StoredSetting
 from profiler.artifacts import sha256_hex
 from profiler.client import AgentClient, AgentError, make_job
@@ -61,6 +62,7 @@ __all__ = [
     "infer_space",
     "repeat_noise",
     "report_from_store",
+    "time_subnets",
     "validate",
 ]
 
@@ -223,10 +225,7 @@ def validate(
     if settings.round_stat not in _ROUND_STATS:
         raise ValidationError(f"round_stat must be one of {', '.join(_ROUND_STATS)}, got {settings.round_stat!r}")
     setting = store.setting(device)
-    fmt = _FORMAT_FOR_EXPORT.get(setting.setting.model_format)
-    if fmt is None:
-        raise ValidationError(f"device {setting.name!r}: cannot export whole networks as "
-                              f"{setting.setting.model_format!r}; supported: {', '.join(_FORMAT_FOR_EXPORT)}")
+    _export_format(setting.setting)  # fail before any timing
     space, compiled = infer_space(store, setting, settings.space)
     resolutions = [r for r in compiled.resolutions if not settings.resolutions or r in settings.resolutions]
     if not resolutions:
@@ -239,11 +238,9 @@ def validate(
     notes: list[str] = []
     progress = on_progress or (lambda stage, done, total: None)
 
-    with AgentClient(address, token=token, tls_ca=tls_ca) as client, \
-            tempfile.TemporaryDirectory(prefix="lutnas-validate-") as folder:
+    with AgentClient(address, token=token, tls_ca=tls_ca) as client:
         notes += _check_runtime(client, setting)
-        nets = _export_all(space.name, archs, fmt, settings, folder, progress)
-        medians, clocks = _time_rounds(client, setting, nets, settings, rng, progress)
+        medians, clocks = time_subnets(client, setting.setting, space.name, archs, settings, rng, progress)
     notes += _check_clock(store, setting, clocks)
 
     round_stat = settings.round_stat
@@ -311,11 +308,37 @@ def _export_all(space: str, archs: list[dict[str, Any]], fmt: str, settings: Val
     return out
 
 
-def _time_rounds(client: AgentClient, setting: StoredSetting, nets: list[tuple[str, str]],
+def time_subnets(client: AgentClient, setting: DeviceSetting, space: str, archs: list[dict[str, Any]],
+                 settings: ValidationSettings, rng: np.random.Generator,
+                 progress: Callable[[str, int, int], None] | None = None) -> tuple[np.ndarray, set[str]]:
+    """Export whole subnets the way ``setting``'s blocks were exported and time them in interleaved rounds.
+
+    Returns:
+        The (n_subnets, rounds) matrix of round medians (ms), and the clocks the agent reported.
+
+    Raises:
+        ValidationError: the setting's model format cannot be exported, or a timing job failed.
+    """
+    fmt = _export_format(setting)
+    progress = progress or (lambda stage, done, total: None)
+    with tempfile.TemporaryDirectory(prefix="lutnas-validate-") as folder:
+        nets = _export_all(space, archs, fmt, settings, folder, progress)
+        return _time_rounds(client, setting, nets, settings, rng, progress)
+
+
+def _export_format(setting: DeviceSetting) -> str:
+    """The export format matching how ``setting``'s blocks were timed."""
+    fmt = _FORMAT_FOR_EXPORT.get(setting.model_format)
+    if fmt is None:
+        raise ValidationError(f"device {setting.name!r}: cannot export whole networks as "
+                              f"{setting.model_format!r}; supported: {', '.join(_FORMAT_FOR_EXPORT)}")
+    return fmt
+
+
+def _time_rounds(client: AgentClient, s: DeviceSetting, nets: list[tuple[str, str]],
                  settings: ValidationSettings, rng: np.random.Generator,
                  progress: Callable[[str, int, int], None]) -> tuple[np.ndarray, set[str]]:
     """(n_nets, rounds) matrix of round medians (ms), and the clocks the agent reported."""
-    s = setting.setting
     medians = np.full((len(nets), settings.rounds), np.nan)
     known: set[str] = set()
     clocks: set[str] = set()

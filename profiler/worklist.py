@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,14 +168,3 @@ class DeviceWork:
         """Tasks not yet run (pending or in flight)."""
         with self._cond:
             return len(self.pending) + len(self.in_flight)
-
-    def wait_finished(self, timeout_s: float) -> bool:
-        """Block until finished or ``timeout_s`` passed; True when finished."""
-        deadline = time.monotonic() + timeout_s
-        with self._cond:
-            while not self._finished():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-            return True

@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 import typer
 from rich.table import Table
 
-from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail, parse_agent_spec, read_token
+from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail, parse_agent_spec, parse_options, read_token
 
 __all__ = ["register"]
 
@@ -211,12 +211,10 @@ def time_cmd(
             inputs.append((name, [int(d) for d in dims.lower().split("x")], ""))
         except ValueError:
             fail(f"--shape expects NAME=1x3x224x224 or 1x3x224x224, got {text!r}", EXIT_USAGE)
-    options = {}
-    for text in option:
-        key, sep, value = text.partition("=")
-        if not sep or not key:
-            fail(f"--option expects KEY=VALUE, got {text!r}", EXIT_USAGE)
-        options[key] = value
+    try:
+        options = parse_options(option)
+    except ValueError as err:
+        fail(str(err), EXIT_USAGE)
     try:
         model = model_file.read_bytes()
     except OSError as err:

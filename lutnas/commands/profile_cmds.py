@@ -11,7 +11,16 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail, parse_agent_spec, read_token
+from lutnas._common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    emit_json,
+    err_console,
+    fail,
+    parse_agent_spec,
+    parse_options,
+    read_token,
+)
 
 __all__ = ["register", "parse_resolutions", "run_profile"]
 
@@ -105,7 +114,7 @@ def profile_cmd(
         specs = [parse_agent_spec(a) for a in agent]
         res = parse_resolutions(resolutions)
         get_space(space)
-        options = dict(_parse_option(o) for o in option)
+        options = parse_options(option)
         if fmt is not None and fmt not in ("onnx", "tflite", "torchscript"):
             raise ValueError(f"--format must be onnx, tflite or torchscript, got {fmt!r}")
         settings = ProfileSettings(space=space, resolutions=res, runtime=runtime, threads=threads, fmt=fmt or "",
@@ -132,13 +141,6 @@ def profile_cmd(
                 err_console.print(f"[red]aborted[/] {d.name}: {d.aborted}")
     if not report.ok:
         raise typer.Exit(EXIT_FAILED)
-
-
-def _parse_option(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise ValueError(f"--option expects KEY=VALUE, got {text!r}")
-    return key, value
 
 
 def _fidelity_table(report) -> Table:
@@ -181,7 +183,7 @@ def validate_cmd(
             raise ValueError(f"--samples must be >= 3, got {samples}")
         if round_stat not in ("min", "median"):
             raise ValueError(f"--round-stat must be min or median, got {round_stat!r}")
-        options = dict(_parse_option(o) for o in option)
+        options = parse_options(option)
     except ValueError as err:
         fail(str(err), EXIT_USAGE)
     name = device or (spec.name if spec else None)
