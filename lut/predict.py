@@ -326,6 +326,29 @@ class CompiledLut:
         w_stage = np.array([w["raw_ms"] + w[f"stage{s + 1}_ms"] for s in range(n_stages)])
         return const, w_fixed, w_stage, w["n_blocks"]
 
+    def additive_tables(self, resolutions: Iterable[int], calibrated: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The prediction as ``fixed[r] + sum over active slots of slot[r, slot, ks, e]``.
+
+        With a calibration, its weights are folded in (a stage's weight scales that stage's
+        slots; the per-block weight is added to every slot), so the form is exact either way.
+        A search prices candidates through these arrays without per-call checks.
+
+        Args:
+            resolutions: the resolutions to include, in this order.
+            calibrated: fold in the calibration when one is attached.
+
+        Returns:
+            ``fixed`` (R,) and ``slot`` (R, n_slots, n_ks, n_e) in ms, NaN where a block is missing;
+            kernel and expand axes follow the space's choice order.
+
+        Raises:
+            MissingBlocksError: a resolution the LUT has no stem for.
+        """
+        idx = [self._res_index(r) for r in resolutions]
+        const, w_fixed, w_stage, w_blocks = self._linear_weights(calibrated)
+        w_slot = np.repeat(w_stage, self.space.max_depth)[None, :, None, None]
+        return const + w_fixed * self._fixed[idx], self._slot_table[idx] * w_slot + w_blocks
+
     def latency_range(self, resolutions: Iterable[int] | None = None,
                       calibrated: bool = True) -> tuple[float, float]:
         """Exact (min_ms, max_ms) of the predictions over every subnet of the space at ``resolutions``.

@@ -209,17 +209,18 @@ def _train_predictor(settings: DemoSettings) -> tuple[Any, dict[str, Any]]:
 
 def _search(compiled: Any, predictor: Any, settings: DemoSettings) -> list[dict[str, Any]]:
     """Evolutionary searches (OFA's defaults) at budgets spread over the calibrated LUT's range."""
-    from search import EvolutionSettings, evolutionary_search, latency_constraint
-    from space import SubnetBatch
+    from search import EvolutionSettings, PredictionCache, evolutionary_search, latency_constraint
+    from space import Genome, SubnetBatch
 
     lo, hi = compiled.latency_range([settings.resolution])
     budgets = [lo + q * (hi - lo) for q in settings.budget_quantiles]
+    cache = PredictionCache(predictor, Genome(compiled.space))  # the searches share the networks they score
     out = []
     for budget in budgets:
         result = evolutionary_search(
             compiled.space, [latency_constraint("demo-local", compiled, budget)], predictor,
             settings=EvolutionSettings(generations=settings.generations, resolutions=(settings.resolution,)),
-            random_state=settings.seed,
+            random_state=settings.seed, prediction_cache=cache,
         )
         sub = compiled.space.validate(result.arch)
         batch = SubnetBatch.from_subnets([sub])

@@ -47,6 +47,7 @@ from search.ofa_predictor import (
     load_ofa_predictor,
 )
 from search.pareto import pareto_front, pareto_sweep
+from search.prediction_cache import PredictionCache
 from search.predictor import FORMAT_VERSION, LutnasPredictor
 from search.regret import (
     DEFAULT_QUANTILES,
@@ -76,6 +77,7 @@ __all__ = [
     "InfeasibleSearchError",
     "LutnasEncoding",
     "LutnasPredictor",
+    "PredictionCache",
     "NotFittedError",
     "OFAAccuracyPredictor",
     "OFAEncoding",

@@ -133,6 +133,16 @@ class AdditiveTable:
             highs.append(self._fixed[self._r_index[r]] + hi)
         return float(min(lows)), float(max(highs))
 
+    def additive_tables(self, resolutions: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        """``fixed`` (R,) and ``slot`` (R, n_slots, n_ks, n_e) at ``resolutions``, in this order
+        (the same form as ``CompiledLut.additive_tables``)."""
+        idx = []
+        for r in resolutions:
+            if not 0 <= int(r) < self._r_index.size or self._r_index[int(r)] < 0:
+                raise ValueError(f"{self.name} table has no resolution {r}; covered: {list(self.resolutions)}")
+            idx.append(int(self._r_index[int(r)]))
+        return self._fixed[idx], self._slot[idx]
+
     # Same name as a compiled latency LUT's method, so either plugs into a constraint.
     latency_range = value_range
 

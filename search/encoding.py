@@ -30,16 +30,16 @@ OFA_R_BINS = 8  # ... and this many of them (112..239)
 
 
 def _lookup(choices: tuple[int, ...]) -> np.ndarray:
-    """Array mapping a gene value to its choice index (-1 for values that are not choices)."""
-    lookup = np.full(max(choices) + 1, -1, dtype=np.int64)
+    """Array mapping a gene value to its choice index; -1 for values that are not choices,
+    including the last entry, which every out-of-range value is clipped onto."""
+    lookup = np.full(max(choices) + 2, -1, dtype=np.int64)
     lookup[list(choices)] = np.arange(len(choices))
     return lookup
 
 
 def _indices(values: np.ndarray, lookup: np.ndarray, what: str, mask: np.ndarray | None = None) -> np.ndarray:
     """Choice indices of ``values``; ValueError naming the values that are not choices."""
-    ok = (values >= 0) & (values < lookup.size)
-    idx = np.where(ok, lookup[np.where(ok, values, 0)], -1)
+    idx = lookup[np.clip(values, -1, lookup.size - 1)]
     bad_mask = idx < 0 if mask is None else (idx < 0) & mask
     if bad_mask.any():
         bad = sorted(set(values[bad_mask].tolist()))
@@ -86,13 +86,14 @@ class Encoding:
         self._ks_lookup = _lookup(self.space.ks_choices)
         self._e_lookup = _lookup(self.space.expand_choices)
         self._d_lookup = _lookup(self.space.depth_choices)
-        self._depth_pos = np.arange(self.space.max_depth)
+        self._slot_pos = np.tile(np.arange(self.space.max_depth), self.space.n_stages)
 
     def _genes(self, batch: SubnetBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Checked choice indices (ks, e, d), the resolution bin index and the active-slot mask."""
         ks, e, d, r = _as_arrays(self.space, batch)
         d_idx = _indices(d, self._d_lookup, "depth")
-        active = (self._depth_pos[None, None, :] < d[:, :, None]).reshape(len(r), self.space.n_slots)
+        # Depth repeated per slot, compared with the slot's position in its stage.
+        active = np.repeat(d, self.space.max_depth, axis=1) > self._slot_pos
         ks_idx = _indices(ks, self._ks_lookup, "kernel", active)
         e_idx = _indices(e, self._e_lookup, "expand", active)
         return ks_idx, e_idx, d_idx, _resolution_bin_index(r), active

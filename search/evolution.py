@@ -1,16 +1,18 @@
-"""Constrained evolutionary search over a population held as integer arrays.
+"""Constrained evolutionary search over a population held as one integer matrix.
 
 The algorithm is OFA's EvolutionFinder with its defaults: a population of 100, 500
-generations; each generation keeps the best 25% as parents and breeds the rest of the next
-population as 50 mutants (each gene resampled with probability 0.1, resolution included)
-and 50 uniform crossovers of two random parents. A child that violates a constraint is
-bred again from the same parent(s), as OFA does. Differences from OFA's code: the whole
-population is one :class:`space.SubnetBatch`; each constraint prices a whole round of
-candidates with one gathered call (``predict_batch``), several candidates per pending child
-at once; the accuracy predictor scores each generation's distinct children with one call;
-the initial population keeps all its members (OFA keeps the first half); a budget
-outside the achievable range is an immediate error instead of an ``input()`` prompt; and
-children that cannot be repaired within ``max_retries`` rounds fall back to a parent copy.
+generations; each generation keeps the best 25% as parents and breeds 100 children: 50
+mutants (each slot's kernel and expand ratio together, each stage's depth and the
+resolution resampled with probability 0.1) and 50 uniform crossovers of two random parents.
+A child that violates a constraint is bred again from the same parent(s), as OFA does.
+Differences from OFA's code: the population is one gene matrix (:class:`space.Genome`);
+each constraint prices a whole round of candidates with one gathered call
+(``predict_batch``), several candidates per pending child at once; the accuracy predictor
+is called once per generation on the networks it has not scored yet
+(:class:`search.prediction_cache.PredictionCache`); the initial population keeps all its
+members (OFA keeps the first half); a budget outside the achievable range is an immediate
+error instead of an ``input()`` prompt; and children that cannot be repaired within
+``max_tries`` candidates fall back to a parent copy.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from search.errors import (
     InfeasibleSearchError,
     SpaceMismatchError,
 )
-from space import SearchSpace, SubnetBatch, get_space
+from search.prediction_cache import PredictionCache
+from space import Genome, SearchSpace, SubnetBatch, get_space
 
 __all__ = [
     "AccuracyModel",
@@ -53,11 +56,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SeedLike = int | np.random.Generator | None
-
-# Odd 64-bit multipliers for hashing gene rows (read-only; see _predict_unique).
-_HASH_MULTIPLIERS = (np.random.default_rng(20190826).integers(1, 2**62, 256, dtype=np.uint64) * 2 + 1)
-_HASH_MULTIPLIERS.setflags(write=False)
-
 
 @runtime_checkable
 class CostModel(Protocol):
@@ -134,8 +132,8 @@ class EvolutionSettings:
     parent_ratio: float = 0.25  # share of the population kept as parents
     mutation_ratio: float = 0.5  # share of the children bred by mutation (the rest by crossover)
     mutate_prob: float = 0.1  # per-gene resampling probability (resolution included)
-    max_retries: int = 50  # rounds to re-breed constraint violators before copying a parent
-    tries_per_round: int = 4  # candidates bred at once per pending child in each round
+    max_tries: int = 500  # candidates bred for one child before it falls back to a parent copy
+    tries_per_round: int | None = None  # candidates per pending child per round (None: sized from the feasible share)
     max_init_samples: int = 200_000  # random subnets drawn at most to fill the first population
     resolutions: tuple[int, ...] | None = None  # restrict the search further (default: all allowed)
 
@@ -152,9 +150,10 @@ class EvolutionSettings:
         if self.n_parents < 1:
             raise ValueError(f"parent_ratio {self.parent_ratio} leaves no parent in a population of "
                              f"{self.population_size}")
-        if self.max_retries < 1 or self.tries_per_round < 1 or self.max_init_samples < self.population_size:
-            raise ValueError("max_retries and tries_per_round should be >= 1 and max_init_samples >= population_size; "
-                             f"got {self.max_retries}, {self.tries_per_round}, {self.max_init_samples}")
+        if self.max_tries < 1 or (self.tries_per_round is not None and self.tries_per_round < 1):
+            raise ValueError(f"max_tries and tries_per_round should be >= 1; got {self.max_tries}, {self.tries_per_round}")
+        if self.max_init_samples < self.population_size:
+            raise ValueError(f"max_init_samples should be >= population_size; got {self.max_init_samples}")
 
     @property
     def n_parents(self) -> int:
@@ -180,7 +179,9 @@ class SearchResult:
         history: best predicted accuracy after each generation, shape (generations + 1,).
         population: the final population.
         population_accuracy: the final population's predicted accuracies.
-        predictor_calls: batched predictor calls made.
+        predictor_calls: batched predictor calls made (a generation whose children were all
+            scored before makes none).
+        predicted_subnets: distinct subnets the predictor scored.
     """
 
     arch: dict[str, Any]
@@ -194,6 +195,7 @@ class SearchResult:
     population: SubnetBatch = field(repr=False)
     population_accuracy: np.ndarray = field(repr=False)
     predictor_calls: int = 0
+    predicted_subnets: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready summary: arch, predicted_accuracy, latency_ms, search_seconds and more."""
@@ -283,11 +285,75 @@ def check_constraints(space: SearchSpace | str, constraints: Sequence[Constraint
 
 
 # -- the search --------------------------------------------------------------------------
-class _Evaluator:
-    """Prices batches against all constraints."""
+class _StackedTables:
+    """Every constraint's additive form stacked into one table, priced with one gather.
 
-    def __init__(self, constraints: Sequence[Constraint]) -> None:
+    Cost models that expose ``additive_tables`` (compiled LUTs, MACs and parameter tables)
+    are sums of per-slot terms, so the (m, n_constraints) costs of m gene rows are one gather
+    over (resolution, slot, kernel, expand) and a row sum: no per-model call, no re-checks.
+    """
+
+    def __init__(self, genome: Genome, models: Sequence[Any]) -> None:
+        space = genome.space
+        self.genome = genome
+        res = tuple(int(r) for r in genome.resolution_choices)
+        parts = [model.additive_tables(res) for model in models]
+        fixed = np.stack([np.asarray(f, dtype=np.float64) for f, _ in parts], axis=-1)  # (R, C)
+        slot = np.stack([np.asarray(t, dtype=np.float64) for _, t in parts], axis=-1)  # (R, S, K, E, C)
+        n_r, n_slots, _, _, n_c = slot.shape
+        # Kernel and expand axes indexed by the gene values themselves (unused values hold 0),
+        # so a row's index needs no value-to-choice lookups.
+        self._k_span, self._e_span = max(space.ks_choices) + 1, max(space.expand_choices) + 1
+        by_value = np.zeros((n_r, n_slots, self._k_span, self._e_span, n_c))
+        by_value[:, :, np.asarray(space.ks_choices)[:, None], np.asarray(space.expand_choices)[None, :]] = slot
+        flat = by_value.reshape(-1, n_c)
+        self._slot = [np.ascontiguousarray(flat[:, c]) for c in range(n_c)]  # one gather table per constraint
+        # NaN (a block the LUT lacks) would poison the masked sums; such tables are not used.
+        self.finite = bool(np.isfinite(slot).all() and np.isfinite(fixed).all())
+        self._fixed = fixed
+        self._r_stride = n_slots * self._k_span * self._e_span
+        self._slot_base = np.arange(n_slots, dtype=np.int64) * (self._k_span * self._e_span)
+        self._r_lut = _value_index(res)
+        self._ones = np.ones(n_slots)
+
+    def __call__(self, genes: np.ndarray) -> np.ndarray:
+        g = self.genome
+        ri = self._r_lut[genes[:, g.r]]
+        idx = genes[:, g.ks] * self._e_span
+        idx += genes[:, g.e]
+        idx += self._slot_base
+        idx += (ri * self._r_stride)[:, None]
+        active = g.active(genes)
+        out = np.empty((len(genes), len(self._slot)))
+        for c, table in enumerate(self._slot):  # usually one constraint
+            vals = table[idx]
+            vals *= active  # inactive slots weigh 0 (multiplying is branch-free, unlike a masked write)
+            out[:, c] = vals @ self._ones
+        out += self._fixed[ri]
+        return out
+
+
+def _value_index(choices: Iterable[int]) -> np.ndarray:
+    """Array mapping a choice value to its position (-1 for non-choices)."""
+    values = [int(v) for v in choices]
+    out = np.full(max(values) + 1, -1, dtype=np.int64)
+    out[values] = np.arange(len(values))
+    return out
+
+
+class _Evaluator:
+    """Prices subnets against all constraints (exactly through each model's ``predict_batch``,
+    or, for gene rows, through :class:`_StackedTables` when every model is additive)."""
+
+    def __init__(self, constraints: Sequence[Constraint], genome: Genome | None = None) -> None:
         self.constraints = list(constraints)
+        self.limits = np.array([c.limit for c in self.constraints], dtype=np.float64)
+        self._stacked = None
+        if genome is not None and self.constraints and all(
+                hasattr(c.model, "additive_tables") for c in self.constraints):
+            stacked = _StackedTables(genome, [c.model for c in self.constraints])
+            self._stacked = stacked if stacked.finite else None
+        self.genome = genome
 
     def costs(self, batch: SubnetBatch) -> np.ndarray:
         """(n, n_constraints) costs."""
@@ -302,14 +368,11 @@ class _Evaluator:
             ok &= np.asarray(c.model.predict_batch(batch)) <= c.limit
         return ok
 
-
-def _replace_rows(target: SubnetBatch, rows: np.ndarray, source: SubnetBatch) -> SubnetBatch:
-    arrays = []
-    for name in ("ks", "e", "d", "r"):
-        arr = getattr(target, name).copy()
-        arr[rows] = getattr(source, name)
-        arrays.append(arr)
-    return SubnetBatch(*arrays)
+    def feasible_genes(self, genes: np.ndarray) -> np.ndarray:
+        """Which gene rows meet every constraint (NaN costs, i.e. missing blocks, do not)."""
+        if self._stacked is None:
+            return self.feasible(self.genome.to_batch(genes))
+        return (self._stacked(genes) <= self.limits).all(axis=1)
 
 
 def _shrink(space: SearchSpace, batch: SubnetBatch, prob: float, rng: np.random.Generator,
@@ -366,53 +429,78 @@ def initial_population(space: SearchSpace, evaluator: _Evaluator, n: int, rng: n
     return SubnetBatch.concat(parts) if len(parts) > 1 else parts[0]
 
 
-def _breed(space: SearchSpace, parents: SubnetBatch, mut_parent: np.ndarray, pair: np.ndarray,
-           settings: EvolutionSettings, resolutions: tuple[int, ...], evaluator: _Evaluator,
-           rng: np.random.Generator, tries: int) -> tuple[SubnetBatch, int]:
-    """One generation's children: mutants of ``parents[mut_parent]`` then crossovers of the ``pair`` rows.
+class _TryPlan:
+    """How many candidates to breed at once per pending child, from the feasible share seen so far.
+
+    A child is the first feasible candidate of a sequence of independent tries, however many
+    are bred per round, so this changes only the work: enough candidates that most children
+    are settled in the first round (about ``first`` feasible each), and generous later rounds.
+    """
+
+    def __init__(self, fixed: int | None, cap: int) -> None:
+        self.fixed, self.cap = fixed, cap
+        self.rate = {"mutation": 0.5, "crossover": 0.5}
+
+    def tries(self, kind: str, first_round: bool) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        want = 1.5 if first_round else 4.0
+        return int(min(self.cap, max(1.0, np.ceil(want / max(self.rate[kind], 0.01)))))
+
+    def observe(self, kind: str, candidates: int, feasible: int) -> None:
+        if candidates:
+            self.rate[kind] = max(feasible / candidates, 0.01)
+
+
+def _breed(genome: Genome, parents: np.ndarray, mut_parent: np.ndarray, pair: np.ndarray,
+           settings: EvolutionSettings, evaluator: _Evaluator, rng: np.random.Generator,
+           plan: _TryPlan) -> tuple[np.ndarray, int]:
+    """One generation's children (gene rows): mutants of ``parents[mut_parent]``, then crossovers of the ``pair`` rows.
 
     OFA re-breeds a violating child from the same parent(s) until it is feasible. Here each
-    pending child gets ``tries`` candidates at once (one LUT call prices them all) and keeps
-    its first feasible one, which picks from the same distribution as trying them in turn.
-    Children still infeasible after ``max_retries`` rounds become a copy of their (first) parent.
+    pending child gets several candidates per round (one LUT gather prices the round) and
+    keeps its first feasible one, which picks from the same distribution as trying them in
+    turn. A child still infeasible after ``max_tries`` candidates becomes a copy of its
+    (first) parent.
 
     Returns:
         The children and how many of them fell back to a parent copy.
     """
     n_mut = len(mut_parent)
     first_parent = np.concatenate([mut_parent, pair[0]])
-    children = parents.take(first_parent)  # the fallback, overwritten as feasible children arrive
+    children = parents[first_parent]  # the fallback, overwritten as feasible children arrive
     pending = np.arange(len(first_parent))
-    for _ in range(max(settings.max_retries, 1)):
-        if not len(pending):
-            break
-        rows = np.repeat(pending, tries)
-        is_mut = rows < n_mut
-        parts = []
-        if is_mut.any():
-            parts.append(space.mutate(parents.take(mut_parent[rows[is_mut]]), settings.mutate_prob, rng, resolutions))
-        if (~is_mut).any():
-            cross_rows = rows[~is_mut] - n_mut
-            parts.append(space.crossover(parents.take(pair[0][cross_rows]), parents.take(pair[1][cross_rows]), rng))
-        candidates = SubnetBatch.concat(parts) if len(parts) > 1 else parts[0]
-        ok = evaluator.feasible(candidates).reshape(len(pending), tries)
-        found = ok.any(axis=1)
-        pick = np.flatnonzero(found) * tries + ok[found].argmax(axis=1)
-        children = _replace_rows(children, pending[found], candidates.take(pick))
-        pending = pending[~found]
+    used = 0
+    while len(pending) and used < settings.max_tries:
+        first_round = used == 0
+        split = int(np.searchsorted(pending, n_mut))  # pending is ascending: mutants first
+        t_mut = min(plan.tries("mutation", first_round), settings.max_tries - used)
+        t_cross = min(plan.tries("crossover", first_round), settings.max_tries - used)
+        per_child = np.full(len(pending), t_cross)
+        per_child[:split] = t_mut
+        owner = np.repeat(np.arange(len(pending)), per_child)  # candidate -> position in pending
+        rows = pending[owner]
+        n_mut_cand = split * t_mut
+        candidates = parents[first_parent[rows]]
+        if n_mut_cand:
+            candidates[:n_mut_cand] = genome.mutate(candidates[:n_mut_cand], settings.mutate_prob, rng)
+        if n_mut_cand < len(rows):
+            other = parents[pair[1][rows[n_mut_cand:] - n_mut]]
+            candidates[n_mut_cand:] = genome.crossover(candidates[n_mut_cand:], other, rng)
+        ok = evaluator.feasible_genes(candidates)
+        if first_round:
+            plan.observe("mutation", n_mut_cand, int(ok[:n_mut_cand].sum()))
+            plan.observe("crossover", len(rows) - n_mut_cand, int(ok[n_mut_cand:].sum()))
+        hits = np.flatnonzero(ok)
+        hit_owner = owner[hits]
+        first = np.ones(len(hits), dtype=bool)  # the first feasible candidate of each child
+        first[1:] = hit_owner[1:] != hit_owner[:-1]
+        children[pending[hit_owner[first]]] = candidates[hits[first]]
+        settled = np.zeros(len(pending), dtype=bool)
+        settled[hit_owner] = True
+        pending = pending[~settled]
+        used += max(t_mut, t_cross)
     return children, len(pending)
-
-
-def _predict_unique(predictor: AccuracyModel, batch: SubnetBatch) -> np.ndarray:
-    """Predicted accuracies, with the predictor called once on the distinct subnets only
-    (crossovers of converged parents often repeat a subnet)."""
-    genes = np.concatenate([batch.ks, batch.e, batch.d, batch.r[:, None]], axis=1).astype(np.uint64)
-    # A polynomial hash per row (wrapping uint64 arithmetic), verified exactly below.
-    keys = genes @ _HASH_MULTIPLIERS[: genes.shape[1]]
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    if len(first) == len(keys) or not np.array_equal(genes[first][inverse], genes):
-        return np.asarray(predictor.predict_batch(batch), dtype=np.float64)
-    return np.asarray(predictor.predict_batch(batch.take(first)), dtype=np.float64)[inverse]
 
 
 def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
@@ -435,6 +523,7 @@ def evolutionary_search(
     settings: EvolutionSettings | None = None,
     random_state: SeedLike = None,
     seed_population: SubnetBatch | None = None,
+    prediction_cache: PredictionCache | None = None,
 ) -> SearchResult:
     """Find the subnet with the best predicted accuracy meeting every constraint.
 
@@ -447,6 +536,8 @@ def evolutionary_search(
         random_state: an int seed, a numpy Generator or None.
         seed_population: subnets to start from (the feasible ones are kept), e.g. the final
             population of a search under a tighter budget.
+        prediction_cache: predictions of ``predictor`` to reuse and extend (a sweep shares
+            one across its points); a fresh one when None.
 
     Returns:
         The best subnet and the final population.
@@ -455,9 +546,11 @@ def evolutionary_search(
         SpaceMismatchError: the predictor or a cost model belongs to another space.
         BudgetOutOfRangeError: a bound below (or at or above) every subnet's cost.
         InfeasibleSearchError: no resolution is allowed, or the bounds are jointly unreachable.
+        ValueError: ``prediction_cache`` holds another predictor's predictions.
     """
     with _one_blas_thread():
-        return _evolutionary_search(space, constraints, predictor, settings, random_state, seed_population)
+        return _evolutionary_search(space, constraints, predictor, settings, random_state, seed_population,
+                                    prediction_cache)
 
 
 def _evolutionary_search(
@@ -467,6 +560,7 @@ def _evolutionary_search(
     settings: EvolutionSettings | None,
     random_state: SeedLike,
     seed_population: SubnetBatch | None,
+    cache: PredictionCache | None,
 ) -> SearchResult:
     start = time.perf_counter()
     settings = settings or EvolutionSettings()
@@ -478,40 +572,45 @@ def _evolutionary_search(
     resolutions = search_resolutions(space, constraints, predictor, settings.resolutions)
     check_constraints(space, constraints, predictor, resolutions)
     rng = np.random.default_rng(random_state)
-    evaluator = _Evaluator(constraints)
+    genome = Genome(space, resolutions)
+    evaluator = _Evaluator(constraints, genome)
+    if cache is None:
+        cache = PredictionCache(predictor, genome)
+    elif cache.predictor is not predictor or cache.genome.space.name != space.name:
+        raise ValueError("prediction_cache was built for another predictor or search space")
+    calls0, scored0 = cache.calls, cache.scored
     n_pop, n_par, n_mut = settings.population_size, settings.n_parents, settings.n_mutations
     n_cross = n_pop - n_mut
+    plan = _TryPlan(settings.tries_per_round, cap=64)
 
-    population = initial_population(space, evaluator, n_pop, rng, resolutions, settings, seed_population)
-    accuracy = np.asarray(predictor.predict_batch(population), dtype=np.float64)
-    calls = 1
+    first = initial_population(space, evaluator, n_pop, rng, resolutions, settings, seed_population)
+    population = genome.from_batch(first)
+    accuracy = cache(population)
     history = np.empty(settings.generations + 1)
     best_acc = -np.inf
-    best: SubnetBatch | None = None
+    best: np.ndarray | None = None
     fallbacks = 0
     for gen in range(settings.generations + 1):
         order = np.argsort(-accuracy, kind="stable")[:n_par]
-        parents, parent_acc = population.take(order), accuracy[order]
+        parents, parent_acc = population[order], accuracy[order]
         if parent_acc[0] > best_acc:
-            best_acc, best = float(parent_acc[0]), parents.take([0])
+            best_acc, best = float(parent_acc[0]), parents[:1].copy()
         history[gen] = best_acc
         if gen == settings.generations:
             break
         mut_parent = rng.integers(0, n_par, n_mut)
         pair = rng.integers(0, n_par, (2, n_cross))
-        children, n_fb = _breed(space, parents, mut_parent, pair, settings, resolutions, evaluator, rng,
-                                settings.tries_per_round)
+        children, n_fb = _breed(genome, parents, mut_parent, pair, settings, evaluator, rng, plan)
         fallbacks += n_fb
-        child_acc = _predict_unique(predictor, children)
-        calls += 1
-        population = SubnetBatch.concat([parents, children])
-        accuracy = np.concatenate([parent_acc, child_acc])
+        population = np.concatenate([parents, children])
+        accuracy = np.concatenate([parent_acc, cache(children)])
     if fallbacks:
-        logger.debug("%d children fell back to a parent copy after %d retries", fallbacks, settings.max_retries)
+        logger.debug("%d children fell back to a parent copy after %d tries", fallbacks, settings.max_tries)
     if best is None:  # unreachable: the loop selects parents at least once
         raise InfeasibleSearchError("the search produced no subnet")
-    costs = evaluator.costs(best)[0]
-    arch = best[0].to_arch()
+    best_batch = genome.to_batch(best)
+    costs = evaluator.costs(best_batch)[0]
+    arch = best_batch[0].to_arch()
     elapsed = time.perf_counter() - start
     return SearchResult(
         arch=arch,
@@ -522,9 +621,10 @@ def _evolutionary_search(
         search_seconds=elapsed,
         resolutions=resolutions,
         history=history,
-        population=population,
+        population=genome.to_batch(population.copy()),
         population_accuracy=accuracy,
-        predictor_calls=calls,
+        predictor_calls=cache.calls - calls0,
+        predicted_subnets=cache.scored - scored0,
     )
 
 

@@ -2,7 +2,8 @@
 
 Sweeping budgets in ascending order lets every search start from the final population of
 the search before it: those subnets met a tighter budget, so they meet this one too, and
-the search spends its generations improving instead of re-discovering good regions.
+the search spends its generations improving instead of re-discovering good regions. The
+points share one prediction cache, so no network is scored twice across the sweep.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from search.evolution import (
     SeedLike,
     evolutionary_search,
 )
-from space import SearchSpace
+from search.prediction_cache import PredictionCache
+from space import Genome, SearchSpace, get_space
 
 __all__ = ["pareto_front", "pareto_sweep"]
 
@@ -61,11 +63,12 @@ def pareto_sweep(
         res = search_resolutions(space, cons, predictor, settings.resolutions if settings else None)
         check_constraints(space, cons, predictor, res)
     rng = np.random.default_rng(random_state)
+    cache = PredictionCache(predictor, Genome(get_space(space)))  # points share the networks they score
     results: list[SearchResult] = []
     previous = None
     for point in points:
         result = evolutionary_search(space, [*point, *extra_constraints], predictor, settings, rng,
-                                     seed_population=previous)
+                                     seed_population=previous, prediction_cache=cache)
         logger.debug("sweep point %s: %.2f%%", result.limits, result.predicted_accuracy)
         results.append(result)
         previous = result.population

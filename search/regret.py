@@ -45,7 +45,8 @@ from search.evolution import (
     latency_constraint,
     search_resolutions,
 )
-from space import SearchSpace, SubnetBatch, get_space
+from search.prediction_cache import PredictionCache
+from space import Genome, SearchSpace, SubnetBatch, get_space
 
 __all__ = [
     "DEFAULT_QUANTILES",
@@ -231,6 +232,7 @@ def cross_device_regret(
     settings = dataclasses.replace(settings, resolutions=shared)
     ranges = {d: tuple(float(v) for v in compiled_by_device[d].latency_range(shared)) for d in devices}
     rng = np.random.default_rng(random_state)
+    cache = PredictionCache(predictor, Genome(space))  # every search scores networks with the same predictor
 
     by_quantile = []
     for q in qs:
@@ -240,7 +242,7 @@ def cross_device_regret(
             lo, hi = ranges[d]
             budget = lo + q * (hi - lo)
             result = evolutionary_search(space, [latency_constraint(d, compiled_by_device[d], budget)], predictor,
-                                         settings, rng)
+                                         settings, rng, prediction_cache=cache)
             picks[d] = _pick(d, budget, (lo, hi), result)
             batches[d] = SubnetBatch.from_subnets([space.validate(result.arch)])
             logger.debug("q=%g %s: budget %.3f ms, pick %.3f ms, %.2f%%", q, d, budget, result.latency_ms[d],

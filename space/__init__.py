@@ -3,7 +3,7 @@
 Pure Python + numpy so it loads on boards and phones.
 """
 
-from space.batch import SubnetBatch
+from space.batch import Genome, SubnetBatch
 from space.block import ACTIVATIONS, BLOCK_KINDS, Block
 from space.net_config import load_net_config, read_net_config
 from space.registry import DEFAULT_SPACE, get_space, list_spaces
@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_SPACE",
     "ArchLike",
     "Block",
+    "Genome",
     "SearchSpace",
     "Subnet",
     "SubnetBatch",

@@ -17,7 +17,7 @@ from space.subnet import Subnet
 if TYPE_CHECKING:
     from space.search_space import SearchSpace
 
-__all__ = ["SubnetBatch", "sample", "mutate", "crossover"]
+__all__ = ["Genome", "SubnetBatch", "sample", "mutate", "crossover"]
 
 
 @dataclass(frozen=True)
@@ -74,32 +74,126 @@ def _resolution_choices(space: SearchSpace, resolutions: tuple[int, ...] | list[
     return choices
 
 
+class Genome:
+    """A space's subnets as rows of one integer matrix, and the evolutionary operators on them.
+
+    A row holds ``ks`` per slot, ``e`` per slot, ``d`` per stage, then ``r`` (OFA's genes). The
+    search keeps its population in this form: one array to index, copy and mix instead of
+    four. :meth:`to_batch` gives a :class:`SubnetBatch` of views for LUTs and predictors.
+
+    Args:
+        space: the search space.
+        resolutions: the resolutions sampling and mutation draw from (default: the space's).
+    """
+
+    def __init__(self, space: SearchSpace, resolutions: tuple[int, ...] | list[int] | None = None) -> None:
+        self.space = space
+        self.resolution_choices = _resolution_choices(space, resolutions)
+        n_slots, n_stages = space.n_slots, space.n_stages
+        self.width = 2 * n_slots + n_stages + 1
+        self.ks = slice(0, n_slots)
+        self.e = slice(n_slots, 2 * n_slots)
+        self.d = slice(2 * n_slots, 2 * n_slots + n_stages)
+        self.r = 2 * n_slots + n_stages
+        self._choices = [np.asarray(space.ks_choices, dtype=np.int64), np.asarray(space.expand_choices, dtype=np.int64),
+                         np.asarray(space.depth_choices, dtype=np.int64), self.resolution_choices]
+        # OFA's mutation flips one coin per slot for its kernel and expand ratio together,
+        # one per stage depth and one for the resolution.
+        self.n_coins = n_slots + n_stages + 1
+        slot_cols = np.stack([np.arange(n_slots), n_slots + np.arange(n_slots)], axis=1)
+        other_cols = np.stack([2 * n_slots + np.arange(n_stages + 1), np.full(n_stages + 1, -1)], axis=1)
+        self._coin_cols = np.concatenate([slot_cols, other_cols])  # (n_coins, 2) gene columns, -1: none
+        self._slot_depth_col = self.d.start + np.repeat(np.arange(n_stages), space.max_depth)
+        self._slot_pos = np.tile(np.arange(space.max_depth), n_stages)
+        # Per gene column: how many choices, and the choices padded into one table.
+        per_kind = [n_slots, n_slots, n_stages, 1]
+        self._n_choices = np.repeat([c.size for c in self._choices], per_kind)
+        self._choice_table = np.zeros((self.width, int(self._n_choices.max())), dtype=np.int64)
+        col = 0
+        for choices, count in zip(self._choices, per_kind):
+            self._choice_table[col:col + count, :choices.size] = choices
+            col += count
+
+    def to_batch(self, genes: np.ndarray) -> SubnetBatch:
+        """The rows as a SubnetBatch (views into ``genes``, no copy)."""
+        return SubnetBatch(genes[:, self.ks], genes[:, self.e], genes[:, self.d], genes[:, self.r])
+
+    def from_batch(self, batch: SubnetBatch) -> np.ndarray:
+        """A SubnetBatch as gene rows (n, width), int64."""
+        return np.concatenate([np.asarray(batch.ks), np.asarray(batch.e), np.asarray(batch.d),
+                               np.asarray(batch.r)[:, None]], axis=1).astype(np.int64, copy=False)
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` rows with every gene drawn uniformly from its choices."""
+        ks_c, e_c, d_c, r_c = self._choices
+        n_slots, n_stages = self.space.n_slots, self.space.n_stages
+        out = np.empty((n, self.width), dtype=np.int64)
+        out[:, self.ks] = ks_c[rng.integers(0, ks_c.size, (n, n_slots))]
+        out[:, self.e] = e_c[rng.integers(0, e_c.size, (n, n_slots))]
+        out[:, self.d] = d_c[rng.integers(0, d_c.size, (n, n_stages))]
+        out[:, self.r] = r_c[rng.integers(0, r_c.size, n)]
+        return out
+
+    def mutate(self, genes: np.ndarray, prob: float, rng: np.random.Generator) -> np.ndarray:
+        """Each slot's (kernel, expand), each depth and the resolution resampled with probability ``prob``."""
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f"mutation prob must be in [0, 1], got {prob}")
+        n = len(genes)
+        hits = np.flatnonzero(rng.random((n, self.n_coins)) < prob)
+        row, coin = np.divmod(hits, self.n_coins)
+        # A slot coin resamples two genes (kernel and expand); the others one. Fresh values
+        # are drawn only for those (~10% of the genes at OFA's rate).
+        cols = self._coin_cols[coin].ravel()
+        keep = cols >= 0
+        cols = cols[keep]
+        flat = np.repeat(row * self.width, 2)[keep] + cols
+        pick = (rng.random(len(cols)) * self._n_choices[cols]).astype(np.int64)
+        out = genes.copy()
+        out.reshape(-1)[flat] = self._choice_table[cols, pick]
+        return out
+
+    @staticmethod
+    def crossover(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Uniform crossover: each gene from ``a`` or ``b`` with probability 1/2."""
+        if a.shape != b.shape:
+            raise ValueError(f"crossover needs equal-sized parents, got {a.shape} and {b.shape}")
+        # One random bit per gene (random bytes unpacked), and b + bit * (a - b) rather than
+        # np.where: a random mask makes np.where's branches mispredict half the time (~3x slower).
+        bits = np.unpackbits(np.frombuffer(rng.bytes(a.size // 8 + 1), dtype=np.uint8), count=a.size)
+        out = a - b
+        out *= bits.reshape(a.shape)
+        out += b
+        return out
+
+    def active(self, genes: np.ndarray) -> np.ndarray:
+        """(n, n_slots) bool: which slots run (a slot's position in its stage is below the stage's depth)."""
+        return genes[:, self._slot_depth_col] > self._slot_pos
+
+    def canonical(self, genes: np.ndarray) -> np.ndarray:
+        """The rows with kernel and expand of slots beyond each stage's depth set to 0.
+
+        Two subnets with equal canonical rows are the same network (those slots are ignored).
+        """
+        active = self.active(genes)
+        out = genes.copy()
+        out[:, self.ks] *= active
+        out[:, self.e] *= active
+        return out
+
+
 def sample(space: SearchSpace, n: int, rng: np.random.Generator,
            resolutions: tuple[int, ...] | list[int] | None = None) -> SubnetBatch:
     """``n`` subnets with every gene drawn uniformly from its choices."""
-    ks_c = np.asarray(space.ks_choices, dtype=np.int64)
-    e_c = np.asarray(space.expand_choices, dtype=np.int64)
-    d_c = np.asarray(space.depth_choices, dtype=np.int64)
-    r_c = _resolution_choices(space, resolutions)
-    return SubnetBatch(
-        ks=ks_c[rng.integers(0, ks_c.size, (n, space.n_slots))],
-        e=e_c[rng.integers(0, e_c.size, (n, space.n_slots))],
-        d=d_c[rng.integers(0, d_c.size, (n, space.n_stages))],
-        r=r_c[rng.integers(0, r_c.size, n)],
-    )
+    genome = Genome(space, resolutions)
+    return genome.to_batch(genome.sample(n, rng))
 
 
 def mutate(space: SearchSpace, batch: SubnetBatch, prob: float, rng: np.random.Generator,
            resolutions: tuple[int, ...] | list[int] | None = None) -> SubnetBatch:
-    """Each gene independently replaced by a fresh uniform draw with probability ``prob``."""
-    if not 0.0 <= prob <= 1.0:
-        raise ValueError(f"mutation prob must be in [0, 1], got {prob}")
-    fresh = sample(space, len(batch), rng, resolutions)
-    out = []
-    for name in ("ks", "e", "d", "r"):
-        old, new = getattr(batch, name), getattr(fresh, name)
-        out.append(np.where(rng.random(old.shape) < prob, new, old))
-    return SubnetBatch(*out)
+    """OFA's mutation: each slot's kernel and expand ratio (together), each stage's depth and the
+    resolution replaced by a fresh uniform draw with probability ``prob``."""
+    genome = Genome(space, resolutions)
+    return genome.to_batch(genome.mutate(genome.from_batch(batch), prob, rng))
 
 
 def crossover(a: SubnetBatch, b: SubnetBatch, rng: np.random.Generator) -> SubnetBatch:

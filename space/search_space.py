@@ -177,7 +177,8 @@ class SearchSpace:
 
     def mutate(self, batch: SubnetBatch, prob: float, rng: np.random.Generator,
                resolutions: tuple[int, ...] | list[int] | None = None) -> SubnetBatch:
-        """Resample each gene (kernel, expand per slot; depth per stage; resolution) with probability ``prob``."""
+        """OFA's mutation: each slot's kernel and expand (together), each depth and the resolution
+        resampled with probability ``prob``."""
         from space.batch import mutate
 
         return mutate(self, batch, prob, rng, resolutions)

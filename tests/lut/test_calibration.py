@@ -124,3 +124,23 @@ def test_store_refit_and_calibrated_predictions(ref_store: LutStore) -> None:
     assert ref_store.compiled("note10", "ofa-mbv3-w1.2").calibration == cal2
     assert ref_store.calibration(sid, "ofa-mbv3-w1.0") is None
     assert ref_store.calibrations(sid).kind.tolist() == ["affine", "per_stage"]
+
+
+def test_additive_form_reproduces_predictions(ref_store: LutStore) -> None:
+    """fixed[r] + the active slots' entries equals predict_batch, calibrated or not."""
+    compiled = ref_store.compiled("note10", "ofa-mbv3-w1.2")
+    batch, feats, measured = _synthetic(compiled, 200, 5, 0.02)
+    blocks = Calibration(kind="affine_blocks", features=("raw_ms", "n_blocks"), coef=(0.9, -0.01), intercept_ms=1.5,
+                         space="ofa-mbv3-w1.2")
+    per_stage = fit_calibration(feats, measured, models=["per_stage"], space="ofa-mbv3-w1.2")
+    res = tuple(compiled.resolutions)
+    ri = np.searchsorted(res, batch.r)
+    active = np.repeat(batch.d, 4, axis=1) > np.tile(np.arange(4), 5)
+    k_pos = np.searchsorted([3, 5, 7], batch.ks)
+    e_pos = np.searchsorted([3, 4, 6], batch.e)
+    for cal in (None, blocks, per_stage):
+        table = compiled.with_calibration(cal)
+        fixed, slot = table.additive_tables(res)
+        assert slot.shape == (len(res), 20, 3, 3)
+        terms = slot[ri[:, None], np.arange(20)[None, :], k_pos, e_pos]
+        np.testing.assert_allclose(fixed[ri] + (terms * active).sum(axis=1), table.predict_batch(batch), rtol=1e-12)
