@@ -30,8 +30,13 @@ OFA_R_BINS = 8  # ... and this many of them (112..239)
 
 
 def _lookup(choices: tuple[int, ...]) -> np.ndarray:
-    """Array mapping a gene value to its choice index; -1 for values that are not choices,
-    including the last entry, which every out-of-range value is clipped onto."""
+    """Array mapping a gene value to its choice index; -1 for values that are not choices.
+
+    Choices are positive, so entry 0 and the extra last entry are -1: out-of-range values are
+    clipped onto them (see :func:`_indices`).
+    """
+    if min(choices) < 1:
+        raise ValueError(f"gene choices must be positive, got {sorted(choices)}")
     lookup = np.full(max(choices) + 2, -1, dtype=np.int64)
     lookup[list(choices)] = np.arange(len(choices))
     return lookup
@@ -39,7 +44,7 @@ def _lookup(choices: tuple[int, ...]) -> np.ndarray:
 
 def _indices(values: np.ndarray, lookup: np.ndarray, what: str, mask: np.ndarray | None = None) -> np.ndarray:
     """Choice indices of ``values``; ValueError naming the values that are not choices."""
-    idx = lookup[np.clip(values, -1, lookup.size - 1)]
+    idx = lookup.take(values, mode="clip")
     bad_mask = idx < 0 if mask is None else (idx < 0) & mask
     if bad_mask.any():
         bad = sorted(set(values[bad_mask].tolist()))

@@ -134,6 +134,7 @@ class EvolutionSettings:
     mutate_prob: float = 0.1  # per-gene resampling probability (resolution included)
     max_tries: int = 500  # candidates bred for one child before it falls back to a parent copy
     tries_per_round: int | None = None  # candidates per pending child per round (None: sized from the feasible share)
+    distinct_parents: bool = False  # parents are distinct networks (OFA's rule lets copies of the best crowd in)
     max_init_samples: int = 200_000  # random subnets drawn at most to fill the first population
     resolutions: tuple[int, ...] | None = None  # restrict the search further (default: all allowed)
 
@@ -503,6 +504,25 @@ def _breed(genome: Genome, parents: np.ndarray, mut_parent: np.ndarray, pair: np
     return children, len(pending)
 
 
+def _select_parents(accuracy: np.ndarray, keys: list[bytes], n: int, distinct: bool) -> np.ndarray:
+    """Indices of the ``n`` most accurate members (OFA's rule), or of the ``n`` most accurate
+    distinct networks when ``distinct`` (copies fill up only when fewer exist)."""
+    order = np.argsort(-accuracy, kind="stable")
+    if not distinct:
+        return order[:n]
+    seen: set[bytes] = set()
+    first, copies = [], []
+    for i in order.tolist():
+        if keys[i] in seen:
+            copies.append(i)
+        else:
+            seen.add(keys[i])
+            first.append(i)
+            if len(first) == n:
+                break
+    return np.asarray((first + copies)[:n], dtype=np.int64)
+
+
 def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
     """Limit BLAS to one thread while the search runs (restored afterwards).
 
@@ -585,13 +605,13 @@ def _evolutionary_search(
 
     first = initial_population(space, evaluator, n_pop, rng, resolutions, settings, seed_population)
     population = genome.from_batch(first)
-    accuracy = cache(population)
+    accuracy, keys = cache.score(population)
     history = np.empty(settings.generations + 1)
     best_acc = -np.inf
     best: np.ndarray | None = None
     fallbacks = 0
     for gen in range(settings.generations + 1):
-        order = np.argsort(-accuracy, kind="stable")[:n_par]
+        order = _select_parents(accuracy, keys, n_par, settings.distinct_parents)
         parents, parent_acc = population[order], accuracy[order]
         if parent_acc[0] > best_acc:
             best_acc, best = float(parent_acc[0]), parents[:1].copy()
@@ -602,8 +622,10 @@ def _evolutionary_search(
         pair = rng.integers(0, n_par, (2, n_cross))
         children, n_fb = _breed(genome, parents, mut_parent, pair, settings, evaluator, rng, plan)
         fallbacks += n_fb
+        child_acc, child_keys = cache.score(children)
         population = np.concatenate([parents, children])
-        accuracy = np.concatenate([parent_acc, cache(children)])
+        accuracy = np.concatenate([parent_acc, child_acc])
+        keys = [keys[i] for i in order.tolist()] + child_keys
     if fallbacks:
         logger.debug("%d children fell back to a parent copy after %d tries", fallbacks, settings.max_tries)
     if best is None:  # unreachable: the loop selects parents at least once

@@ -57,13 +57,17 @@ class PredictionCache:
         Raises:
             ValueError: the predictor returned the wrong number of values.
         """
+        return self.score(genes)[0]
+
+    def score(self, genes: np.ndarray) -> tuple[np.ndarray, list[bytes]]:
+        """Predicted accuracies and each row's network key (equal keys: the same network)."""
         keys = self._keys(genes)
         self.looked_up += len(keys)
         memo = self._memo
         out = np.array([memo.get(k, np.nan) for k in keys], dtype=np.float64)
         missing = np.flatnonzero(np.isnan(out))
         if not len(missing):
-            return out
+            return out, keys
         first: dict[bytes, int] = {}
         for i in missing.tolist():
             first.setdefault(keys[i], i)
@@ -78,4 +82,4 @@ class PredictionCache:
         fresh = dict(zip(first, acc.tolist()))
         memo.update(fresh)
         out[missing] = [fresh[keys[i]] for i in missing.tolist()]
-        return out
+        return out, keys

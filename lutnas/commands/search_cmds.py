@@ -178,6 +178,10 @@ def _search_cmd(
     max_params: float | None = typer.Option(None, "--max-params", help="Also bound the parameter count."),
     generations: int | None = typer.Option(None, "--generations", help="Generations (default OFA's 500)."),
     population: int | None = typer.Option(None, "--population", help="Population size (default OFA's 100)."),
+    distinct_parents: bool = typer.Option(
+        False, "--distinct-parents",
+        help="Keep distinct networks as parents (OFA lets copies of the best crowd in): ~0.2 points better "
+             "predicted top-1 for ~25% more time."),
     plot: Path | None = typer.Option(None, "--plot", help="Draw the accuracy/latency front to this image file."),
     raw: bool = typer.Option(False, "--raw", help="Use the plain LUT sums, ignoring device calibrations."),
     json_out: bool = _JSON,
@@ -207,6 +211,8 @@ def _search_cmd(
         settings = dataclasses.replace(settings, generations=generations)
     if population is not None:
         settings = dataclasses.replace(settings, population_size=population)
+    if distinct_parents:
+        settings = dataclasses.replace(settings, distinct_parents=True)
     tables = _compiled_tables(db, device, space_name, calibrated=not raw)
     with _search_errors():
         settings.validate()

@@ -57,3 +57,5 @@ def test_search_json_sweep_and_errors(note10_db, tmp_path):
     assert res.exit_code == 2
     human = runner.invoke(app, [*base, "--latency-ms", "25"])
     assert human.exit_code == 0 and human.stdout == ""
+    distinct = _json(runner.invoke(app, [*base, "--latency-ms", "25", "--distinct-parents", "--json"]))
+    assert distinct["latency_ms"]["note10"] <= 25

@@ -195,3 +195,22 @@ def test_fixed_tries_per_round_and_try_limit(synthetic_table):
         EvolutionSettings(tries_per_round=0).validate()
     with pytest.raises(ValueError, match="max_init_samples"):
         EvolutionSettings(max_init_samples=10).validate()
+
+
+def test_distinct_parents(note10_lut, ofa_predictor):
+    from search.evolution import _select_parents
+
+    acc = np.array([0.9, 0.9, 0.8, 0.7, 0.95])
+    keys = [b"a", b"a", b"b", b"c", b"d"]
+    assert _select_parents(acc, keys, 3, False).tolist() == [4, 0, 1]
+    assert _select_parents(acc, keys, 3, True).tolist() == [4, 0, 2]
+    assert _select_parents(acc[:2], keys[:2], 2, True).tolist() == [0, 1]  # copies fill up when needed
+    cons = [latency_constraint("note10", note10_lut, 25.0)]
+    res = evolutionary_search(SPACE, cons, ofa_predictor, EvolutionSettings(generations=60, distinct_parents=True), 0)
+    assert res.latency_ms["note10"] <= 25.0
+    from space import Genome
+
+    genome = Genome(get_space(SPACE))
+    canon = genome.canonical(genome.from_batch(res.population))
+    parents = canon[:EvolutionSettings().n_parents]
+    assert len(np.unique(parents, axis=0)) == len(parents)
