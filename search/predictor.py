@@ -50,8 +50,23 @@ def to_batch(subnets: SubnetsLike, space_name: str) -> SubnetBatch:
 
 
 def _kernel(a: np.ndarray, b: np.ndarray, length_scale: float, variance: float) -> np.ndarray:
-    sq = (a * a).sum(axis=1)[:, None] + (b * b).sum(axis=1)[None, :] - 2.0 * (a @ b.T)
-    return variance * np.exp(-0.5 * np.maximum(sq, 0.0) / (length_scale * length_scale)) + a @ b.T
+    """variance * RBF(a, b) + a . b (the Gram matrix, used to fit)."""
+    ab = a @ b.T
+    sq = (a * a).sum(axis=1)[:, None] + (b * b).sum(axis=1)[None, :] - 2.0 * ab
+    return variance * np.exp(-0.5 * np.maximum(sq, 0.0) / (length_scale * length_scale)) + ab
+
+
+def _apply_kernel(x: np.ndarray, train: dict[str, np.ndarray], length_scale: float, variance: float) -> np.ndarray:
+    """``_kernel(x, train_x) @ alpha`` without the Gram matrix's linear part: that part is
+    ``x @ (train_x.T @ alpha)``, a precomputed vector; the RBF part is built in place."""
+    sq = x @ train["x"].T
+    sq *= -2.0
+    sq += (x * x).sum(axis=1)[:, None]
+    sq += train["x_sq"][None, :]
+    np.maximum(sq, 0.0, out=sq)
+    sq *= -0.5 / (length_scale * length_scale)
+    np.exp(sq, out=sq)
+    return variance * (sq @ train["alpha"]) + x @ train["w_linear"]
 
 
 class LutnasPredictor:
@@ -204,10 +219,21 @@ class LutnasPredictor:
         self._check_fitted()
         batch = to_batch(X, self.space)
         total = np.zeros(len(batch))
-        for m in self.members_:
+        for m, train in zip(self.members_, self._prediction_terms()):
             x = (self._encoders[m["encoding"]](batch).astype(np.float64) - m["mean"]) / m["scale"]
-            total += _kernel(x, m["x"], m["length_scale"], float(self.rbf_variance)) @ m["alpha"]
+            total += _apply_kernel(x, train, m["length_scale"], float(self.rbf_variance))
         return self.y_mean_ + self.y_scale_ * total / len(self.members_)
+
+    def _prediction_terms(self) -> list[dict[str, np.ndarray]]:
+        """Per member, what prediction reuses: training norms and the linear part's weights
+        (derived from the fitted state on first use, so saved files are unchanged)."""
+        terms = getattr(self, "_terms", None)
+        if terms is None or len(terms) != len(self.members_) or any(
+                t["x"] is not m["x"] for t, m in zip(terms, self.members_)):
+            terms = [{"x": m["x"], "alpha": m["alpha"], "x_sq": (m["x"] * m["x"]).sum(axis=1),
+                      "w_linear": m["x"].T @ m["alpha"]} for m in self.members_]
+            self._terms = terms
+        return terms
 
     def predict_batch(self, batch: SubnetBatch) -> np.ndarray:
         """Same as :meth:`predict`; the interface the search calls."""
