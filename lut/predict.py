@@ -353,8 +353,8 @@ class CompiledLut:
                       calibrated: bool = True) -> tuple[float, float]:
         """Exact (min_ms, max_ms) of the predictions over every subnet of the space at ``resolutions``.
 
-        Slots are independent given the depths, so each stage's extreme is the best depth's sum of
-        per-slot extremes; the calibration (linear in the features) is folded into per-stage weights.
+        The prediction's additive form (calibration folded in, see :meth:`additive_tables`) gives
+        the bounds through ``SearchSpace.additive_range``.
 
         Args:
             resolutions: default all fully covered ones.
@@ -366,28 +366,12 @@ class CompiledLut:
         res = self.resolutions if resolutions is None else tuple(int(r) for r in resolutions)
         if not res:
             raise MissingBlocksError(f"{self._who()} covers no resolution fully")
-        n_stages, max_depth = self.space.n_stages, self.space.max_depth
-        const, w_fixed, w_stage, w_blocks = self._linear_weights(calibrated)
-        depths = np.asarray(self.space.depth_choices)
-        lows, highs = [], []
         for r in res:
-            i = self._res_index(r)
-            if not self._covered[i]:
+            if not self._covered[self._res_index(r)]:
                 raise MissingBlocksError(
                     f"{self._who()} does not cover resolution {r}: missing {_list_keys(self.missing_keys(r))}"
                 )
-            per_slot = self._slot_table[i].reshape(n_stages, max_depth, -1)
-            lo_slot, hi_slot = per_slot.min(axis=2), per_slot.max(axis=2)
-            # A negative weight turns a slot's slowest block into the prediction's minimum.
-            neg = (w_stage < 0)[:, None]
-            small = np.where(neg, hi_slot, lo_slot) * w_stage[:, None]
-            large = np.where(neg, lo_slot, hi_slot) * w_stage[:, None]
-            small_d = np.cumsum(small, axis=1)[:, depths - 1] + w_blocks * depths  # (stages, depth choices)
-            large_d = np.cumsum(large, axis=1)[:, depths - 1] + w_blocks * depths
-            base = const + w_fixed * self._fixed[i]
-            lows.append(base + small_d.min(axis=1).sum())
-            highs.append(base + large_d.max(axis=1).sum())
-        return float(min(lows)), float(max(highs))
+        return self.space.additive_range(*self.additive_tables(res, calibrated))
 
     def __repr__(self) -> str:
         cal = f", calibration={self.calibration.kind!r}" if self.calibration is not None else ""

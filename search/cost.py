@@ -16,6 +16,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from space import Block, SearchSpace, SubnetBatch, get_space, make_divisible
+from space.batch import choice_index
 
 __all__ = ["SE_REDUCTION", "AdditiveTable", "block_macs", "block_params", "macs_table", "params_table"]
 
@@ -89,16 +90,12 @@ class AdditiveTable:
         self.name = name
         self._fixed = np.asarray(fixed, dtype=np.float64)
         self._slot = np.asarray(slot, dtype=np.float64)
-        n_r, n_slots, n_k, n_e = self._slot.shape
+        _, n_slots, n_k, n_e = self._slot.shape
         self._flat = self._slot.reshape(-1)
-        self._r_index = np.full(max(self.resolutions) + 1, -1, dtype=np.int64)
-        self._r_index[list(self.resolutions)] = np.arange(n_r)
-        self._k_index = np.full(max(space.ks_choices) + 1, -1, dtype=np.int64)
-        self._k_index[list(space.ks_choices)] = np.arange(n_k)
-        self._e_index = np.full(max(space.expand_choices) + 1, -1, dtype=np.int64)
-        self._e_index[list(space.expand_choices)] = np.arange(n_e)
+        self._r_index = choice_index(self.resolutions)
+        self._k_index = choice_index(space.ks_choices)
+        self._e_index = choice_index(space.expand_choices)
         self._slot_base = np.arange(n_slots, dtype=np.int64) * (n_k * n_e)
-        self._depth_pos = np.arange(space.max_depth)
 
     def predict_batch(self, batch: SubnetBatch) -> np.ndarray:
         """The cost of every subnet in ``batch``, shape (n,).
@@ -115,23 +112,13 @@ class AdditiveTable:
         n_per_r = n_slots * self._slot.shape[2] * self._slot.shape[3]
         idx = (ri[:, None] * n_per_r + self._slot_base[None, :]
                + self._k_index[batch.ks] * self._slot.shape[3] + self._e_index[batch.e])
-        active = (self._depth_pos[None, None, :] < np.asarray(batch.d)[:, :, None]).reshape(len(r), n_slots)
+        active = self.space.active_mask(batch.d)
         return self._fixed[ri] + np.where(active, self._flat[idx], 0.0).sum(axis=1)
 
     def value_range(self, resolutions: Iterable[int] | None = None) -> tuple[float, float]:
         """Exact (min, max) cost over every subnet at ``resolutions`` (default: all covered)."""
         res = self.resolutions if resolutions is None else tuple(int(r) for r in resolutions)
-        depths = np.asarray(self.space.depth_choices)
-        lows, highs = [], []
-        for r in res:
-            if r not in self.resolutions:
-                raise ValueError(f"{self.name} table has no resolution {r}; covered: {list(self.resolutions)}")
-            per = self._slot[self._r_index[r]].reshape(self.space.n_stages, self.space.max_depth, -1)
-            lo = np.cumsum(per.min(axis=2), axis=1)[:, depths - 1].min(axis=1).sum()
-            hi = np.cumsum(per.max(axis=2), axis=1)[:, depths - 1].max(axis=1).sum()
-            lows.append(self._fixed[self._r_index[r]] + lo)
-            highs.append(self._fixed[self._r_index[r]] + hi)
-        return float(min(lows)), float(max(highs))
+        return self.space.additive_range(*self.additive_tables(res))
 
     def additive_tables(self, resolutions: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
         """``fixed`` (R,) and ``slot`` (R, n_slots, n_ks, n_e) at ``resolutions``, in this order

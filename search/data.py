@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from space import active_mask
+
 if TYPE_CHECKING:
     from space import SubnetBatch
 
 __all__ = [
     "AccuracyData",
     "DataFormatError",
-    "active_mask",
     "arch_arrays",
     "infer_space",
     "load_accuracy_data",
@@ -105,21 +106,6 @@ class AccuracyData:
             {"ks": self.ks[i].tolist(), "e": self.e[i].tolist(), "d": self.d[i].tolist(), "r": int(self.r[i])}
             for i in range(len(self))
         ]
-
-
-def active_mask(d: np.ndarray, max_depth: int = _MAX_DEPTH) -> np.ndarray:
-    """Boolean mask (n, n_stages * max_depth) of the slots a subnet uses.
-
-    Args:
-        d: stage depths, int array (n, n_stages).
-        max_depth: slots per stage.
-
-    Returns:
-        True where slot ``stage * max_depth + j`` has ``j < d[stage]``.
-    """
-    d = np.asarray(d)
-    j = np.arange(max_depth)
-    return (j[None, None, :] < d[:, :, None]).reshape(d.shape[0], -1)
 
 
 def arch_arrays(archs: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -227,7 +213,7 @@ def _read_file(path: Path) -> tuple[list[Mapping[str, Any]], list[float], list[f
 
 
 def _canonical(ks: np.ndarray, e: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mask = active_mask(d)
+    mask = active_mask(d, _MAX_DEPTH)
     return np.where(mask, ks, 0), np.where(mask, e, 0)
 
 

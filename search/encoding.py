@@ -21,25 +21,13 @@ import numpy as np
 
 from search.cost import AdditiveTable, macs_table, params_table
 from space import SearchSpace, SubnetBatch, get_space
+from space.batch import choice_index
 
 __all__ = ["ENCODINGS", "OFA_R_BINS", "OFA_R_MIN", "Encoding", "LutnasEncoding", "OFAEncoding", "encode", "get_encoding"]
 
 OFA_R_MIN = 112  # OFA's resolution one-hot starts here ...
 OFA_R_STEP = 16  # ... with bins this wide ...
 OFA_R_BINS = 8  # ... and this many of them (112..239)
-
-
-def _lookup(choices: tuple[int, ...]) -> np.ndarray:
-    """Array mapping a gene value to its choice index; -1 for values that are not choices.
-
-    Choices are positive, so entry 0 and the extra last entry are -1: out-of-range values are
-    clipped onto them (see :func:`_indices`).
-    """
-    if min(choices) < 1:
-        raise ValueError(f"gene choices must be positive, got {sorted(choices)}")
-    lookup = np.full(max(choices) + 2, -1, dtype=np.int64)
-    lookup[list(choices)] = np.arange(len(choices))
-    return lookup
 
 
 def _indices(values: np.ndarray, lookup: np.ndarray, what: str, mask: np.ndarray | None = None) -> np.ndarray:
@@ -88,17 +76,15 @@ class Encoding:
 
     def __init__(self, space: SearchSpace | str) -> None:
         self.space = get_space(space)
-        self._ks_lookup = _lookup(self.space.ks_choices)
-        self._e_lookup = _lookup(self.space.expand_choices)
-        self._d_lookup = _lookup(self.space.depth_choices)
-        self._slot_pos = np.tile(np.arange(self.space.max_depth), self.space.n_stages)
+        self._ks_lookup = choice_index(self.space.ks_choices)
+        self._e_lookup = choice_index(self.space.expand_choices)
+        self._d_lookup = choice_index(self.space.depth_choices)
 
     def _genes(self, batch: SubnetBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Checked choice indices (ks, e, d), the resolution bin index and the active-slot mask."""
         ks, e, d, r = _as_arrays(self.space, batch)
         d_idx = _indices(d, self._d_lookup, "depth")
-        # Depth repeated per slot, compared with the slot's position in its stage.
-        active = np.repeat(d, self.space.max_depth, axis=1) > self._slot_pos
+        active = self.space.active_mask(d)
         ks_idx = _indices(ks, self._ks_lookup, "kernel", active)
         e_idx = _indices(e, self._e_lookup, "expand", active)
         return ks_idx, e_idx, d_idx, _resolution_bin_index(r), active

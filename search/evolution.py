@@ -36,6 +36,7 @@ from search.errors import (
 )
 from search.prediction_cache import PredictionCache
 from space import Genome, SearchSpace, SubnetBatch, get_space
+from space.batch import choice_index
 
 __all__ = [
     "AccuracyModel",
@@ -131,7 +132,7 @@ class EvolutionSettings:
     generations: int = 500  # OFA's max_time_budget
     parent_ratio: float = 0.25  # share of the population kept as parents
     mutation_ratio: float = 0.5  # share of the children bred by mutation (the rest by crossover)
-    mutate_prob: float = 0.1  # per-gene resampling probability (resolution included)
+    mutate_prob: float = 0.1  # resampling probability of each slot (kernel and expand), depth and the resolution
     max_tries: int = 500  # candidates bred for one child before it falls back to a parent copy
     tries_per_round: int | None = None  # candidates per pending child per round (None: sized from the feasible share)
     distinct_parents: bool = False  # parents are distinct networks (OFA's rule lets copies of the best crowd in)
@@ -314,7 +315,7 @@ class _StackedTables:
         self._fixed = fixed
         self._r_stride = n_slots * self._k_span * self._e_span
         self._slot_base = np.arange(n_slots, dtype=np.int64) * (self._k_span * self._e_span)
-        self._r_lut = _value_index(res)
+        self._r_lut = choice_index(res)
         self._ones = np.ones(n_slots)
 
     def __call__(self, genes: np.ndarray) -> np.ndarray:
@@ -332,14 +333,6 @@ class _StackedTables:
             out[:, c] = vals @ self._ones
         out += self._fixed[ri]
         return out
-
-
-def _value_index(choices: Iterable[int]) -> np.ndarray:
-    """Array mapping a choice value to its position (-1 for non-choices)."""
-    values = [int(v) for v in choices]
-    out = np.full(max(values) + 1, -1, dtype=np.int64)
-    out[values] = np.arange(len(values))
-    return out
 
 
 class _Evaluator:
@@ -434,8 +427,8 @@ class _TryPlan:
     """How many candidates to breed at once per pending child, from the feasible share seen so far.
 
     A child is the first feasible candidate of a sequence of independent tries, however many
-    are bred per round, so this changes only the work: enough candidates that most children
-    are settled in the first round (about ``first`` feasible each), and generous later rounds.
+    are bred per round, so this changes only the work: enough candidates in the first round
+    that about 1.5 of each child's are feasible, and about 4 in later rounds.
     """
 
     def __init__(self, fixed: int | None, cap: int) -> None:

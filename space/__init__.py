@@ -7,7 +7,7 @@ from space.batch import Genome, SubnetBatch
 from space.block import ACTIVATIONS, BLOCK_KINDS, Block
 from space.net_config import load_net_config, read_net_config
 from space.registry import DEFAULT_SPACE, get_space, list_spaces
-from space.search_space import SearchSpace, make_divisible
+from space.search_space import SearchSpace, active_mask, make_divisible
 from space.subnet import ArchLike, Subnet
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "SearchSpace",
     "Subnet",
     "SubnetBatch",
+    "active_mask",
     "blocks",
     "get_space",
     "list_spaces",

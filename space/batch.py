@@ -17,7 +17,7 @@ from space.subnet import Subnet
 if TYPE_CHECKING:
     from space.search_space import SearchSpace
 
-__all__ = ["Genome", "SubnetBatch", "sample", "mutate", "crossover"]
+__all__ = ["Genome", "SubnetBatch", "choice_index", "sample", "mutate", "crossover"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,20 @@ class SubnetBatch:
         return cls(*(np.concatenate([getattr(b, f) for b in batches]) for f in ("ks", "e", "d", "r")))
 
 
+def choice_index(choices: tuple[int, ...] | list[int] | np.ndarray) -> np.ndarray:
+    """Array mapping a gene value to its position among ``choices``, -1 for values that are no choice.
+
+    Choices are positive, so entry 0 and one extra last entry are -1: ``index.take(values,
+    mode="clip")`` maps every out-of-range value to -1 too.
+    """
+    values = [int(v) for v in choices]
+    if min(values) < 1:
+        raise ValueError(f"gene choices must be positive, got {sorted(values)}")
+    index = np.full(max(values) + 2, -1, dtype=np.int64)
+    index[values] = np.arange(len(values))
+    return index
+
+
 def _resolution_choices(space: SearchSpace, resolutions: tuple[int, ...] | list[int] | None) -> np.ndarray:
     choices = np.asarray(space.resolutions if resolutions is None else resolutions, dtype=np.int64)
     if choices.size == 0:
@@ -103,8 +117,6 @@ class Genome:
         slot_cols = np.stack([np.arange(n_slots), n_slots + np.arange(n_slots)], axis=1)
         other_cols = np.stack([2 * n_slots + np.arange(n_stages + 1), np.full(n_stages + 1, -1)], axis=1)
         self._coin_cols = np.concatenate([slot_cols, other_cols])  # (n_coins, 2) gene columns, -1: none
-        self._slot_depth_col = self.d.start + np.repeat(np.arange(n_stages), space.max_depth)
-        self._slot_pos = np.tile(np.arange(space.max_depth), n_stages)
         # Per gene column: how many choices, and the choices padded into one table.
         per_kind = [n_slots, n_slots, n_stages, 1]
         self._n_choices = np.repeat([c.size for c in self._choices], per_kind)
@@ -167,7 +179,7 @@ class Genome:
 
     def active(self, genes: np.ndarray) -> np.ndarray:
         """(n, n_slots) bool: which slots run (a slot's position in its stage is below the stage's depth)."""
-        return genes[:, self._slot_depth_col] > self._slot_pos
+        return self.space.active_mask(genes[:, self.d])
 
     def canonical(self, genes: np.ndarray) -> np.ndarray:
         """The rows with kernel and expand of slots beyond each stage's depth set to 0.
@@ -197,11 +209,7 @@ def mutate(space: SearchSpace, batch: SubnetBatch, prob: float, rng: np.random.G
 
 
 def crossover(a: SubnetBatch, b: SubnetBatch, rng: np.random.Generator) -> SubnetBatch:
-    """Uniform crossover: each gene from ``a`` or ``b`` with probability 1/2."""
+    """Uniform crossover: each gene from ``a`` or ``b`` with probability 1/2 (see :meth:`Genome.crossover`)."""
     if len(a) != len(b):
         raise ValueError(f"crossover needs equal-sized parents, got {len(a)} and {len(b)}")
-    out = []
-    for name in ("ks", "e", "d", "r"):
-        x, y = getattr(a, name), getattr(b, name)
-        out.append(np.where(rng.random(x.shape) < 0.5, x, y))
-    return SubnetBatch(*out)
+    return SubnetBatch(*(Genome.crossover(getattr(a, name), getattr(b, name), rng) for name in ("ks", "e", "d", "r")))

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from space.block import Block
 from space.subnet import ArchLike, Subnet
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from space.batch import SubnetBatch
 
-__all__ = ["SearchSpace", "make_divisible", "MIN_RESOLUTION", "MAX_RESOLUTION"]
+__all__ = ["SearchSpace", "active_mask", "make_divisible", "MIN_RESOLUTION", "MAX_RESOLUTION"]
 
 # Resolutions a subnet may be *evaluated* at (imported LUTs go from 96 to 256); sampling uses
 # ``SearchSpace.resolutions``.
@@ -28,6 +29,21 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
     if new_value < 0.9 * value:
         new_value += divisor
     return new_value
+
+
+def active_mask(d: np.ndarray, max_depth: int) -> np.ndarray:
+    """Which slots a population runs: (n, n_stages * max_depth) bool, True where slot
+    ``stage * max_depth + j`` has ``j < d[stage]``, for stage depths ``d`` (n, n_stages)."""
+    d = np.asarray(d)
+    return np.repeat(d, max_depth, axis=1) > _slot_positions(d.shape[1], max_depth)
+
+
+@functools.lru_cache(maxsize=8)
+def _slot_positions(n_stages: int, max_depth: int) -> np.ndarray:
+    """Each slot's position in its stage (read-only; built once, the search asks thousands of times)."""
+    pos = np.tile(np.arange(max_depth), n_stages)
+    pos.setflags(write=False)
+    return pos
 
 
 @dataclass(frozen=True)
@@ -167,6 +183,27 @@ class SearchSpace:
             last_side = (last_side - 1) // self.stage_strides[-1] + 1
             seen.update(dict.fromkeys(self.head_blocks(last_side)))
         return list(seen)
+
+    # -- per-slot costs ------------------------------------------------------------------
+    def active_mask(self, d: np.ndarray) -> np.ndarray:
+        """:meth:`active_slots` for a population: see :func:`active_mask`."""
+        return active_mask(d, self.max_depth)
+
+    def additive_range(self, fixed: np.ndarray, slot: np.ndarray) -> tuple[float, float]:
+        """Exact (min, max) over every subnet of a cost ``fixed[r] + sum over active slots of slot[r, slot, ks, e]``.
+
+        Slots are independent given the depths, so each stage's extreme is the best depth's sum
+        of per-slot extremes.
+
+        Args:
+            fixed: (R,) per-resolution cost.
+            slot: (R, n_slots, n_ks, n_e) per-slot costs.
+        """
+        depths = np.asarray(self.depth_choices)
+        per = np.asarray(slot).reshape(len(fixed), self.n_stages, self.max_depth, -1)
+        lo = np.cumsum(per.min(axis=3), axis=2)[:, :, depths - 1].min(axis=2).sum(axis=1)
+        hi = np.cumsum(per.max(axis=3), axis=2)[:, :, depths - 1].max(axis=2).sum(axis=1)
+        return float((fixed + lo).min()), float((fixed + hi).max())
 
     # -- populations (vectorized; see space.batch) ---------------------------------------
     def sample(self, n: int, rng: np.random.Generator, resolutions: tuple[int, ...] | list[int] | None = None) -> SubnetBatch:
