@@ -26,10 +26,8 @@ from supernet.static_layers import (
     LinearLayer,
     MBConvLayer,
     ResidualBlock,
-    global_avg_pool,
-    remap_legacy_keys,
 )
-from supernet.static_subnet import MobileNetV3
+from supernet.static_subnet import MobileNetV3, OFANetwork
 
 __all__ = ["BASE_STAGE_WIDTH", "STAGE_ACTS", "STAGE_SE", "STAGE_STRIDES", "OFAMobileNetV3", "SupernetConfig"]
 
@@ -87,7 +85,7 @@ def _as_tuple(value: IntOrList | Sequence[float]) -> tuple:
     return tuple(value)
 
 
-class OFAMobileNetV3(nn.Module):
+class OFAMobileNetV3(OFANetwork):
     """Elastic MobileNetV3 supernet (OFA's ``OFAMobileNetV3``).
 
     Args:
@@ -218,15 +216,7 @@ class OFAMobileNetV3(nn.Module):
         for group, depth in zip(self.block_group_info, self.runtime_depth):
             for idx in group[:depth]:
                 x = self.blocks[idx](x)
-        x = self.final_expand_layer(x)
-        x = global_avg_pool(x)
-        x = self.feature_mix_layer(x)
-        x = torch.flatten(x, 1)
-        return self.classifier(x)
-
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
-        """Load weights; also accepts older OFA keys (``mobile_inverted_conv``)."""
-        return super().load_state_dict(remap_legacy_keys(state_dict), strict=strict, assign=assign)
+        return self.head(x)
 
     # ----------------------------------------------------------------- elastic settings
 

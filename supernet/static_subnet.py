@@ -24,7 +24,7 @@ from supernet.static_layers import (
     remap_legacy_keys,
 )
 
-__all__ = ["SUBNET_FORMAT_VERSION", "MobileNetV3", "load_subnet", "save_subnet"]
+__all__ = ["SUBNET_FORMAT_VERSION", "MobileNetV3", "OFANetwork", "load_subnet", "save_subnet"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,25 @@ logger = logging.getLogger(__name__)
 SUBNET_FORMAT_VERSION = 1
 
 
-class MobileNetV3(nn.Module):
+class OFANetwork(nn.Module):
+    """What OFA's MobileNetV3 networks share, static or elastic: the head after the last block
+    and loading OFA's older state-dict keys. Subclasses set ``final_expand_layer``,
+    ``feature_mix_layer`` and ``classifier``."""
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """Final expand, global pooling, feature mix and classifier: the last block's output to logits."""
+        x = self.final_expand_layer(x)
+        x = global_avg_pool(x)
+        x = self.feature_mix_layer(x)
+        x = torch.flatten(x, 1)
+        return self.classifier(x)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """Load weights; also accepts older OFA keys (``mobile_inverted_conv``)."""
+        return super().load_state_dict(remap_legacy_keys(state_dict), strict=strict, assign=assign)
+
+
+class MobileNetV3(OFANetwork):
     """Static MobileNetV3: stem, inverted-residual blocks, final expand, pooling, feature mix, classifier.
 
     Args:
@@ -65,15 +83,7 @@ class MobileNetV3(nn.Module):
         x = self.first_conv(x)
         for block in self.blocks:
             x = block(x)
-        x = self.final_expand_layer(x)
-        x = global_avg_pool(x)
-        x = self.feature_mix_layer(x)
-        x = torch.flatten(x, 1)
-        return self.classifier(x)
-
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
-        """Load weights; also accepts older OFA keys (``mobile_inverted_conv``)."""
-        return super().load_state_dict(remap_legacy_keys(state_dict), strict=strict, assign=assign)
+        return self.head(x)
 
     @property
     def config(self) -> dict[str, Any]:

@@ -30,3 +30,15 @@ def shared_data() -> Path:
     if SHARED_DATA is None:
         pytest.skip("reference data folder (shared/data) not found; set LUTNAS_SHARED_DATA")
     return SHARED_DATA
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """torch limited to one thread for the test: several test processes share the host, and one
+    thread each avoids OpenMP oversubscription."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -7,10 +7,9 @@ import json
 import numpy as np
 import pytest
 import torch
-import typer
 from typer.testing import CliRunner
 
-from lutnas.commands import supernet_cmds
+from lutnas.cli import app
 from lutnas.subnet_export import (
     SubnetConversionError,
     export_static_subnet,
@@ -26,11 +25,8 @@ N_CLASSES = 10
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    """Every test here runs with one torch thread (see tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")
@@ -148,20 +144,8 @@ def test_golden_w10_onnx_logits(shared_data) -> None:
         assert np.abs(logits - case["logits"][i : i + 1].numpy()).max() <= 1e-3
 
 
-@pytest.fixture(scope="module")
-def app() -> typer.Typer:
-    app = typer.Typer()
-    supernet_cmds.register(app)
-
-    @app.callback()
-    def _root() -> None:  # keeps "supernet" as a sub-command
-        pass
-
-    return app
-
-
 @pytest.mark.parametrize("fmt", ["tflite", "onnx"])
-def test_cli_extract(app, small_net: OFAMobileNetV3, tmp_path, fmt: str) -> None:
+def test_cli_extract(small_net: OFAMobileNetV3, tmp_path, fmt: str) -> None:
     ckpt = save_checkpoint(tmp_path / "supernet.pt", small_net)
     arch = _arch(small_net, "4", 16)
     out = tmp_path / f"sub.{fmt}"
@@ -181,7 +165,7 @@ def test_cli_extract(app, small_net: OFAMobileNetV3, tmp_path, fmt: str) -> None
     assert out.read_bytes() == export_static_subnet(subnet, fmt)  # deterministic, same path as the library
 
 
-def test_cli_extract_format_from_suffix_and_bad_format(app, small_net: OFAMobileNetV3, tmp_path) -> None:
+def test_cli_extract_format_from_suffix_and_bad_format(small_net: OFAMobileNetV3, tmp_path) -> None:
     ckpt = save_checkpoint(tmp_path / "supernet.pt", small_net)
     arch = json.dumps(_arch(small_net, "max", 16))
     base = ["supernet", "extract", "--checkpoint", str(ckpt), "--arch", arch]

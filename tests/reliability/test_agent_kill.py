@@ -66,6 +66,18 @@ def _kill_agent_in_trap(agent, worker: int, trap: Trap) -> None:
     kill_pid(worker, signal.SIGKILL)  # a power cut takes the worker too; nothing may finish the job
 
 
+def _assert_each_block_once(db: Path, keys: list[str], logs: list[Path], tally) -> None:
+    """The store holds one row per block (0 lost, 0 duplicated) and the agents' job logs time
+    each block exactly once; the counts go to the run's tally."""
+    final = store_figures(db)
+    timed = timed_keys(*logs)
+    tally.add(rows_lost=final.lost(keys), rows_duplicated=final.duplicated,
+              blocks_timed_twice=sum(1 for n in timed.values() if n > 1))
+    assert final.integrity == "ok"
+    assert final.keys == set(keys) and final.rows == final.distinct == len(keys)
+    assert set(timed) == set(keys) and set(timed.values()) == {1}
+
+
 def test_agent_killed_mid_job_then_restarted_and_rerun(tmp_path: Path, tally) -> None:
     """Kill, profile aborts resumably, restart on the same port with the same cache, rerun: exact counts."""
     keys = block_keys()
@@ -105,13 +117,7 @@ def test_agent_killed_mid_job_then_restarted_and_rerun(tmp_path: Path, tally) ->
         first.stop()
         if second is not None:
             second.stop()
-    final = store_figures(db)
-    timed = timed_keys(*logs)
-    tally.add(rows_lost=final.lost(keys), rows_duplicated=final.duplicated,
-              blocks_timed_twice=sum(1 for n in timed.values() if n > 1))
-    assert final.integrity == "ok"
-    assert final.keys == set(keys) and final.rows == final.distinct == len(keys)  # 0 lost, 0 duplicated
-    assert set(timed) == set(keys) and set(timed.values()) == {1}  # every block timed exactly once
+    _assert_each_block_once(db, keys, logs, tally)
     assert trap_key not in timed_keys(logs[0])  # the in-flight job died with the agent
 
 
@@ -142,11 +148,5 @@ def test_agent_killed_and_back_within_agent_wait_the_same_profile_finishes(tmp_p
         first.stop()
         if second is not None:
             second.stop()
-    final = store_figures(db)
-    timed = timed_keys(*logs)
-    tally.add(rows_lost=final.lost(keys), rows_duplicated=final.duplicated,
-              blocks_timed_twice=sum(1 for n in timed.values() if n > 1))
-    assert final.integrity == "ok"
-    assert final.keys == set(keys) and final.rows == final.distinct == len(keys)
-    assert set(timed) == set(keys) and set(timed.values()) == {1}
+    _assert_each_block_once(db, keys, logs, tally)
     assert trap_key in timed_keys(logs[1]) and trap_key not in timed_keys(logs[0])

@@ -9,12 +9,8 @@ import torch
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # Several test processes share this host; one thread each avoids OpenMP oversubscription.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    """Every supernet test runs with one torch thread (see tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")

@@ -6,24 +6,11 @@ import json
 
 import numpy as np
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from lutnas.commands import supernet_cmds
+from lutnas.cli import app
 
 ARCH = {"ks": [3, 5, 7, 3] * 5, "e": [3, 4, 6, 3] * 5, "d": [2, 3, 4, 2, 3], "r": 8}
-
-
-@pytest.fixture(scope="module")
-def app() -> typer.Typer:
-    app = typer.Typer()
-    supernet_cmds.register(app)
-
-    @app.callback()
-    def _root() -> None:  # keeps "supernet" as a sub-command
-        pass
-
-    return app
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +31,7 @@ def image_folder(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trained(app, image_folder, tmp_path_factory):
+def trained(image_folder, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     runner = CliRunner()
     # Steps in the first and last phase only (the preset's other phases get 0 epochs).
@@ -80,14 +67,14 @@ def test_train_json_and_checkpoints(trained) -> None:
     assert (out / "last.pt").is_file()
 
 
-def test_train_refuses_existing_run_without_resume(app, trained, image_folder) -> None:
+def test_train_refuses_existing_run_without_resume(trained, image_folder) -> None:
     out, _ = trained
     result = CliRunner().invoke(app, ["supernet", "train", "--dataset", str(image_folder), "--out", str(out)])
     assert result.exit_code == 2
     assert "--resume" in result.stderr
 
 
-def test_bare_resume_of_finished_run(app, trained, image_folder) -> None:
+def test_bare_resume_of_finished_run(trained, image_folder) -> None:
     out, first = trained
     argv = ["supernet", "train", "--dataset", str(image_folder), "--out", str(out), "--resume", "--json"]
     result = CliRunner().invoke(app, argv)
@@ -95,7 +82,7 @@ def test_bare_resume_of_finished_run(app, trained, image_folder) -> None:
     assert json.loads(result.stdout)["phases"] == first["phases"]
 
 
-def test_collect_eval_extract(app, trained, tmp_path) -> None:
+def test_collect_eval_extract(trained, tmp_path) -> None:
     out, _ = trained
     ckpt = str(out / "supernet.pt")
     runner = CliRunner()
@@ -158,7 +145,7 @@ def test_collect_eval_extract(app, trained, tmp_path) -> None:
         (["extract", "--arch", json.dumps(ARCH), "--out", "{tmp}/x.bin", "--format", "coreml"], "--format"),
     ],
 )
-def test_bad_input_exits_2(app, trained, tmp_path, args, message) -> None:
+def test_bad_input_exits_2(trained, tmp_path, args, message) -> None:
     out, _ = trained
     rest = [a.replace("{tmp}", str(tmp_path)) for a in args[1:]]
     argv = ["supernet", args[0], "--checkpoint", str(out / "supernet.pt"), *rest]
@@ -167,7 +154,7 @@ def test_bad_input_exits_2(app, trained, tmp_path, args, message) -> None:
     assert message in result.stderr
 
 
-def test_missing_checkpoint_exits_2(app, tmp_path) -> None:
+def test_missing_checkpoint_exits_2(tmp_path) -> None:
     result = CliRunner().invoke(
         app, ["supernet", "eval", "--checkpoint", str(tmp_path / "none.pt"), "--arch", json.dumps(ARCH)]
     )
