@@ -28,6 +28,9 @@ __all__ = [
     "parse_agent_spec",
     "parse_address",
     "parse_options",
+    "parse_resolutions",
+    "resolution_option",
+    "find_setting",
 ]
 
 EXIT_OK = 0
@@ -110,3 +113,51 @@ def parse_options(texts: list[str]) -> dict[str, str]:
             raise ValueError(f"--option expects KEY=VALUE, got {text!r}")
         options[key] = value
     return options
+
+
+def parse_resolutions(text: str) -> tuple[int, ...]:
+    """``"160,176,192"`` or ``"128-224:4"`` (start-stop:step, inclusive) → a tuple of ints."""
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                span, _, step = part.partition(":")
+                lo, _, hi = span.partition("-")
+                out.extend(range(int(lo), int(hi) + 1, int(step or 4)))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise ValueError(f"--resolutions expects ints like 160,176 or a range 128-224:4, got {text!r}") from None
+    if not out or any(r < 32 or r > 1024 for r in out):
+        raise ValueError(f"--resolutions must list resolutions in [32, 1024], got {text!r}")
+    return tuple(dict.fromkeys(out))
+
+
+def resolution_option(texts: list[str] | None) -> tuple[int, ...]:
+    """Every ``--resolutions`` value (each a list or range; the option may repeat) as one tuple; () when none."""
+    return tuple(dict.fromkeys(r for text in texts or [] for r in parse_resolutions(text)))
+
+
+def find_setting(store: Any, ref: str | int) -> Any:
+    """``store.setting(ref)``, with a "did you mean" for a name that differs only in case or by a typo.
+
+    Raises:
+        UnknownDeviceError: nothing matches (the message lists the known devices and the likely one).
+    """
+    import difflib
+
+    from lut import UnknownDeviceError
+
+    try:
+        return store.setting(ref)
+    except UnknownDeviceError as err:
+        names = sorted({s.name for s in store.settings()})
+        text = str(ref)
+        guesses = [n for n in names if n.casefold() == text.casefold()]
+        guesses = guesses or difflib.get_close_matches(text, names, n=1, cutoff=0.6)
+        if not guesses:
+            raise
+        raise UnknownDeviceError(f"{err}; did you mean {guesses[0]!r}?") from None

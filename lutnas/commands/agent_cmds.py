@@ -35,7 +35,8 @@ def serve_cmd(
     cpus: str = typer.Option("auto", help="Pin the timing worker: auto (one fast core), all, or a list like 4-7."),
     job_timeout_s: float | None = typer.Option(None, help="Deadline of a job that names none (default 300)."),
     job_log: Path | None = typer.Option(None, help="Append one JSON line per completed timing job."),
-    name: str | None = typer.Option(None, help="Device name to report (default: hostname)."),
+    name: str | None = typer.Option(None, help="Device name the agent reports (default: hostname). A host's "
+                                    "--agent NAME=HOST:PORT names the LUT and wins; a bare --agent HOST:PORT uses this."),
     benchmark_model_bin: Path | None = typer.Option(None, help="TFLite benchmark_model binary; enables that runtime."),
 ) -> None:
     """Serve the timing agent until interrupted."""
@@ -111,18 +112,27 @@ def _max_temp(row: dict[str, Any]) -> str:
 
 
 def devices_cmd(
-    addresses: list[str] = typer.Argument(..., help="Agents as HOST:PORT (or NAME=HOST:PORT)."),
+    addresses: list[str] = typer.Argument(None, help="Agents as HOST:PORT (or NAME=HOST:PORT); same as --agent.",
+                                          show_default=False),
+    agent: list[str] = typer.Option([], "--agent", help="Agent as [NAME=]HOST:PORT (repeatable)."),
     token_file: Path | None = typer.Option(None, help="File holding the bearer token (else $LUTNAS_TOKEN)."),
     tls_ca: Path | None = typer.Option(None, help="PEM CA or self-signed certificate to trust (enables TLS)."),
-    timeout_s: float = typer.Option(10.0, help="Deadline per agent call, seconds."),
+    connect_timeout_s: float = typer.Option(10.0, "--connect-timeout-s",
+                                            help="How long to keep trying an unreachable agent, seconds."),
+    timeout_s: float | None = typer.Option(None, "--timeout-s", hidden=True),  # old spelling of --connect-timeout-s
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Show device facts of one or more agents as one table."""
     from profiler.client import AgentClient, AgentError
 
+    if timeout_s is not None:
+        connect_timeout_s = timeout_s
+    texts = [*(addresses or []), *agent]
+    if not texts:
+        fail("give at least one agent: --agent [NAME=]HOST:PORT", EXIT_USAGE)
     token = read_token(token_file)
     specs = []
-    for text in addresses:
+    for text in texts:
         try:
             specs.append(parse_agent_spec(text))
         except ValueError as err:
@@ -131,7 +141,8 @@ def devices_cmd(
     failures = []
     for spec in specs:
         try:
-            with AgentClient(spec.address, token=token, tls_ca=tls_ca, timeout_s=timeout_s, retry_s=min(timeout_s, 5.0)) as client:
+            with AgentClient(spec.address, token=token, tls_ca=tls_ca, timeout_s=max(connect_timeout_s, 10.0),
+                             retry_s=connect_timeout_s) as client:
                 rows.append(_device_row(spec.address, client.device_info()))
         except AgentError as err:
             if len(specs) == 1:
@@ -181,7 +192,7 @@ def devices_cmd(
 
 def time_cmd(
     model_file: Path = typer.Argument(..., help="Model file: .onnx, .tflite, .pt (TorchScript) or .pt2 (torch.export)."),
-    agent: str = typer.Option(..., "--agent", help="Agent as NAME=HOST:PORT."),
+    agent: str = typer.Option(..., "--agent", help="Agent as [NAME=]HOST:PORT."),
     runtime: str | None = typer.Option(None, help="Runtime on the agent (default: from the file extension)."),
     threads: int = typer.Option(1, help="Runtime threads."),
     shape: list[str] = typer.Option([], "--shape", help="Input shape as NAME=1x3x224x224 or 1x3x224x224 (repeatable, by position)."),
@@ -189,12 +200,16 @@ def time_cmd(
     samples: bool = typer.Option(False, "--samples", help="Include every timed sample."),
     token_file: Path | None = typer.Option(None, help="File holding the bearer token (else $LUTNAS_TOKEN)."),
     tls_ca: Path | None = typer.Option(None, help="PEM CA or self-signed certificate to trust (enables TLS)."),
-    connect_timeout_s: float = typer.Option(10.0, help="How long to keep trying an unreachable agent, seconds."),
+    connect_timeout_s: float = typer.Option(10.0, "--connect-timeout-s",
+                                            help="How long to keep trying an unreachable agent, seconds."),
+    timeout_s: float | None = typer.Option(None, "--timeout-s", hidden=True),  # old spelling of --connect-timeout-s
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Time any model file on a device and print its latency statistics."""
     from profiler.client import AgentClient, AgentError, message_to_dict, runtime_for_path
 
+    if timeout_s is not None:
+        connect_timeout_s = timeout_s
     try:
         spec = parse_agent_spec(agent)
     except ValueError as err:

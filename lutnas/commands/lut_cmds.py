@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail
+from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail, find_setting, resolution_option
 
 __all__ = ["register", "lut_app"]
 
@@ -135,17 +135,19 @@ def import_cmd(
 def export_cmd(
     db: Path = _DB,
     device: str = typer.Option(..., "--device", help="Device name or setting id."),
-    fmt: str = typer.Option(..., "--format", help="ofa-yaml (a directory) | csv | parquet."),
+    fmt: str | None = typer.Option(None, "--format", help="ofa-yaml (a directory) | csv | parquet "
+                                   "(default: from --out: .csv, .parquet, else a directory of OFA yaml files)."),
     out: Path = typer.Option(..., "--out", help="Output directory (ofa-yaml) or file."),
     json_out: bool = _JSON,
 ) -> None:
     """Export a device's LUT."""
     from lut import EXPORT_FORMATS, export_table
 
+    fmt = fmt or _export_format(out)
     if fmt not in EXPORT_FORMATS:
         fail(f"--format {fmt!r} is unknown; valid: {', '.join(EXPORT_FORMATS)}", EXIT_USAGE)
     with _store(db) as store:
-        stored = store.setting(device)
+        stored = find_setting(store, device)
         try:
             paths = export_table(store, stored, fmt, out)
         except OSError as err:
@@ -156,6 +158,14 @@ def export_cmd(
     err_console.print(f"wrote {len(paths)} file(s) for {stored.describe()} to {out}")
 
 
+def _export_format(out: Path) -> str:
+    """The export format an ``--out`` path implies: its extension, else a directory of OFA yaml files."""
+    suffix = out.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        fail(f"--out {out}: OFA yaml is one file per resolution; give a directory", EXIT_USAGE)
+    return {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}.get(suffix, "ofa-yaml")
+
+
 # -- lut predict ---------------------------------------------------------------------------------
 @lut_app.command("predict")
 def predict_cmd(
@@ -164,7 +174,7 @@ def predict_cmd(
     space: str | None = typer.Option(None, "--space", help="Search space (default ofa-mbv3-w1.2)."),
     arch: str | None = typer.Option(None, "--arch", help='Subnet as JSON: {"ks": [...], "e": [...], "d": [...], "r": 224}.'),
     net_config: Path | None = typer.Option(None, "--net-config", help="OFA net.config file (or its folder)."),
-    resolution: int | None = typer.Option(None, "--resolution", help="Input resolution for --net-config."),
+    resolution: int | None = typer.Option(None, "--resolution", "--resolutions", help="Input resolution for --net-config."),
     raw: bool = typer.Option(False, "--raw", help="Ignore the device's calibration; print the plain LUT sum."),
     json_out: bool = _JSON,
 ) -> None:
@@ -180,7 +190,7 @@ def predict_cmd(
         fail("--resolution goes with --net-config; put r in the --arch JSON", EXIT_USAGE)
     space_name = _space_name(space)
     with _store(db) as store:
-        compiled = store.compiled(device, space_name, calibrated=not raw)
+        compiled = store.compiled(find_setting(store, device), space_name, calibrated=not raw)
         cal = compiled.calibration
         if arch is not None:
             try:
@@ -222,7 +232,7 @@ def rm_cmd(
 ) -> None:
     """Remove a device setting with its rows, failures, validation runs and calibrations."""
     with _store(db) as store:
-        stored = store.setting(device)
+        stored = find_setting(store, device)
         n_rows = len(store.keys(stored.id))
         if not yes:
             if not sys.stdin.isatty():
@@ -240,9 +250,11 @@ def rm_cmd(
 def compare_cmd(
     ctx: typer.Context,
     db: Path = _DB,
-    devices: list[str] = typer.Option(..., "--devices", help="Two or more devices: --devices A B [...] (or A,B)."),
+    device: list[str] = typer.Option([], "--device", help="A device to compare; repeat (or A,B): two or more."),
+    devices: list[str] = typer.Option([], "--devices", hidden=True),  # old spelling: --devices A B [...]
     space: str | None = typer.Option(None, "--space", help="Search space (default ofa-mbv3-w1.2)."),
-    resolution: list[int] | None = typer.Option(None, "--resolution", help="Resolution(s) to compare at (repeatable; default: all common)."),
+    resolutions: list[str] = typer.Option([], "--resolutions", "--resolution",
+                                          help="Resolutions to compare at (a list or range; default: all common)."),
     subnets: int = typer.Option(10_000, "--subnets", min=2, help="Random subnets to rank."),
     seed: int = typer.Option(0, "--seed", help="Seed of the subnet draw (and of the searches with --predictor)."),
     plot: Path | None = typer.Option(None, "--plot", help="Write a PNG: latency scatter and per-stage ratio heat map."),
@@ -263,9 +275,13 @@ def compare_cmd(
     bad = [a for a in extra if a.startswith("-")]
     if bad:
         fail(f"unknown option(s) {bad}", EXIT_USAGE)
-    names = [n for item in [*devices, *extra] for n in item.split(",") if n]
+    names = [n for item in [*device, *devices, *extra] for n in item.split(",") if n]
     if len(names) < 2 or len(set(names)) != len(names):
-        fail(f"--devices needs two or more distinct devices, got {names}", EXIT_USAGE)
+        fail(f"compare needs two or more distinct devices (--device A --device B), got {names}", EXIT_USAGE)
+    try:
+        resolution = list(resolution_option(resolutions))
+    except ValueError as err:
+        fail(str(err), EXIT_USAGE)
     if predictor is None and (budgets is not None or generations is not None):
         fail("--budgets and --generations go with --predictor P", EXIT_USAGE)
     quantiles = _parse_quantiles(budgets) if budgets is not None else None
@@ -275,7 +291,7 @@ def compare_cmd(
     with _store(db) as store:
         luts = {}
         for name in names:
-            stored = store.setting(name)
+            stored = find_setting(store, name)
             luts[name] = store.compiled(stored.id, space_name, calibrated=False)
         cmp = compare_luts(luts, resolutions=resolution or None, n_subnets=subnets, random_state=seed)
     regret = None

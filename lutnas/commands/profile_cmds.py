@@ -19,31 +19,12 @@ from lutnas._common import (
     fail,
     parse_agent_spec,
     parse_options,
+    parse_resolutions,
     read_token,
+    resolution_option,
 )
 
 __all__ = ["register", "parse_resolutions", "run_profile"]
-
-
-def parse_resolutions(text: str) -> tuple[int, ...]:
-    """``"160,176,192"`` or ``"128-224:4"`` (start-stop:step, inclusive) → a tuple of ints."""
-    out: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            if "-" in part:
-                span, _, step = part.partition(":")
-                lo, _, hi = span.partition("-")
-                out.extend(range(int(lo), int(hi) + 1, int(step or 4)))
-            else:
-                out.append(int(part))
-        except ValueError:
-            raise ValueError(f"--resolutions expects ints like 160,176 or a range 128-224:4, got {text!r}") from None
-    if not out or any(r < 32 or r > 1024 for r in out):
-        raise ValueError(f"--resolutions must list resolutions in [32, 1024], got {text!r}")
-    return tuple(dict.fromkeys(out))
 
 
 def run_profile(store, agents, settings, token, tls_ca=None, show_progress: bool = True):
@@ -88,9 +69,12 @@ def _summary_table(report) -> Table:
 
 
 def profile_cmd(
-    agent: list[str] = typer.Option(..., "--agent", help="NAME=HOST:PORT; repeat; agents sharing a NAME split that device's work."),
+    agent: list[str] = typer.Option(..., "--agent", help="[NAME=]HOST:PORT; repeat; agents sharing a NAME split that "
+                                    "device's work. NAME names the LUT (it wins over the agent's own --name); a bare "
+                                    "HOST:PORT uses the name the agent reports."),
     space: str = typer.Option("ofa-mbv3-w1.2", help="Search space whose blocks are timed."),
-    resolutions: str = typer.Option("160,176,192,208,224", help="Comma-separated resolutions, or a range like 128-224:4."),
+    resolutions: list[str] = typer.Option(["160,176,192,208,224"], "--resolutions", "--resolution",
+                                          help="Resolutions: a comma list or a range like 128-224:4 (repeatable)."),
     runtime: str = typer.Option("onnxruntime", help="Runtime on the agents: onnxruntime, tflite, torch, benchmark_model."),
     threads: int = typer.Option(1, help="Runtime threads."),
     fmt: Optional[str] = typer.Option(None, "--format", help="Model format: onnx or tflite (default: the runtime's own)."),
@@ -112,7 +96,7 @@ def profile_cmd(
 
     try:
         specs = [parse_agent_spec(a) for a in agent]
-        res = parse_resolutions(resolutions)
+        res = resolution_option(resolutions)
         get_space(space)
         options = parse_options(option)
         if fmt is not None and fmt not in ("onnx", "tflite", "torchscript"):
@@ -124,6 +108,7 @@ def profile_cmd(
     except ValueError as err:
         fail(str(err), EXIT_USAGE)
     token = read_token(token_file)
+    specs = _name_bare_agents(agent, specs, token, tls_ca)
     with LutStore(db) as store:
         try:
             report = run_profile(store, [AgentRef(s.name, s.address) for s in specs], settings, token,
@@ -141,6 +126,25 @@ def profile_cmd(
                 err_console.print(f"[red]aborted[/] {d.name}: {d.aborted}")
     if not report.ok:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _name_bare_agents(texts: list[str], specs: list, token: str | None, tls_ca: Path | None) -> list:
+    """Give each bare ``--agent HOST:PORT`` the device name its agent reports (``agent serve --name``)."""
+    from profiler.client import AgentClient, AgentError
+
+    from lutnas._common import AgentSpec
+
+    out = []
+    for text, spec in zip(texts, specs):
+        if "=" not in text:
+            try:
+                with AgentClient(spec.address, token=token, tls_ca=tls_ca) as client:
+                    spec = AgentSpec(name=client.device_info().name or spec.address, address=spec.address)
+            except AgentError as err:
+                fail(f"cannot ask {spec.address} its name ({err}); give --agent NAME=HOST:PORT", EXIT_FAILED)
+            err_console.print(f"{spec.address}: filing rows under the agent's name {spec.name!r}", highlight=False)
+        out.append(spec)
+    return out
 
 
 def _fidelity_table(report) -> Table:
@@ -163,7 +167,8 @@ def validate_cmd(
     samples: int = typer.Option(100, help="Subnets to time end to end, stratified over the predicted latency range."),
     rounds: int = typer.Option(4, help="Interleaved timing rounds (even/odd rounds give the repeat noise)."),
     space: Optional[str] = typer.Option(None, help="Search space (default: the one the LUT covers)."),
-    resolutions: Optional[str] = typer.Option(None, help="Restrict to these resolutions (default: all the LUT covers)."),
+    resolutions: list[str] = typer.Option([], "--resolutions", "--resolution",
+                                          help="Restrict to these resolutions (default: all the LUT covers)."),
     calibrate: bool = typer.Option(False, "--calibrate", help="Fit a calibration (chosen by cross-validation) and store it."),
     seed: int = typer.Option(0, help="Seed of the subnet draw and round order."),
     option: list[str] = typer.Option([], "--option", help="Runtime option KEY=VALUE, as given to the profile; repeatable."),
@@ -178,7 +183,7 @@ def validate_cmd(
 
     try:
         spec = parse_agent_spec(agent) if agent else None
-        res = parse_resolutions(resolutions) if resolutions else ()
+        res = resolution_option(resolutions)
         if samples < 3:
             raise ValueError(f"--samples must be >= 3, got {samples}")
         if round_stat not in ("min", "median"):

@@ -11,7 +11,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail
+from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail, find_setting
 
 __all__ = ["predictor_app", "register"]
 
@@ -93,26 +93,31 @@ def train_cmd(
 def eval_cmd(
     data: list[Path] | None = _DATA,
     more: list[Path] | None = _MORE,
-    predictor: Path | None = typer.Option(None, "--predictor", help="A lutnas predictor file or OFA's .pth."),
-    ofa_weights: Path | None = typer.Option(None, "--ofa-weights", help="OFA's acc_predictor.pth."),
+    predictor: Path | None = typer.Option(None, "--predictor", help="A lutnas predictor file or OFA's "
+                                          "acc_predictor.pth (the format is detected)."),
+    ofa_weights: Path | None = typer.Option(None, "--ofa-weights", hidden=True),  # old spelling of --predictor
     json_out: bool = _JSON,
 ) -> None:
     """Rank correlation and RMSE of a predictor on accuracy data."""
-    from search import infer_space, load_ofa_predictor, prediction_metrics
+    from search import infer_space, prediction_metrics
 
-    if (predictor is None) == (ofa_weights is None):
-        fail("give exactly one of --predictor FILE or --ofa-weights FILE", EXIT_USAGE)
+    if predictor is not None and ofa_weights is not None:
+        fail("give one --predictor FILE (lutnas's or OFA's format, detected)", EXIT_USAGE)
+    predictor = predictor or ofa_weights
+    if predictor is None:
+        fail("give --predictor FILE (lutnas's or OFA's format, detected)", EXIT_USAGE)
     accuracy = _load_data(_data_paths(data, more))
     with _search_errors():
-        pred = load_ofa_predictor(ofa_weights) if ofa_weights is not None else _load_any(predictor)
+        pred = _load_any(predictor)
         data_space = infer_space(accuracy)
         if data_space is not None and data_space != pred.space_name:
-            logger.warning("the data looks like %s but the predictor is for %s", data_space, pred.space_name)
+            err_console.print(f"[yellow]warning:[/] the data looks like {data_space} but the predictor is for "
+                              f"{pred.space_name}", highlight=False)
         metrics = prediction_metrics(pred.predict_batch(accuracy.to_batch()), accuracy.accuracy_pct)
     if json_out:
         emit_json(metrics)
         return
-    table = Table(title=f"{predictor or ofa_weights} on {len(accuracy)} subnets")
+    table = Table(title=f"{predictor} on {len(accuracy)} subnets")
     for col in ("kendall", "spearman", "rmse (%)", "n"):
         table.add_column(col, justify="right")
     table.add_row(f"{metrics['kendall']:.4f}", f"{metrics['spearman']:.4f}", f"{metrics['rmse']:.3f}",
@@ -257,7 +262,7 @@ def _compiled_tables(db: Path, devices: list[str], space_name: str, calibrated: 
         fail(f"no LUT store at {db} (create one with 'lutnas lut import' or 'lutnas profile')", EXIT_USAGE)
     try:
         with LutStore(db) as store:
-            return {dev: store.compiled(dev, space_name, calibrated=calibrated) for dev in devices}
+            return {dev: store.compiled(find_setting(store, dev), space_name, calibrated=calibrated) for dev in devices}
     except (LutError, ValueError) as err:
         fail(str(err), EXIT_USAGE)
 
