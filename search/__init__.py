@@ -46,7 +46,7 @@ from search.ofa_predictor import (
     is_ofa_state_dict,
     load_ofa_predictor,
 )
-from search.pareto import pareto_front, pareto_sweep
+from search.pareto import independent_sweep, pareto_front, pareto_sweep
 from search.prediction_cache import PredictionCache
 from search.predictor import FORMAT_VERSION, LutnasPredictor
 from search.regret import (
@@ -107,6 +107,7 @@ __all__ = [
     "params_constraint",
     "params_table",
     "pareto_front",
+    "independent_sweep",
     "pareto_sweep",
     "prediction_metrics",
     "rmse",

@@ -1,9 +1,12 @@
-"""Budget sweeps: one search per budget, each starting from the previous one's population.
+"""Budget sweeps: one search per budget.
 
-Sweeping budgets in ascending order lets every search start from the final population of
-the search before it: those subnets met a tighter budget, so they meet this one too, and
-the search spends its generations improving instead of re-discovering good regions. The
-points share one prediction cache, so no network is scored twice across the sweep.
+:func:`pareto_sweep` chains the points: sweeping budgets in ascending order lets every search
+start from the final population of the search before it (those subnets met a tighter budget,
+so they meet this one too), and the search spends its generations improving instead of
+re-discovering good regions; a point's answer then depends on the points before it.
+:func:`independent_sweep` runs every point as if alone, with the same seed, so a budget gives
+the same answer in any list, and an unreachable point is reported in its place instead of
+failing the sweep. Both share one prediction cache, so no network is scored twice.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from search.errors import BudgetOutOfRangeError, InfeasibleSearchError
 from search.evolution import (
     Constraint,
     EvolutionSettings,
@@ -24,7 +28,7 @@ from search.evolution import (
 from search.prediction_cache import PredictionCache
 from space import Genome, SearchSpace, get_space
 
-__all__ = ["pareto_front", "pareto_sweep"]
+__all__ = ["independent_sweep", "pareto_front", "pareto_sweep"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +77,41 @@ def pareto_sweep(
         results.append(result)
         previous = result.population
     return results
+
+
+def independent_sweep(
+    space: SearchSpace | str,
+    points: Sequence[Sequence[Constraint]],
+    predictor: Any,
+    settings: EvolutionSettings | None = None,
+    random_state: int | None = None,
+    extra_constraints: Sequence[Constraint] = (),
+) -> list[SearchResult | BudgetOutOfRangeError | InfeasibleSearchError]:
+    """Run one search per point, each exactly as a search of that point alone with ``random_state``.
+
+    Args:
+        space: a space name or SearchSpace.
+        points: the constraints of each point (e.g. one latency budget per device).
+        predictor: the accuracy predictor (``predict_batch``).
+        settings: evolution settings (OFA's defaults when None).
+        random_state: the seed every point's search starts from (an int, so each point draws the
+            same stream it would draw alone; None draws fresh entropy per point).
+        extra_constraints: constraints added to every point (e.g. MACs).
+
+    Returns:
+        One entry per point, in the order given: its result, or the error that says why no subnet
+        fits it (out of the achievable range, or jointly unreachable).
+    """
+    cache = PredictionCache(predictor, Genome(get_space(space)))
+    out: list[SearchResult | BudgetOutOfRangeError | InfeasibleSearchError] = []
+    for point in points:
+        try:
+            out.append(evolutionary_search(space, [*point, *extra_constraints], predictor, settings, random_state,
+                                           prediction_cache=cache))
+        except (BudgetOutOfRangeError, InfeasibleSearchError) as err:
+            logger.debug("sweep point %s: %s", [c.describe_limit() for c in point], err)
+            out.append(err)
+    return out
 
 
 def pareto_front(results: Sequence[SearchResult], cost: str | None = None) -> list[int]:

@@ -196,11 +196,11 @@ def _search_cmd(
 
     from search import (
         EvolutionSettings,
-        evolutionary_search,
+        SearchError,
+        independent_sweep,
         latency_constraint,
         macs_constraint,
         params_constraint,
-        pareto_sweep,
     )
     from space import DEFAULT_SPACE, get_space
 
@@ -231,23 +231,39 @@ def _search_cmd(
         points = [[latency_constraint(dev, tables[dev], budgets[j][i]) for j, dev in enumerate(device)]
                   for i in range(n_points)]
         points.sort(key=lambda cons: [c.limit for c in cons])
-        if n_points == 1:
-            results = [evolutionary_search(space_name, [*points[0], *extra], pred, settings, seed)]
-        else:
-            results = pareto_sweep(space_name, points, pred, settings, seed, extra_constraints=extra)
+        # Every budget is searched as if alone with --seed: its answer does not depend on the others.
+        outcomes = independent_sweep(space_name, points, pred, settings, seed, extra_constraints=extra)
+    infeasible = [o for o in outcomes if isinstance(o, SearchError)]
+    if len(infeasible) == len(outcomes):
+        fail("; ".join(dict.fromkeys(str(e) for e in infeasible)), EXIT_USAGE)
+    results = [o for o in outcomes if not isinstance(o, SearchError)]
     if plot is not None:
         _plot_front(results, device[0], plot)
     # Say which latency model priced each device: the calibrated LUT or its plain sums.
     latency_model = {dev: _latency_model(tables[dev]) for dev in device}
-    docs = [{**r.to_dict(), "latency_model": latency_model} for r in results]
+    rows = [_result_row(o, cons, tables, settings, pred, space_name) for o, cons in zip(outcomes, points)]
     if json_out:
-        emit_json(docs[0] if n_points == 1 else docs)
+        emit_json({"space": space_name, "devices": list(device), "latency_model": latency_model, "seed": seed,
+                   "results": rows})
         return
-    _print_results(results, device)
+    _print_results(rows, device)
     for dev, how in latency_model.items():
         err_console.print(f"{dev} latency: {how}")
     if plot is not None:
         err_console.print(f"front drawn to {plot}")
+
+
+def _result_row(outcome: Any, constraints: list[Any], tables: dict[str, Any], settings: Any, pred: Any,
+                space_name: str) -> dict[str, Any]:
+    """One budget's JSON row: the search result, or why no subnet fits with each device's achievable range."""
+    from search import SearchError, search_resolutions
+
+    if not isinstance(outcome, SearchError):
+        return {"feasible": True, **outcome.to_dict()}
+    res = search_resolutions(space_name, constraints, pred, settings.resolutions)
+    achievable = {c.name: [round(v, 4) for v in tables[c.name].latency_range(res)] for c in constraints}
+    return {"feasible": False, "limits": {c.name: c.limit for c in constraints}, "reason": str(outcome),
+            "achievable_ms": achievable}
 
 
 def _latency_model(compiled: Any) -> str:
@@ -267,29 +283,38 @@ def _compiled_tables(db: Path, devices: list[str], space_name: str, calibrated: 
         fail(str(err), EXIT_USAGE)
 
 
-def _print_results(results: list[Any], devices: list[str]) -> None:
+def _print_results(rows: list[dict[str, Any]], devices: list[str]) -> None:
     import json
 
     table = Table(title="search results")
     for dev in devices:
         table.add_column(f"{dev} budget (ms)", justify="right")
         table.add_column(f"{dev} latency (ms)", justify="right")
-    extra = sorted({k for r in results for k in r.costs if k not in r.latency_ms})
+    extra = sorted({k for r in rows for k in r.get("costs", {})})
     for name in extra:
         table.add_column(name, justify="right")
     for col in ("predicted top-1 (%)", "r", "search (s)"):
         table.add_column(col, justify="right")
-    for r in results:
+    for r in rows:
         row = []
         for dev in devices:
-            row += [f"{r.limits[dev]:g}", f"{r.latency_ms[dev]:.2f}"]
-        row += [f"{r.costs[name]:.4g}" for name in extra]
-        row += [f"{r.predicted_accuracy:.2f}", str(r.arch["r"]), f"{r.search_seconds:.2f}"]
+            if r["feasible"]:
+                row += [f"{r['limits'][dev]:g}", f"{r['latency_ms'][dev]:.2f}"]
+            else:
+                lo, hi = r["achievable_ms"][dev]
+                what = "not binding" if r["limits"][dev] >= hi else "infeasible"
+                row += [f"{r['limits'][dev]:g}", f"[red]{what}[/]: achievable {lo:.1f}..{hi:.1f} ms"]
+        if r["feasible"]:
+            row += [f"{r['costs'][name]:.4g}" for name in extra]
+            row += [f"{r['predicted_accuracy']:.2f}", str(r["arch"]["r"]), f"{r['search_seconds']:.2f}"]
+        else:
+            row += ["-"] * (len(extra) + 3)
         table.add_row(*row)
     err_console.print(table)
-    for r in results:
-        budget = ", ".join(f"{dev} <= {r.limits[dev]:g} ms" for dev in devices)
-        err_console.print(f"[bold]{budget}[/]: {json.dumps(r.arch)}", highlight=False, soft_wrap=True)
+    for r in rows:
+        budget = ", ".join(f"{dev} <= {r['limits'][dev]:g} ms" for dev in devices)
+        detail = json.dumps(r["arch"]) if r["feasible"] else r["reason"]
+        err_console.print(f"[bold]{budget}[/]: {detail}", highlight=False, soft_wrap=True)
 
 
 def _plot_front(results: list[Any], device: str, path: Path) -> None:

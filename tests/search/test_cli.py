@@ -46,10 +46,10 @@ def test_predictor_train_and_eval(tmp_path):
 def test_search_json_sweep_and_errors(note10_db, tmp_path):
     base = ["search", "--db", str(note10_db), "--device", "note10", "--predictor", str(OFA_WEIGHTS),
             "--generations", "20", "--seed", "1"]
-    doc = _json(runner.invoke(app, [*base, "--latency-ms", "25", "--json"]))
+    (doc,) = _json(runner.invoke(app, [*base, "--latency-ms", "25", "--json"]))["results"]
     assert doc["latency_ms"]["note10"] <= 25 and set(doc["arch"]) == {"ks", "e", "d", "r"}
     plot = tmp_path / "front.png"
-    docs = _json(runner.invoke(app, [*base, "--latency-ms", "20,15", "--json", "--plot", str(plot)]))
+    docs = _json(runner.invoke(app, [*base, "--latency-ms", "20,15", "--json", "--plot", str(plot)]))["results"]
     assert [d["limits"]["note10"] for d in docs] == [15.0, 20.0] and plot.stat().st_size > 0
     res = runner.invoke(app, [*base, "--latency-ms", "3"])
     assert res.exit_code == 2 and "achievable range" in res.output
@@ -57,5 +57,5 @@ def test_search_json_sweep_and_errors(note10_db, tmp_path):
     assert res.exit_code == 2
     human = runner.invoke(app, [*base, "--latency-ms", "25"])
     assert human.exit_code == 0 and human.stdout == ""
-    distinct = _json(runner.invoke(app, [*base, "--latency-ms", "25", "--distinct-parents", "--json"]))
+    (distinct,) = _json(runner.invoke(app, [*base, "--latency-ms", "25", "--distinct-parents", "--json"]))["results"]
     assert distinct["latency_ms"]["note10"] <= 25

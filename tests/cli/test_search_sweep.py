@@ -1,0 +1,45 @@
+"""``lutnas search`` sweeps: an unreachable budget is a row, and each budget's answer is its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import SHARED_DATA
+
+from .conftest import invoke, invoke_json, one_line
+
+OFA_WEIGHTS = (SHARED_DATA or Path("/nonexistent")) / "ofa" / "acc_predictor.pth"
+
+
+def _search(db: Path, budgets: str, *more: str):
+    return ("search", "--db", db, "--device", "note10", "--predictor", OFA_WEIGHTS, "--generations", "10",
+            "--population", "40", "--seed", "3", "--latency-ms", budgets, *more)
+
+
+def test_infeasible_budget_is_a_row_and_the_others_stay(db: Path) -> None:
+    doc = invoke_json(*_search(db, "25,5,300"))
+    assert set(doc) == {"space", "devices", "latency_model", "seed", "results"}
+    low, mid, high = doc["results"]
+    assert low["feasible"] is False and low["limits"] == {"note10": 5.0}
+    lo, hi = low["achievable_ms"]["note10"]
+    assert 9.5 < lo < 10.5 and 90 < hi < 95  # the Note10 LUT's range at r=160..224
+    assert "no subnet meets latency on note10 <= 5 ms" in low["reason"]
+    assert high["feasible"] is False and "constrains nothing" in high["reason"]
+    assert mid["feasible"] is True and mid["latency_ms"]["note10"] <= 25
+    human = invoke(*_search(db, "5,25"))
+    assert human.exit_code == 0 and "infeasible:" in human.stderr
+    assert "note10 <= 5 ms: no subnet meets latency on note10 <= 5 ms: achievable range" in one_line(human.stderr)
+
+
+def test_every_budget_infeasible_exits_2(db: Path) -> None:
+    result = invoke(*_search(db, "3,5"))
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "no subnet meets latency on note10 <= 3 ms" in one_line(result.stderr)
+
+
+def test_a_budget_gives_the_same_answer_alone_and_in_any_sweep(db: Path) -> None:
+    alone = invoke_json(*_search(db, "22"))["results"][0]
+    for sweep in ("15,22", "22,30,18"):
+        rows = invoke_json(*_search(db, sweep))["results"]
+        (same,) = [r for r in rows if r["limits"]["note10"] == 22.0]
+        assert same["arch"] == alone["arch"] and same["predicted_accuracy"] == alone["predicted_accuracy"]
