@@ -104,6 +104,7 @@ def start_agent_process(
     env: dict[str, str] | None = None,
     timeout_s: float = 60.0,
     python: str = sys.executable,
+    command: Sequence[str] | None = None,
 ) -> AgentProcess:
     """Start ``python -m agent`` as a subprocess and wait until it prints its ready line.
 
@@ -116,6 +117,8 @@ def start_agent_process(
         env: Extra environment variables.
         timeout_s: How long to wait for the ready line.
         python: Interpreter to run the agent with.
+        command: The argv that starts the agent, e.g. ``["venv/bin/lutnas", "agent", "serve"]``
+            (default ``[python, "-m", "agent"]``); the flags above are appended.
 
     Returns:
         The running agent; call ``stop()`` (or use it as a context manager).
@@ -127,7 +130,7 @@ def start_agent_process(
     tmp_path = Path(tmp.name)
     if token == "":
         token = secrets.token_urlsafe(24)
-    args = [python, "-m", "agent", "--host", host, "--port", str(port or 0)]
+    args = [*(command or (python, "-m", "agent")), "--host", host, "--port", str(port or 0)]
     if token is None:
         args.append("--insecure-no-auth")
     else:
