@@ -29,7 +29,8 @@ from functools import partial
 import numpy as np
 import torch
 
-from profiler.builders import block_input_shape, build_block
+from layers import block_input_shape
+from profiler.builders import build_block
 from profiler.export import export_block, export_module
 from space import Block, get_space
 

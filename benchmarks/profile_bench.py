@@ -26,7 +26,8 @@ from pathlib import Path
 
 from agent.testing import start_agent_process
 from lut import LutStore
-from profiler.builders import block_input_shape, build_block
+from layers import block_input_shape
+from profiler.builders import build_block
 from profiler.client import AgentClient
 from profiler.fleet import DEFAULT_PLAN, AgentRef, ProfileSettings, plan_blocks, profile
 

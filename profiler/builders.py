@@ -1,23 +1,21 @@
-"""Torch modules for the blocks of an OFA-MobileNetV3 subnet, with random but seeded weights.
+"""Block and subnet builders: the torch modules of the blocks an OFA-MobileNetV3 LUT times, with seeded weights.
 
-Every block kind that the LUT times has a module here, with Once-for-All semantics:
+Every block kind has a module made of :mod:`layers`, with Once-for-All semantics:
 
-- ``first_conv``: 3×3 stride-2 conv → BN → h_swish.
-- ``mbconv``: 1×1 expand conv → BN → act (absent when ``mid_chs == in_chs``, i.e. expand ratio 1),
-  k×k depthwise conv (padding ``k // 2``) → BN → act, squeeze-excite when ``se``, 1×1 project conv → BN,
-  identity add when ``skip``.
+- ``first_conv``: 3×3 stride-2 :class:`layers.ConvBNAct` with h_swish.
+- ``mbconv``: :class:`layers.ResidualBlock` around a :class:`layers.MBConv` (identity add when ``skip``).
 - ``final_expand``: 1×1 conv → BN → h_swish.
-- ``avgpool``: global average pool, keeping a 1×1 spatial size.
+- ``avgpool``: :class:`layers.GlobalAvgPool`.
 - ``feature_mix``: 1×1 conv (no bias, no BN) → h_swish.
-- ``classifier``: flatten → Linear with bias.
+- ``classifier``: :class:`layers.Classifier`.
 
 Weights, biases and BN statistics are drawn from a ``torch.Generator`` seeded from the block key and a
 seed, so the same block always gets the same module: He-normal conv and linear weights, BN scale in
 [0.5, 1.5] (in [0.1, 0.3] on the project conv of a block with an identity skip, so activations stay O(10)
 through a whole subnet), random BN shift, mean and variance. Modules are returned in eval mode; the
-exporters fold BN into the convolutions with :func:`fold_conv_bn`.
+exporters fold BN into the convolutions with :func:`layers.fold_conv_bn`.
 
-A whole subnet is the same block modules in run order (:class:`SubnetModel`), so its layers are exactly
+A whole subnet is the same block modules in run order (:class:`layers.SubnetModel`), so its layers are exactly
 the blocks the LUT times.
 """
 
@@ -27,304 +25,29 @@ import hashlib
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from space import Block, make_divisible
+from layers import (
+    Classifier,
+    ConvBNAct,
+    GlobalAvgPool,
+    MBConv,
+    ResidualBlock,
+    SubnetModel,
+)
+from space import BLOCK_KINDS, Block, read_net_config
 
 __all__ = [
-    "ACTIVATIONS",
-    "BLOCK_KINDS",
-    "ActName",
-    "Classifier",
-    "ConvBNAct",
-    "GlobalAvgPool",
-    "HSigmoid",
-    "HSwish",
-    "MBConv",
-    "SqueezeExcite",
-    "SubnetModel",
-    "block_input_shape",
-    "block_output_shape",
     "build_block",
     "build_blocks",
     "build_from_net_config",
     "build_subnet",
-    "fold_conv_bn",
-    "module_output_shape",
-    "se_mid_chs",
 ]
 
 logger = logging.getLogger(__name__)
-
-ActName = Literal["relu", "h_swish", "none"]
-#: Activation names a block may carry.
-ACTIVATIONS: tuple[str, ...] = ("relu", "h_swish", "none")
-#: Block kinds that :func:`build_block` knows.
-BLOCK_KINDS: tuple[str, ...] = ("first_conv", "mbconv", "final_expand", "avgpool", "feature_mix", "classifier")
-
-SE_REDUCTION = 4  # OFA's squeeze-excite reduction
-CHANNEL_DIVISOR = 8  # OFA's MyNetwork.CHANNEL_DIVISIBLE
-BN_EPS = 1e-5  # OFA's default BN epsilon
-
-
-class HSwish(nn.Module):
-    """h_swish(x) = x * relu6(x + 3) / 6."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.nn.functional.relu6(x + 3.0) / 6.0
-
-
-class HSigmoid(nn.Module):
-    """h_sigmoid(x) = relu6(x + 3) / 6."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.relu6(x + 3.0) / 6.0
-
-
-def _make_act(act: str) -> nn.Module:
-    if act == "relu":
-        return nn.ReLU()
-    if act == "h_swish":
-        return HSwish()
-    if act == "none":
-        return nn.Identity()
-    raise ValueError(f"unknown activation {act!r}; known: {', '.join(ACTIVATIONS)}")
-
-
-class ConvBNAct(nn.Module):
-    """Conv2d (no bias) → optional BatchNorm → activation, with symmetric padding ``kernel // 2``.
-
-    Args:
-        in_chs: Input channels.
-        out_chs: Output channels.
-        kernel: Square kernel size.
-        stride: Stride.
-        groups: Convolution groups (``in_chs`` for depthwise).
-        act: Activation name, one of :data:`ACTIVATIONS`.
-        bn: Whether a BatchNorm follows the convolution.
-    """
-
-    def __init__(
-        self,
-        in_chs: int,
-        out_chs: int,
-        kernel: int = 1,
-        stride: int = 1,
-        groups: int = 1,
-        act: str = "relu",
-        bn: bool = True,
-    ) -> None:
-        super().__init__()
-        self.in_chs = in_chs
-        self.out_chs = out_chs
-        self.kernel = kernel
-        self.stride = stride
-        self.groups = groups
-        self.act_name = act
-        self.conv = nn.Conv2d(in_chs, out_chs, kernel, stride, kernel // 2, groups=groups, bias=False)
-        self.bn = nn.BatchNorm2d(out_chs, eps=BN_EPS) if bn else None
-        self.act = _make_act(act)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x)
-        if self.bn is not None:
-            x = self.bn(x)
-        return self.act(x)
-
-    def folded(self) -> tuple[np.ndarray, np.ndarray | None]:
-        """The convolution with BN folded in: (weight OIHW, bias or None), float32; see :func:`fold_conv_bn`."""
-        return fold_conv_bn(self.conv, self.bn)
-
-
-class SqueezeExcite(nn.Module):
-    """OFA squeeze-excite: mean → 1×1 conv (bias) → ReLU → 1×1 conv (bias) → h_sigmoid → multiply.
-
-    Args:
-        chs: Channels of the tensor being gated.
-        mid_chs: Squeezed channels (``make_divisible(chs // 4, 8)`` in OFA).
-    """
-
-    def __init__(self, chs: int, mid_chs: int) -> None:
-        super().__init__()
-        self.chs = chs
-        self.mid_chs = mid_chs
-        self.reduce = nn.Conv2d(chs, mid_chs, 1, bias=True)
-        self.relu = nn.ReLU()
-        self.expand = nn.Conv2d(mid_chs, chs, 1, bias=True)
-        self.gate = HSigmoid()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.mean(dim=(2, 3), keepdim=True)
-        s = self.gate(self.expand(self.relu(self.reduce(s))))
-        return x * s
-
-
-class MBConv(nn.Module):
-    """OFA inverted-residual block (MBConvLayer, optionally inside a ResidualBlock with identity shortcut).
-
-    Args:
-        in_chs: Input channels.
-        mid_chs: Expanded channels; equal to ``in_chs`` means no expand conv (expand ratio 1).
-        out_chs: Output channels.
-        kernel: Depthwise kernel size.
-        stride: Depthwise stride.
-        act: Activation of the expand and depthwise convs.
-        se: Whether a squeeze-excite follows the depthwise conv.
-        skip: Whether the block adds its input to its output.
-    """
-
-    def __init__(
-        self,
-        in_chs: int,
-        mid_chs: int,
-        out_chs: int,
-        kernel: int = 3,
-        stride: int = 1,
-        act: str = "relu",
-        se: bool = False,
-        skip: bool = False,
-    ) -> None:
-        super().__init__()
-        self.in_chs = in_chs
-        self.mid_chs = mid_chs
-        self.out_chs = out_chs
-        self.has_expand = mid_chs != in_chs
-        self.has_skip = skip
-        self.expand = ConvBNAct(in_chs, mid_chs, 1, act=act) if self.has_expand else None
-        self.dw = ConvBNAct(mid_chs, mid_chs, kernel, stride, groups=mid_chs, act=act)
-        self.se = SqueezeExcite(mid_chs, se_mid_chs(mid_chs)) if se else None
-        self.project = ConvBNAct(mid_chs, out_chs, 1, act="none")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.expand(x) if self.expand is not None else x
-        y = self.dw(y)
-        if self.se is not None:
-            y = self.se(y)
-        y = self.project(y)
-        return x + y if self.has_skip else y
-
-
-class GlobalAvgPool(nn.Module):
-    """Mean over H and W, keeping a 1×1 spatial size (OFA's ``AvgPool2D`` LUT entry)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean(dim=(2, 3), keepdim=True)
-
-
-class Classifier(nn.Module):
-    """Flatten → Linear with bias (OFA's ``Logits`` LUT entry).
-
-    Args:
-        in_chs: Input features.
-        out_chs: Classes.
-    """
-
-    def __init__(self, in_chs: int, out_chs: int) -> None:
-        super().__init__()
-        self.in_chs = in_chs
-        self.out_chs = out_chs
-        self.linear = nn.Linear(in_chs, out_chs, bias=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(torch.flatten(x, 1))
-
-
-class SubnetModel(nn.Module):
-    """Block modules run in order; ``blocks[i]`` is the :class:`space.Block` that ``layers[i]`` implements.
-
-    Args:
-        blocks: The blocks, in run order.
-        layers: One module per block.
-    """
-
-    def __init__(self, blocks: Sequence[Block], layers: Sequence[nn.Module]) -> None:
-        super().__init__()
-        if len(blocks) != len(layers):
-            raise ValueError(f"blocks and layers differ in length: {len(blocks)} != {len(layers)}")
-        self.blocks: tuple[Block, ...] = tuple(blocks)
-        self.layers = nn.ModuleList(layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x)
-        return x
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        """NCHW input shape (batch 1) of the first block."""
-        return block_input_shape(self.blocks[0])
-
-
-def se_mid_chs(chs: int) -> int:
-    """Squeezed channels of OFA's squeeze-excite on ``chs`` channels."""
-    return make_divisible(chs // SE_REDUCTION, CHANNEL_DIVISOR)
-
-
-def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Fold an eval-mode BatchNorm into the preceding convolution.
-
-    Args:
-        conv: The convolution (with or without bias).
-        bn: The BatchNorm that follows it, or None.
-
-    Returns:
-        (weight, bias) as float32 numpy arrays, weight in OIHW layout; bias is None when the convolution has
-        no bias and no BatchNorm follows it.
-    """
-    with torch.no_grad():
-        w = conv.weight.detach().to(torch.float64)
-        b = conv.bias.detach().to(torch.float64) if conv.bias is not None else None
-        if bn is not None:
-            scale = bn.weight.detach().to(torch.float64) / torch.sqrt(bn.running_var.to(torch.float64) + bn.eps)
-            w = w * scale.reshape(-1, 1, 1, 1)
-            b0 = b if b is not None else torch.zeros(w.shape[0], dtype=torch.float64)
-            b = (b0 - bn.running_mean.to(torch.float64)) * scale + bn.bias.detach().to(torch.float64)
-    return w.numpy().astype(np.float32), (b.numpy().astype(np.float32) if b is not None else None)
-
-
-def module_output_shape(module: nn.Module, input_shape: Sequence[int]) -> tuple[int, ...]:
-    """Output shape of a builders module (or :class:`SubnetModel`) for a batch-first NCHW input shape.
-
-    Raises:
-        TypeError: The module is not one of this module's classes.
-    """
-    n = input_shape[0]
-    if isinstance(module, SubnetModel):
-        shape = tuple(input_shape)
-        for layer in module.layers:
-            shape = module_output_shape(layer, shape)
-        return shape
-    if isinstance(module, Classifier):
-        return (n, module.out_chs)
-    _, c, h, w = input_shape
-    if isinstance(module, GlobalAvgPool):
-        return (n, c, 1, 1)
-    if isinstance(module, MBConv):
-        _, _, oh, ow = module_output_shape(module.dw, (n, module.mid_chs, h, w))
-        return (n, module.out_chs, oh, ow)
-    if isinstance(module, ConvBNAct):
-        k, s, p = module.kernel, module.stride, module.kernel // 2
-        return (n, module.out_chs, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
-    raise TypeError(
-        f"unsupported module type {type(module).__name__}; "
-        "expected ConvBNAct, MBConv, GlobalAvgPool, Classifier or SubnetModel"
-    )
-
-
-def block_input_shape(block: Block) -> tuple[int, ...]:
-    """NCHW input shape, batch 1, of a block's module (the classifier takes ``(1, C, 1, 1)``)."""
-    return (1, block.in_chs, block.in_hw, block.in_hw)
-
-
-def block_output_shape(block: Block) -> tuple[int, ...]:
-    """Output shape, batch 1, of a block's module: NCHW, or ``(1, classes)`` for the classifier."""
-    if block.kind == "classifier":
-        return (1, block.out_chs)
-    return (1, block.out_chs, block.out_hw, block.out_hw)
 
 
 def _derive_seed(seed: int, tag: str) -> int:
@@ -337,16 +60,10 @@ def _module_for(block: Block) -> nn.Module:
     if kind == "first_conv":
         return ConvBNAct(block.in_chs, block.out_chs, block.kernel, block.stride, act=block.act)
     if kind == "mbconv":
-        return MBConv(
-            block.in_chs,
-            block.mid_chs,
-            block.out_chs,
-            kernel=block.kernel,
-            stride=block.stride,
-            act=block.act,
-            se=block.se,
-            skip=block.skip,
+        layer = MBConv(
+            block.in_chs, block.mid_chs, block.out_chs, kernel=block.kernel, stride=block.stride, act=block.act, se=block.se
         )
+        return ResidualBlock(layer, shortcut=block.skip)
     if kind == "final_expand":
         return ConvBNAct(block.in_chs, block.out_chs, 1, act=block.act)
     if kind == "avgpool":
@@ -382,10 +99,10 @@ def _build(block: Block, seed: int, tag: str) -> nn.Module:
     module = module.to_empty(device="cpu")
     gen = torch.Generator().manual_seed(_derive_seed(seed, tag))
     _randomize(module, gen)
-    if isinstance(module, MBConv) and module.has_skip:
+    if isinstance(module, ResidualBlock) and module.has_skip:
         # A small residual-branch scale keeps activations O(1) through a whole subnet's identity adds.
         with torch.no_grad():
-            module.project.bn.weight.uniform_(0.1, 0.3, generator=gen)
+            module.conv.point_linear.bn.weight.uniform_(0.1, 0.3, generator=gen)
     return module.eval()
 
 
@@ -397,7 +114,7 @@ def build_block(block: Block, seed: int = 0) -> nn.Module:
         seed: Weight seed; the same (block, seed) always gives the same weights.
 
     Returns:
-        The module; its input shape is :func:`block_input_shape`.
+        The module; its input shape is :func:`layers.block_input_shape`.
 
     Raises:
         ValueError: The block kind or activation is unknown.
@@ -455,6 +172,4 @@ def build_from_net_config(
     Returns:
         A :class:`SubnetModel` whose ``blocks`` equals ``read_net_config(cfg, resolution=resolution)``.
     """
-    from space import read_net_config
-
     return build_blocks(read_net_config(cfg, resolution=resolution), seed=seed)

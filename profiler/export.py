@@ -16,7 +16,9 @@ from torch import nn
 
 from space import Block
 
-from .builders import block_input_shape, build_block, build_blocks, build_from_net_config, build_subnet
+from layers import block_input_shape
+
+from .builders import build_block, build_blocks, build_from_net_config, build_subnet
 
 __all__ = [
     "FORMATS",
@@ -63,10 +65,10 @@ def exporter_version(fmt: str) -> str:
 
 
 def export_module(module: nn.Module, input_shape: Sequence[int], fmt: str) -> bytes:
-    """Export a builders module (a block module or a ``SubnetModel``) to ``fmt``.
+    """Export a module made of :mod:`layers` (a block module or a ``SubnetModel``) to ``fmt``.
 
     Args:
-        module: A module from :mod:`profiler.builders`, in eval mode.
+        module: A module made of :mod:`layers`, in eval mode.
         input_shape: NCHW input shape of the torch module (TFLite models take its NHWC transpose).
         fmt: One of :data:`FORMATS`.
 
@@ -75,7 +77,7 @@ def export_module(module: nn.Module, input_shape: Sequence[int], fmt: str) -> by
 
     Raises:
         ValueError: ``fmt`` is unknown.
-        TypeError: The module is not a builders module.
+        TypeError: The module is not a :mod:`layers` module.
     """
     if check_format(fmt) == "onnx":
         from .export_onnx import export_onnx
@@ -95,7 +97,7 @@ def export_block(block: Block, fmt: str, seed: int = 0) -> bytes:
         seed: Weight seed.
 
     Returns:
-        The serialized model; its input is :func:`profiler.builders.block_input_shape` (NHWC for TFLite).
+        The serialized model; its input is :func:`layers.block_input_shape` (NHWC for TFLite).
     """
     check_format(fmt)
     data = export_module(build_block(block, seed=seed), block_input_shape(block), fmt)

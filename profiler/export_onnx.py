@@ -1,6 +1,6 @@
 """Direct ONNX export of block modules and whole subnets, built node by node with ``onnx.helper``.
 
-The graph is written from the BN-folded weights of the modules in :mod:`profiler.builders`, so an export takes
+The graph is written from the BN-folded weights of the modules of :mod:`layers`, so an export takes
 milliseconds (torch's exporter takes hundreds). Layout NCHW, batch 1, float32, opset :data:`ONNX_OPSET`.
 
 Ops used: Conv (``group`` for depthwise, symmetric ``pads`` of ``k // 2``), Relu, HardSwish, HardSigmoid
@@ -17,11 +17,12 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from .builders import (
+from layers import (
     Classifier,
     ConvBNAct,
     GlobalAvgPool,
     MBConv,
+    ResidualBlock,
     SqueezeExcite,
     SubnetModel,
     module_output_shape,
@@ -106,19 +107,20 @@ def _conv1x1_bias(g: _Graph, x: str, conv: nn.Conv2d, hint: str) -> str:
 
 def _se(g: _Graph, x: str, m: SqueezeExcite, hint: str) -> str:
     s = g.op("GlobalAveragePool", [x], f"{hint}.pool")
-    s = g.op("Relu", [_conv1x1_bias(g, s, m.reduce, f"{hint}.reduce")], f"{hint}.relu")
-    s = _conv1x1_bias(g, s, m.expand, f"{hint}.expand")
+    s = g.op("Relu", [_conv1x1_bias(g, s, m.fc.reduce, f"{hint}.reduce")], f"{hint}.relu")
+    s = _conv1x1_bias(g, s, m.fc.expand, f"{hint}.expand")
     s = g.op("HardSigmoid", [s], f"{hint}.hsigmoid", alpha=1.0 / 6.0, beta=0.5)
     return g.op("Mul", [x, s], f"{hint}.scale")
 
 
-def _mbconv(g: _Graph, x: str, m: MBConv, hint: str) -> str:
-    y = _conv(g, x, m.expand, f"{hint}.expand") if m.expand is not None else x
-    y = _conv(g, y, m.dw, f"{hint}.dw")
+def _mbconv(g: _Graph, x: str, block: ResidualBlock, hint: str) -> str:
+    m: MBConv = block.conv
+    y = _conv(g, x, m.inverted_bottleneck, f"{hint}.expand") if m.inverted_bottleneck is not None else x
+    y = _conv(g, y, m.depth_conv, f"{hint}.dw")
     if m.se is not None:
         y = _se(g, y, m.se, f"{hint}.se")
-    y = _conv(g, y, m.project, f"{hint}.project")
-    if m.has_skip:
+    y = _conv(g, y, m.point_linear, f"{hint}.project")
+    if block.has_skip:
         y = g.op("Add", [x, y], f"{hint}.add")
     return y
 
@@ -128,9 +130,9 @@ def _emit(g: _Graph, x: str, module: nn.Module, hint: str) -> str:
         for i, layer in enumerate(module.layers):
             x = _emit(g, x, layer, f"l{i}")
         return x
-    if isinstance(module, MBConv):
+    if isinstance(module, ResidualBlock) and isinstance(module.conv, MBConv):
         return _mbconv(g, x, module, hint)
-    if isinstance(module, ConvBNAct):
+    if isinstance(module, ConvBNAct) and module.se is None:
         return _conv(g, x, module, hint)
     if isinstance(module, GlobalAvgPool):
         return g.op("GlobalAveragePool", [x], f"{hint}.pool")
@@ -141,7 +143,7 @@ def _emit(g: _Graph, x: str, module: nn.Module, hint: str) -> str:
         return g.op("Gemm", [flat, w, b], f"{hint}.gemm", transB=1)
     raise TypeError(
         f"cannot export module of type {type(module).__name__}; "
-        "expected ConvBNAct, MBConv, GlobalAvgPool, Classifier or SubnetModel"
+        "expected ConvBNAct, ResidualBlock(MBConv), GlobalAvgPool, Classifier or SubnetModel"
     )
 
 
@@ -149,7 +151,7 @@ def to_onnx_model(module: nn.Module, input_shape: Sequence[int], name: str = "lu
     """Write an ONNX model for a block module or a :class:`SubnetModel`.
 
     Args:
-        module: A module from :mod:`profiler.builders` (eval mode; BN is folded from its running statistics).
+        module: A module made of :mod:`layers` (eval mode; BN is folded from its running statistics).
         input_shape: NCHW input shape, e.g. ``(1, 40, 28, 28)``.
         name: Graph name.
 
@@ -157,7 +159,7 @@ def to_onnx_model(module: nn.Module, input_shape: Sequence[int], name: str = "lu
         The model, input ``"input"`` and output ``"output"``, float32.
 
     Raises:
-        TypeError: The module (or one of its layers) is not a builders module.
+        TypeError: The module (or one of its layers) is not a :mod:`layers` module.
     """
     g = _Graph(reserved=(INPUT_NAME, OUTPUT_NAME))
     y = _emit(g, INPUT_NAME, module, "b")

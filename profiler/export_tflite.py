@@ -1,7 +1,7 @@
 """Direct TFLite export of block modules and whole subnets on the LiteRT flatbuffer schema object API.
 
 The graph is NHWC end to end (input ``[1, H, W, C]``), with no transposes, so a block costs what it costs
-inside a real network. Weights are the BN-folded float32 weights of the modules in :mod:`profiler.builders`.
+inside a real network. Weights are the BN-folded float32 weights of the modules of :mod:`layers`.
 
 Ops used:
 
@@ -26,11 +26,12 @@ import flatbuffers
 import numpy as np
 from torch import nn
 
-from .builders import (
+from layers import (
     Classifier,
     ConvBNAct,
     GlobalAvgPool,
     MBConv,
+    ResidualBlock,
     SqueezeExcite,
     SubnetModel,
     module_output_shape,
@@ -226,25 +227,26 @@ def _mul(g: _Graph, a: int, b: int, out_shape: Shape, hint: str) -> int:
 
 def _se(g: _Graph, x: int, shape: Shape, m: SqueezeExcite, hint: str) -> tuple[int, Shape]:
     s, s_shape = _mean_hw(g, x, shape, f"{hint}.squeeze")
-    red_w = m.reduce.weight.detach().numpy()
-    red_b = m.reduce.bias.detach().numpy()
+    red_w = m.fc.reduce.weight.detach().numpy()
+    red_b = m.fc.reduce.bias.detach().numpy()
     s, s_shape = _conv1x1_bias(g, s, s_shape, red_w, red_b, _Act.RELU, f"{hint}.reduce")
-    exp_w = m.expand.weight.detach().numpy()
-    exp_b = m.expand.bias.detach().numpy() + np.float32(3.0)  # relu6(z + 3) as the conv's fused RELU6
+    exp_w = m.fc.expand.weight.detach().numpy()
+    exp_b = m.fc.expand.bias.detach().numpy() + np.float32(3.0)  # relu6(z + 3) as the conv's fused RELU6
     s, s_shape = _conv1x1_bias(g, s, s_shape, exp_w, exp_b, _Act.RELU6, f"{hint}.excite")
     gate = _mul(g, s, g.const(f"{hint}.sixth", np.array([1.0 / 6.0], dtype=np.float32)), s_shape, f"{hint}.gate")
     return _mul(g, x, gate, shape, f"{hint}.scale"), shape
 
 
-def _mbconv(g: _Graph, x: int, shape: Shape, m: MBConv, hint: str) -> tuple[int, Shape]:
+def _mbconv(g: _Graph, x: int, shape: Shape, block: ResidualBlock, hint: str) -> tuple[int, Shape]:
+    m: MBConv = block.conv
     y, y_shape = (x, shape)
-    if m.expand is not None:
-        y, y_shape = _conv(g, y, y_shape, m.expand, f"{hint}.expand")
-    y, y_shape = _conv(g, y, y_shape, m.dw, f"{hint}.dw")
+    if m.inverted_bottleneck is not None:
+        y, y_shape = _conv(g, y, y_shape, m.inverted_bottleneck, f"{hint}.expand")
+    y, y_shape = _conv(g, y, y_shape, m.depth_conv, f"{hint}.dw")
     if m.se is not None:
         y, y_shape = _se(g, y, y_shape, m.se, f"{hint}.se")
-    y, y_shape = _conv(g, y, y_shape, m.project, f"{hint}.project")
-    if m.has_skip:
+    y, y_shape = _conv(g, y, y_shape, m.point_linear, f"{hint}.project")
+    if block.has_skip:
         z = g.tensor(f"{hint}.add", y_shape)
         g.op(_Op.ADD, [x, y], [z], _Opt.AddOptions, schema.AddOptionsT())
         y = z
@@ -265,9 +267,9 @@ def _emit(g: _Graph, x: int, shape: Shape, module: nn.Module, hint: str) -> tupl
         for i, layer in enumerate(module.layers):
             x, shape = _emit(g, x, shape, layer, f"l{i}")
         return x, shape
-    if isinstance(module, MBConv):
+    if isinstance(module, ResidualBlock) and isinstance(module.conv, MBConv):
         return _mbconv(g, x, shape, module, hint)
-    if isinstance(module, ConvBNAct):
+    if isinstance(module, ConvBNAct) and module.se is None:
         return _conv(g, x, shape, module, hint)
     if isinstance(module, GlobalAvgPool):
         return _mean_hw(g, x, shape, f"{hint}.pool")
@@ -275,7 +277,7 @@ def _emit(g: _Graph, x: int, shape: Shape, module: nn.Module, hint: str) -> tupl
         return _classifier(g, x, shape, module, hint)
     raise TypeError(
         f"cannot export module of type {type(module).__name__}; "
-        "expected ConvBNAct, MBConv, GlobalAvgPool, Classifier or SubnetModel"
+        "expected ConvBNAct, ResidualBlock(MBConv), GlobalAvgPool, Classifier or SubnetModel"
     )
 
 
@@ -289,7 +291,7 @@ def to_tflite_model(module: nn.Module, input_shape: Sequence[int]) -> schema.Mod
     """Write the LiteRT object-API model of a block module or a :class:`SubnetModel`.
 
     Args:
-        module: A module from :mod:`profiler.builders` in eval mode.
+        module: A module made of :mod:`layers` in eval mode.
         input_shape: NCHW input shape of the torch module, e.g. ``(1, 40, 28, 28)``; the model takes its NHWC
             transpose.
 
@@ -297,7 +299,7 @@ def to_tflite_model(module: nn.Module, input_shape: Sequence[int]) -> schema.Mod
         The ``ModelT``: one subgraph, input ``"input"`` (NHWC), output ``"output"`` (NHWC, or ``[1, classes]``).
 
     Raises:
-        TypeError: The module (or one of its layers) is not a builders module.
+        TypeError: The module (or one of its layers) is not a :mod:`layers` module.
     """
     n, c, h, w = input_shape
     g = _Graph()

@@ -15,19 +15,12 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from space import Block, SearchSpace, SubnetBatch, get_space, make_divisible
+from space import Block, SearchSpace, SubnetBatch, get_space, se_mid_chs
 from space.batch import choice_index
 
-__all__ = ["SE_REDUCTION", "AdditiveTable", "block_macs", "block_params", "macs_table", "params_table"]
+__all__ = ["AdditiveTable", "block_macs", "block_params", "macs_table", "params_table"]
 
 logger = logging.getLogger(__name__)
-
-SE_REDUCTION = 4  # squeeze-excite squeezes mid channels by this factor (made divisible by 8)
-
-
-def _se_chs(mid_chs: int) -> int:
-    return make_divisible(mid_chs // SE_REDUCTION, 8)
-
 
 def block_macs(block: Block) -> int:
     """Multiply-adds of one block (batch norm and activations not counted)."""
@@ -39,7 +32,7 @@ def block_macs(block: Block) -> int:
         macs = 0 if mid == block.in_chs else hw_in * block.in_chs * mid
         macs += hw_out * mid * block.kernel * block.kernel
         if block.se:
-            macs += 2 * mid * _se_chs(mid)
+            macs += 2 * mid * se_mid_chs(mid)
         return macs + hw_out * mid * block.out_chs
     if block.kind == "final_expand":
         return hw_in * block.in_chs * block.out_chs
@@ -57,7 +50,7 @@ def block_params(block: Block) -> int:
         params = 0 if mid == block.in_chs else block.in_chs * mid + 2 * mid
         params += mid * block.kernel * block.kernel + 2 * mid
         if block.se:
-            se = _se_chs(mid)
+            se = se_mid_chs(mid)
             params += 2 * mid * se + se + mid
         return params + mid * block.out_chs + 2 * block.out_chs
     if block.kind == "final_expand":

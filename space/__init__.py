@@ -7,13 +7,14 @@ from space.batch import Genome, SubnetBatch
 from space.block import ACTIVATIONS, BLOCK_KINDS, Block
 from space.net_config import load_net_config, read_net_config
 from space.registry import DEFAULT_SPACE, get_space, list_spaces
-from space.search_space import SearchSpace, active_mask, make_divisible
+from space.search_space import SE_REDUCTION, SearchSpace, active_mask, make_divisible, se_mid_chs
 from space.subnet import ArchLike, Subnet
 
 __all__ = [
     "ACTIVATIONS",
     "BLOCK_KINDS",
     "DEFAULT_SPACE",
+    "SE_REDUCTION",
     "ArchLike",
     "Block",
     "Genome",
@@ -27,6 +28,7 @@ __all__ = [
     "load_net_config",
     "make_divisible",
     "read_net_config",
+    "se_mid_chs",
 ]
 
 

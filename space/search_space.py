@@ -14,7 +14,7 @@ from space.subnet import ArchLike, Subnet
 if TYPE_CHECKING:
     from space.batch import SubnetBatch
 
-__all__ = ["SearchSpace", "active_mask", "make_divisible", "MIN_RESOLUTION", "MAX_RESOLUTION"]
+__all__ = ["SE_REDUCTION", "SearchSpace", "active_mask", "make_divisible", "se_mid_chs", "MIN_RESOLUTION", "MAX_RESOLUTION"]
 
 # Resolutions a subnet may be *evaluated* at (imported LUTs go from 96 to 256); sampling uses
 # ``SearchSpace.resolutions``.
@@ -29,6 +29,15 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
     if new_value < 0.9 * value:
         new_value += divisor
     return new_value
+
+
+#: OFA's squeeze-excite squeezes its channels by this factor (then rounds to a multiple of 8).
+SE_REDUCTION = 4
+
+
+def se_mid_chs(chs: int) -> int:
+    """Squeezed channels of OFA's squeeze-excite on ``chs`` channels."""
+    return make_divisible(chs // SE_REDUCTION, 8)
 
 
 def active_mask(d: np.ndarray, max_depth: int) -> np.ndarray:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from supernet.ofa_mbv3 import BASE_STAGE_WIDTH, OFAMobileNetV3, SupernetConfig
-from supernet.static_layers import remap_legacy_keys
+from supernet.static_subnet import remap_legacy_keys
 
 __all__ = [
     "CHECKPOINT_FORMAT_VERSION",

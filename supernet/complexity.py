@@ -12,8 +12,8 @@ from typing import Any
 
 from torch import nn
 
-from space import Subnet, make_divisible
-from supernet.elastic_layers import DynamicMBConvLayer, DynamicSE
+from space import Subnet, make_divisible, se_mid_chs
+from supernet.elastic_layers import DynamicMBConvLayer
 from supernet.ofa_mbv3 import STAGE_SE, STAGE_STRIDES, SupernetConfig
 
 __all__ = ["count_module_macs", "count_parameters", "subnet_complexity"]
@@ -58,7 +58,7 @@ def subnet_complexity(config: SupernetConfig, arch: Mapping[str, Any] | Subnet) 
             macs += out_side * out_side * mid * out_chs
             params += in_chs * mid + 2 * mid + mid * kernel * kernel + 2 * mid + mid * out_chs + 2 * out_chs
             if se:
-                squeeze = DynamicSE.squeeze_chs(mid)
+                squeeze = se_mid_chs(mid)
                 macs += 2 * mid * squeeze
                 params += 2 * mid * squeeze + squeeze + mid
             side = out_side

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from space import make_divisible
-from supernet.static_layers import SE_REDUCTION, HSigmoid, MBConvLayer, build_activation, global_avg_pool, same_padding
+from layers import HSigmoid, MBConv, global_avg_pool, make_act, same_padding
+from space import make_divisible, se_mid_chs
 
 __all__ = [
     "DynamicBatchNorm2d",
@@ -140,7 +140,7 @@ class DynamicSE(nn.Module):
     def __init__(self, max_chs: int) -> None:
         super().__init__()
         self.max_chs = max_chs
-        mid = make_divisible(max_chs // SE_REDUCTION, 8)
+        mid = se_mid_chs(max_chs)
         self.fc = nn.Sequential(
             OrderedDict(
                 reduce=nn.Conv2d(max_chs, mid, 1, 1, 0, bias=True),
@@ -150,14 +150,9 @@ class DynamicSE(nn.Module):
             )
         )
 
-    @staticmethod
-    def squeeze_chs(chs: int) -> int:
-        """Width of the squeeze bottleneck for ``chs`` active channels."""
-        return make_divisible(chs // SE_REDUCTION, 8)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         chs = x.size(1)
-        mid = self.squeeze_chs(chs)
+        mid = se_mid_chs(chs)
         y = global_avg_pool(x)
         reduce, expand = self.fc.reduce, self.fc.expand
         y = F.conv2d(y, reduce.weight[:mid, :chs].contiguous(), reduce.bias[:mid])
@@ -224,13 +219,13 @@ class DynamicMBConvLayer(nn.Module):
         self.max_mid_chs = max_mid
         self.inverted_bottleneck = nn.Sequential(
             OrderedDict(
-                conv=DynamicConv2d(max_in_chs, max_mid), bn=DynamicBatchNorm2d(max_mid), act=build_activation(act)
+                conv=DynamicConv2d(max_in_chs, max_mid), bn=DynamicBatchNorm2d(max_mid), act=make_act(act)
             )
         )
         depth_parts: OrderedDict[str, nn.Module] = OrderedDict(
             conv=DynamicSeparableConv2d(max_mid, self.ks_list, stride),
             bn=DynamicBatchNorm2d(max_mid),
-            act=build_activation(act),
+            act=make_act(act),
         )
         if use_se:
             depth_parts["se"] = DynamicSE(max_mid)
@@ -252,8 +247,8 @@ class DynamicMBConvLayer(nn.Module):
         self.point_linear.conv.active_out_chs = self.out_chs
         return self.point_linear(self.depth_conv(self.inverted_bottleneck(x)))
 
-    def get_active_subnet(self, in_chs: int) -> MBConvLayer:
-        """A static ``MBConvLayer`` with this layer's active kernel and width, weights copied.
+    def get_active_subnet(self, in_chs: int) -> MBConv:
+        """A static :class:`layers.MBConv` with this layer's active kernel and width, weights copied.
 
         Args:
             in_chs: active input channels.
@@ -263,7 +258,7 @@ class DynamicMBConvLayer(nn.Module):
         """
         mid = self.mid_chs(in_chs, self.active_expand_ratio)
         kernel = self.active_kernel
-        sub = MBConvLayer(in_chs, self.out_chs, kernel, self.stride, mid_chs=mid, act=self.act_name, use_se=self.use_se)
+        sub = MBConv(in_chs, mid, self.out_chs, kernel, self.stride, act=self.act_name, se=self.use_se)
         sub = sub.to(self.point_linear.conv.conv.weight.device)
         with torch.no_grad():
             sub.inverted_bottleneck.conv.weight.copy_(self.inverted_bottleneck.conv.get_active_filter(mid, in_chs))
@@ -271,7 +266,7 @@ class DynamicMBConvLayer(nn.Module):
             sub.depth_conv.conv.weight.copy_(self.depth_conv.conv.get_active_filter(mid, kernel))
             copy_bn(sub.depth_conv.bn, self.depth_conv.bn.bn)
             if self.use_se:
-                squeeze = DynamicSE.squeeze_chs(mid)
+                squeeze = se_mid_chs(mid)
                 src, dst = self.depth_conv.se.fc, sub.depth_conv.se.fc
                 dst.reduce.weight.copy_(src.reduce.weight[:squeeze, :mid])
                 dst.reduce.bias.copy_(src.reduce.bias[:squeeze])

@@ -18,15 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from layers import Classifier, ConvBNAct, MBConv, ResidualBlock
 from space import Subnet, make_divisible
 from supernet._arch import ArchChoices, IntOrList, resolve_arch, sample_arch
 from supernet.elastic_layers import DynamicMBConvLayer
-from supernet.static_layers import (
-    ConvLayer,
-    LinearLayer,
-    MBConvLayer,
-    ResidualBlock,
-)
 from supernet.static_subnet import MobileNetV3, OFANetwork
 
 __all__ = ["BASE_STAGE_WIDTH", "STAGE_ACTS", "STAGE_SE", "STAGE_STRIDES", "OFAMobileNetV3", "SupernetConfig"]
@@ -134,8 +129,8 @@ class OFAMobileNetV3(OFANetwork):
         self.stage_chs = tuple(stage_chs)
         max_depth = max(self.depth_list)
 
-        self.first_conv = ConvLayer(3, stem_chs, kernel=3, stride=2, act="h_swish")
-        first = MBConvLayer(stem_chs, first_block_chs, 3, 1, act="relu", has_expand=False)
+        self.first_conv = ConvBNAct(3, stem_chs, kernel=3, stride=2, act="h_swish")
+        first = MBConv(stem_chs, stem_chs, first_block_chs, 3, 1, act="relu")  # expand ratio 1: no expand conv
         blocks: list[ResidualBlock] = [ResidualBlock(first, shortcut=stem_chs == first_block_chs)]
         self.block_group_info: list[list[int]] = []
         in_chs = first_block_chs
@@ -147,9 +142,9 @@ class OFAMobileNetV3(OFANetwork):
                 blocks.append(ResidualBlock(layer, shortcut=block_stride == 1 and in_chs == out_chs))
                 in_chs = out_chs
         self.blocks = nn.ModuleList(blocks)
-        self.final_expand_layer = ConvLayer(in_chs, final_expand_chs, kernel=1, act="h_swish")
-        self.feature_mix_layer = ConvLayer(final_expand_chs, feature_mix_chs, kernel=1, use_bn=False, act="h_swish")
-        self.classifier = LinearLayer(feature_mix_chs, self.n_classes, self.dropout_rate)
+        self.final_expand_layer = ConvBNAct(in_chs, final_expand_chs, kernel=1, act="h_swish")
+        self.feature_mix_layer = ConvBNAct(final_expand_chs, feature_mix_chs, kernel=1, act="h_swish", bn=False)
+        self.classifier = Classifier(feature_mix_chs, self.n_classes, self.dropout_rate)
         self.set_bn_param(bn_momentum, bn_eps)
 
         self.runtime_depth = [len(group) for group in self.block_group_info]

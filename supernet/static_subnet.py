@@ -1,8 +1,10 @@
 """A standalone MobileNetV3 subnet: what ``OFAMobileNetV3.get_active_subnet`` returns.
 
-It is a plain ``torch.nn.Module`` with OFA's static-network key layout, so OFA's published
-specialized-net weights load into it, and it can describe itself as OFA's ``net.config`` JSON.
-``save_subnet``/``load_subnet`` keep it on disk as its config, arch and state_dict (no pickled classes).
+It is a plain ``torch.nn.Module`` made of :mod:`layers` with OFA's static-network key layout, so OFA's
+published specialized-net weights load into it, and it can describe itself as OFA's ``net.config`` JSON.
+Its layers are the profiler's block modules: :meth:`MobileNetV3.block_model` hands them, unchanged, to the
+profiler's exporters. ``save_subnet``/``load_subnet`` keep it on disk as its config, arch and state_dict
+(no pickled classes).
 """
 
 from __future__ import annotations
@@ -15,16 +17,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from supernet.static_layers import (
-    ConvLayer,
-    LinearLayer,
-    MBConvLayer,
-    ResidualBlock,
-    global_avg_pool,
-    remap_legacy_keys,
-)
+from collections import OrderedDict
 
-__all__ = ["SUBNET_FORMAT_VERSION", "MobileNetV3", "OFANetwork", "load_subnet", "save_subnet"]
+from layers import Classifier, ConvBNAct, GlobalAvgPool, MBConv, ResidualBlock, SubnetModel, global_avg_pool
+from space import read_net_config
+
+__all__ = [
+    "SUBNET_FORMAT_VERSION",
+    "MobileNetV3",
+    "OFANetwork",
+    "load_subnet",
+    "remap_legacy_keys",
+    "save_subnet",
+    "subnet_resolution",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +48,6 @@ class OFANetwork(nn.Module):
         x = self.final_expand_layer(x)
         x = global_avg_pool(x)
         x = self.feature_mix_layer(x)
-        x = torch.flatten(x, 1)
         return self.classifier(x)
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
@@ -64,11 +69,11 @@ class MobileNetV3(OFANetwork):
 
     def __init__(
         self,
-        first_conv: ConvLayer,
+        first_conv: ConvBNAct,
         blocks: list[ResidualBlock],
-        final_expand_layer: ConvLayer,
-        feature_mix_layer: ConvLayer,
-        classifier: LinearLayer,
+        final_expand_layer: ConvBNAct,
+        feature_mix_layer: ConvBNAct,
+        classifier: Classifier,
         arch: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -85,6 +90,29 @@ class MobileNetV3(OFANetwork):
             x = block(x)
         return self.head(x)
 
+    def block_model(self, resolution: int | None = None) -> SubnetModel:
+        """This network's own layers in run order, paired with the blocks they implement at ``resolution``.
+
+        Nothing is copied: the result shares this network's modules and is what the profiler's exporters take
+        (``profiler.export.export_module(model, model.input_shape, fmt)``).
+
+        Args:
+            resolution: Input side in pixels; defaults to the ``r`` of :attr:`arch`.
+
+        Raises:
+            ValueError: No resolution is known.
+        """
+        r = subnet_resolution(self, resolution)
+        run_order = [
+            self.first_conv,
+            *self.blocks,
+            self.final_expand_layer,
+            GlobalAvgPool(),
+            self.feature_mix_layer,
+            self.classifier,
+        ]
+        return SubnetModel(read_net_config(self.config, resolution=r), run_order)
+
     @property
     def config(self) -> dict[str, Any]:
         """OFA's ``net.config`` description of this network (JSON-serializable)."""
@@ -98,8 +126,8 @@ class MobileNetV3(OFANetwork):
             "feature_mix_layer": _conv_config(self.feature_mix_layer),
             "classifier": {
                 "name": "LinearLayer",
-                "in_features": self.classifier.in_features,
-                "out_features": self.classifier.out_features,
+                "in_features": self.classifier.in_chs,
+                "out_features": self.classifier.out_chs,
                 "bias": True,
                 "use_bn": False,
                 "act_func": None,
@@ -121,7 +149,7 @@ class MobileNetV3(OFANetwork):
             final_expand = _conv_from_config(config["final_expand_layer"])
             feature_mix = _conv_from_config(config["feature_mix_layer"])
             cls_cfg = config["classifier"]
-            classifier = LinearLayer(
+            classifier = Classifier(
                 int(cls_cfg["in_features"]), int(cls_cfg["out_features"]), float(cls_cfg.get("dropout_rate") or 0.0)
             )
         except (KeyError, TypeError) as err:
@@ -135,7 +163,7 @@ class MobileNetV3(OFANetwork):
         return net
 
 
-def _conv_config(layer: ConvLayer) -> dict[str, Any]:
+def _conv_config(layer: ConvBNAct) -> dict[str, Any]:
     return {
         "name": "ConvLayer",
         "kernel_size": layer.kernel,
@@ -146,7 +174,7 @@ def _conv_config(layer: ConvLayer) -> dict[str, Any]:
         "has_shuffle": False,
         "in_channels": layer.in_chs,
         "out_channels": layer.out_chs,
-        "use_bn": layer.use_bn,
+        "use_bn": layer.bn is not None,
         "act_func": layer.act_name,
         "dropout_rate": 0,
         "ops_order": "weight_bn_act",
@@ -154,8 +182,8 @@ def _conv_config(layer: ConvLayer) -> dict[str, Any]:
 
 
 def _block_config(block: ResidualBlock) -> dict[str, Any]:
-    conv: MBConvLayer = block.conv  # type: ignore[assignment]
-    expand = conv.expand_ratio
+    conv: MBConv = block.conv  # type: ignore[assignment]
+    expand = conv.mid_chs / conv.in_chs
     layer = {
         "name": "MBInvertedConvLayer",
         "in_channels": conv.in_chs,
@@ -163,9 +191,9 @@ def _block_config(block: ResidualBlock) -> dict[str, Any]:
         "kernel_size": conv.kernel,
         "stride": conv.stride,
         "expand_ratio": int(expand) if float(expand).is_integer() else expand,
-        "mid_channels": conv.mid_chs if conv.has_expand else None,
+        "mid_channels": conv.mid_chs if conv.inverted_bottleneck is not None else None,
         "act_func": conv.act_name,
-        "use_se": conv.use_se,
+        "use_se": conv.se is not None,
     }
     shortcut = None
     if block.has_skip:
@@ -181,14 +209,14 @@ def _block_config(block: ResidualBlock) -> dict[str, Any]:
     return {"name": "MobileInvertedResidualBlock", "mobile_inverted_conv": layer, "shortcut": shortcut}
 
 
-def _conv_from_config(cfg: Mapping[str, Any]) -> ConvLayer:
-    return ConvLayer(
+def _conv_from_config(cfg: Mapping[str, Any]) -> ConvBNAct:
+    return ConvBNAct(
         int(cfg["in_channels"]),
         int(cfg["out_channels"]),
         int(cfg["kernel_size"]),
         int(cfg.get("stride", 1)),
-        use_bn=bool(cfg.get("use_bn", True)),
         act=cfg.get("act_func"),
+        bn=bool(cfg.get("use_bn", True)),
     )
 
 
@@ -197,18 +225,50 @@ def _block_from_config(cfg: Mapping[str, Any]) -> ResidualBlock:
     in_chs = int(layer["in_channels"])
     expand = float(layer.get("expand_ratio", 1))
     mid = layer.get("mid_channels")
-    has_expand = expand != 1
-    conv = MBConvLayer(
+    conv = MBConv(
         in_chs,
+        in_chs if expand == 1 else (int(mid) if mid is not None else round(in_chs * expand)),
         int(layer["out_channels"]),
         int(layer["kernel_size"]),
         int(layer.get("stride", 1)),
-        mid_chs=int(mid) if mid is not None else round(in_chs * expand),
         act=layer.get("act_func") or "relu",
-        use_se=bool(layer.get("use_se", False)),
-        has_expand=has_expand,
+        se=bool(layer.get("use_se", False)),
     )
     return ResidualBlock(conv, shortcut=cfg.get("shortcut") is not None)
+
+
+def subnet_resolution(subnet: MobileNetV3, resolution: int | None = None) -> int:
+    """The input side of a static subnet: ``resolution`` if given, else the ``r`` of its arch.
+
+    Raises:
+        ValueError: Neither is set, or the value is not a positive int.
+    """
+    if resolution is None:
+        r = (subnet.arch or {}).get("r")
+        if isinstance(r, (list, tuple)) and len(r) == 1:
+            r = r[0]
+        if r is None:
+            raise ValueError("resolution is required: the subnet's arch has no 'r'")
+        resolution = int(r)
+    if int(resolution) < 1:
+        raise ValueError(f"resolution must be a positive int, got {resolution!r}")
+    return int(resolution)
+
+
+def remap_legacy_keys(state_dict: Mapping[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:
+    """Rename keys of older OFA checkpoints (``blocks.N.mobile_inverted_conv.*``) to ``blocks.N.conv.*``.
+
+    Newer checkpoints pass through unchanged. The result keeps the input's order.
+    """
+    renamed: OrderedDict[str, torch.Tensor] = OrderedDict()
+    for key, value in state_dict.items():
+        renamed[key.replace(".mobile_inverted_conv.", ".conv.")] = value
+    metadata = getattr(state_dict, "_metadata", None)
+    if metadata is not None:
+        renamed._metadata = OrderedDict(  # type: ignore[attr-defined]
+            (k.replace(".mobile_inverted_conv", ".conv"), v) for k, v in metadata.items()
+        )
+    return renamed
 
 
 def save_subnet(net: MobileNetV3, path: str | Path) -> Path:

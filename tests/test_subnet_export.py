@@ -1,4 +1,4 @@
-"""A static supernet subnet exported through the profiler's exporters: torch, ONNX and TFLite agree."""
+"""A static supernet subnet is the profiler's module tree: exported directly, torch, ONNX and TFLite agree."""
 
 from __future__ import annotations
 
@@ -9,15 +9,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from layers import ConvBNAct, MBConv, ResidualBlock, SubnetModel
 from lutnas.cli import app
-from lutnas.subnet_export import (
-    SubnetConversionError,
-    export_static_subnet,
-    subnet_resolution,
-    to_profiler_model,
-)
-from profiler.builders import ConvBNAct, MBConv, SubnetModel
+from profiler.builders import build_block
+from profiler.export import export_module
 from supernet import OFAMobileNetV3, save_checkpoint
+from supernet.static_subnet import subnet_resolution
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -80,35 +77,52 @@ def _rel_err(got: np.ndarray, ref: np.ndarray) -> float:
     return float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-12))
 
 
+def _export(subnet, fmt: str, resolution: int | None = None) -> bytes:
+    model = subnet.block_model(resolution)
+    return export_module(model, model.input_shape, fmt)
+
+
 @pytest.mark.parametrize("kind, r", [("max", 16), ("min", 13), ("1", 16), ("2", 15)])
 def test_torch_onnx_tflite_agree(small_net: OFAMobileNetV3, kind: str, r: int) -> None:
     arch = _arch(small_net, kind, r)
     small_net.set_active_subnet(arch)
     subnet = small_net.get_active_subnet().eval()
-    model = to_profiler_model(subnet)
+    model = subnet.block_model()
     assert isinstance(model, SubnetModel)
     assert model.input_shape == (1, 3, r, r)
     assert len(model.layers) == len(subnet.blocks) + 5
+    assert model.layers[1] is subnet.blocks[0]  # the subnet's own modules, nothing copied
     x = torch.randn(1, 3, r, r, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         ref = subnet(x).numpy()
         assert np.abs(ref).max() > 1e-3  # a signal worth comparing
         assert _rel_err(model(x).numpy(), ref) <= 1e-4
     x_np = x.numpy()
-    assert _rel_err(_onnx_run(export_static_subnet(subnet, "onnx"), x_np), ref) <= 1e-4
-    assert _rel_err(_tflite_run(export_static_subnet(subnet, "tflite"), x_np), ref) <= 1e-4
+    assert _rel_err(_onnx_run(_export(subnet, "onnx"), x_np), ref) <= 1e-4
+    assert _rel_err(_tflite_run(_export(subnet, "tflite"), x_np), ref) <= 1e-4
 
 
-def test_same_graph_as_the_lut_blocks(small_net: OFAMobileNetV3) -> None:
+def test_same_module_tree_as_the_lut_blocks(small_net: OFAMobileNetV3) -> None:
     small_net.set_active_subnet(_arch(small_net, "3", 16))
-    subnet = small_net.get_active_subnet()
-    model = to_profiler_model(subnet)
+    model = small_net.get_active_subnet().block_model()
     kinds = [b.kind for b in model.blocks]
     assert kinds[0] == "first_conv" and kinds[-4:] == ["final_expand", "avgpool", "feature_mix", "classifier"]
     assert all(k == "mbconv" for k in kinds[1:-4])
-    assert isinstance(model.layers[0], ConvBNAct) and isinstance(model.layers[1], MBConv)
-    for block, layer in zip(model.blocks[1:-4], model.layers[1:-4]):
-        assert (layer.dw.kernel, layer.dw.stride, layer.mid_chs) == (block.kernel, block.stride, block.mid_chs)
+    assert isinstance(model.layers[0], ConvBNAct) and isinstance(model.layers[1], ResidualBlock)
+    for block, layer in zip(model.blocks, model.layers):
+        built = build_block(block)  # what the profiler times for this block
+        assert type(layer) is type(built)
+        assert [(k, v.shape) for k, v in layer.state_dict().items()] == [
+            (k, v.shape) for k, v in built.state_dict().items()
+        ]
+        if block.kind == "mbconv":
+            conv = layer.conv
+            assert isinstance(conv, MBConv) and layer.has_skip == block.skip
+            assert (conv.depth_conv.kernel, conv.depth_conv.stride, conv.mid_chs) == (
+                block.kernel,
+                block.stride,
+                block.mid_chs,
+            )
 
 
 def test_resolution_and_errors(small_net: OFAMobileNetV3) -> None:
@@ -116,16 +130,12 @@ def test_resolution_and_errors(small_net: OFAMobileNetV3) -> None:
     subnet = small_net.get_active_subnet()
     assert subnet_resolution(subnet) == 16
     assert subnet_resolution(subnet, 20) == 20
-    assert to_profiler_model(subnet, resolution=20).input_shape == (1, 3, 20, 20)
+    assert subnet.block_model(resolution=20).input_shape == (1, 3, 20, 20)
     subnet.arch = None
     with pytest.raises(ValueError, match="resolution"):
-        to_profiler_model(subnet)
+        subnet.block_model()
     with pytest.raises(ValueError, match="model format"):
-        export_static_subnet(subnet, "pt", resolution=16)
-    in_features = subnet.classifier.in_features
-    subnet.classifier.linear = torch.nn.Linear(in_features + 1, N_CLASSES)
-    with pytest.raises(SubnetConversionError, match=r"classifier\.weight: shape"):
-        to_profiler_model(subnet, resolution=16)
+        _export(subnet, "pt", resolution=16)
 
 
 def test_golden_w10_onnx_logits(shared_data) -> None:
@@ -138,7 +148,7 @@ def test_golden_w10_onnx_logits(shared_data) -> None:
     case = min(golden["cases"], key=lambda c: c["arch"]["r"])  # the smallest resolution is the quickest
     net.eval().set_active_subnet(case["arch"])
     subnet = net.get_active_subnet().eval()
-    data = export_static_subnet(subnet, "onnx", resolution=case["arch"]["r"])
+    data = _export(subnet, "onnx", resolution=case["arch"]["r"])
     for i in range(case["input"].shape[0]):  # the exported model takes batch 1
         logits = _onnx_run(data, case["input"][i : i + 1].numpy())
         assert np.abs(logits - case["logits"][i : i + 1].numpy()).max() <= 1e-3
@@ -162,7 +172,7 @@ def test_cli_extract(small_net: OFAMobileNetV3, tmp_path, fmt: str) -> None:
         ref = subnet(x).numpy()
     run = _tflite_run if fmt == "tflite" else _onnx_run
     assert _rel_err(run(out.read_bytes(), x.numpy()), ref) <= 1e-4
-    assert out.read_bytes() == export_static_subnet(subnet, fmt)  # deterministic, same path as the library
+    assert out.read_bytes() == _export(subnet, fmt)  # deterministic, same path as the library
 
 
 def test_cli_extract_format_from_suffix_and_bad_format(small_net: OFAMobileNetV3, tmp_path) -> None:

@@ -397,10 +397,11 @@ def extract_cmd(
     if chosen == "pt":
         save_subnet(subnet, out)
     else:
-        from lutnas.subnet_export import export_static_subnet
+        from profiler.export import export_module
 
+        model = subnet.block_model(sub.r)  # the subnet's own layers, as the profiler exports its blocks
         try:
-            data = export_static_subnet(subnet, chosen, resolution=sub.r)
+            data = export_module(model, model.input_shape, chosen)
         except ValueError as err:
             fail(f"{chosen} export failed: {err}", EXIT_FAILED)
         out.write_bytes(data)

@@ -7,22 +7,20 @@ import pytest
 import torch
 from torch import nn
 
-from profiler.builders import (
+from layers import (
     Classifier,
     ConvBNAct,
     GlobalAvgPool,
     MBConv,
+    ResidualBlock,
     SubnetModel,
     block_input_shape,
     block_output_shape,
-    build_block,
-    build_blocks,
-    build_from_net_config,
-    build_subnet,
     fold_conv_bn,
     module_output_shape,
 )
-from space import Block, get_space, make_divisible
+from profiler.builders import build_block, build_blocks, build_from_net_config, build_subnet
+from space import Block, get_space, make_divisible, read_net_config
 
 KIND_BLOCKS = {
     "first_conv": Block.first_conv(64, 16),
@@ -56,15 +54,32 @@ def test_block_module_runs_with_block_shapes(name: str) -> None:
 
 def test_mbconv_structure_follows_ofa() -> None:
     first = build_block(KIND_BLOCKS["mbconv_first"])
-    assert isinstance(first, MBConv) and first.expand is None and first.se is None and first.has_skip
-    se = build_block(KIND_BLOCKS["mbconv_se_skip"])
-    assert se.expand is not None and se.expand.kernel == 1 and se.expand.act_name == "relu"
-    assert se.dw.groups == 160 and se.dw.kernel == 5 and se.dw.conv.padding == (2, 2)
-    assert se.se is not None and se.se.mid_chs == make_divisible(160 // 4, 8)
-    assert se.se.reduce.bias is not None and se.se.expand.bias is not None
-    assert se.project.act_name == "none" and se.project.bn is not None
+    assert isinstance(first, ResidualBlock) and isinstance(first.conv, MBConv) and first.has_skip
+    assert first.conv.inverted_bottleneck is None and first.conv.se is None
+    se = build_block(KIND_BLOCKS["mbconv_se_skip"]).conv
+    expand, dw, project = se.inverted_bottleneck, se.depth_conv, se.point_linear
+    assert expand is not None and expand.kernel == 1 and expand.act_name == "relu"
+    assert dw.groups == 160 and dw.kernel == 5 and dw.conv.padding == (2, 2)
+    assert se.se is dw.se and se.se.mid_chs == make_divisible(160 // 4, 8)
+    assert se.se.fc.reduce.bias is not None and se.se.fc.expand.bias is not None
+    assert project.act_name == "none" and project.bn is not None
     s2 = build_block(KIND_BLOCKS["mbconv_s2_hs"])
-    assert s2.dw.stride == 2 and s2.dw.act_name == "h_swish" and not s2.has_skip and s2.se is None
+    assert s2.conv.depth_conv.stride == 2 and s2.conv.depth_conv.act_name == "h_swish"
+    assert not s2.has_skip and s2.conv.se is None
+
+
+def test_block_state_dict_keys_follow_ofa() -> None:
+    keys = list(build_block(KIND_BLOCKS["mbconv_se_skip"]).state_dict())
+    assert [k for k in keys if k.endswith(".weight")] == [
+        "conv.inverted_bottleneck.conv.weight",
+        "conv.inverted_bottleneck.bn.weight",
+        "conv.depth_conv.conv.weight",
+        "conv.depth_conv.bn.weight",
+        "conv.depth_conv.se.fc.reduce.weight",
+        "conv.depth_conv.se.fc.expand.weight",
+        "conv.point_linear.conv.weight",
+        "conv.point_linear.bn.weight",
+    ]
 
 
 def test_fixed_layers_follow_ofa() -> None:
@@ -83,8 +98,8 @@ def test_activations_match_their_formulas() -> None:
     x = torch.linspace(-6, 6, 101)
     module = build_block(Block.fixed("final_expand", 1, 1, 1, 1))
     assert torch.allclose(module.act(x), x * torch.clamp(x + 3, 0, 6) / 6)
-    se = build_block(KIND_BLOCKS["mbconv_se_skip"]).se
-    assert torch.allclose(se.gate(x), torch.clamp(x + 3, 0, 6) / 6)
+    se = build_block(KIND_BLOCKS["mbconv_se_skip"]).conv.se
+    assert torch.allclose(se.fc.h_sigmoid(x), torch.clamp(x + 3, 0, 6) / 6)
 
 
 def test_weights_are_fixed_by_seed() -> None:
@@ -92,13 +107,14 @@ def test_weights_are_fixed_by_seed() -> None:
     a, b, c = build_block(block, seed=0), build_block(block, seed=0), build_block(block, seed=1)
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(pa, pb), name
-    assert not torch.equal(a.dw.conv.weight, c.dw.conv.weight)
+    dw_a, dw_c = a.conv.depth_conv, c.conv.depth_conv
+    assert not torch.equal(dw_a.conv.weight, dw_c.conv.weight)
     # BN statistics are random, not the identity defaults.
-    assert not torch.allclose(a.dw.bn.running_var, torch.ones_like(a.dw.bn.running_var))
+    assert not torch.allclose(dw_a.bn.running_var, torch.ones_like(dw_a.bn.running_var))
 
 
 def test_fold_conv_bn_equals_conv_then_bn() -> None:
-    module = build_block(KIND_BLOCKS["mbconv_s2_hs"]).dw
+    module = build_block(KIND_BLOCKS["mbconv_s2_hs"]).conv.depth_conv
     w, b = fold_conv_bn(module.conv, module.bn)
     x = _x((1, 240, 14, 14))
     with torch.no_grad():
@@ -142,8 +158,6 @@ def test_build_blocks_rejects_a_broken_chain() -> None:
 
 
 def test_build_from_net_config(shared_data) -> None:
-    from space import read_net_config
-
     folder = shared_data / "ofa" / "specialized" / "note10_lat-8ms_top1-71.4_finetune-25"
     model = build_from_net_config(folder / "net.config", 160)
     assert model.blocks == tuple(read_net_config(folder / "net.config", resolution=160))

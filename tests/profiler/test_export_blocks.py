@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from profiler.builders import block_input_shape, build_block, build_from_net_config, build_subnet
+from layers import block_input_shape
+from profiler.builders import build_block, build_from_net_config, build_subnet
 from profiler.export import (
     FORMATS,
     check_format,

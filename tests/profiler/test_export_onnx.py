@@ -5,7 +5,8 @@ from __future__ import annotations
 import onnx
 import pytest
 
-from profiler.builders import block_input_shape, build_block
+from layers import block_input_shape
+from profiler.builders import build_block
 from profiler.export_onnx import ONNX_IR_VERSION, ONNX_OPSET, export_onnx, to_onnx_model
 from space import Block
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from profiler.builders import block_input_shape, build_block
+from layers import block_input_shape
+from profiler.builders import build_block
 from space import Block
 
 schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
