@@ -39,15 +39,6 @@ def _store(db: Path, *, create: bool = False) -> Iterator[Any]:
         fail(str(err), EXIT_USAGE)
 
 
-def _space_name(space: str | None) -> str:
-    from space import DEFAULT_SPACE, get_space
-
-    try:
-        return get_space(space or DEFAULT_SPACE).name
-    except ValueError as err:
-        fail(str(err), EXIT_USAGE)
-
-
 # -- lut list ------------------------------------------------------------------------------------
 @lut_app.command("list")
 def list_cmd(db: Path = _DB, json_out: bool = _JSON) -> None:
@@ -171,10 +162,12 @@ def _export_format(out: Path) -> str:
 def predict_cmd(
     db: Path = _DB,
     device: str = typer.Option(..., "--device", help="Device name or setting id."),
-    space: str | None = typer.Option(None, "--space", help="Search space (default ofa-mbv3-w1.2)."),
+    space: str | None = typer.Option(None, "--space", help="Search space (default: the one the LUT and the "
+                                     "net.config fit)."),
     arch: str | None = typer.Option(None, "--arch", help='Subnet as JSON: {"ks": [...], "e": [...], "d": [...], "r": 224}.'),
     net_config: Path | None = typer.Option(None, "--net-config", help="OFA net.config file (or its folder)."),
-    resolution: int | None = typer.Option(None, "--resolution", "--resolutions", help="Input resolution for --net-config."),
+    resolution: int | None = typer.Option(None, "--resolution", "--resolutions", help="Input resolution for "
+                                          "--net-config (default: image_size of the run.config beside it)."),
     raw: bool = typer.Option(False, "--raw", help="Ignore the device's calibration; print the plain LUT sum."),
     json_out: bool = _JSON,
 ) -> None:
@@ -182,15 +175,29 @@ def predict_cmd(
     from lut import CalibrationError, block_features
     from space import read_net_config
 
+    from lutnas._spaces import choose_space, lut_source, net_config_source
+
     if (arch is None) == (net_config is None):
         fail("give exactly one of --arch JSON or --net-config FILE", EXIT_USAGE)
-    if net_config is not None and resolution is None:
-        fail("--net-config needs --resolution R", EXIT_USAGE)
     if arch is not None and resolution is not None:
         fail("--resolution goes with --net-config; put r in the --arch JSON", EXIT_USAGE)
-    space_name = _space_name(space)
+    blocks = None
+    if net_config is not None:
+        resolution = resolution or _run_config_resolution(net_config)
+        try:
+            blocks = read_net_config(net_config, resolution)
+        except ValueError as err:
+            fail(str(err), EXIT_USAGE)
     with _store(db) as store:
-        compiled = store.compiled(find_setting(store, device), space_name, calibrated=not raw)
+        stored = find_setting(store, device)
+        sources = [lut_source(stored.name, store.table(stored.id))]
+        if blocks is not None:
+            sources.append(net_config_source(str(net_config), blocks))
+        try:
+            space_name = choose_space(sources, space)
+        except ValueError as err:
+            fail(str(err), EXIT_USAGE)
+        compiled = store.compiled(stored, space_name, calibrated=not raw)
         cal = compiled.calibration
         if arch is not None:
             try:
@@ -201,10 +208,6 @@ def predict_cmd(
             raw_ms = compiled.predict(sub, calibrated=False)
             latency = compiled.predict(sub, calibrated=True)
         else:
-            try:
-                blocks = read_net_config(net_config, resolution)
-            except ValueError as err:
-                fail(str(err), EXIT_USAGE)
             raw_ms = compiled.predict_blocks(blocks)
             latency = raw_ms
             if cal is not None:
@@ -220,6 +223,20 @@ def predict_cmd(
         return
     how = f"calibrated ({cal.kind}; raw LUT sum {raw_ms:.3f} ms)" if cal is not None else "raw LUT sum"
     err_console.print(f"{compiled.device} ({space_name}): {latency:.3f} ms, {how}")
+
+
+def _run_config_resolution(net_config: Path) -> int:
+    """``image_size`` from the OFA run.config beside a net.config (OFA's specialized nets ship one)."""
+    folder = net_config if net_config.is_dir() else net_config.parent
+    run_config = folder / "run.config"
+    try:
+        size = json.loads(run_config.read_text()).get("image_size")
+    except (OSError, ValueError, AttributeError):
+        size = None
+    if not isinstance(size, int) or isinstance(size, bool):
+        found = f"image_size {size!r}" if size is not None else "no image_size"
+        fail(f"--net-config needs --resolution R ({found} in {run_config})", EXIT_USAGE)
+    return size
 
 
 # -- lut rm --------------------------------------------------------------------------------------
@@ -252,7 +269,8 @@ def compare_cmd(
     db: Path = _DB,
     device: list[str] = typer.Option([], "--device", help="A device to compare; repeat (or A,B): two or more."),
     devices: list[str] = typer.Option([], "--devices", hidden=True),  # old spelling: --devices A B [...]
-    space: str | None = typer.Option(None, "--space", help="Search space (default ofa-mbv3-w1.2)."),
+    space: str | None = typer.Option(None, "--space", help="Search space (default: the one every LUT (and the "
+                                     "predictor) fits)."),
     resolutions: list[str] = typer.Option([], "--resolutions", "--resolution",
                                           help="Resolutions to compare at (a list or range; default: all common)."),
     subnets: int = typer.Option(10_000, "--subnets", min=2, help="Random subnets to rank."),
@@ -271,6 +289,8 @@ def compare_cmd(
     the best subnet per device at matched budgets and the cross-device regret."""
     from lut.compare import compare_luts, plot_comparison
 
+    from lutnas._spaces import choose_space, lut_source, predictor_source
+
     extra = [a for a in ctx.args]
     bad = [a for a in extra if a.startswith("-")]
     if bad:
@@ -287,22 +307,28 @@ def compare_cmd(
     quantiles = _parse_quantiles(budgets) if budgets is not None else None
     if predictor is not None and not predictor.is_file():
         fail(f"--predictor file not found: {predictor}", EXIT_USAGE)
-    space_name = _space_name(space)
+    pred = _load_predictor(predictor) if predictor is not None else None
     with _store(db) as store:
-        luts = {}
-        for name in names:
-            stored = find_setting(store, name)
-            luts[name] = store.compiled(stored.id, space_name, calibrated=False)
+        stored = {name: find_setting(store, name) for name in names}
+        sources = [lut_source(name, store.table(s.id)) for name, s in stored.items()]
+        if pred is not None:
+            sources.append(predictor_source(str(predictor), pred))
+        try:
+            space_name = choose_space(sources, space)
+        except ValueError as err:
+            fail(str(err), EXIT_USAGE)
+        # Raw sums: a ratio of two devices' blocks means the same whether or not either is calibrated.
+        luts = {name: store.compiled(s, space_name, calibrated=False) for name, s in stored.items()}
         cmp = compare_luts(luts, resolutions=resolution or None, n_subnets=subnets, random_state=seed)
     regret = None
-    if predictor is not None:
-        regret = _regret(space_name, luts, predictor, quantiles, generations, resolution or None, seed)
+    if pred is not None:
+        regret = _regret(space_name, luts, pred, quantiles, generations, resolution or None, seed)
     if plot is not None:
         try:
             plot_comparison(cmp, plot)
         except OSError as err:
             fail(f"cannot write --plot {plot}: {err.strerror or err}", EXIT_FAILED)
-    doc = cmp.to_dict()
+    doc = {**cmp.to_dict(), "latency_model": _COMPARE_MODEL}
     if plot is not None:
         doc["plot"] = str(plot)
     if regret is not None:
@@ -311,6 +337,7 @@ def compare_cmd(
         emit_json(doc)
         return
     _print_comparison(cmp, plot)
+    err_console.print(f"latencies: {_COMPARE_MODEL}")
     if regret is not None:
         _print_regret(regret)
 
@@ -325,7 +352,19 @@ def _parse_quantiles(text: str) -> list[float]:
     return values
 
 
-def _regret(space_name: str, luts: dict[str, Any], predictor: Path, quantiles: list[float] | None,
+_COMPARE_MODEL = "raw LUT sums (device calibrations are not applied)"
+
+
+def _load_predictor(path: Path) -> Any:
+    from search import SearchError, load_predictor
+
+    try:
+        return load_predictor(path)
+    except (SearchError, ValueError, OSError) as err:
+        fail(str(err), EXIT_USAGE)
+
+
+def _regret(space_name: str, luts: dict[str, Any], pred: Any, quantiles: list[float] | None,
             generations: int | None, resolutions: list[int] | None, seed: int) -> Any:
     """Run the matched-budget searches, turning search errors into one-line failures."""
     import dataclasses
@@ -335,7 +374,6 @@ def _regret(space_name: str, luts: dict[str, Any], predictor: Path, quantiles: l
         InfeasibleSearchError,
         SearchError,
         cross_device_regret,
-        load_predictor,
     )
 
     settings = EvolutionSettings()
@@ -344,7 +382,6 @@ def _regret(space_name: str, luts: dict[str, Any], predictor: Path, quantiles: l
     if resolutions is not None:
         settings = dataclasses.replace(settings, resolutions=tuple(resolutions))
     try:
-        pred = load_predictor(predictor, space=space_name)
         with err_console.status("searching the best subnet per device and budget"):
             return cross_device_regret(space_name, luts, pred, quantiles, settings, random_state=seed)
     except InfeasibleSearchError as err:

@@ -177,8 +177,9 @@ def _search_cmd(
     latency_ms: list[str] = typer.Option(..., "--latency-ms", help="Budget in ms, one per --device (or one for all); "
                                          "a comma list (10,15,20) sweeps budgets."),
     predictor: Path = typer.Option(..., "--predictor", help="A lutnas predictor file or OFA's acc_predictor.pth."),
-    space: str | None = typer.Option(None, "--space", help="Search space (default ofa-mbv3-w1.2)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    space: str | None = typer.Option(None, "--space", help="Search space (default: the one the LUTs and the "
+                                     "predictor fit)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (each budget's search starts from it)."),
     max_macs: float | None = typer.Option(None, "--max-macs", help="Also bound MACs (multiply-adds)."),
     max_params: float | None = typer.Option(None, "--max-params", help="Also bound the parameter count."),
     generations: int | None = typer.Option(None, "--generations", help="Generations (default OFA's 500)."),
@@ -202,15 +203,9 @@ def _search_cmd(
         macs_constraint,
         params_constraint,
     )
-    from space import DEFAULT_SPACE, get_space
-
     if len(set(device)) != len(device):
         fail(f"each --device may appear once, got {device}", EXIT_USAGE)
     budgets = _parse_budgets(latency_ms, device)
-    try:
-        space_name = get_space(space or DEFAULT_SPACE).name
-    except ValueError as err:
-        fail(str(err), EXIT_USAGE)
     settings = EvolutionSettings()
     if generations is not None:
         settings = dataclasses.replace(settings, generations=generations)
@@ -218,10 +213,11 @@ def _search_cmd(
         settings = dataclasses.replace(settings, population_size=population)
     if distinct_parents:
         settings = dataclasses.replace(settings, distinct_parents=True)
-    tables = _compiled_tables(db, device, space_name, calibrated=not raw)
     with _search_errors():
         settings.validate()
-        pred = _load_any(predictor, space_name)
+        pred = _load_any(predictor)
+    space_name, tables = _compiled_tables(db, device, space, pred, predictor, calibrated=not raw)
+    with _search_errors():
         extra = []
         if max_macs is not None:
             extra.append(macs_constraint(space_name, max_macs))
@@ -271,14 +267,21 @@ def _latency_model(compiled: Any) -> str:
     return "raw LUT sum (no calibration)" if cal is None else f"calibrated LUT ({cal.describe()})"
 
 
-def _compiled_tables(db: Path, devices: list[str], space_name: str, calibrated: bool) -> dict[str, Any]:
+def _compiled_tables(db: Path, devices: list[str], space: str | None, pred: Any, pred_path: Path,
+                     calibrated: bool) -> tuple[str, dict[str, Any]]:
+    """The space every LUT and the predictor fit (``space`` when given), and each device's compiled LUT."""
     from lut import LutError, LutStore
+
+    from lutnas._spaces import choose_space, lut_source, predictor_source
 
     if not db.exists():
         fail(f"no LUT store at {db} (create one with 'lutnas lut import' or 'lutnas profile')", EXIT_USAGE)
     try:
         with LutStore(db) as store:
-            return {dev: store.compiled(find_setting(store, dev), space_name, calibrated=calibrated) for dev in devices}
+            stored = {dev: find_setting(store, dev) for dev in devices}
+            sources = [lut_source(dev, store.table(s.id)) for dev, s in stored.items()]
+            space_name = choose_space([*sources, predictor_source(str(pred_path), pred)], space)
+            return space_name, {dev: store.compiled(s, space_name, calibrated=calibrated) for dev, s in stored.items()}
     except (LutError, ValueError) as err:
         fail(str(err), EXIT_USAGE)
 
