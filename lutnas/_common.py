@@ -7,6 +7,7 @@ JSON document on stdout. Exit codes: 0 ok, 1 the work failed, 2 bad usage or inp
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ __all__ = [
     "parse_resolutions",
     "resolution_option",
     "find_setting",
+    "positive_number",
 ]
 
 EXIT_OK = 0
@@ -161,3 +163,14 @@ def find_setting(store: Any, ref: str | int) -> Any:
         if not guesses:
             raise
         raise UnknownDeviceError(f"{err}; did you mean {guesses[0]!r}?") from None
+
+
+def positive_number(value: float, flag: str) -> float:
+    """``value`` when it is a finite number > 0; else a one-line usage error naming ``flag``.
+
+    ``float("nan")`` passes every ``<=`` test, and ``inf`` passes ``> 0``: both must stop here,
+    at the edge, before a search spends its draws on them.
+    """
+    if not math.isfinite(value) or value <= 0:
+        fail(f"{flag} must be a finite number > 0, got {value!r}", EXIT_USAGE)
+    return value

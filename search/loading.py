@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from search.errors import PredictorFormatError, SpaceMismatchError
-from search.ofa_predictor import (
-    OFAAccuracyPredictor,
-    is_ofa_state_dict,
-    load_ofa_predictor,
-)
+from search.ofa_predictor import OFAAccuracyPredictor, ofa_predictor_from_blob
 from search.predictor import PREDICTOR_KIND, LutnasPredictor, read_predictor_blob
 from space import get_space
 
 __all__ = ["AnyPredictor", "load_predictor"]
-
-logger = logging.getLogger(__name__)
 
 AnyPredictor = LutnasPredictor | OFAAccuracyPredictor
 
@@ -36,21 +29,14 @@ def load_predictor(path: str | Path, space: str | None = None) -> AnyPredictor:
         SpaceMismatchError: the predictor belongs to another space.
     """
     path = Path(path)
+    # Both formats are plain tensors and containers: one safe read, never an unpickling fallback.
+    blob: Any = read_predictor_blob(path)
+    if isinstance(blob, Mapping) and blob.get("kind") == PREDICTOR_KIND:
+        return LutnasPredictor.from_blob(blob, path, space)
     try:
-        blob: Any = read_predictor_blob(path)
+        pred = ofa_predictor_from_blob(blob, path)
     except PredictorFormatError:
-        # OFA's file may need torch's legacy loader; load_ofa_predictor knows how.
-        logger.debug("%s is not readable with the safe loader; trying OFA's format", path)
-        pred = load_ofa_predictor(path)
-    else:
-        if isinstance(blob, Mapping) and blob.get("kind") == PREDICTOR_KIND:
-            return LutnasPredictor.from_blob(blob, path, space)
-        if isinstance(blob, Mapping) and is_ofa_state_dict(blob):
-            pred = OFAAccuracyPredictor(blob, source=str(path))
-        else:
-            raise PredictorFormatError(
-                f"{path}: neither a lutnas predictor file nor OFA predictor weights"
-            )
+        raise PredictorFormatError(f"{path}: neither a lutnas predictor file nor OFA predictor weights") from None
     if space is not None and get_space(space).name != pred.space_name:
         raise SpaceMismatchError(
             f"OFA's predictor {path} is for space {pred.space_name!r}, but the search space is {get_space(space).name!r}"

@@ -8,8 +8,6 @@ network for the search: ``predict_batch`` returns percent, like every lutnas pre
 
 from __future__ import annotations
 
-import logging
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from torch import nn
 
 from search.encoding import OFA_R_BINS, OFA_R_MIN, OFAEncoding
 from search.errors import PredictorFormatError
+from search.predictor import read_predictor_blob
 from space import SearchSpace, SubnetBatch, get_space
 
 __all__ = [
@@ -28,9 +27,8 @@ __all__ = [
     "build_ofa_mlp",
     "is_ofa_state_dict",
     "load_ofa_predictor",
+    "ofa_predictor_from_blob",
 ]
-
-logger = logging.getLogger(__name__)
 
 OFA_HIDDEN = 400  # width of OFA's three hidden layers
 OFA_STATE_KEYS = ("0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias", "6.weight", "6.bias")
@@ -135,38 +133,32 @@ class OFAAccuracyPredictor:
         return f"OFAAccuracyPredictor(space={self.space_name!r}, source={self.source!r})"
 
 
-def _torch_load(path: Path, allow_legacy_pickle: bool) -> object:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        if not allow_legacy_pickle:
-            raise
-        # OFA saved its predictor in torch's legacy format; only files the caller named as OFA
-        # weights get the unrestricted loader.
-        logger.debug("%s needs torch's unrestricted loader (legacy format)", path)
-        return torch.load(path, map_location="cpu", weights_only=False)
-
-
 def load_ofa_predictor(path: str | Path, space: SearchSpace | str = OFA_PREDICTOR_SPACE) -> OFAAccuracyPredictor:
     """Load OFA's released predictor weights (e.g. ``acc_predictor.pth``).
 
     Args:
-        path: the ``.pth`` file (a plain state dict, legacy torch format accepted).
+        path: the ``.pth`` file: a plain state dict, read with ``torch.load(weights_only=True)``
+            (tensors and containers only; a file that needs more is refused, never unpickled).
         space: the space the weights were trained for (OFA's release: ``ofa-mbv3-w1.2``).
 
     Raises:
         FileNotFoundError: no such file.
         PredictorFormatError: the file is not OFA's predictor state dict.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"OFA predictor weights not found: {path}")
-    try:
-        obj = _torch_load(path, allow_legacy_pickle=True)
-    except Exception as err:  # torch raises many types for foreign or damaged files
-        raise PredictorFormatError(f"{path}: not a torch file OFA's predictor could be read from: {err}") from err
-    if isinstance(obj, Mapping) and "state_dict" in obj and is_ofa_state_dict(obj["state_dict"]):
-        obj = obj["state_dict"]
-    if not is_ofa_state_dict(obj):
+    return ofa_predictor_from_blob(read_predictor_blob(path), path, space)
+
+
+def ofa_predictor_from_blob(
+    blob: object, path: str | Path, space: SearchSpace | str = OFA_PREDICTOR_SPACE
+) -> OFAAccuracyPredictor:
+    """OFA's predictor from a safely loaded file's contents: a state dict, bare or under ``"state_dict"``.
+
+    Raises:
+        PredictorFormatError: the contents are not OFA's predictor state dict.
+    """
+    if isinstance(blob, Mapping) and isinstance(blob.get("state_dict"), Mapping):
+        blob = blob["state_dict"]
+    if not is_ofa_state_dict(blob):
         raise PredictorFormatError(f"{path}: not OFA predictor weights (expected keys {list(OFA_STATE_KEYS)})")
-    return OFAAccuracyPredictor(obj, space=space, source=str(path))
+    return OFAAccuracyPredictor(blob, space=space, source=str(path))
+

@@ -381,5 +381,8 @@ def read_predictor_blob(path: str | Path) -> Any:
         raise FileNotFoundError(f"predictor file not found: {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for foreign or damaged files
-        raise PredictorFormatError(f"{path}: not a predictor file torch can read safely: {err}") from err
+    except Exception as err:  # torch raises several types for foreign, damaged or hostile files
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise PredictorFormatError(
+            f"{path}: not a predictor file of plain tensors (lutnas never unpickles objects): {first}"
+        ) from err

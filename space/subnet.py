@@ -65,7 +65,7 @@ def _as_int(field: str, value: Any) -> int:
         raise ValueError(f"subnet {field} must be an int, got {value!r}")
     try:
         as_int = int(value)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, OverflowError) as err:  # OverflowError: inf (JSON's 1e309)
         raise ValueError(f"subnet {field} must be an int, got {value!r}") from err
     if as_int != value:
         raise ValueError(f"subnet {field} must be an int, got {value!r}")

@@ -13,7 +13,6 @@ from tensor shapes (width from the stem, classes from the classifier, kernels fr
 from __future__ import annotations
 
 import logging
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,11 +132,12 @@ def load_checkpoint(path: str | Path) -> SupernetCheckpoint:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
+        # OFA's releases are plain state dicts too; anything that needs more than tensors and
+        # containers is refused, never unpickled (that would run whatever the file says).
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        # Older OFA releases pickle more than tensors; only load files you trust.
-        logger.debug("weights_only load of %s failed (%s); retrying as a legacy OFA file", path, err)
-        blob = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises many types for foreign, damaged or hostile files
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path}: not a checkpoint of plain tensors (lutnas never unpickles objects): {first}") from err
     if isinstance(blob, Mapping) and blob.get("kind") == _KIND:
         version = blob.get("format_version")
         if version != CHECKPOINT_FORMAT_VERSION:

@@ -142,7 +142,7 @@ def test_golden_w10_onnx_logits(shared_data) -> None:
     path = shared_data / "ofa" / "golden" / "ofa_mbv3_w1.0_golden.pt"
     if not path.is_file():
         pytest.skip(f"{path} not found")
-    golden = torch.load(path, map_location="cpu", weights_only=False)
+    golden = torch.load(path, map_location="cpu", weights_only=True)
     net = OFAMobileNetV3(width_mult=1.0, ks_list=[3, 5, 7], expand_ratio_list=[3, 4, 6], depth_list=[2, 3, 4])
     net.load_state_dict(golden["state_dict"], strict=True)
     case = min(golden["cases"], key=lambda c: c["arch"]["r"])  # the smallest resolution is the quickest

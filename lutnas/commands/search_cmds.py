@@ -11,7 +11,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail, find_setting
+from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail, find_setting, positive_number
 
 __all__ = ["predictor_app", "register"]
 
@@ -159,8 +159,10 @@ def _parse_budgets(values: list[str], devices: list[str]) -> list[list[float]]:
             budgets = [float(v) for v in text.split(",") if v.strip()]
         except ValueError:
             fail(f"--latency-ms expects numbers like 25 or 10,15,20, got {text!r}", EXIT_USAGE)
-        if not budgets or any(b <= 0 for b in budgets):
-            fail(f"--latency-ms values must be positive, got {text!r}", EXIT_USAGE)
+        if not budgets:
+            fail(f"--latency-ms expects numbers like 25 or 10,15,20, got {text!r}", EXIT_USAGE)
+        for b in budgets:
+            positive_number(b, "--latency-ms")
         lists.append(budgets)
     if len(lists) == 1:
         lists = lists * len(devices)
@@ -206,6 +208,9 @@ def _search_cmd(
     if len(set(device)) != len(device):
         fail(f"each --device may appear once, got {device}", EXIT_USAGE)
     budgets = _parse_budgets(latency_ms, device)
+    for value, flag in ((max_macs, "--max-macs"), (max_params, "--max-params")):
+        if value is not None:
+            positive_number(value, flag)
     settings = EvolutionSettings()
     if generations is not None:
         settings = dataclasses.replace(settings, generations=generations)

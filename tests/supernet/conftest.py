@@ -23,4 +23,4 @@ def golden_dir(shared_data: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def golden(golden_dir: Path) -> dict:
-    return torch.load(golden_dir / "ofa_mbv3_w1.0_golden.pt", map_location="cpu", weights_only=False)
+    return torch.load(golden_dir / "ofa_mbv3_w1.0_golden.pt", map_location="cpu", weights_only=True)
