@@ -15,7 +15,9 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
+import signal
 import sys
 import time
 from dataclasses import asdict
@@ -33,9 +35,17 @@ __all__ = ["run_job", "main"]
 
 log = logging.getLogger(__name__)
 
+# How the runtimes word a failed allocation (onnxruntime's arena, torch's CPU allocator, C++).
+_OUT_OF_MEMORY = re.compile(r"failed to allocate memory|can't allocate memory|bad_alloc|out of memory", re.IGNORECASE)
+
 
 def run_job(
-    job: dict[str, Any], runtimes: dict[str, Runtime], cpus: list[int] | None, workdir: Path, versions: dict[str, str]
+    job: dict[str, Any],
+    runtimes: dict[str, Runtime],
+    cpus: list[int] | None,
+    workdir: Path,
+    versions: dict[str, str],
+    delegates: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run one validated job and return the result document.
 
@@ -45,6 +55,7 @@ def run_job(
         cpus: CPUs whose state to record, None for all.
         workdir: A private directory for this job, created only if a runtime needs it; removed after.
         versions: Runtime versions by name (probing costs milliseconds, so it happens once).
+        delegates: The operator's delegate allowlist, name -> path.
 
     Raises:
         JobError: the job failed in a way the host should see.
@@ -64,6 +75,7 @@ def run_job(
         workdir=workdir,
         plan=plan,
         max_input_bytes=job["max_input_bytes"],
+        delegates=delegates or {},
     )
     try:
         t_load = time.perf_counter()
@@ -98,7 +110,37 @@ def run_job(
     }
 
 
-def _serve(conn: _Duplex, extra: dict[str, str], cpus: list[int] | None, jobs_dir: Path) -> None:
+def cap_memory(max_mb: int) -> None:
+    """Cap what this process may allocate at ``max_mb``: a bigger job fails, the device keeps going.
+
+    RLIMIT_DATA (Linux >= 4.7 counts every private writable mapping, so it covers malloc, mmap and
+    the runtimes' arenas) rather than RLIMIT_AS: CUDA reserves hundreds of GB of address space it
+    never touches, which an address-space cap would refuse. RLIMIT_AS where there is no RLIMIT_DATA.
+    """
+    import resource  # Unix only; the agent's supported systems all have it
+
+    limit = max_mb << 20
+    kind = getattr(resource, "RLIMIT_DATA", None)
+    if kind is None or not sys.platform.startswith("linux"):
+        kind = resource.RLIMIT_AS
+    resource.setrlimit(kind, (limit, limit))
+
+
+def _failure(code: str, message: str, max_mb: int) -> dict[str, Any]:
+    """A failed job's reply; an allocation failure under the cap becomes RESOURCE_EXHAUSTED and a restart."""
+    if max_mb and (code == "RESOURCE_EXHAUSTED" or _OUT_OF_MEMORY.search(message)):
+        return {
+            "ok": False,
+            "code": "RESOURCE_EXHAUSTED",
+            "message": f"the job needs more memory than the worker's cap of {max_mb} MB (agent --max-worker-mb): {message}",
+            "restart": True,
+        }
+    return {"ok": False, "code": code, "message": message}
+
+
+def _serve(
+    conn: _Duplex, extra: dict[str, str], cpus: list[int] | None, jobs_dir: Path, delegates: dict[str, str], max_mb: int
+) -> None:
     runtimes: dict[str, Runtime] = {}
     versions: dict[str, str] = {}
     count = 0
@@ -112,14 +154,15 @@ def _serve(conn: _Duplex, extra: dict[str, str], cpus: list[int] | None, jobs_di
             if job["runtime"] not in runtimes:
                 runtimes[job["runtime"]] = get_runtime(job["runtime"], extra)
             count += 1
-            reply = {"ok": True, "result": run_job(job, runtimes, cpus, jobs_dir / f"job-{count}", versions)}
+            result = run_job(job, runtimes, cpus, jobs_dir / f"job-{count}", versions, delegates)
+            reply = {"ok": True, "result": result}
         except JobError as err:
-            reply = {"ok": False, "code": err.code, "message": err.message}
+            reply = _failure(err.code, err.message, max_mb)
         except MemoryError:
-            reply = {"ok": False, "code": "RESOURCE_EXHAUSTED", "message": "out of memory while running the job"}
+            reply = _failure("RESOURCE_EXHAUSTED", "out of memory while running the job", max_mb)
         except Exception as err:  # a runtime bug must cost one job, not the worker
             log.exception("job %s failed", job.get("job_id"))
-            reply = {"ok": False, "code": "INTERNAL", "message": f"{type(err).__name__}: {one_line(err, 200)}"}
+            reply = _failure("INTERNAL", f"{type(err).__name__}: {one_line(err, 200)}", max_mb)
         conn.send_bytes(json.dumps(reply).encode())
 
 
@@ -131,21 +174,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpus", default="")
     parser.add_argument("--extra-runtime", action="append", default=[])
     parser.add_argument("--jobs-dir", type=Path, required=True)
+    parser.add_argument("--delegate", action="append", default=[])
+    parser.add_argument("--max-worker-mb", type=int, default=0)
     args = parser.parse_args(argv)
+    # Ctrl-C in the agent's terminal reaches the whole process group; the agent stops us by closing
+    # the pipe, so the worker ignores SIGINT instead of dying with a traceback mid-job.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if args.max_worker_mb:
+        cap_memory(args.max_worker_mb)
     # Runtimes may print to stdout; keep it away from anything that reads ours.
     os.dup2(2, 1)
     logging.basicConfig(level=logging.WARNING, format="worker %(levelname)s %(name)s: %(message)s")
     cpus = [int(c) for c in args.cpus.split(",") if c] or None
     if cpus is not None:
         os.sched_setaffinity(0, cpus)
-    extra: dict[str, str] = {}
-    for item in args.extra_runtime:
-        name, _, spec = item.partition("=")
-        extra[name] = spec
+    extra = dict(item.partition("=")[::2] for item in args.extra_runtime)
+    delegates = dict(item.partition("=")[::2] for item in args.delegate)
     reader = Connection(args.rfd, writable=False)
     writer = Connection(args.wfd, readable=False)
     writer.send_bytes(json.dumps({"ready": True, "pid": os.getpid(), "cpus": sorted(allowed_cpus()) if cpus else []}).encode())
-    _serve(_Duplex(reader, writer), extra, cpus, args.jobs_dir)
+    _serve(_Duplex(reader, writer), extra, cpus, args.jobs_dir, delegates, args.max_worker_mb)
     sys.stderr.flush()
     # Skip interpreter teardown: with torch loaded it takes seconds, and there is nothing to save.
     os._exit(0)

@@ -22,11 +22,16 @@ from agent.config import (
     DEFAULT_HOST,
     DEFAULT_JOB_TIMEOUT_S,
     DEFAULT_MAX_MESSAGE_MB,
+    DEFAULT_MAX_STREAMS,
+    DEFAULT_MAX_STREAMS_PER_CLIENT,
     DEFAULT_PORT,
+    DEFAULT_STREAM_IDLE_S,
     AgentConfig,
     default_cache_dir,
+    default_max_worker_mb,
     default_token_path,
     parse_cpus,
+    parse_delegates,
 )
 
 __all__ = ["resolve_token", "build_config", "serve", "build_parser", "main", "TOKEN_ENV"]
@@ -81,6 +86,11 @@ def build_config(
     job_log: Path | None = None,
     name: str | None = None,
     benchmark_model_bin: Path | None = None,
+    max_worker_mb: int | None = None,
+    delegates: Sequence[str] = (),
+    max_streams: int = DEFAULT_MAX_STREAMS,
+    max_streams_per_client: int = DEFAULT_MAX_STREAMS_PER_CLIENT,
+    stream_idle_s: float = DEFAULT_STREAM_IDLE_S,
 ) -> AgentConfig:
     """An :class:`AgentConfig` from flag values, checking rules that span flags.
 
@@ -95,6 +105,13 @@ def build_config(
         raise ValueError(f"--max-message-mb must be >= 1, got {max_message_mb}")
     if cache_mb < 1:
         raise ValueError(f"--cache-mb must be >= 1, got {cache_mb}")
+    if max_worker_mb is not None and max_worker_mb < 0:
+        raise ValueError(f"--max-worker-mb must be >= 0 (0: no cap), got {max_worker_mb}")
+    for flag, value in (("--max-streams", max_streams), ("--max-streams-per-client", max_streams_per_client)):
+        if value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
+    if not stream_idle_s > 0 or stream_idle_s == float("inf"):
+        raise ValueError(f"--stream-idle-s must be a finite number > 0, got {stream_idle_s}")
     names = tuple(n.strip() for n in runtimes.split(",") if n.strip()) if runtimes else None
     return AgentConfig(
         host=host,
@@ -113,6 +130,11 @@ def build_config(
         job_log=job_log,
         name=name,
         benchmark_model_bin=benchmark_model_bin,
+        max_worker_mb=default_max_worker_mb() if max_worker_mb is None else max_worker_mb,
+        delegates=tuple(parse_delegates(tuple(delegates)).items()),
+        max_streams=max_streams,
+        max_streams_per_client=max_streams_per_client,
+        stream_idle_s=stream_idle_s,
     )
 
 
@@ -180,6 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--job-log", type=Path, help="append one JSON line per completed timing job")
     p.add_argument("--name", help="device name to report (default: hostname)")
     p.add_argument("--benchmark-model-bin", type=Path, help="TFLite benchmark_model binary; enables that runtime")
+    p.add_argument("--max-worker-mb", type=int, help="memory cap of the timing worker; a job over it fails (default: half the RAM; 0: none)")
+    p.add_argument("--delegate", action="append", default=[], metavar="NAME=PATH",
+                   help="allow jobs to use this TFLite delegate by NAME (repeatable); jobs never name paths")
+    p.add_argument("--max-streams", type=int, default=DEFAULT_MAX_STREAMS, help=f"open Benchmark streams in all (default {DEFAULT_MAX_STREAMS})")
+    p.add_argument("--max-streams-per-client", type=int, default=DEFAULT_MAX_STREAMS_PER_CLIENT,
+                   help=f"open Benchmark streams per client address (default {DEFAULT_MAX_STREAMS_PER_CLIENT})")
+    p.add_argument("--stream-idle-s", type=float, default=DEFAULT_STREAM_IDLE_S,
+                   help=f"close a stream that sends no job for this long (default {DEFAULT_STREAM_IDLE_S:g})")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     return p
 
@@ -212,8 +242,15 @@ def main(argv: list[str] | None = None) -> int:
             job_log=args.job_log,
             name=args.name,
             benchmark_model_bin=args.benchmark_model_bin,
+            max_worker_mb=args.max_worker_mb,
+            delegates=args.delegate,
+            max_streams=args.max_streams,
+            max_streams_per_client=args.max_streams_per_client,
+            stream_idle_s=args.stream_idle_s,
         )
         serve(config, auth_desc, echo)
+    except KeyboardInterrupt:
+        return 130  # Ctrl-C before the signal handlers were in place: stop quietly
     except ValueError as err:
         sys.stderr.write(f"error: {err}\n")
         return 2

@@ -19,6 +19,12 @@ __all__ = [
     "DEFAULT_JOB_TIMEOUT_S",
     "MAX_JOB_TIMEOUT_S",
     "DEFAULT_MAX_INPUT_MB",
+    "DEFAULT_MAX_STREAMS",
+    "DEFAULT_MAX_STREAMS_PER_CLIENT",
+    "DEFAULT_STREAM_IDLE_S",
+    "default_max_worker_mb",
+    "is_loopback",
+    "parse_delegates",
     "AgentConfig",
     "default_cache_dir",
     "default_token_path",
@@ -56,6 +62,49 @@ DEFAULT_CACHE_MB = 2048
 DEFAULT_JOB_TIMEOUT_S = 300.0
 MAX_JOB_TIMEOUT_S = 3600.0  # a job may ask for less, never more
 DEFAULT_MAX_INPUT_MB = 256  # random input tensors a job may make the agent allocate
+DEFAULT_MAX_STREAMS = 16  # open Benchmark streams, all clients together; a host needs one per agent
+DEFAULT_MAX_STREAMS_PER_CLIENT = 4  # open Benchmark streams from one client address
+DEFAULT_STREAM_IDLE_S = 600.0  # a stream that sends no job for this long is closed
+
+
+def default_max_worker_mb() -> int:
+    """Half of this machine's RAM: a hostile model hits the cap long before the device swaps."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 0  # unknown RAM (no sysconf): no cap
+    return max(256, total // 2 >> 20)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the agent on this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # any other name may resolve to a public interface
+
+
+def parse_delegates(items: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """Parse ``--delegate NAME=PATH`` flags into the operator's delegate allowlist.
+
+    Raises:
+        ValueError: an item is not NAME=PATH with an absolute path to a file, or a name repeats.
+    """
+    table: dict[str, str] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--delegate expects NAME=PATH (e.g. gpu=/usr/lib/libgpu_delegate.so), got {item!r}")
+        if name in table:
+            raise ValueError(f"--delegate {name!r} is given twice")
+        if not Path(path).is_absolute() or not Path(path).is_file():
+            raise ValueError(f"--delegate {name}={path}: not an absolute path to a file")
+        table[name] = path
+    return table
 
 
 def default_cache_dir() -> Path:
@@ -147,6 +196,11 @@ class AgentConfig:
     name: str | None = None  # device name reported by GetDeviceInfo; None: the hostname
     benchmark_model_bin: Path | None = None  # TFLite benchmark_model binary; enables that runtime
     reflection: bool = True  # gRPC server reflection
+    max_worker_mb: int = 0  # memory cap of the timing worker (MB); 0: none
+    delegates: tuple[tuple[str, str], ...] = ()  # operator allowlist of TFLite delegates: (name, path)
+    max_streams: int = DEFAULT_MAX_STREAMS  # open Benchmark streams, all clients together
+    max_streams_per_client: int = DEFAULT_MAX_STREAMS_PER_CLIENT  # open Benchmark streams per client address
+    stream_idle_s: float = DEFAULT_STREAM_IDLE_S  # close a stream that sends no job for this long
 
     @property
     def tls(self) -> bool:

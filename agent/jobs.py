@@ -26,6 +26,8 @@ MAX_OPTIONS = 32
 _MAX_OPTION_CHARS = 1024
 _MAX_JOB_ID_CHARS = 256
 _OPTION_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*$")
+# benchmark_model flags that name files or shared objects (external_delegate_path, *_file, *_dir, ...).
+_FILE_FLAG = re.compile(r"path|file|dir|lib|delegate|graph", re.IGNORECASE)
 # Formats each runtime accepts ("" lets the runtime decide).
 _FORMATS = {
     "onnxruntime": ("", "onnx"),
@@ -119,6 +121,12 @@ def validate_job(
             raise JobError("INVALID_ARGUMENT", f"bad option key or value for {key[:64]!r}")
     if job.runtime == "benchmark_model" and "binary" in job.options:
         raise JobError("INVALID_ARGUMENT", "option 'binary' is set by the agent (--benchmark-model-bin), not by a job")
+    if job.runtime == "benchmark_model":
+        named = sorted(k for k in job.options if _FILE_FLAG.search(k))
+        if named:
+            raise JobError(
+                "INVALID_ARGUMENT", f"benchmark_model option(s) {named[:4]} would make the tool read or write files or load a library; not allowed in a job"
+            )
     plan = plan_from_proto(job.plan)
     if not math.isfinite(job.timeout_s) or job.timeout_s < 0:
         raise JobError("INVALID_ARGUMENT", f"timeout_s must be a finite number >= 0, got {job.timeout_s!r}")

@@ -1,8 +1,13 @@
 """The agent's gRPC server: ``GetDeviceInfo``, ``HasModels`` and the ``Benchmark`` stream.
 
-Trust model: whoever holds the token can make this device load and run arbitrary model files
-(TorchScript and delegates included) as the agent's user. Bind to loopback (the default) or a
-trusted network, keep the token secret, and use TLS off the local machine.
+Trust model: whoever holds the token can make this device time models, nothing more. Models are
+self-contained data (ONNX external data and pickled torch.export weights are refused), delegates
+come only from the operator's ``--delegate`` allowlist, the worker runs in an empty private
+directory under a memory cap, and Benchmark streams are bounded per client and overall and closed
+when idle, so health checks and ``GetDeviceInfo`` stay answerable. TorchScript files still run
+TorchScript code: offer the torch runtime only to token holders you trust that far. No-auth binds
+only loopback; off the machine, use TLS (``lutnas agent cert``) so the token does not cross the
+network in clear.
 
 Servicer methods stay thin: :mod:`agent.jobs` checks jobs, :class:`agent.cache.ModelCache` keeps
 blobs, :class:`agent.worker.WorkerSupervisor` runs jobs one at a time in a pinned child process.
@@ -13,6 +18,8 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +33,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from agent.auth import BearerTokenInterceptor
 from agent.cache import ModelCache, is_sha256
-from agent.config import AGENT_VERSION, MAX_JOB_TIMEOUT_S, AgentConfig
+from agent.config import AGENT_VERSION, MAX_JOB_TIMEOUT_S, AgentConfig, is_loopback
 from agent.device import read_device_facts, read_device_state
 from agent.errors import JobError
 from agent.jobs import validate_job
@@ -35,14 +42,16 @@ from agent.runtimes.benchmark_model_rt import BINARY_OPTION
 from agent.worker import WorkerSupervisor
 from protos import SERVICE_NAME, agent_pb2, agent_pb2_grpc
 
-__all__ = ["AgentServicer", "RunningAgent", "start_server", "resolve_runtimes"]
+__all__ = ["AgentServicer", "RunningAgent", "StreamLimiter", "start_server", "resolve_runtimes", "read_tls_pair"]
 
 log = logging.getLogger(__name__)
 
 _MB = 1 << 20
 _MAX_HASHES_PER_CALL = 10_000
-_THREADS = 32  # each open Benchmark stream holds one thread while jobs queue for the worker
-_MAX_CONCURRENT_RPCS = 24  # beyond this, callers get RESOURCE_EXHAUSTED instead of a hang
+# Each open Benchmark stream holds a server thread; these threads beyond the stream cap keep unary
+# calls (health, GetDeviceInfo, HasModels) answerable however many streams are open.
+_UNARY_THREADS = 8
+_END = object()  # the client closed its side of a stream
 
 
 def resolve_runtimes(config: AgentConfig) -> tuple[dict[str, RuntimeProbe], dict[str, str]]:
@@ -81,6 +90,95 @@ def _state_msg(state: dict[str, Any]) -> agent_pb2.DeviceState:
     )
 
 
+def client_address(peer: str) -> str:
+    """The client's address without its port (``ipv4:10.0.0.5``), from ``context.peer()``."""
+    head, sep, _port = peer.rpartition(":")
+    return head if sep and head else peer
+
+
+class StreamLimiter:
+    """Counts open Benchmark streams overall and per client address; refuses those over a cap.
+
+    Args:
+        max_total: Open streams, all clients together.
+        max_per_client: Open streams from one client address.
+    """
+
+    def __init__(self, max_total: int, max_per_client: int) -> None:
+        self.max_total = max_total
+        self.max_per_client = max_per_client
+        self._lock = threading.Lock()
+        self._open: dict[str, int] = {}
+
+    @property
+    def total(self) -> int:
+        """Streams open now."""
+        with self._lock:
+            return sum(self._open.values())
+
+    def acquire(self, client: str) -> str | None:
+        """Count a new stream from ``client``; returns None, or the reason it is refused."""
+        with self._lock:
+            mine = self._open.get(client, 0)
+            if mine >= self.max_per_client:
+                return f"{mine} Benchmark streams already open from {client}; at most {self.max_per_client} per client"
+            if sum(self._open.values()) >= self.max_total:
+                return f"{self.max_total} Benchmark streams already open; try again when one closes"
+            self._open[client] = mine + 1
+            return None
+
+    def release(self, client: str) -> None:
+        """Forget one stream of ``client``."""
+        with self._lock:
+            left = self._open.get(client, 0) - 1
+            if left > 0:
+                self._open[client] = left
+            else:
+                self._open.pop(client, None)
+
+
+def _jobs_until_idle(
+    request_iterator: Iterator[agent_pb2.BenchmarkJob], context: grpc.ServicerContext, idle_s: float
+) -> Iterator[agent_pb2.BenchmarkJob]:
+    """The stream's jobs; aborts the call when the client sends nothing for ``idle_s`` seconds.
+
+    gRPC's request iterator blocks without a timeout, so a helper thread reads it into a one-slot
+    queue (one job buffered at most: a client cannot make the agent hold more than it runs).
+    """
+    slot: queue.Queue = queue.Queue(maxsize=1)
+
+    def offer(item: object) -> bool:
+        # Wait for the handler to take the slot, unless the call has ended (then nobody will).
+        while context.is_active():
+            try:
+                slot.put(item, timeout=1.0)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def pump() -> None:
+        try:
+            for job in request_iterator:
+                if not offer(job):
+                    return
+        except grpc.RpcError:
+            pass  # the call ended under us (cancelled, aborted): nothing left to read
+        offer(_END)
+
+    threading.Thread(target=pump, name="agent-stream-reader", daemon=True).start()
+    while True:
+        try:
+            item = slot.get(timeout=idle_s)
+        except queue.Empty:
+            context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED, f"no job on this stream for {idle_s:g} s; closed (agent --stream-idle-s)"
+            )
+        if item is _END:
+            return
+        yield item
+
+
 class AgentServicer(agent_pb2_grpc.AgentServicer):
     """Implements the Agent service over a cache and a worker supervisor."""
 
@@ -97,6 +195,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         self.probes = probes
         self.offered = frozenset(name for name, p in probes.items() if p.available)
         self.facts = read_device_facts()
+        self.streams = StreamLimiter(config.max_streams, config.max_streams_per_client)
         self._counter_lock = threading.Lock()
         self.jobs_completed = 0
         self.jobs_failed = 0
@@ -146,7 +245,21 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
     def Benchmark(
         self, request_iterator: Iterator[agent_pb2.BenchmarkJob], context: grpc.ServicerContext
     ) -> Iterator[agent_pb2.BenchmarkResult]:
-        for job in request_iterator:
+        client = client_address(context.peer())
+        refused = self.streams.acquire(client)
+        if refused is not None:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refused)
+        released = threading.Event()
+
+        def release() -> None:
+            if not released.is_set():
+                released.set()
+                self.streams.release(client)
+
+        if not context.add_callback(release):
+            release()  # the call already ended
+            return
+        for job in _jobs_until_idle(request_iterator, context, self.config.stream_idle_s):
             if not context.is_active():
                 return
             yield self.run_job(job)
@@ -259,33 +372,80 @@ class RunningAgent:
         self.server.wait_for_termination()
 
 
+def read_tls_pair(cert: Path, key: Path) -> tuple[bytes, bytes]:
+    """The PEM key and certificate chain, checked to be a matching pair.
+
+    gRPC reports a bad pair only as "cannot bind"; Python's ``ssl`` says what is wrong.
+
+    Raises:
+        ValueError: a file cannot be read, is not PEM, or the key does not belong to the certificate.
+    """
+    try:
+        pair = (Path(key).read_bytes(), Path(cert).read_bytes())
+    except OSError as err:
+        raise ValueError(f"cannot read TLS key/cert {err.filename}: {err.strerror}") from err
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
+    except ssl.SSLError as err:
+        if err.reason == "KEY_VALUES_MISMATCH":
+            raise ValueError(f"--tls-key {key} does not match --tls-cert {cert} (make a pair with 'lutnas agent cert')") from err
+        raise ValueError(f"--tls-cert {cert} / --tls-key {key}: not a PEM certificate and key ({err.reason or err})") from err
+    return pair
+
+
+def check_exposure(config: AgentConfig) -> None:
+    """Refuse a no-auth agent off loopback; warn when a token would cross the network in clear.
+
+    Raises:
+        ValueError: ``insecure_no_auth`` with a non-loopback host.
+    """
+    if is_loopback(config.host):
+        return
+    if config.insecure_no_auth:
+        raise ValueError(
+            f"--insecure-no-auth binds only loopback (127.0.0.1, ::1), not {config.host}: anyone who reaches "
+            "the port could run models; use a token (and TLS) instead"
+        )
+    if not config.tls:
+        log.warning(
+            "listening on %s without TLS: the token crosses the network in clear; "
+            "make a pair with 'lutnas agent cert' and pass --tls-cert/--tls-key",
+            config.host,
+        )
+
+
 def start_server(config: AgentConfig) -> RunningAgent:
     """Start an agent from ``config`` and return once it accepts calls.
 
     Raises:
-        ValueError: inconsistent settings (no token without insecure_no_auth, half a TLS pair, bad runtimes).
+        ValueError: inconsistent settings (no token without insecure_no_auth, no-auth off loopback,
+            half a TLS pair or a mismatched one, bad runtimes).
         RuntimeError: the port could not be bound or the worker did not start.
     """
     if not config.insecure_no_auth and not config.token:
         raise ValueError("a token is required unless insecure_no_auth is set")
     if (config.tls_cert is None) != (config.tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together")
+    check_exposure(config)
+    tls_pair = read_tls_pair(config.tls_cert, config.tls_key) if config.tls_cert and config.tls_key else None
     probes, extra = resolve_runtimes(config)
     cache = ModelCache(config.cache_dir, config.cache_mb * _MB)
-    supervisor = WorkerSupervisor(config.cpus, extra)
+    supervisor = WorkerSupervisor(config.cpus, extra, max_worker_mb=config.max_worker_mb, delegates=dict(config.delegates))
     supervisor.start()
     servicer = AgentServicer(config, cache, supervisor, probes)
     max_bytes = config.max_message_mb * _MB
     interceptors = [] if config.insecure_no_auth else [BearerTokenInterceptor(config.token or "")]
+    threads = config.max_streams + _UNARY_THREADS
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="agent-rpc"),
+        futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="agent-rpc"),
         interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", max_bytes),
             ("grpc.max_send_message_length", max_bytes),
             ("grpc.so_reuseport", 0),  # two agents must never share a port silently
         ],
-        maximum_concurrent_rpcs=_MAX_CONCURRENT_RPCS,
+        # Beyond this, callers get RESOURCE_EXHAUSTED at once instead of queueing behind held streams.
+        maximum_concurrent_rpcs=threads,
     )
     agent_pb2_grpc.add_AgentServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer()
@@ -296,15 +456,11 @@ def start_server(config: AgentConfig) -> RunningAgent:
 
         names.append(reflection.SERVICE_NAME)
         reflection.enable_server_reflection(names, server)
-    bind = f"{config.host}:{config.port}"
+    host = f"[{config.host.strip('[]')}]" if ":" in config.host else config.host  # IPv6 literals need brackets
+    bind = f"{host}:{config.port}"
     try:
-        if config.tls_cert is not None and config.tls_key is not None:
-            try:
-                pair = (Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes())
-            except OSError as err:
-                supervisor.stop()
-                raise ValueError(f"cannot read TLS key/cert {err.filename}: {err.strerror}") from err
-            port = server.add_secure_port(bind, grpc.ssl_server_credentials([pair]))
+        if tls_pair is not None:
+            port = server.add_secure_port(bind, grpc.ssl_server_credentials([tls_pair]))
         else:
             port = server.add_insecure_port(bind)
     except RuntimeError as err:
@@ -316,7 +472,6 @@ def start_server(config: AgentConfig) -> RunningAgent:
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    host = config.host if ":" not in config.host else f"[{config.host}]"
     return RunningAgent(
         server=server,
         address=f"{host}:{port}",

@@ -2,7 +2,10 @@
 
 Jobs run one at a time in a child process (:mod:`agent._worker_main`), so a runtime that crashes
 on a hostile model, hangs, or leaks costs that job an error and a worker restart, never the
-server. A job that outlives its deadline is killed and reported as DEADLINE_EXCEEDED.
+server. A job that outlives its deadline is killed and reported as DEADLINE_EXCEEDED; one that
+outgrows the worker's memory cap is reported as RESOURCE_EXHAUSTED and the worker is replaced.
+The worker's working directory is an empty private one, so a model that names a relative path
+finds nothing of the agent's.
 """
 
 from __future__ import annotations
@@ -34,16 +37,27 @@ class WorkerSupervisor:
     Args:
         cpus: CPUs to pin the worker to; None for no pinning.
         extra_runtimes: Operator-supplied runtimes, name -> "module:attr".
+        max_worker_mb: Memory cap of the worker in MB; 0 for none.
+        delegates: The operator's delegate allowlist, name -> path of the shared object.
     """
 
-    def __init__(self, cpus: Sequence[int] | None, extra_runtimes: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        cpus: Sequence[int] | None,
+        extra_runtimes: Mapping[str, str],
+        max_worker_mb: int = 0,
+        delegates: Mapping[str, str] | None = None,
+    ) -> None:
         self.cpus = tuple(cpus) if cpus is not None else None
         self.extra_runtimes = dict(extra_runtimes)
+        self.max_worker_mb = max_worker_mb
+        self.delegates = dict(delegates or {})
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
         self._reader: Connection | None = None
         self._writer: Connection | None = None
         self._jobs_dir: str | None = None
+        self._cwd: str | None = None
         self.restarts = 0
         self.worker_cpus: list[int] = []
 
@@ -69,6 +83,7 @@ class WorkerSupervisor:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         self._jobs_dir = tempfile.mkdtemp(prefix="lutnas-worker-")
+        self._cwd = tempfile.mkdtemp(prefix="lutnas-worker-cwd-")  # stays empty: mode 0700, nothing in it
         cmd = [
             sys.executable,
             "-m",
@@ -84,12 +99,18 @@ class WorkerSupervisor:
             cmd += ["--cpus", ",".join(map(str, self.cpus))]
         for name, spec in self.extra_runtimes.items():
             cmd += ["--extra-runtime", f"{name}={spec}"]
+        for name, path in self.delegates.items():
+            cmd += ["--delegate", f"{name}={path}"]
+        if self.max_worker_mb:
+            cmd += ["--max-worker-mb", str(self.max_worker_mb)]
         env = dict(os.environ)
         # The worker must import this very copy of the agent, wherever the server was started from.
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         try:
-            self._proc = subprocess.Popen(cmd, pass_fds=(to_child_r, from_child_w), env=env, stdin=subprocess.DEVNULL)
+            self._proc = subprocess.Popen(
+                cmd, pass_fds=(to_child_r, from_child_w), env=env, stdin=subprocess.DEVNULL, cwd=self._cwd
+            )
         finally:
             os.close(to_child_r)
             os.close(from_child_w)
@@ -134,7 +155,7 @@ class WorkerSupervisor:
                     "message": f"job ran past its deadline of {timeout_s:.1f} s; worker killed, a new one takes the next job",
                 }
             try:
-                return json.loads(self._reader.recv_bytes())
+                reply = json.loads(self._reader.recv_bytes())
             except (EOFError, OSError):
                 code = self._reap()
                 self.restarts += 1
@@ -145,6 +166,12 @@ class WorkerSupervisor:
                     "code": "ABORTED",
                     "message": f"timing worker died ({how}) while running the job; a new one takes the next job",
                 }
+            if reply.get("restart"):
+                # A job that hit the memory cap may leave the heap fragmented or a runtime half-torn:
+                # the next job gets a fresh worker.
+                log.warning("job %s: %s; replacing worker %d", job.get("job_id"), reply.get("message"), self._proc.pid)
+                self._kill()
+            return reply
 
     def _reap(self) -> int | None:
         proc = self._proc
@@ -170,10 +197,11 @@ class WorkerSupervisor:
                 conn.close()
         self._reader = self._writer = None
         self._proc = None
-        if self._jobs_dir is not None:
-            # A killed worker cannot clean up after itself.
-            shutil.rmtree(self._jobs_dir, ignore_errors=True)
-            self._jobs_dir = None
+        for folder in (self._jobs_dir, self._cwd):
+            if folder is not None:
+                # A killed worker cannot clean up after itself.
+                shutil.rmtree(folder, ignore_errors=True)
+        self._jobs_dir = self._cwd = None
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop the worker: close its pipe (it exits on EOF), kill it if it lingers."""

@@ -52,6 +52,7 @@ class LoadOptions:
     workdir: Path | None = None  # a private directory for this job: create it if needed; removed after the job
     plan: TimingPlan = field(default_factory=TimingPlan)  # tools that run their own loop need it at load
     max_input_bytes: int = 256 << 20
+    delegates: Mapping[str, str] = field(default_factory=dict)  # the operator's allowlist: name -> shared object path
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,17 @@ Options: ``providers`` (comma-separated, e.g. ``CUDAExecutionProvider,CPUExecuti
 - ``auto`` (default): ``thread_cpu`` with one thread on the CPU execution provider, else ``wall``.
 
 The clock in effect is reported in the result's options (``clock``), so LUT rows record it.
+
+Models must be self-contained: before a session is made, the model is parsed with ``onnx``'s
+protobuf classes and any tensor stored as external data (initializers, attribute tensors, sparse
+tensors, in subgraphs and functions too) is refused. onnxruntime would otherwise read the named
+file, relative to the worker's directory or absolute, and echo its bytes in error messages.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +39,7 @@ from agent.runtimes._inputs import match_specs, random_tensor, resolve_shape
 from agent.runtimes._probe import installed_version
 from agent.timing import Measurement, TimingPlan, measure
 
-__all__ = ["OnnxRuntime"]
+__all__ = ["OnnxRuntime", "check_self_contained"]
 
 # onnxruntime type strings -> numpy dtypes, for inputs the job leaves to the model.
 _ORT_TYPES = {
@@ -102,6 +108,7 @@ class OnnxRuntime:
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         }[level_name]
         so.log_severity_level = 3  # errors reach the host as job errors; keep the agent's log quiet
+        check_self_contained(model_bytes)
         try:
             session = ort.InferenceSession(model_bytes, sess_options=so, providers=providers)
         except Exception as err:  # onnxruntime raises several pybind types for a bad model; all mean the same here
@@ -150,3 +157,52 @@ def _resolve_clock(clock: str, threads: int, providers: list[str]) -> str:
         raise JobError("INVALID_ARGUMENT", f"option clock=thread_cpu needs threads=1 on CPUExecutionProvider "
                        f"(got threads={threads}, providers={providers}); use clock=wall")
     return clock
+
+
+def check_self_contained(model_bytes: bytes) -> None:
+    """Refuse an ONNX model that stores any tensor outside itself (external data).
+
+    Raises:
+        JobError: INVALID_ARGUMENT for external data or bytes that are not an ONNX model;
+            FAILED_PRECONDITION when the ``onnx`` package (needed to check) is missing.
+    """
+    try:
+        import onnx
+        from google.protobuf.message import DecodeError
+    except ImportError as err:
+        raise JobError("FAILED_PRECONDITION", f"the agent needs the onnx package to check models (pip install onnx): {err}") from err
+    try:
+        model = onnx.ModelProto.FromString(model_bytes)
+    except DecodeError as err:
+        raise JobError("INVALID_ARGUMENT", f"not an ONNX model: {one_line(err, 200)}") from err
+    nodes = [n for f in model.functions for n in f.node]
+    for tensor in (*_graph_tensors(model.graph), *(t for n in nodes for t in _node_tensors(n))):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
+            where = next((e.value for e in tensor.external_data if e.key == "location"), "?")
+            raise JobError(
+                "INVALID_ARGUMENT",
+                f"tensor {tensor.name[:64]!r} points at external data ({where[:64]!r}); models must be self-contained",
+            )
+
+
+def _graph_tensors(graph: Any) -> Iterator[Any]:
+    """Every tensor a graph holds: initializers, sparse initializers and its nodes' attribute tensors."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    for node in graph.node:
+        yield from _node_tensors(node)
+
+
+def _node_tensors(node: Any) -> Iterator[Any]:
+    """Tensors in a node's attributes, subgraphs (If, Loop, Scan) included."""
+    for attr in node.attribute:
+        if attr.HasField("t"):
+            yield attr.t
+        yield from attr.tensors
+        for sparse in (*([attr.sparse_tensor] if attr.HasField("sparse_tensor") else []), *attr.sparse_tensors):
+            yield from (sparse.values, sparse.indices)
+        if attr.HasField("g"):
+            yield from _graph_tensors(attr.g)
+        for graph in attr.graphs:
+            yield from _graph_tensors(graph)

@@ -1,13 +1,15 @@
 """LiteRT/TFLite: ``ai_edge_litert``, else ``tflite_runtime``, else ``tensorflow.lite``.
 
 Options: ``xnnpack`` (``1`` default: the interpreter's default XNNPACK delegate; ``0``: builtin
-kernels only), ``delegate`` (path to an external delegate ``.so``), ``delegate.<key>`` (options
-passed to that delegate).
+kernels only), ``delegate`` (the name of an external delegate the operator allowed with the agent's
+``--delegate NAME=PATH``; a job never names a path, or it could load a "model" it uploaded as a
+shared object), ``delegate.<key>`` (options passed to that delegate).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -53,6 +55,21 @@ class _Loaded:
     settings: dict[str, str]
 
 
+def _allowed_delegate(name: str, allowed: Mapping[str, str]) -> str:
+    """The path the operator gave for delegate ``name``.
+
+    Raises:
+        JobError: INVALID_ARGUMENT when ``name`` is not on the agent's allowlist.
+    """
+    path = allowed.get(name)
+    if path is None:
+        offered = ", ".join(sorted(allowed)) or "none (the agent was started without --delegate)"
+        raise JobError(
+            "INVALID_ARGUMENT", f"delegate {name[:64]!r} is not on this agent's allowlist (--delegate NAME=PATH); offered: {offered}"
+        )
+    return path
+
+
 class TfliteRuntime:
     """Times ``.tflite`` flatbuffers with ``Interpreter.invoke``."""
 
@@ -71,7 +88,8 @@ class TfliteRuntime:
         xnnpack = opts.pop("xnnpack", "1")
         if xnnpack not in ("0", "1"):
             raise JobError("INVALID_ARGUMENT", f"option xnnpack must be 0 or 1, got {xnnpack!r}")
-        delegate_path = opts.pop("delegate", "")
+        delegate_name = opts.pop("delegate", "")
+        delegate_path = _allowed_delegate(delegate_name, options.delegates) if delegate_name else ""
         delegate_opts = {k.split(".", 1)[1]: opts.pop(k) for k in list(opts) if k.startswith("delegate.")}
         if opts:
             raise JobError("INVALID_ARGUMENT", f"unknown tflite option(s) {sorted(opts)}; known: xnnpack, delegate, delegate.<key>")
@@ -80,7 +98,7 @@ class TfliteRuntime:
             try:
                 kwargs["experimental_delegates"] = [mod.load_delegate(delegate_path, delegate_opts)]
             except (ValueError, OSError) as err:
-                raise JobError("FAILED_PRECONDITION", f"cannot load delegate {delegate_path!r}: {one_line(err, 200)}") from err
+                raise JobError("FAILED_PRECONDITION", f"cannot load delegate {delegate_name!r}: {one_line(err, 200)}") from err
         if xnnpack == "0":
             kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
@@ -109,8 +127,8 @@ class TfliteRuntime:
         except (ValueError, RuntimeError) as err:
             raise JobError("INVALID_ARGUMENT", f"TFLite cannot run the model: {one_line(err, 200)}") from err
         settings = {"interpreter": package, "xnnpack": xnnpack}
-        if delegate_path:
-            settings["delegate"] = delegate_path
+        if delegate_name:
+            settings["delegate"] = delegate_name
         return _Loaded(interpreter=interp, settings=settings)
 
     def time(self, loaded: _Loaded, plan: TimingPlan) -> Measurement:

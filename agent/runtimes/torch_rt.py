@@ -4,11 +4,18 @@ Options: ``device`` (``cpu`` default, ``cuda``, ``cuda:N``), ``mode`` on CUDA (`
 time CUDA-graph replays with CUDA events, because eager timing of small blocks measures Python
 launch overhead; ``eager``: time eager calls with CUDA events).
 TorchScript has no declared shapes, so a TorchScript job must give its input shapes.
+
+A ``.pt2`` archive is inspected before ``torch.export.load`` sees it: torch unpickles weights and
+constants saved with ``use_pickle``, custom and opaque objects, and (after a failed safe load)
+legacy weight files and sample inputs, and an unpickler runs whatever the file says. Archives
+with any of those are refused; ``.pt`` members must load with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import posixpath
 import time
 import zipfile
 from collections.abc import Callable
@@ -20,7 +27,7 @@ from agent.runtimes import LoadOptions, RuntimeProbe
 from agent.runtimes._probe import installed_version
 from agent.timing import Measurement, TimingPlan, measure
 
-__all__ = ["TorchRuntime", "detect_torch_format"]
+__all__ = ["TorchRuntime", "detect_torch_format", "check_pt2_archive"]
 
 _FORMATS = ("torchscript", "pt2")
 _GRAPH_WARMUP_RUNS = 3  # eager runs on a side stream before capture, as CUDA graphs require
@@ -38,6 +45,45 @@ def detect_torch_format(model_bytes: bytes) -> str:
     except zipfile.BadZipFile as err:
         raise JobError("INVALID_ARGUMENT", "not a TorchScript or torch.export archive (not a zip file)") from err
     return "pt2" if any(n.endswith("archive_format") for n in names) else "torchscript"
+
+
+def check_pt2_archive(torch: Any, model_bytes: bytes) -> None:
+    """Refuse a torch.export archive whose loading would unpickle anything.
+
+    Raises:
+        JobError: INVALID_ARGUMENT naming the offending member.
+    """
+    with zipfile.ZipFile(io.BytesIO(model_bytes)) as zf:
+        for info in zf.infolist():
+            # Judged by base name wherever the member sits: a payload config or a pickle in an
+            # unexpected folder is checked too.
+            base = posixpath.basename(info.filename)
+            if base.endswith(("_weights_config.json", "_constants_config.json")):
+                _check_payload_config(info.filename, zf.read(info))
+            elif base.endswith((".pt", ".pkl")):
+                _check_safe_pickle(torch, info.filename, zf.read(info))
+
+
+def _check_payload_config(member: str, raw: bytes) -> None:
+    try:
+        entries = json.loads(raw)["config"]
+        payloads = [(fqn, bool(p.get("use_pickle")), str(p.get("path_name", ""))) for fqn, p in entries.items()]
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise JobError("INVALID_ARGUMENT", f"pt2 archive: {member} is not a payload config") from err
+    for fqn, use_pickle, path_name in payloads:
+        if use_pickle:
+            raise JobError("INVALID_ARGUMENT", f"pt2 archive: {fqn[:64]!r} is stored as a pickle; only plain tensors are accepted")
+        if member.endswith("_constants_config.json") and not path_name.startswith("tensor_"):
+            raise JobError("INVALID_ARGUMENT", f"pt2 archive: constant {fqn[:64]!r} is an object ({path_name[:64]!r}), not a tensor")
+
+
+def _check_safe_pickle(torch: Any, member: str, raw: bytes) -> None:
+    # torch.export.load reads these with weights_only=True first and falls back to the full
+    # unpickler; a member the safe loader reads never reaches that fallback.
+    try:
+        torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    except Exception as err:  # any refusal or damage: the member is not plain tensors
+        raise JobError("INVALID_ARGUMENT", f"pt2 archive: {member[:80]} is not plain tensors: {one_line(err, 120)}") from err
 
 
 @dataclass
@@ -118,7 +164,10 @@ def _load_module(torch: Any, model_bytes: bytes, fmt: str, device: Any) -> tuple
             module = torch.jit.load(buf, map_location=device)
             module.eval()
             return module, None
+        check_pt2_archive(torch, model_bytes)
         program = torch.export.load(buf)
+    except JobError:
+        raise
     except Exception as err:  # torch raises many types for a corrupt archive; all mean "bad model"
         raise JobError("INVALID_ARGUMENT", f"torch cannot load the {fmt} model: {one_line(err, 200)}") from err
     example = getattr(program, "example_inputs", None)
