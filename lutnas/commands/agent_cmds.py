@@ -158,7 +158,9 @@ def devices_cmd(
             table.add_column(row["address"], overflow="fold")
         facts: list[tuple[str, list[str]]] = [
             ("name", [r.get("name", "") for r in rows]),
-            ("board / CPU", [r.get("board") or r.get("cpu_model", "") for r in rows]),
+            ("arch", [r.get("machine", "") or "-" for r in rows]),
+            ("board", [r.get("board", "") or "-" for r in rows]),
+            ("CPU", [r.get("cpu_model", "") or "-" for r in rows]),
             ("cores", [str(r.get("cpu_cores", "")) for r in rows]),
             ("RAM MB", [str(r.get("ram_mb", "")) for r in rows]),
             ("OS", [r.get("os", "") for r in rows]),
