@@ -1,5 +1,5 @@
 """Per-device latency lookup tables: the SQLite store, import/export, fast subnet prediction,
-calibration against end-to-end runs, and device comparison."""
+calibration against end-to-end runs, device comparison, and few-shot transfer from other settings' LUTs."""
 
 from lut.calibration import (
     FEATURES,
@@ -37,6 +37,7 @@ from lut.importers import (
 from lut.predict import FIXED_KINDS, CompiledLut, predict
 from lut.schema import PROVENANCE_COLUMNS, ROW_COLUMNS, SCHEMA_VERSION, STAT_COLUMNS, DeviceSetting
 from lut.store import LutStore, StoredSetting
+from lut.transfer import PREDICTED_SOURCE, TransferError, TransferModel, TransferResult, plan_few_shot, transfer_table
 
 __all__ = [
     "ASSUMED_ZERO_NOTE",
@@ -45,6 +46,7 @@ __all__ = [
     "FIXED_KINDS",
     "FORMATS",
     "MODELS",
+    "PREDICTED_SOURCE",
     "PROVENANCE_COLUMNS",
     "ROW_COLUMNS",
     "SCHEMA_VERSION",
@@ -64,6 +66,9 @@ __all__ = [
     "SchemaVersionError",
     "StoreError",
     "StoredSetting",
+    "TransferError",
+    "TransferModel",
+    "TransferResult",
     "UnknownDeviceError",
     "block_features",
     "compare_luts",
@@ -76,6 +81,7 @@ __all__ = [
     "fit_calibration",
     "import_files",
     "plot_comparison",
+    "plan_few_shot",
     "predict",
     "read_csv",
     "read_nsganetv2_yaml",
@@ -83,4 +89,5 @@ __all__ = [
     "read_parquet",
     "read_rows",
     "subnet_features",
+    "transfer_table",
 ]

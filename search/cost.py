@@ -15,51 +15,13 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from space import Block, SearchSpace, SubnetBatch, get_space, se_mid_chs
+from space import Block, SearchSpace, SubnetBatch, get_space
 from space.batch import choice_index
+from space.counts import block_macs, block_params
 
 __all__ = ["AdditiveTable", "block_macs", "block_params", "macs_table", "params_table"]
 
 logger = logging.getLogger(__name__)
-
-def block_macs(block: Block) -> int:
-    """Multiply-adds of one block (batch norm and activations not counted)."""
-    hw_in, hw_out = block.in_hw * block.in_hw, block.out_hw * block.out_hw
-    if block.kind == "first_conv":
-        return hw_out * block.in_chs * block.out_chs * block.kernel * block.kernel
-    if block.kind == "mbconv":
-        mid = block.mid_chs
-        macs = 0 if mid == block.in_chs else hw_in * block.in_chs * mid
-        macs += hw_out * mid * block.kernel * block.kernel
-        if block.se:
-            macs += 2 * mid * se_mid_chs(mid)
-        return macs + hw_out * mid * block.out_chs
-    if block.kind == "final_expand":
-        return hw_in * block.in_chs * block.out_chs
-    if block.kind in ("feature_mix", "classifier"):
-        return block.in_chs * block.out_chs
-    return 0  # avgpool
-
-
-def block_params(block: Block) -> int:
-    """Parameters of one block, batch-norm scale and shift included."""
-    if block.kind == "first_conv":
-        return block.in_chs * block.out_chs * block.kernel * block.kernel + 2 * block.out_chs
-    if block.kind == "mbconv":
-        mid = block.mid_chs
-        params = 0 if mid == block.in_chs else block.in_chs * mid + 2 * mid
-        params += mid * block.kernel * block.kernel + 2 * mid
-        if block.se:
-            se = se_mid_chs(mid)
-            params += 2 * mid * se + se + mid
-        return params + mid * block.out_chs + 2 * block.out_chs
-    if block.kind == "final_expand":
-        return block.in_chs * block.out_chs + 2 * block.out_chs
-    if block.kind == "feature_mix":
-        return block.in_chs * block.out_chs  # no bias, no batch norm
-    if block.kind == "classifier":
-        return block.in_chs * block.out_chs + block.out_chs
-    return 0  # avgpool
 
 
 class AdditiveTable:

@@ -1,0 +1,151 @@
+"""Few-shot LUT transfer (lut.transfer) beside the best-single-proxy baseline.
+
+Run: ``python benchmarks/transfer_bench.py --part b`` (HELP's data, no device needed) or
+``--part a --db FULL.db`` (fully profiled LUTs of settings made on this machine, one per setting:
+``lutnas profile`` with a local agent, once; the store is reused).
+
+(a) Every full LUT in ``--db`` is held out in turn, the others are its sources. K blocks are picked by
+    ``lut.transfer.plan_few_shot`` and taken from the held-out LUT (as a profile would time them); the
+    rest is predicted. Over 1,000 random subnets: Spearman of predicted vs fully profiled subnet sums
+    and the share within ±10%, beside the baseline (the best single source scaled by a linear fit on
+    the same K blocks).
+(b) HELP's 5,000 OFA-MobileNetV3 subnets timed end to end on 12 GPU settings: leave one setting out,
+    measure 10 subnets (picked by ``select_items``, spread over resolutions and source disagreement),
+    predict the other 4,990 from the other 11 settings; Spearman over all 5,000, beside the baseline
+    on the same 10 subnets. The ceiling column is a linear model on the lutnas encoding fitted to
+    2,500 subnets of the target itself (no sources) and scored on the other 2,500: what these
+    measurements allow at all (batch-1 GPU latencies carry much timing noise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from lut import LutStore
+from lut.transfer import TransferModel, best_proxy, plan_few_shot, select_items, transfer_table
+from search.encoding import get_encoding
+from space import SubnetBatch, get_space
+
+# ../shared/data beside the checkout (or beside any folder above it, for worktrees)
+HELP = next((p / "shared" / "data" / "help" / "ofa_latency_5000.json" for p in Path(__file__).resolve().parents
+             if (p / "shared" / "data" / "help").is_dir()), Path("ofa_latency_5000.json"))
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    return float(spearmanr(a, b)[0])
+
+
+def part_b(path: Path, k: int, seed: int) -> pd.DataFrame:
+    data = json.loads(path.read_text())
+    lat = pd.DataFrame(data["latency_ms"])
+    space = get_space("ofa-mbv3-w1.2")
+    batch = SubnetBatch.from_subnets([space.validate(a) for a in data["archs"]])
+    feats = get_encoding("lutnas", space)(batch).astype(np.float64)
+    feats = feats[:, feats.std(axis=0) > 0]
+    r_bin = pd.DataFrame({"r": np.asarray(batch.r) // 16})
+    half = np.random.default_rng(seed).permutation(len(lat))
+    train, test = half[: len(lat) // 2], half[len(lat) // 2:]
+    rows = []
+    for target in lat.columns:
+        y = lat[target].to_numpy()
+        src = lat.drop(columns=target).to_numpy()
+        picked = select_items(src, feats, k, r_bin, random_state=seed)
+        y_obs = np.full(len(y), np.nan)
+        y_obs[picked] = y[picked]
+        start = time.perf_counter()
+        model = TransferModel(n_sources=src.shape[1]).fit(np.hstack([src, feats]), y_obs)
+        ours = model.predict(np.hstack([src, feats]))
+        fit_s = time.perf_counter() - start
+        base, chosen = best_proxy(src, picked, y[picked])
+        A = np.column_stack([feats, np.ones(len(y))])
+        coef, *_ = np.linalg.lstsq(A[train], np.log(y[train]), rcond=None)
+        rows.append({
+            "setting": target, "batch": int(target.rsplit("_", 1)[1]),
+            "transfer": _spearman(ours, y), "best proxy": _spearman(base, y),
+            "proxy source": lat.columns.drop(target)[chosen], "candidate": model.model_,
+            "CV err %": 100 * model.cv_error_, "ceiling": _spearman(A[test] @ coef, y[test]), "fit s": fit_s,
+        })
+    return pd.DataFrame(rows)
+
+
+def _sums(table: dict[str, float], space, batch: SubnetBatch) -> np.ndarray:
+    from lut import CompiledLut
+
+    return CompiledLut.from_table(table, space).predict_batch(batch, calibrated=False)
+
+
+def part_a(db: Path, ks: list[int], n_subnets: int, seed: int, space_name: str,
+           resolutions: tuple[int, ...]) -> pd.DataFrame:
+    space = get_space(space_name)
+    keys = [b.key for b in space.unique_blocks(list(resolutions))]
+    with LutStore(db) as store:
+        tables = {}
+        for s in store.settings():
+            table = store.table(s.id)
+            if all(k in table for k in keys):
+                tables[s.setting.describe()] = {k: table[k] for k in keys}
+    if len(tables) < 2:
+        raise SystemExit(f"{db} holds {len(tables)} full LUT(s) of {space_name} at {resolutions}; need >= 2")
+    batch = space.sample(n_subnets, np.random.default_rng(seed), resolutions=resolutions)
+    rows = []
+    for target, full in tables.items():
+        truth = _sums(full, space, batch)
+        sources = {n: t for n, t in tables.items() if n != target}
+        src = np.array([[t[k] for t in sources.values()] for k in keys])
+        for k in ks:
+            picked = plan_few_shot(sources, space, resolutions, k, random_state=seed)
+            measured = {key: full[key] for key in picked}
+            result = transfer_table(sources, measured, space, resolutions, max_cv_error=10.0)
+            ours = _sums({**result.predicted_ms, **measured}, space, batch)
+            idx = np.array([keys.index(key) for key in picked])
+            base_all, _ = best_proxy(src, idx, np.array([full[key] for key in picked]))
+            base = _sums({**dict(zip(keys, np.maximum(base_all, 0.0))), **measured}, space, batch)
+            for name, pred in (("transfer", ours), ("best proxy", base)):
+                rel = np.abs(pred / truth - 1)
+                rows.append({"held out": target, "K": k, "method": name, "spearman": _spearman(pred, truth),
+                             "within 10%": 100 * float(np.mean(rel <= 0.10)),
+                             "CV err %": 100 * result.cv_error if name == "transfer" else np.nan})
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("a", "b", "all"), default="b")
+    parser.add_argument("--help-data", type=Path, default=HELP)
+    parser.add_argument("--k", type=int, default=10, help="measured subnets in part b")
+    parser.add_argument("--db", type=Path, help="part a: a store of fully profiled settings")
+    parser.add_argument("--ks", default="5,10,20,40", help="part a: measured blocks")
+    parser.add_argument("--space", default="ofa-mbv3-w1.2")
+    parser.add_argument("--resolutions", default="160,192,224")
+    parser.add_argument("--subnets", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    pd.set_option("display.width", 200)
+    pd.set_option("display.max_columns", 20)
+    if args.part in ("b", "all"):
+        frame = part_b(args.help_data, args.k, args.seed)
+        print(f"(b) HELP, leave one setting out, {args.k} measured subnets, Spearman over 5,000 subnets")
+        print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        b1 = frame[frame["batch"] == 1]
+        print(f"mean: transfer {frame['transfer'].mean():.3f}, best proxy {frame['best proxy'].mean():.3f}, "
+              f"ceiling {frame['ceiling'].mean():.3f}; batch 1: transfer {b1['transfer'].mean():.3f}, "
+              f"best proxy {b1['best proxy'].mean():.3f}, ceiling {b1['ceiling'].mean():.3f}")
+    if args.part in ("a", "all"):
+        if args.db is None:
+            raise SystemExit("--part a needs --db (a store of fully profiled settings)")
+        res = tuple(int(r) for r in args.resolutions.split(","))
+        frame = part_a(args.db, [int(k) for k in args.ks.split(",")], args.subnets, args.seed, args.space, res)
+        print(f"(a) held out in turn, {args.subnets} random subnets, subnet sums vs the fully profiled LUT")
+        wide = frame.pivot_table(index=["held out", "K"], columns="method", values=["spearman", "within 10%"])
+        print(wide.to_string(float_format=lambda v: f"{v:.3f}"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,449 @@
+"""Few-shot LUT transfer: a new setting's LUT from K timed blocks plus other settings' full LUTs.
+
+A block's latency on a new device setting is predicted, in log space, as a non-negative mix of
+the same block's latency in source settings (other devices, runtimes, thread counts, precisions,
+imported tables), optionally with signed block features (kind, kernel, expand, channels, side,
+MACs, memory traffic):
+
+    log t(b) = c + Σ_s w_s · z_s(b) + Σ_f v_f · f(b),      w_s >= 0
+
+where ``z_s`` is either the source's own log latency or a *smoothed* version of it (the source's
+log latency regressed on the block features over every item, which removes timing noise from
+the source but also its block-specific cliffs). Which columns enter and how hard the weights
+are shrunk is chosen by leave-one-out cross-validation on the K measured items; the chosen
+candidate's CV error is reported with the prediction so that every reader of the LUT knows what
+to expect. The same estimator works on any items (blocks of a LUT, whole subnets).
+
+Which K items to time matters as much as the fit: :func:`select_items` spreads them over the
+given strata (kind, stage, resolution), over the feature space, and toward items where the
+sources disagree most (a cliff one runtime has and another lacks).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import nnls
+
+from lut.errors import LutError
+from space import BLOCK_KINDS, Block, SearchSpace, get_space
+from space.counts import block_macs, block_params
+
+__all__ = [
+    "CANDIDATES",
+    "MODEL_NAME",
+    "PREDICTED_SOURCE",
+    "TransferError",
+    "TransferModel",
+    "TransferResult",
+    "block_descriptors",
+    "block_strata",
+    "best_proxy",
+    "select_items",
+    "plan_few_shot",
+    "transfer_table",
+]
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME = "lutnas-transfer-v1"  # stored with every predicted row; bump when the model changes meaning
+PREDICTED_SOURCE = "predicted"  # lut_rows.source of a row the transfer predicted (not timed)
+
+# Candidate designs, preferred first: (use raw sources, use smoothed sources, use features).
+# Smoothed sources come first: with few measured items, leave-one-out often favours raw sources by
+# chance, while their timing noise then costs rank fidelity on every unmeasured item (on HELP's
+# data, 10 subnets: mean Spearman 0.918 smoothed-first vs 0.899 for plain CV choice). A source's
+# real block-specific cliffs (a runtime's slow 7x7 depthwise) show up as a large CV gap instead.
+CANDIDATES: dict[str, tuple[bool, bool, bool]] = {
+    "smoothed": (False, True, False),
+    "sources+smoothed": (True, True, False),
+    "sources": (True, False, False),
+    "sources+features": (True, False, True),
+}
+# Ridge strengths tried for each candidate (on standardized columns, per measured item).
+_ALPHAS = (0.0, 1e-3, 1e-2, 1e-1, 1.0)
+# A later candidate must beat the earlier ones' best CV error by this factor to be chosen.
+_PREFER_EARLIER = 1.25
+# Ridge strength of the source smoothing (features -> a source's log latency), over all items.
+_SMOOTH_ALPHA = 1.0
+# Fewest measured items a fit accepts: leave-one-out needs a few to mean anything.
+MIN_MEASURED = 4
+
+
+class TransferError(LutError, ValueError):
+    """A few-shot transfer cannot be made: bad sources, too few or too many measured items, or a useless fit."""
+
+
+# -- features -------------------------------------------------------------------------------
+def block_descriptors(blocks: Sequence[Block]) -> pd.DataFrame:
+    """Numeric descriptors of blocks, one row per block (index: block keys).
+
+    Columns: a one-hot of the kind, kernel, expand ratio, stride, SE, h-swish, log2 of the input and
+    output side and of the input, mid and output channels, log of MACs, parameters and memory traffic
+    (activation elements read and written plus weights: a proxy of bytes moved at any precision).
+    """
+    rows = []
+    for b in blocks:
+        mid = b.mid_chs or b.out_chs
+        traffic = b.in_hw**2 * b.in_chs + b.out_hw**2 * b.out_chs + block_params(b)
+        if b.kind == "mbconv":
+            expanded = 0 if b.mid_chs == b.in_chs else 2 * b.in_hw**2 * mid  # 1x1 expand writes, depthwise reads
+            traffic += expanded + 2 * b.out_hw**2 * mid  # depthwise writes, 1x1 project reads
+        row = {f"kind_{k}": float(b.kind == k) for k in BLOCK_KINDS}
+        row.update(
+            kernel=float(b.kernel), expand=float(b.expand_ratio), stride=float(b.stride), se=float(b.se),
+            hs=float(b.act == "h_swish"), log_in_hw=math.log2(b.in_hw), log_out_hw=math.log2(b.out_hw),
+            log_in_chs=math.log2(b.in_chs), log_mid_chs=math.log2(mid), log_out_chs=math.log2(b.out_chs),
+            log_macs=math.log1p(block_macs(b)), log_params=math.log1p(block_params(b)), log_traffic=math.log1p(traffic),
+        )
+        rows.append(row)
+    return pd.DataFrame(rows, index=[b.key for b in blocks])
+
+
+def block_strata(space: SearchSpace | str, resolutions: Sequence[int]) -> pd.DataFrame:
+    """Where each distinct block of ``space`` at ``resolutions`` sits: kind, stage and resolution.
+
+    Index: block keys, in run order. ``stage`` is -1 for the stem and head; a block that several
+    resolutions share is filed under the first. ``select_items`` spreads its picks over these.
+    """
+    space = get_space(space)
+    out: dict[str, tuple[str, int, int]] = {}
+    for r in resolutions:
+        stem, _ = space.stem_blocks(r)
+        for b in stem:
+            out.setdefault(b.key, (b.kind if b.kind != "mbconv" else "first_block", -1, r))
+        for b in space.unique_blocks(r):
+            stage = space.stage_chs.index(b.out_chs) if b.kind == "mbconv" and b.out_chs in space.stage_chs else -1
+            out.setdefault(b.key, (b.kind, stage, r))
+    return pd.DataFrame.from_dict(out, orient="index", columns=["kind", "stage", "resolution"])
+
+
+# -- the estimator --------------------------------------------------------------------------
+def _log_sources(x: np.ndarray) -> np.ndarray:
+    """Log latencies, each source floored at 1% of its median: imported tables hold 0 ms rows (a pool
+    the i7 table prices at 0), whose log would dominate any linear fit."""
+    floor = np.maximum(0.01 * np.median(x, axis=0, keepdims=True), 1e-6)
+    return np.log(np.maximum(x, floor))
+
+
+def _rel_rms(log_err: np.ndarray, weight_ms: np.ndarray) -> float:
+    """RMS relative error (a fraction) from log-space errors, each item weighted by its latency: what a
+    sum of many items (a subnet) inherits; a 0.01 ms pool's error barely moves one."""
+    return float(np.sqrt(np.average(np.expm1(np.minimum(log_err, 20.0)) ** 2, weights=weight_ms)))
+
+
+def _nnls_fit(Z: np.ndarray, y: np.ndarray, n_pos: int, alpha: float) -> tuple[np.ndarray, float]:
+    """Ridge NNLS on centered columns: the first ``n_pos`` weights >= 0, the rest signed. Returns (w, c)."""
+    mu, ym = Z.mean(axis=0), y.mean()
+    Zc = Z - mu
+    signed = Zc[:, n_pos:]
+    A = np.hstack([Zc[:, :n_pos], signed, -signed])  # a signed weight is the difference of two >= 0 ones
+    n_cols = A.shape[1]
+    A = np.vstack([A, math.sqrt(alpha * len(y)) * np.eye(n_cols)])
+    b = np.concatenate([y - ym, np.zeros(n_cols)])
+    sol, _ = nnls(A, b, maxiter=50 * n_cols)
+    n_signed = Z.shape[1] - n_pos
+    w = np.concatenate([sol[:n_pos], sol[n_pos:n_pos + n_signed] - sol[n_pos + n_signed:]])
+    return w, float(ym - mu @ w)
+
+
+def _loo_errors(Z: np.ndarray, y: np.ndarray, n_pos: int, alpha: float) -> np.ndarray:
+    """Leave-one-out log errors of the ridge NNLS fit."""
+    idx = np.arange(len(y))
+    out = np.empty(len(y))
+    for i in idx:
+        keep = idx != i
+        w, c = _nnls_fit(Z[keep], y[keep], n_pos, alpha)
+        out[i] = Z[i] @ w + c - y[i]
+    return out
+
+
+class TransferModel:
+    """Predicts a target setting's latencies from source settings' latencies and item features.
+
+    Semi-supervised, scikit-learn style: ``X`` holds every item (the first ``n_sources`` columns
+    are source latencies in ms, the rest numeric features), ``y`` the target latency in ms with NaN
+    for items not measured. The unmeasured items still teach the source smoothing.
+
+    Args:
+        n_sources: how many leading columns of ``X`` are source latencies (ms).
+        candidates: names from ``CANDIDATES`` to choose among by leave-one-out CV (None: all).
+        max_cv_error: the fit is refused (TransferError) when the chosen candidate's CV RMS relative
+            error exceeds this fraction, or when it is no better than predicting one constant.
+
+    Attributes (after fit):
+        model_: the chosen candidate's name.
+        alpha_: its ridge strength.
+        cv_error_: its leave-one-out RMS relative error (a fraction).
+        cv_errors_: ``{candidate: CV error}`` of every candidate tried (best alpha each).
+        n_measured_: how many items were measured.
+        source_weights_: the non-negative weight of each source column (raw + smoothed).
+    """
+
+    def __init__(self, n_sources: int = 1, candidates: Sequence[str] | None = None,
+                 max_cv_error: float = 0.5) -> None:
+        self.n_sources = n_sources
+        self.candidates = candidates
+        self.max_cv_error = max_cv_error
+
+    def _check(self, X: Any) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] < self.n_sources:
+            raise TransferError(f"X must be 2-D with at least n_sources={self.n_sources} columns, got shape {X.shape}")
+        if not np.all(np.isfinite(X)):
+            raise TransferError("X has NaN or infinite values; every item needs every source latency and feature")
+        if np.any(X[:, :self.n_sources] < 0):
+            raise TransferError("source latencies must be >= 0 ms")
+        return X
+
+    def _design(self, X: np.ndarray, use: tuple[bool, bool, bool]) -> tuple[np.ndarray, int]:
+        """(columns, number of non-negative ones) of a candidate for items ``X``."""
+        raw, smooth, feats = use
+        z = _log_sources(X[:, :self.n_sources])
+        F = (X[:, self.n_sources:] - self.feat_mu_) / self.feat_sd_
+        pos = []
+        if raw:
+            pos.append(z)
+        if smooth:
+            pos.append(np.hstack([F, np.ones((len(F), 1))]) @ self.smooth_coef_)
+        signed = [F] if feats else []
+        return np.hstack(pos + signed), sum(p.shape[1] for p in pos)
+
+    def fit(self, X: Any, y: Any) -> TransferModel:
+        """Fit on the measured items of ``y`` (NaN: not measured); every row of ``X`` feeds the smoothing.
+
+        Raises:
+            TransferError: bad shapes or values, fewer than MIN_MEASURED measured items, an unknown
+                candidate, or a fit whose CV error says it is useless.
+        """
+        X = self._check(X)
+        y = np.asarray(y, dtype=np.float64)
+        if y.shape != (len(X),):
+            raise TransferError(f"y must have one value per row of X ({len(X)}), got shape {y.shape}")
+        names = list(CANDIDATES) if self.candidates is None else list(self.candidates)
+        unknown = [n for n in names if n not in CANDIDATES]
+        if unknown or not names:
+            raise TransferError(f"candidates {unknown or names} unknown; valid: {', '.join(CANDIDATES)}")
+        measured = np.isfinite(y)
+        if np.any(y[measured] <= 0):
+            raise TransferError("measured latencies must be > 0 ms")
+        self.n_measured_ = int(measured.sum())
+        if self.n_measured_ < MIN_MEASURED:
+            raise TransferError(f"a transfer needs at least {MIN_MEASURED} measured items, got {self.n_measured_}")
+        self.n_features_in_ = X.shape[1]
+        F = X[:, self.n_sources:]
+        self.feat_mu_, self.feat_sd_ = F.mean(axis=0), F.std(axis=0)
+        self.feat_sd_[self.feat_sd_ == 0] = 1.0
+        Fs = np.hstack([(F - self.feat_mu_) / self.feat_sd_, np.ones((len(F), 1))])
+        ridge = _SMOOTH_ALPHA * np.eye(Fs.shape[1])
+        ridge[-1, -1] = 0.0  # the intercept is not shrunk
+        self.smooth_coef_ = np.linalg.solve(Fs.T @ Fs + ridge, Fs.T @ _log_sources(X[:, :self.n_sources]))
+        ylog = np.log(y[measured])
+        self.cv_errors_: dict[str, float] = {}
+        best: tuple[float, str, float] | None = None
+        for name in names:
+            _, smooth, feats = CANDIDATES[name]
+            if (smooth or feats) and X.shape[1] == self.n_sources:
+                continue  # smoothing and feature terms need item features
+            Z, n_pos = self._design(X[measured], CANDIDATES[name])
+            err, alpha = min((_rel_rms(_loo_errors(Z, ylog, n_pos, a), y[measured]), a) for a in _ALPHAS)
+            self.cv_errors_[name] = err
+            if best is None or err < best[0] / _PREFER_EARLIER:
+                best = (err, name, alpha)
+        if best is None:
+            raise TransferError(f"candidates {names} all need item features and X has none; add \"sources\"")
+        self.cv_error_, self.model_, self.alpha_ = best
+        # leave-one-out error of predicting every item by the mean of the others
+        self.constant_cv_error_ = _rel_rms((ylog.mean() - ylog) * len(ylog) / (len(ylog) - 1), y[measured])
+        Z, n_pos = self._design(X[measured], CANDIDATES[self.model_])
+        self.coef_, self.intercept_ = _nnls_fit(Z, ylog, n_pos, self.alpha_)
+        self.source_weights_ = self.coef_[:n_pos]
+        if self.cv_error_ > self.max_cv_error or self.cv_error_ >= self.constant_cv_error_:
+            raise TransferError(
+                f"the sources do not predict this setting: cross-validated error {100 * self.cv_error_:.0f}% "
+                f"(limit {100 * self.max_cv_error:.0f}%, one constant for every item: "
+                f"{100 * self.constant_cv_error_:.0f}%); time more blocks or pick closer sources"
+            )
+        logger.info("transfer fit: %s (alpha %g) on %d measured items, CV error %.1f%%", self.model_, self.alpha_,
+                    self.n_measured_, 100 * self.cv_error_)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted target latency (ms) of every row of ``X``."""
+        if not hasattr(self, "coef_"):
+            raise TransferError("this TransferModel is not fitted yet; call fit first")
+        X = self._check(X)
+        if X.shape[1] != self.n_features_in_:
+            raise TransferError(f"X has {X.shape[1]} columns, the model was fitted with {self.n_features_in_}")
+        Z, _ = self._design(X, CANDIDATES[self.model_])
+        return np.exp(Z @ self.coef_ + self.intercept_)
+
+
+def best_proxy(sources_ms: np.ndarray, measured: np.ndarray, y_ms: np.ndarray) -> tuple[np.ndarray, int]:
+    """The baseline: the one source whose linear fit (a + b·source, in ms) best matches the measured items.
+
+    Args:
+        sources_ms: (n_items, n_sources) latencies.
+        measured: indices of the measured items.
+        y_ms: their target latencies.
+
+    Returns:
+        (predictions for every item, index of the chosen source).
+    """
+    best: tuple[float, int, np.ndarray] | None = None
+    for s in range(sources_ms.shape[1]):
+        A = np.column_stack([sources_ms[measured, s], np.ones(len(measured))])
+        coef, *_ = np.linalg.lstsq(A, y_ms, rcond=None)
+        sse = float(np.sum((A @ coef - y_ms) ** 2))
+        if best is None or sse < best[0]:
+            best = (sse, s, coef)
+    if best is None:
+        raise TransferError("best_proxy needs at least one source")
+    _, s, coef = best
+    return sources_ms[:, s] * coef[0] + coef[1], s
+
+
+# -- which items to time --------------------------------------------------------------------
+def select_items(sources_ms: np.ndarray, features: np.ndarray, k: int, strata: pd.DataFrame | None = None,
+                 random_state: int | None = 0) -> np.ndarray:
+    """K informative items to measure: spread over strata and features, drawn to where sources disagree.
+
+    Greedy: each pick maximizes (distance to the nearest pick, in standardized log-source and feature
+    space) + (how much the sources disagree on the item, after each is scaled to the others) + (how
+    many of its strata values no pick covers yet). Ties break by a seeded shuffle.
+
+    Args:
+        sources_ms: (n_items, n_sources) latencies.
+        features: (n_items, n_features) numeric descriptors.
+        k: how many items to pick (1 <= k <= n_items).
+        strata: optional categorical columns (e.g. kind, stage, resolution), one row per item.
+        random_state: seed of the tie-breaking shuffle.
+
+    Returns:
+        The indices of the picked items, in pick order.
+    """
+    n = len(sources_ms)
+    if not 1 <= k <= n:
+        raise TransferError(f"k must be between 1 and the number of items ({n}), got {k}")
+    z = _log_sources(np.asarray(sources_ms, dtype=np.float64))
+    space = np.hstack([z, np.asarray(features, dtype=np.float64)]) if np.size(features) else z
+    sd = space.std(axis=0)
+    space = (space - space.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    space /= math.sqrt(space.shape[1])
+    shifted = z - np.median(z - z.mean(axis=1, keepdims=True), axis=0)  # each source on the others' scale
+    disagreement = shifted.std(axis=1) if z.shape[1] > 1 else np.zeros(n)
+    if disagreement.max() > 0:
+        disagreement = disagreement / disagreement.max()
+    codes = [] if strata is None else [pd.factorize(strata[c])[0] for c in strata.columns]
+    covered = [np.zeros(c.max() + 1, dtype=bool) for c in codes]
+    rng = np.random.default_rng(random_state)
+    jitter = rng.uniform(0, 1e-9, n)
+    dist = np.full(n, np.inf)
+    picked: list[int] = []
+    for _ in range(k):
+        spread = np.where(np.isfinite(dist), dist, 0.0)
+        spread = spread / spread.max() if spread.max() > 0 else spread
+        new = sum((~cov[c]).astype(float) for cov, c in zip(covered, codes)) / max(len(codes), 1)
+        score = spread + disagreement + new + jitter
+        score[picked] = -np.inf
+        i = int(np.argmax(score))
+        picked.append(i)
+        dist = np.minimum(dist, np.sum((space - space[i]) ** 2, axis=1))
+        for cov, c in zip(covered, codes):
+            cov[c[i]] = True
+    return np.array(picked)
+
+
+# -- whole tables ---------------------------------------------------------------------------
+def _source_matrix(sources: Mapping[str, Mapping[str, float]], keys: Sequence[str]) -> np.ndarray:
+    """(n_keys, n_sources) latencies; TransferError naming the first source lacking keys."""
+    if not sources:
+        raise TransferError("a few-shot transfer needs at least one source LUT (--from)")
+    cols = []
+    for name, table in sources.items():
+        missing = [k for k in keys if table.get(k) is None]
+        if missing:
+            raise TransferError(
+                f"source {name!r} lacks {len(missing)} of the {len(keys)} blocks needed (e.g. {missing[0]}); "
+                "a source must cover the same space and resolutions"
+            )
+        cols.append([float(table[k]) for k in keys])
+    return np.array(cols, dtype=np.float64).T
+
+
+def plan_few_shot(sources: Mapping[str, Mapping[str, float]], space: SearchSpace | str, resolutions: Sequence[int],
+                k: int, random_state: int | None = 0) -> list[str]:
+    """The K block keys to time for a few-shot LUT of ``space`` at ``resolutions``.
+
+    Raises:
+        TransferError: a source lacks blocks, or K is not in [MIN_MEASURED, number of blocks].
+    """
+    blocks = get_space(space).unique_blocks(list(resolutions))
+    keys = [b.key for b in blocks]
+    if not MIN_MEASURED <= k <= len(keys):
+        raise TransferError(f"--few-shot K must be between {MIN_MEASURED} and the number of blocks "
+                            f"({len(keys)} for {get_space(space).name} at {len(resolutions)} resolution(s)), got {k}")
+    S = _source_matrix(sources, keys)
+    # Spread over stages and resolutions; kinds spread through the features (a strata bonus per kind
+    # would spend a small K on the six fixed layers, the least informative blocks).
+    strata = block_strata(space, resolutions).loc[keys, ["stage", "resolution"]]
+    picked = select_items(S, block_descriptors(blocks).to_numpy(), k, strata, random_state=random_state)
+    return [keys[i] for i in picked]
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """A full predicted table and how it was made."""
+
+    predicted_ms: dict[str, float]  # every key the transfer predicted (measured keys excluded)
+    measured_ms: dict[str, float]  # the keys that were timed
+    model: str  # candidate chosen, e.g. "sources+smoothed"
+    cv_error: float  # leave-one-out RMS relative error of the chosen candidate (a fraction)
+    sources: tuple[str, ...]  # the source settings, in column order
+    source_weights: dict[str, float] = field(default_factory=dict)  # weight of each source's raw log latency
+
+    def summary(self) -> dict[str, Any]:
+        """What a store keeps about the transfer and readers show (JSON-friendly)."""
+        return {"model": MODEL_NAME, "candidate": self.model, "cv_error_pct": round(100 * self.cv_error, 2),
+                "measured": len(self.measured_ms), "predicted": len(self.predicted_ms),
+                "sources": list(self.sources),
+                "source_weights": {k: round(v, 4) for k, v in self.source_weights.items()}}
+
+
+def transfer_table(sources: Mapping[str, Mapping[str, float]], measured_ms: Mapping[str, float],
+                   space: SearchSpace | str, resolutions: Sequence[int], *,
+                   max_cv_error: float = 0.5) -> TransferResult:
+    """Predict every block of ``space`` at ``resolutions`` the target lacks, from ``measured_ms`` and ``sources``.
+
+    Args:
+        sources: ``{source setting name: {block_key: ms}}``; each must cover every block.
+        measured_ms: the target's timed blocks.
+        space: the search space.
+        resolutions: the resolutions the LUT covers.
+        max_cv_error: refuse a fit whose CV RMS relative error is above this fraction.
+
+    Raises:
+        TransferError: a source lacks blocks, too few measured blocks, or a useless fit.
+    """
+    blocks = get_space(space).unique_blocks(list(resolutions))
+    keys = [b.key for b in blocks]
+    S = _source_matrix(sources, keys)
+    X = np.hstack([S, block_descriptors(blocks).to_numpy()])
+    y = np.array([measured_ms.get(k, np.nan) for k in keys], dtype=np.float64)
+    model = TransferModel(n_sources=S.shape[1], max_cv_error=max_cv_error).fit(X, y)
+    todo = np.flatnonzero(~np.isfinite(y))
+    pred = model.predict(X[todo]) if len(todo) else np.empty(0)
+    names = tuple(sources)
+    raw = CANDIDATES[model.model_][0]
+    weights = dict(zip(names, model.source_weights_[:len(names)].tolist())) if raw else {}
+    return TransferResult(
+        predicted_ms={keys[i]: float(p) for i, p in zip(todo, pred)},
+        measured_ms={k: float(measured_ms[k]) for k in keys if k in measured_ms},
+        model=model.model_, cv_error=model.cv_error_, sources=names, source_weights=weights,
+    )
