@@ -144,7 +144,7 @@ def make_job(
     plan: agent_pb2.TimingPlan | Mapping[str, float | int] | None = None,
     options: Mapping[str, str] | None = None,
     return_samples: bool = False,
-    timeout_s: float = 0.0,
+    job_timeout_s: float = 0.0,
     job_id: str = "",
 ) -> agent_pb2.BenchmarkJob:
     """Build a ``BenchmarkJob``: give the model bytes, or the sha256 of a blob the agent holds.
@@ -159,7 +159,7 @@ def make_job(
         plan: A TimingPlan message or its fields.
         options: Runtime options.
         return_samples: Ask for every sample.
-        timeout_s: Per-job deadline on the agent (0: its default).
+        job_timeout_s: Per-job deadline on the agent (0: its default); the job's ``timeout_s`` field.
         job_id: Echoed in the result.
 
     Raises:
@@ -180,7 +180,7 @@ def make_job(
         plan=plan_msg,
         options=dict(options or {}),
         return_samples=return_samples,
-        timeout_s=timeout_s,
+        timeout_s=job_timeout_s,
     )
     if model is not None:
         job.model_blob = bytes(model)
@@ -353,7 +353,7 @@ class AgentClient:
             plan=plan,
             options=options,
             return_samples=return_samples,
-            timeout_s=job_timeout_s,
+            job_timeout_s=job_timeout_s,
             job_id=sha[:12],
         )
         stream_timeout_s = (job_timeout_s or 3600.0) + _BENCHMARK_SLACK_S

@@ -3,14 +3,15 @@
 Roles:
 - one ``DeviceWork`` per device name holds the blocks that device still lacks (resume is
   the default: blocks with a row for that device setting are never timed again);
-- one thread per agent takes blocks from its device's list, one job in flight at a time
-  (timing must own the device), uploads a model only when the agent lacks it, and writes
-  each result to the store in its own transaction as it arrives;
-- a process pool exports models ahead of the agents into the content-addressed artifact
-  cache, so exporting never stalls a device;
-- a drift sentinel (a fixed reference block) is re-timed every N jobs per agent; when it
-  drifts past a threshold the agent cools down and the jobs since the last good reading
-  are timed again.
+- one thread per agent (``_AgentWorker``) takes blocks from its device's list and writes each
+  result to the store in its own transaction as it arrives;
+- a ``_Session`` per connection keeps a few jobs on the agent's stream (the agent runs one at a
+  time: timing must own the device) and uploads a model only when the agent lacks it;
+- ``_CachedExports`` runs the exporters ahead of the agents in a process pool, into the
+  content-addressed artifact cache, so exporting never stalls a device (``_FnExports`` takes a
+  caller's export function instead, for synthetic runtimes);
+- a ``_Sentinel`` per agent re-times a fixed reference block every N jobs; when it drifts past
+  a threshold the agent cools down and the jobs since the last good reading are timed again.
 
 A job-level error is retried with backoff and finally recorded as a failed block. An agent
 that disappears gives its in-flight job back to the device's list (another agent of that
@@ -121,6 +122,25 @@ class ProfileSettings:
     def model_format(self) -> str:
         return self.fmt or FORMAT_FOR_RUNTIME.get(self.runtime, "onnx")
 
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad setting."""
+        if not self.resolutions or any(int(r) < 1 for r in self.resolutions):
+            raise ValueError(f"resolutions should be positive ints, at least one; got {self.resolutions}")
+        for name in ("threads", "max_attempts", "pipeline_depth", "rounds", "export_workers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} should be >= 1; got {getattr(self, name)}")
+        for name in ("sentinel_every", "sentinel_retries"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} should be >= 0; got {getattr(self, name)}")
+        if not self.sentinel_threshold > 0:
+            raise ValueError(f"sentinel_threshold should be > 0; got {self.sentinel_threshold}")
+        for name in ("sentinel_cooldown_s", "retry_backoff_s", "agent_wait_s"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} should be >= 0; got {getattr(self, name)}")
+        for name in ("job_timeout_s", "rpc_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} should be > 0; got {getattr(self, name)}")
+
 
 @dataclass
 class DeviceReport:
@@ -148,8 +168,7 @@ class DeviceReport:
     @property
     def busy_fraction(self) -> float:
         """Share of the agents' working time (their time in the profile less time with no work to do) spent timing."""
-        working = self.agent_wall_s - self.idle_s
-        return self.busy_s / working if working > 0 else 0.0
+        return _busy_fraction(self.busy_s, self.agent_wall_s, self.idle_s)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -222,38 +241,29 @@ def _export_to_cache(cache_dir: str, seed: int, block: Block, fmt: str) -> tuple
     return sha, time.perf_counter() - start
 
 
-class _Exports:
-    """Exports run ahead in a process pool; agents ask for a block's bytes when they need them."""
+class _CachedExports:
+    """The profiler's exporters, run ahead in a process pool into the content-addressed artifact cache;
+    agents ask for a block's hash, and its bytes only when they upload them."""
 
-    def __init__(self, settings: ProfileSettings, blocks: Sequence[Block], export_fn: ExportFn | None) -> None:
-        self.settings = settings
+    def __init__(self, settings: ProfileSettings, blocks: Sequence[Block]) -> None:
         self.fmt = settings.model_format
-        self.export_fn = export_fn
         cache_dir = settings.cache_dir or default_cache_dir()
         self.cache = ArtifactCache(cache_dir, seed=settings.seed)
         self.export_s = 0.0
         self.exported = 0
         self._lock = threading.Lock()
         self._futures: dict[Block, cf.Future[tuple[str, float]]] = {}
-        self._synthetic: dict[Block, tuple[str, bytes]] = {}  # export_fn results, built once per block
-        self._synthetic_sizes: dict[str, int] = {}
         self._pool: cf.ProcessPoolExecutor | None = None
-        if export_fn is None and blocks:
+        if blocks:
             # spawn, not fork: agent threads may already hold locks when the pool starts.
             ctx = multiprocessing.get_context("spawn")
-            self._pool = cf.ProcessPoolExecutor(max_workers=max(1, settings.export_workers), mp_context=ctx)
+            self._pool = cf.ProcessPoolExecutor(max_workers=settings.export_workers, mp_context=ctx)
             for block in blocks:
                 if self.cache.lookup(block, self.fmt) is None:
                     self._futures[block] = self._pool.submit(_export_to_cache, cache_dir, settings.seed, block, self.fmt)
 
     def sha(self, block: Block) -> str:
-        """sha256 of ``block``'s model, waiting for its export if it is still running.
-
-        Only the hash: most jobs name a blob the agent already holds, so the bytes are read
-        (:meth:`data`) only when they are uploaded.
-        """
-        if self.export_fn is not None:
-            return self._synthetic_export(block)[0]
+        """sha256 of ``block``'s model, waiting for its export if it is still running."""
         future = self._futures.get(block)
         if future is not None:
             _, seconds = future.result()
@@ -266,8 +276,6 @@ class _Exports:
 
     def data(self, block: Block, sha: str) -> bytes:
         """The model bytes of ``block`` (whose hash :meth:`sha` gave)."""
-        if self.export_fn is not None:
-            return self._synthetic_export(block)[1]
         try:
             return self.cache.read_blob(sha)
         except KeyError:  # removed or corrupted since: build it again
@@ -275,29 +283,15 @@ class _Exports:
 
     def size(self, sha: str) -> int:
         """Bytes of blob ``sha`` (for the upload-saved tally), without reading it."""
-        if self.export_fn is not None:
-            return self._synthetic_sizes[sha]
         return self.cache.blob_path(sha).stat().st_size
-
-    def _synthetic_export(self, block: Block) -> tuple[str, bytes]:
-        with self._lock:
-            hit = self._synthetic.get(block)
-        if hit is None:
-            data = self.export_fn(block, self.fmt, self.settings.seed)
-            hit = (hashlib.sha256(data).hexdigest(), data)
-            with self._lock:
-                self._synthetic[block] = hit
-                self._synthetic_sizes[hit[0]] = len(data)
-        return hit
 
     def ready_hashes(self) -> dict[str, Block]:
         """sha256 → block for exports that are finished (used to batch HasModels)."""
         out = {}
         with self._lock:
-            pending = set(self._futures)
-        for block in pending:
-            future = self._futures.get(block)
-            if future is not None and future.done() and future.exception() is None:
+            pending = list(self._futures.items())
+        for block, future in pending:
+            if future.done() and future.exception() is None:
                 out[future.result()[0]] = block
         return out
 
@@ -306,7 +300,57 @@ class _Exports:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+class _FnExports:
+    """A caller's export function (block, format, seed) -> bytes, e.g. for synthetic runtimes; each block's
+    bytes are built once and kept in memory."""
+
+    def __init__(self, settings: ProfileSettings, export_fn: ExportFn) -> None:
+        self.fmt = settings.model_format
+        self.seed = settings.seed
+        self.export_fn = export_fn
+        self.export_s = 0.0
+        self.exported = 0
+        self._lock = threading.Lock()
+        self._built: dict[Block, tuple[str, bytes]] = {}
+        self._sizes: dict[str, int] = {}
+
+    def _build(self, block: Block) -> tuple[str, bytes]:
+        with self._lock:
+            hit = self._built.get(block)
+        if hit is None:
+            data = self.export_fn(block, self.fmt, self.seed)
+            hit = (hashlib.sha256(data).hexdigest(), data)
+            with self._lock:
+                self._built[block] = hit
+                self._sizes[hit[0]] = len(data)
+        return hit
+
+    def sha(self, block: Block) -> str:
+        return self._build(block)[0]
+
+    def data(self, block: Block, sha: str) -> bytes:
+        return self._build(block)[1]
+
+    def size(self, sha: str) -> int:
+        return self._sizes[sha]
+
+    def ready_hashes(self) -> dict[str, Block]:
+        return {}  # built on demand: nothing is ready ahead of its job
+
+    def close(self) -> None:
+        pass
+
+
+_Exports = _CachedExports | _FnExports
+
+
 # -- one agent ------------------------------------------------------------------------------
+
+
+def _busy_fraction(busy_s: float, wall_s: float, idle_s: float) -> float:
+    """Share of an agent's working time (its time in the profile less time with no work to do) spent timing."""
+    working = wall_s - idle_s
+    return busy_s / working if working > 0 else 0.0
 
 
 @dataclass
@@ -315,11 +359,6 @@ class _AgentStats:
     wall_s: float = 0.0
     idle_s: float = 0.0  # no work to do: sentinel cooldowns, a vanished agent, an empty queue
     transients: int = 0  # sentinel readings off once but fine when read again at once
-
-    @property
-    def busy_fraction(self) -> float:
-        working = self.wall_s - self.idle_s
-        return self.busy_s / working if working > 0 else 0.0
     uploaded_bytes: int = 0
     saved_bytes: int = 0
     drifts: int = 0
@@ -402,6 +441,172 @@ class _Sent:
     with_blob: bool
 
 
+class _Session:
+    """One connection's worth of talking to an agent: its stream, the jobs on it, and the blobs it holds.
+
+    A new session starts after the agent comes back, so a restarted agent's fresh cache is never assumed full.
+    """
+
+    def __init__(self, client: AgentClient, exports: _Exports, settings: ProfileSettings, stats: _AgentStats) -> None:
+        self.client = client
+        self.exports = exports
+        self.settings = settings
+        self.stats = stats
+        # A job may take job_timeout_s on the agent, plus the upload and the reply.
+        self.stream = _Stream(client, settings.job_timeout_s + max(5.0, 0.25 * settings.job_timeout_s))
+        self.outstanding: deque[_Sent] = deque()
+        self.known: set[str] = set()  # blobs the agent holds
+
+    def send(self, block: Block, task: Task | None, force_blob: bool = False) -> _Sent:
+        """Queue a job for ``block`` (bytes only when the agent lacks them) and track it as outstanding."""
+        sha = self.exports.sha(block)
+        if sha not in self.known and not force_blob:
+            candidates = {sha, *self.exports.ready_hashes()} - self.known
+            self.known |= self.client.has_models(sorted(candidates))
+        with_blob = force_blob or sha not in self.known
+        data = self.exports.data(block, sha) if with_blob else None
+        s = self.settings
+        job = make_job(
+            data, sha256=None if with_blob else sha, runtime=s.runtime,
+            format=s.model_format, threads=s.threads, plan=s.plan, options=s.options, job_timeout_s=s.job_timeout_s,
+            job_id=block.key,
+        )
+        if data is not None:
+            self.stats.uploaded_bytes += len(data)
+            self.known.add(sha)  # it will be, once this job arrives
+        else:
+            self.stats.saved_bytes += self.exports.size(sha)
+        self.stream.send(job)
+        sent = _Sent(task, sha, with_blob)
+        self.outstanding.append(sent)
+        return sent
+
+    def receive(self) -> tuple[_Sent, agent_pb2.BenchmarkResult]:
+        """The next result and the job it answers; the job stays outstanding if the stream breaks."""
+        result = self.stream.receive()
+        self.stats.busy_s += result.wall_s
+        return self.outstanding.popleft(), result
+
+    def blob_lost(self, sent: _Sent, result: agent_pb2.BenchmarkResult) -> bool:
+        """Whether the job failed only because the agent dropped a blob it was assumed to hold."""
+        if result.WhichOneof("outcome") == "error" and result.error.code == "NOT_FOUND" and not sent.with_blob:
+            self.known.discard(sent.sha)  # evicted, or a restart with a fresh cache: send the bytes next time
+            return True
+        return False
+
+    def time_alone(self, block: Block) -> agent_pb2.BenchmarkResult:
+        """Time ``block`` on an empty pipeline (resending its bytes once if the agent lost them)."""
+        self.send(block, None)
+        sent, result = self.receive()
+        if self.blob_lost(sent, result):
+            self.send(block, None, force_blob=True)
+            sent, result = self.receive()
+        return result
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+class _Sentinel:
+    """The drift sentinel of one agent: a fixed block re-timed every ``sentinel_every`` jobs.
+
+    A reading off the baseline by more than ``sentinel_threshold`` is read again at once; a confirmed drift
+    cools the agent down and hands back the tasks timed since the last good reading.
+    """
+
+    def __init__(self, ref: AgentRef, settings: ProfileSettings, stats: _AgentStats, stop: threading.Event) -> None:
+        self.ref = ref
+        self.settings = settings
+        self.stats = stats
+        self.stop = stop
+        self.block = sentinel_block(settings.space, settings.resolutions[0])
+        self.baseline_ms: float | None = None  # None: not read yet; 0.0: the sentinel cannot run on this agent
+        self.last_drift: float | None = None
+        self.since_good: list[Task] = []  # tasks read since the last good reading
+        self.jobs_since = 0  # jobs sent since the last reading
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.sentinel_every > 0
+
+    def forget_baseline(self) -> None:
+        """A restarted agent may be in a different thermal state: take a new baseline."""
+        self.baseline_ms = None
+
+    def ensure_baseline(self, session: _Session) -> None:
+        """The faster of two first readings (0.0: sentinel off on this agent).
+
+        A first job can run slow (a cold worker, a clock still ramping, an unlucky memory layout of
+        a fresh session); a baseline taken from it would make every later reading look like a drift.
+        """
+        if self.enabled and self.baseline_ms is None:
+            readings = [self._reading(session) for _ in range(2)]
+            valid = [r for r in readings if r]
+            self.baseline_ms = min(valid) if valid else 0.0
+
+    def due(self) -> bool:
+        return bool(self.baseline_ms) and self.jobs_since >= self.settings.sentinel_every
+
+    def send(self, session: _Session) -> None:
+        session.send(self.block, None)
+        self.jobs_since = 0
+
+    def _reading(self, session: _Session) -> float | None:
+        """Time the sentinel alone; None when it cannot run."""
+        result = session.time_alone(self.block)
+        if result.WhichOneof("outcome") == "error":
+            log.warning("%s: sentinel cannot run on %s (%s: %s); drift checks are off", self.ref.name,
+                        self.ref.address, result.error.code, result.error.message)
+            return None
+        return result.stats.median_ms
+
+    def _within(self, reading_ms: float) -> bool:
+        return abs(reading_ms / self.baseline_ms - 1.0) <= self.settings.sentinel_threshold
+
+    def check(self, session: _Session, result: agent_pb2.BenchmarkResult) -> list[Task]:
+        """Judge a sentinel reading; returns the tasks to time again (empty unless a drift is confirmed)."""
+        if result.WhichOneof("outcome") == "error" or not self.baseline_ms:
+            return []
+        baseline, threshold = self.baseline_ms, self.settings.sentinel_threshold
+        reading = result.stats.median_ms
+        self.last_drift = reading / baseline - 1.0
+        if self._within(reading):
+            self.since_good = []
+            return []
+        # A burst of contention from another tenant moves one reading; thermal or clock drift
+        # persists. Read again at once and act only when the drift is confirmed.
+        confirm = self._reading(session)
+        if confirm is not None and self._within(confirm):
+            self.stats.transients += 1
+            self.last_drift = confirm / baseline - 1.0
+            self.since_good = []
+            log.info("%s: sentinel off by %+.1f%% once on %s, back within %.0f%% at once; no re-timing",
+                     self.ref.name, 100 * (reading / baseline - 1.0), self.ref.address, 100 * threshold)
+            return []
+        self.stats.drifts += 1
+        suspect, self.since_good = self.since_good, []
+        log.warning("%s: sentinel drifted %+.1f%% on %s; cooling down and re-timing %d blocks", self.ref.name,
+                    100 * self.last_drift, self.ref.address, len(suspect))
+        latest = confirm or reading
+        for _ in range(self.settings.sentinel_retries):
+            self.stats.idle_s += self.settings.sentinel_cooldown_s
+            if self.stop.wait(self.settings.sentinel_cooldown_s):
+                return []  # stopping: the rows stay as they are and a rerun resumes
+            again = self._reading(session)
+            if again is None:
+                continue
+            latest = again
+            self.last_drift = again / baseline - 1.0
+            if self._within(again):
+                return suspect
+        # The device settled somewhere new: measure against that from now on.
+        log.warning("%s: sentinel stays %+.1f%% off on %s; re-basing", self.ref.name, 100 * self.last_drift,
+                    self.ref.address)
+        self.baseline_ms = latest
+        self.last_drift = 0.0
+        return suspect
+
+
 class _AgentWorker:
     """Runs one agent's share of a device's blocks (one thread).
 
@@ -424,12 +629,7 @@ class _AgentWorker:
         self.on_row = on_row
         self.agent_version = agent_version
         self.stats = _AgentStats()
-        self.known: set[str] = set()  # blobs the agent holds
-        self.since_sentinel: list[Task] = []  # tasks read since the last good sentinel reading
-        self.sent_since_sentinel = 0
-        self.baseline_ms: float | None = None  # None: not read yet; 0.0: sentinel disabled on this agent
-        self.last_drift: float | None = None
-        self.sentinel = sentinel_block(settings.space, settings.resolutions[0])
+        self.sentinel = _Sentinel(ref, settings, self.stats, stop)
         self.faults: list[str] = []  # one line per incident, for the final report
 
     # -- loop ----------------------------------------------------------------------------
@@ -438,107 +638,72 @@ class _AgentWorker:
         client = AgentClient(self.ref.address, **self.client_kw)
         try:
             while not self.stop.is_set():
-                stream = _Stream(client, self.settings.job_timeout_s + max(5.0, 0.25 * self.settings.job_timeout_s))
-                outstanding: deque[_Sent] = deque()
+                session = _Session(client, self.exports, self.settings, self.stats)
                 try:
-                    if self._drive(client, stream, outstanding):
+                    if self._drive(session):
                         return
                 except AgentError as err:
-                    for sent in outstanding:
-                        if sent.task is not None:
-                            self.work.give_back(self.ref.address, sent.task)
-                    requeued = sum(sent.task is not None for sent in outstanding)
-                    self.faults.append(f"{self.ref.address}: {err.code}: {requeued} job(s) requeued")
+                    requeued = [sent.task for sent in session.outstanding if sent.task is not None]
+                    for task in requeued:
+                        self.work.give_back(self.ref.address, task)
+                    self.faults.append(f"{self.ref.address}: {err.code}: {len(requeued)} job(s) requeued")
                     log.warning("%s: agent %s: %s; its jobs are requeued", self.ref.name, self.ref.address, err)
                     if not self._wait_for_agent(client):
                         return
                 finally:
-                    stream.close()
+                    session.close()
         finally:
             client.close()
             self.stats.wall_s = time.monotonic() - start
 
-    def _drive(self, client: AgentClient, stream: _Stream, outstanding: deque[_Sent]) -> bool:
+    def _drive(self, session: _Session) -> bool:
         """Keep up to ``pipeline_depth`` jobs on the stream until the device is done (True) or stopped."""
-        if self.settings.sentinel_every and self.baseline_ms is None:
-            self.baseline_ms = self._sentinel_baseline(client, stream, outstanding)
+        self.sentinel.ensure_baseline(session)
         while not self.stop.is_set():
-            self._fill(client, stream, outstanding)
-            if not outstanding:
+            self._fill(session)
+            if not session.outstanding:
                 return True  # nothing pending for this agent: the device is finished, aborted or stopped
-            result = stream.receive()  # may raise: the job stays in ``outstanding`` so run() requeues it
-            sent = outstanding.popleft()
+            sent, result = session.receive()  # may raise: the job stays outstanding so run() requeues it
             if sent.task is None:
-                self._on_sentinel(client, stream, outstanding, result)
+                self.work.retime(self.sentinel.check(session, result))
             else:
-                self._on_result(client, stream, outstanding, sent, result)
+                self._on_result(session, sent, result)
         return False
 
-    def _fill(self, client: AgentClient, stream: _Stream, outstanding: deque[_Sent]) -> None:
+    def _fill(self, session: _Session) -> None:
         """Send jobs until the pipeline is full; a due sentinel is sent last and blocks further sends."""
-        while len(outstanding) < self.settings.pipeline_depth and not self.stop.is_set():
-            if any(s.task is None for s in outstanding):
+        while len(session.outstanding) < self.settings.pipeline_depth and not self.stop.is_set():
+            if any(s.task is None for s in session.outstanding):
                 return  # a sentinel is in flight: its reading must not be followed by unchecked jobs
-            if self.baseline_ms and self.sent_since_sentinel >= self.settings.sentinel_every:
-                outstanding.append(self._send(client, stream, None))
-                self.sent_since_sentinel = 0
+            if self.sentinel.due():
+                self.sentinel.send(session)
                 return
             waited_from = time.monotonic()
-            task = self.work.take(self.ref.address, self.stop, wait=not outstanding)
-            if not outstanding:
+            task = self.work.take(self.ref.address, self.stop, wait=not session.outstanding)
+            if not session.outstanding:
                 # Nothing was queued for this agent: time spent waiting here is the device running
                 # out of work (or others' jobs that may come back), not scheduling overhead.
                 self.stats.idle_s += time.monotonic() - waited_from
             if task is None:
                 return
             try:
-                outstanding.append(self._send(client, stream, task))
+                session.send(task.block, task)
             except BaseException:
                 self.work.give_back(self.ref.address, task)  # taken but never sent: not lost
                 raise
-            self.sent_since_sentinel += 1
+            self.sentinel.jobs_since += 1
 
-    # -- jobs ----------------------------------------------------------------------------
-    def _send(self, client: AgentClient, stream: _Stream, task: Task | None, force_blob: bool = False) -> _Sent:
-        block = task.block if task is not None else self.sentinel
-        sha = self.exports.sha(block)
-        if sha not in self.known and not force_blob:
-            self._refresh_known(client, sha)
-        with_blob = force_blob or sha not in self.known
-        data = self.exports.data(block, sha) if with_blob else None
-        s = self.settings
-        job = make_job(
-            data, sha256=None if with_blob else sha, runtime=s.runtime,
-            format=s.model_format, threads=s.threads, plan=s.plan, options=s.options, timeout_s=s.job_timeout_s,
-            job_id=block.key,
-        )
-        if data is not None:
-            self.stats.uploaded_bytes += len(data)
-            self.known.add(sha)  # it will be, once this job arrives
-        else:
-            self.stats.saved_bytes += self.exports.size(sha)
-        stream.send(job)
-        return _Sent(task, sha, with_blob)
-
-    def _refresh_known(self, client: AgentClient, sha: str) -> None:
-        candidates = {sha, *self.exports.ready_hashes()} - self.known
-        self.known |= client.has_models(sorted(candidates))
-
-    def _on_result(self, client: AgentClient, stream: _Stream, outstanding: deque[_Sent], sent: _Sent,
-                   result: agent_pb2.BenchmarkResult) -> None:
+    # -- results -------------------------------------------------------------------------
+    def _on_result(self, session: _Session, sent: _Sent, result: agent_pb2.BenchmarkResult) -> None:
         task = sent.task
-        assert task is not None  # sentinels are handled by _on_sentinel
-        self.stats.busy_s += result.wall_s
+        if session.blob_lost(sent, result):
+            session.send(task.block, task, force_blob=True)
+            return
         if result.WhichOneof("outcome") == "error":
-            if result.error.code == "NOT_FOUND" and not sent.with_blob:
-                # The agent dropped the blob (eviction, or a restart with a fresh cache): send the bytes.
-                self.known.discard(sent.sha)
-                outstanding.append(self._send(client, stream, task, force_blob=True))
-                return
             self._job_failed(task, f"{result.error.code}: {result.error.message}")
             return
         readings = self.work.complete(self.ref.address, task, self._reading(result))
-        self.since_sentinel.append(task)
+        self.sentinel.since_good.append(task)
         if readings is not None:
             self._store(task.block, readings)
         self.on_row()
@@ -552,7 +717,7 @@ class _AgentWorker:
             "agent_version": result.agent_version or self.agent_version,
             "temp_before_c": _max_temp(result.before),
             "temp_after_c": _max_temp(result.after),
-            "sentinel_drift": self.last_drift,
+            "sentinel_drift": self.sentinel.last_drift,
             "source": "measured",
             "extra": {"agent": self.ref.address, "rel_ci_median": st.rel_ci_median, "stop_reason": result.stop_reason,
                       "load_ms": result.load_ms, "model_sha256": result.model_sha256,
@@ -589,8 +754,7 @@ class _AgentWorker:
         while not self.stop.is_set() and not self.work.finished():
             try:
                 client.health(timeout_s=min(5.0, self.settings.agent_wait_s))
-                self.known.clear()  # a restarted agent may have a fresh cache
-                self.baseline_ms = None  # and a different thermal state: re-base the sentinel
+                self.sentinel.forget_baseline()  # a restarted agent may be in a different thermal state
                 log.info("%s: agent %s is back", self.ref.name, self.ref.address)
                 self.faults.append(f"{self.ref.address}: back after {time.monotonic() - deadline + self.settings.agent_wait_s:.1f} s")
                 return True
@@ -604,80 +768,6 @@ class _AgentWorker:
             self.stop.wait(pause)
             pause = min(pause * 2, 5.0)
         return False
-
-    # -- drift sentinel -----------------------------------------------------------------------
-    def _sentinel_reading(self, client: AgentClient, stream: _Stream, outstanding: deque[_Sent]) -> float | None:
-        """Time the sentinel alone on an empty pipeline; None (sentinel off) when it cannot run."""
-        sent = self._send(client, stream, None)
-        result = stream.receive()
-        self.stats.busy_s += result.wall_s
-        if result.WhichOneof("outcome") == "error":
-            if result.error.code == "NOT_FOUND" and not sent.with_blob:
-                self.known.discard(sent.sha)
-                self._send(client, stream, None, force_blob=True)
-                result = stream.receive()
-                self.stats.busy_s += result.wall_s
-            if result.WhichOneof("outcome") == "error":
-                log.warning("%s: sentinel cannot run on %s (%s: %s); drift checks are off", self.ref.name,
-                            self.ref.address, result.error.code, result.error.message)
-                return None
-        return result.stats.median_ms
-
-    def _sentinel_baseline(self, client: AgentClient, stream: _Stream, outstanding: deque[_Sent]) -> float:
-        """The faster of two first readings (0.0: sentinel off on this agent).
-
-        A first job can run slow (a cold worker, a clock still ramping, an unlucky memory layout of
-        a fresh session); a baseline taken from it would make every later reading look like a drift.
-        """
-        readings = [self._sentinel_reading(client, stream, outstanding) for _ in range(2)]
-        valid = [r for r in readings if r]
-        return min(valid) if valid else 0.0
-
-    def _on_sentinel(self, client: AgentClient, stream: _Stream, outstanding: deque[_Sent],
-                     result: agent_pb2.BenchmarkResult) -> None:
-        """Check a sentinel reading; on drift, cool down and re-time the jobs since the last good one."""
-        self.stats.busy_s += result.wall_s
-        if result.WhichOneof("outcome") == "error" or not self.baseline_ms:
-            return
-        baseline = self.baseline_ms
-        drift = result.stats.median_ms / baseline - 1.0
-        self.last_drift = drift
-        if abs(drift) <= self.settings.sentinel_threshold:
-            self.since_sentinel = []
-            return
-        # A burst of contention from another tenant moves one reading; thermal or clock drift
-        # persists. Read again at once and act only when the drift is confirmed.
-        confirm = self._sentinel_reading(client, stream, outstanding)
-        if confirm is not None and abs(confirm / baseline - 1.0) <= self.settings.sentinel_threshold:
-            self.stats.transients += 1
-            self.last_drift = confirm / baseline - 1.0
-            self.since_sentinel = []
-            log.info("%s: sentinel off by %+.1f%% once on %s, back within %.0f%% at once; no re-timing",
-                     self.ref.name, 100 * drift, self.ref.address, 100 * self.settings.sentinel_threshold)
-            return
-        self.stats.drifts += 1
-        suspect = self.since_sentinel
-        log.warning("%s: sentinel drifted %+.1f%% on %s; cooling down and re-timing %d blocks", self.ref.name,
-                    100 * drift, self.ref.address, len(suspect))
-        for _ in range(self.settings.sentinel_retries):
-            self.stats.idle_s += self.settings.sentinel_cooldown_s
-            if self.stop.wait(self.settings.sentinel_cooldown_s):
-                return
-            reading = self._sentinel_reading(client, stream, outstanding)
-            if reading is None:
-                continue
-            drift = reading / baseline - 1.0
-            self.last_drift = drift
-            if abs(drift) <= self.settings.sentinel_threshold:
-                break
-        else:
-            # The device settled somewhere new: measure against that from now on.
-            log.warning("%s: sentinel stays %+.1f%% off on %s; re-basing", self.ref.name, 100 * drift,
-                        self.ref.address)
-            self.baseline_ms = reading or baseline
-            self.last_drift = 0.0
-        self.since_sentinel = []
-        self.work.retime(suspect)
 
 
 def _max_temp(state: agent_pb2.DeviceState) -> float | None:
@@ -743,12 +833,12 @@ def profile(
         export_fn: Replace the exporters (block, format, seed) -> bytes; for synthetic runtimes.
 
     Raises:
+        ValueError: a setting is out of range (see :meth:`ProfileSettings.validate`).
         ProfileError: an agent is unreachable at the start or lacks the runtime.
     """
+    settings.validate()
     if not agents:
         raise ProfileError("no agents given; use --agent NAME=HOST:PORT")
-    if not settings.resolutions:
-        raise ProfileError("no resolutions given")
     stop = stop or threading.Event()
     start = time.monotonic()
     client_kw = {"token": token, "tls_ca": tls_ca, "retry_s": 2.0, "timeout_s": settings.rpc_timeout_s}
@@ -777,7 +867,11 @@ def profile(
 
     all_todo = list(dict.fromkeys(b for w in works.values() for b in w.blocks))
     sentinels = [sentinel_block(settings.space, settings.resolutions[0])] if settings.sentinel_every else []
-    exports = _Exports(settings, sentinels + all_todo if all_todo else [], export_fn)
+    exports: _Exports = (
+        _FnExports(settings, export_fn)
+        if export_fn is not None
+        else _CachedExports(settings, sentinels + all_todo if all_todo else [])
+    )
     workers: list[tuple[str, _AgentWorker, threading.Thread]] = []
     lock = threading.Lock()
 
@@ -822,7 +916,7 @@ def profile(
         rep.saved_bytes = sum(w.stats.saved_bytes for w in mine)
         rep.sentinel_drifts = sum(w.stats.drifts for w in mine)
         rep.sentinel_transients = sum(w.stats.transients for w in mine)
-        rep.agent_busy = {w.ref.address: w.stats.busy_fraction for w in mine}
+        rep.agent_busy = {w.ref.address: _busy_fraction(w.stats.busy_s, w.stats.wall_s, w.stats.idle_s) for w in mine}
         rep.agent_faults = [line for w in mine for line in w.faults]
     return ProfileReport(devices=[reports[n] for n in by_name], wall_s=time.monotonic() - start,
                          export_s=exports.export_s, exported=exports.exported)

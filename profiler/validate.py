@@ -352,7 +352,7 @@ def _time_rounds(client: AgentClient, s: DeviceSetting, nets: list[tuple[str, st
             data = None if sha in known else Path(path).read_bytes()
             job = make_job(data, sha256=None if data is not None else sha, runtime=s.runtime, format=s.model_format,
                            threads=s.threads or 1, plan=settings.plan, options=settings.options,
-                           timeout_s=settings.job_timeout_s, job_id=f"net{i}-round{rnd}")
+                           job_timeout_s=settings.job_timeout_s, job_id=f"net{i}-round{rnd}")
             try:
                 (result,) = list(client.benchmark([job], timeout_s=settings.job_timeout_s + 30))
             except AgentError as err:

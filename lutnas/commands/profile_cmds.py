@@ -105,6 +105,7 @@ def profile_cmd(
                                    options=options, rounds=rounds, sentinel_every=sentinel_every,
                                    sentinel_threshold=sentinel_threshold, max_attempts=max_attempts,
                                    cache_dir=str(cache_dir) if cache_dir else None)
+        settings.validate()
     except ValueError as err:
         fail(str(err), EXIT_USAGE)
     token = read_token(token_file)

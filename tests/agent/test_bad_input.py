@@ -73,7 +73,7 @@ def test_bad_plans_and_fields(client: AgentClient, onnx_model: bytes) -> None:
     for job in (
         make_job(onnx_model, runtime="onnxruntime", threads=-1),
         make_job(onnx_model, runtime="onnxruntime", format="tflite"),
-        make_job(onnx_model, runtime="onnxruntime", timeout_s=float("nan")),
+        make_job(onnx_model, runtime="onnxruntime", job_timeout_s=float("nan")),
         make_job(sha256="xyz", runtime="onnxruntime"),
         agent_pb2.BenchmarkJob(runtime="onnxruntime"),
     ):

@@ -42,7 +42,7 @@ def test_runtime_crash_and_deadline(fresh_agent: AgentProcess, onnx_model: bytes
             make_job(sleep_model(1.0, crash=True), runtime="sleep", plan=FAST_PLAN, job_id="crash"),
             make_job(onnx_model, runtime="onnxruntime", plan=FAST_PLAN, job_id="after-crash"),
             # Warmup by count is not bounded by the plan's seconds, so only the deadline stops this one.
-            make_job(sleep_model(50.0), runtime="sleep", plan={**FAST_PLAN, "warmup_count": 1000}, timeout_s=1.5, job_id="deadline"),
+            make_job(sleep_model(50.0), runtime="sleep", plan={**FAST_PLAN, "warmup_count": 1000}, job_timeout_s=1.5, job_id="deadline"),
         ]
         jobs.append(make_job(onnx_model, runtime="onnxruntime", plan=FAST_PLAN, job_id="after-deadline"))
         results = {r.job_id: r for r in client.benchmark(jobs)}

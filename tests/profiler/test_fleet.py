@@ -311,3 +311,37 @@ def test_rounds_time_every_block_in_each_round_and_keep_the_lowest_median(tmp_pa
     counts = _timed_keys(log_a)
     assert len(counts) == n_blocks and set(counts.values()) == {3}  # each block once per round
     assert seen == sorted(seen) and seen[-1] == n_blocks
+
+
+def test_settings_are_validated_where_used(tmp_path):
+    with LutStore(tmp_path / "lut.db") as store:
+        for bad in ({"sentinel_retries": -1}, {"pipeline_depth": 0}, {"rounds": 0}, {"resolutions": ()},
+                    {"job_timeout_s": 0.0}, {"sentinel_threshold": 0.0}):
+            with pytest.raises(ValueError, match=next(iter(bad))):
+                profile(store, [AgentRef("x", "127.0.0.1:1")], _settings(**bad), token=TOKEN)
+
+
+def test_zero_sentinel_retries_rebase_at_once(tmp_path):
+    """With no re-readings after a confirmed drift, the sentinel takes the drifted level as its new baseline."""
+    drift = tmp_path / "drift"
+    drift.write_text("1.0")
+    a, _ = _agent(tmp_path, "a")
+
+    def on_progress(p) -> None:
+        if p.done >= 15:  # the device settles 30% slower for good
+            drift.write_text("1.3")
+
+    try:
+        with LutStore(tmp_path / "lut.db") as store:
+            # A long cooldown: with zero retries none is taken, so the run stays quick.
+            settings = _settings(sentinel_every=10, sentinel_threshold=0.15, sentinel_retries=0,
+                                 sentinel_cooldown_s=120.0)
+            report = profile(store, [AgentRef("hot", a.address)], settings, token=TOKEN,
+                             export_fn=sleep_exporter(drift_file=drift), on_progress=on_progress)
+            (dev,) = report.devices
+            assert not dev.aborted and not dev.failed
+            assert dev.sentinel_drifts == 1  # re-based once; later readings match the new baseline
+            assert dev.retimed >= 1
+            assert len(store.rows(dev.setting_id)) == dev.total
+    finally:
+        a.stop()
