@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import allowed_cpus
+from agent.adb import job_state_source
 from agent.device import read_device_state
 from agent.errors import JobError, one_line
 from agent.runtimes import InputSpec, LoadOptions, Runtime, get_runtime
@@ -64,7 +65,8 @@ def run_job(
     if plan.cooldown_s > 0:
         time.sleep(plan.cooldown_s)
     runtime = runtimes[job["runtime"]]
-    before = read_device_state(cpus)
+    state_cpus, files = job_state_source(job, cpus)  # the phone's, with --adb
+    before = read_device_state(state_cpus, files)
     t_start = time.perf_counter()
     model_bytes = Path(job["model_path"]).read_bytes()
     options = LoadOptions(
@@ -93,7 +95,7 @@ def run_job(
         stats = summarize(measurement.samples_ms)
     else:
         raise JobError("INTERNAL", f"runtime {job['runtime']} returned no samples")
-    after = read_device_state(cpus)
+    after = read_device_state(state_cpus, files)
     if job["runtime"] not in versions:
         versions[job["runtime"]] = runtime.probe().version
     return {

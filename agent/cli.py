@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from agent.adb import AdbDevice, AdbError, connect
 from agent.auth import generate_token, write_token_file
 from agent.config import (
     CAN_PIN,
@@ -91,6 +92,7 @@ def build_config(
     max_streams: int = DEFAULT_MAX_STREAMS,
     max_streams_per_client: int = DEFAULT_MAX_STREAMS_PER_CLIENT,
     stream_idle_s: float = DEFAULT_STREAM_IDLE_S,
+    adb_serial: str | None = None,
 ) -> AgentConfig:
     """An :class:`AgentConfig` from flag values, checking rules that span flags.
 
@@ -113,6 +115,8 @@ def build_config(
     if not stream_idle_s > 0 or stream_idle_s == float("inf"):
         raise ValueError(f"--stream-idle-s must be a finite number > 0, got {stream_idle_s}")
     names = tuple(n.strip() for n in runtimes.split(",") if n.strip()) if runtimes else None
+    if adb_serial:
+        names = _check_adb(adb_serial, benchmark_model_bin, names)
     return AgentConfig(
         host=host,
         port=port,
@@ -135,7 +139,30 @@ def build_config(
         max_streams=max_streams,
         max_streams_per_client=max_streams_per_client,
         stream_idle_s=stream_idle_s,
+        adb_serial=adb_serial,
     )
+
+
+def _check_adb(serial: str, binary: Path | None, runtimes: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The runtimes an adb agent offers (benchmark_model on the phone); warns about what will be missing.
+
+    Raises:
+        ValueError: no binary path, other runtimes asked for, adb missing or the phone unreachable.
+    """
+    if binary is None:
+        raise ValueError("--adb needs --benchmark-model-bin PATH_ON_PHONE (e.g. /data/local/tmp/benchmark_model)")
+    if runtimes and set(runtimes) != {"benchmark_model"}:
+        raise ValueError(f"--adb times on the phone with benchmark_model only; --runtimes {','.join(runtimes)} names others")
+    _, big = connect(serial)
+    if not big:
+        log.warning("phone %s exposes no cpufreq or cpu_capacity; benchmark_model runs unpinned", serial)
+    try:
+        present = AdbDevice(serial).is_executable(str(binary))
+    except AdbError as err:
+        raise ValueError(str(err)) from err
+    if not present:
+        log.warning("no executable %s on phone %s: the agent serves device facts only; adb push benchmark_model there", binary, serial)
+    return ("benchmark_model",)
 
 
 def serve(config: AgentConfig, auth_desc: str, echo: Callable[[str], None]) -> None:
@@ -201,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--job-timeout-s", type=float, default=DEFAULT_JOB_TIMEOUT_S, help="deadline of a job that names none")
     p.add_argument("--job-log", type=Path, help="append one JSON line per completed timing job")
     p.add_argument("--name", help="device name to report (default: hostname)")
-    p.add_argument("--benchmark-model-bin", type=Path, help="TFLite benchmark_model binary; enables that runtime")
+    p.add_argument("--benchmark-model-bin", type=Path, help="TFLite benchmark_model binary (a path on the phone with --adb)")
+    p.add_argument("--adb", metavar="SERIAL", help="time the adb-attached phone SERIAL with benchmark_model (agent on this host)")
     p.add_argument("--max-worker-mb", type=int, help="memory cap of the timing worker; a job over it fails (default: half the RAM; 0: none)")
     p.add_argument("--delegate", action="append", default=[], metavar="NAME=PATH",
                    help="allow jobs to use this TFLite delegate by NAME (repeatable); jobs never name paths")
@@ -247,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             max_streams=args.max_streams,
             max_streams_per_client=args.max_streams_per_client,
             stream_idle_s=args.stream_idle_s,
+            adb_serial=args.adb,
         )
         serve(config, auth_desc, echo)
     except KeyboardInterrupt:

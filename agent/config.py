@@ -195,6 +195,7 @@ class AgentConfig:
     job_log: Path | None = None  # append one JSON line per completed timing job
     name: str | None = None  # device name reported by GetDeviceInfo; None: the hostname
     benchmark_model_bin: Path | None = None  # TFLite benchmark_model binary; enables that runtime
+    adb_serial: str | None = None  # time this adb-attached phone (agent.adb); benchmark_model_bin is a path on it
     reflection: bool = True  # gRPC server reflection
     max_worker_mb: int = 0  # memory cap of the timing worker (MB); 0: none
     delegates: tuple[tuple[str, str], ...] = ()  # operator allowlist of TFLite delegates: (name, path)

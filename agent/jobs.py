@@ -12,6 +12,7 @@ from collections.abc import Collection
 from dataclasses import asdict, replace
 from typing import Any
 
+from agent.adb import ADB_CPUS_OPTION, ADB_SERIAL_OPTION
 from agent.errors import JobError
 from agent.runtimes._inputs import DTYPES
 from agent.timing import TimingPlan
@@ -119,8 +120,9 @@ def validate_job(
     for key, value in job.options.items():
         if not _OPTION_KEY.match(key) or len(key) > 128 or len(value) > _MAX_OPTION_CHARS:
             raise JobError("INVALID_ARGUMENT", f"bad option key or value for {key[:64]!r}")
-    if job.runtime == "benchmark_model" and "binary" in job.options:
-        raise JobError("INVALID_ARGUMENT", "option 'binary' is set by the agent (--benchmark-model-bin), not by a job")
+    reserved = sorted({"binary", ADB_SERIAL_OPTION, ADB_CPUS_OPTION} & set(job.options))
+    if job.runtime == "benchmark_model" and reserved:
+        raise JobError("INVALID_ARGUMENT", f"option {reserved[0]!r} is set by the agent (--benchmark-model-bin, --adb), not by a job")
     if job.runtime == "benchmark_model":
         named = sorted(k for k in job.options if _FILE_FLAG.search(k))
         if named:

@@ -34,11 +34,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from agent.auth import BearerTokenInterceptor
 from agent.cache import ModelCache, is_sha256
 from agent.config import AGENT_VERSION, MAX_JOB_TIMEOUT_S, AgentConfig, is_loopback
+from agent.adb import device_files, job_options
 from agent.device import read_device_facts, read_device_state
 from agent.errors import JobError
 from agent.jobs import validate_job
 from agent.runtimes import RUNTIMES, RuntimeProbe, get_runtime, load_runtime_class
-from agent.runtimes.benchmark_model_rt import BINARY_OPTION
+from agent.runtimes.benchmark_model_rt import BINARY_OPTION, probe_binary
 from agent.worker import WorkerSupervisor
 from protos import SERVICE_NAME, agent_pb2, agent_pb2_grpc
 
@@ -68,9 +69,7 @@ def resolve_runtimes(config: AgentConfig) -> tuple[dict[str, RuntimeProbe], dict
     for name in {*RUNTIMES, *extra}:
         probe = get_runtime(name, extra).probe()
         if name == "benchmark_model" and config.benchmark_model_bin is not None:
-            path = Path(config.benchmark_model_bin)
-            ok = path.is_file()
-            probe = RuntimeProbe(ok, version="binary", detail=str(path) if ok else f"{path} is not a file")
+            probe = probe_binary(config.benchmark_model_bin, config.adb_serial)
         probes[name] = probe
     if config.runtimes is not None:
         unknown = sorted(set(config.runtimes) - set(probes))
@@ -194,7 +193,10 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         self.supervisor = supervisor
         self.probes = probes
         self.offered = frozenset(name for name, p in probes.items() if p.available)
-        self.facts = read_device_facts()
+        self.files = device_files(config.adb_serial)  # this machine, or the phone over adb
+        self.facts = read_device_facts(self.files)
+        # With --adb the CPUs that matter are the phone's big cores, not this host's worker CPUs.
+        self.state_cpus = self.facts["big_cores"] if config.adb_serial else supervisor.cpus
         self.streams = StreamLimiter(config.max_streams, config.max_streams_per_client)
         self._counter_lock = threading.Lock()
         self.jobs_completed = 0
@@ -220,8 +222,8 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
                 for n, p in sorted(self.probes.items())
             ],
             accelerators=[agent_pb2.Accelerator(**a) for a in f["accelerators"]],
-            state=_state_msg(read_device_state(self.supervisor.cpus)),
-            pinned_cpus=self.supervisor.worker_cpus or list(self.supervisor.cpus or ()),
+            state=_state_msg(read_device_state(self.state_cpus, self.files)),
+            pinned_cpus=list(self.state_cpus or ()) if self.config.adb_serial else self.supervisor.worker_cpus or list(self.supervisor.cpus or ()),
             python_version=f["python_version"],
             jobs_completed=self.jobs_completed,
             jobs_failed=self.jobs_failed,
@@ -285,6 +287,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         doc["model_path"] = str(path)
         if job.runtime == "benchmark_model":
             doc["options"][BINARY_OPTION] = str(self.config.benchmark_model_bin)
+            doc["options"].update(job_options(self.config.adb_serial, self.facts["big_cores"]))
         reply = self.supervisor.run(doc, timeout_s)
         if not reply.get("ok"):
             return self._failed(result, reply.get("code", "INTERNAL"), reply.get("message", "job failed"))

@@ -4,20 +4,26 @@ The operator names the binary (``--benchmark-model-bin``); a job cannot choose w
 The tool runs its own loop, so the result carries its aggregates only (``Stats.summary_only``):
 parsed from its ``Timings (microseconds): count= first= curr= min= max= avg= std=`` line.
 Options ``flag.<name>=<value>`` pass ``--<name>=<value>`` through (e.g. ``flag.use_gpu=true``).
+
+With ``--adb SERIAL`` (:mod:`agent.adb`) the binary is a path on the phone: the model is pushed
+there once (content-addressed) and the tool runs over ``adb shell``, pinned with ``taskset`` to the
+phone's big cores.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.adb import ADB_CPUS_OPTION, ADB_SERIAL_OPTION, AdbDevice, AdbError, taskset_mask
 from agent.errors import JobError, one_line
 from agent.runtimes import LoadOptions, RuntimeProbe
 from agent.timing import Measurement, Stats, TimingPlan
 
-__all__ = ["BenchmarkModelRuntime", "parse_timings_line", "BINARY_OPTION"]
+__all__ = ["BenchmarkModelRuntime", "parse_timings_line", "probe_binary", "BINARY_OPTION"]
 
 BINARY_OPTION = "binary"  # set by the agent from --benchmark-model-bin, never by a job
 _FLAG_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -56,12 +62,28 @@ def parse_timings_line(output: str) -> Stats:
     )
 
 
+def probe_binary(path: Path, adb_serial: str | None = None) -> RuntimeProbe:
+    """Whether the operator's binary is there: a file here, or an executable on the phone with ``adb_serial``."""
+    if not adb_serial:
+        ok = Path(path).is_file()
+        return RuntimeProbe(ok, version="binary", detail=str(path) if ok else f"{path} is not a file")
+    try:
+        ok = AdbDevice(adb_serial).is_executable(str(path))
+    except AdbError as err:
+        return RuntimeProbe(False, version="binary", detail=str(err))
+    if ok:
+        return RuntimeProbe(True, version="binary", detail=f"{path} on {adb_serial}")
+    return RuntimeProbe(False, version="binary", detail=f"{path} is no executable on {adb_serial}; adb push it there and chmod +x it")
+
+
 @dataclass
 class _Loaded:
     binary: str
-    model_path: Path
+    model_path: Path | str  # a path on the phone in adb mode
     threads: int
     flags: dict[str, str]
+    phone: AdbDevice | None = None  # adb mode: the phone that runs the binary
+    phone_cpus: tuple[int, ...] = ()  # adb mode: the big cores to pin to (none: unpinned)
 
 
 class BenchmarkModelRuntime:
@@ -76,6 +98,8 @@ class BenchmarkModelRuntime:
     def load(self, model_bytes: bytes, options: LoadOptions) -> _Loaded:
         opts = dict(options.options)
         binary = opts.pop(BINARY_OPTION, "")
+        serial = opts.pop(ADB_SERIAL_OPTION, "")
+        phone_cpus = tuple(int(c) for c in opts.pop(ADB_CPUS_OPTION, "").split(",") if c.strip().isdigit())
         if not binary:
             raise JobError("FAILED_PRECONDITION", "benchmark_model needs the agent to run with --benchmark-model-bin PATH")
         flags = {}
@@ -84,6 +108,13 @@ class BenchmarkModelRuntime:
             if not _FLAG_NAME.match(name) or name == "graph":
                 raise JobError("INVALID_ARGUMENT", f"unknown benchmark_model option {key!r}; use flag.<name>=<value>")
             flags[name] = value
+        if serial:
+            phone = AdbDevice(serial)
+            try:
+                remote = phone.push_blob(model_bytes, ".tflite")
+            except AdbError as err:
+                raise JobError("FAILED_PRECONDITION", str(err)) from err
+            return _Loaded(binary, remote, options.threads, flags, phone, phone_cpus)
         if options.workdir is None:
             raise JobError("INTERNAL", "benchmark_model needs a job directory")
         options.workdir.mkdir(parents=True, exist_ok=True)
@@ -103,6 +134,9 @@ class BenchmarkModelRuntime:
             f"--max_secs={plan.max_s}",
             *(f"--{k}={v}" for k, v in sorted(loaded.flags.items())),
         ]
+        if loaded.phone is not None:
+            pin = ["taskset", taskset_mask(loaded.phone_cpus)] if loaded.phone_cpus else []
+            args = [loaded.phone.adb, "-s", loaded.phone.serial, "shell", shlex.join([*pin, *args])]
         try:
             proc = subprocess.run(args, capture_output=True, text=True, timeout=plan.budget_s() + _EXTRA_TIMEOUT_S, check=False)
         except OSError as err:
@@ -118,4 +152,6 @@ class BenchmarkModelRuntime:
         except ValueError as err:
             raise JobError("INTERNAL", f"{loaded.binary}: {err}") from err
         settings = {"binary": loaded.binary, **{f"flag.{k}": v for k, v in loaded.flags.items()}}
+        if loaded.phone is not None:
+            settings["phone_cpus"] = ",".join(map(str, loaded.phone_cpus)) or "all"
         return Measurement(samples_ms=[], stop_reason="summary", warmup_runs=plan.warmup_count, summary=stats, settings=settings)

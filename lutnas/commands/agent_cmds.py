@@ -37,7 +37,8 @@ def serve_cmd(
     job_log: Path | None = typer.Option(None, help="Append one JSON line per completed timing job."),
     name: str | None = typer.Option(None, help="Device name the agent reports (default: hostname). A host's "
                                     "--agent NAME=HOST:PORT names the LUT and wins; a bare --agent HOST:PORT uses this."),
-    benchmark_model_bin: Path | None = typer.Option(None, help="TFLite benchmark_model binary; enables that runtime."),
+    benchmark_model_bin: Path | None = typer.Option(None, help="TFLite benchmark_model binary (a path on the phone with --adb)."),
+    adb: str | None = typer.Option(None, "--adb", metavar="SERIAL", help="Time the adb-attached phone SERIAL with benchmark_model; the agent runs here."),
 ) -> None:
     """Serve the timing agent until interrupted."""
     from agent import cli as agent_cli
@@ -67,6 +68,7 @@ def serve_cmd(
             job_log=job_log,
             name=name,
             benchmark_model_bin=benchmark_model_bin,
+            adb_serial=adb,
         )
         import logging
 
