@@ -1,6 +1,7 @@
 """Per-device latency lookup tables: the SQLite store, import/export, fast subnet prediction,
 calibration against end-to-end runs, device comparison, and few-shot transfer from other settings' LUTs."""
 
+from lut._metadata import read_metadata
 from lut.calibration import (
     FEATURES,
     MODELS,
@@ -84,6 +85,7 @@ __all__ = [
     "plan_few_shot",
     "predict",
     "read_csv",
+    "read_metadata",
     "read_nsganetv2_yaml",
     "read_ofa_yaml",
     "read_parquet",

@@ -5,11 +5,13 @@ more, ``median`` (when it differs from the mean), ``p10`` and ``p90`` are added 
 extra fields), so re-importing an export gives identical predictions. A file is written for every
 resolution whose stem the LUT prices in some registered space; it holds every block of every such
 space at that resolution. Rows that belong to no space and resolution go to
-``extra_lookup_table.yaml``. CSV and Parquet hold the columns of ``lut.schema.ROW_COLUMNS``.
+``extra_lookup_table.yaml``. CSV and Parquet hold the columns of ``lut.schema.ROW_COLUMNS`` and the
+setting's metadata and calibrations (``lut._metadata``), which an import restores.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from lut._metadata import CSV_PREFIX, PARQUET_KEY, setting_metadata
 from lut.predict import _stem_resolutions
 from lut.schema import ROW_COLUMNS
 from space import get_space, list_spaces
@@ -52,18 +55,32 @@ def export_table(store: LutStore, device: str | int | StoredSetting, fmt: str, d
 
 
 def export_csv(store: LutStore, device: str | int | StoredSetting, path: str | Path) -> Path:
-    """Write the device's rows (``ROW_COLUMNS``) as CSV."""
+    """Write the device's rows (``ROW_COLUMNS``) as CSV, after a comment line with the setting's metadata."""
     path = Path(path)
-    frame = store.rows(device)
-    _atomic(path, lambda tmp: frame.to_csv(tmp, index=False, columns=list(ROW_COLUMNS)))
+    stored = store.setting(device)
+    frame = store.rows(stored)
+    meta = json.dumps(setting_metadata(store, stored), sort_keys=True)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as fh:
+            fh.write(f"{CSV_PREFIX}{meta}\n")
+            frame.to_csv(fh, index=False, columns=list(ROW_COLUMNS))
+
+    _atomic(path, write)
     return path
 
 
 def export_parquet(store: LutStore, device: str | int | StoredSetting, path: str | Path) -> Path:
-    """Write the device's rows (``ROW_COLUMNS``) as Parquet."""
+    """Write the device's rows (``ROW_COLUMNS``) as Parquet, the setting's metadata in its schema metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     path = Path(path)
-    frame = store.rows(device)[list(ROW_COLUMNS)]
-    _atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    stored = store.setting(device)
+    table = pa.Table.from_pandas(store.rows(stored)[list(ROW_COLUMNS)], preserve_index=False)
+    meta = json.dumps(setting_metadata(store, stored), sort_keys=True).encode()
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), PARQUET_KEY: meta})
+    _atomic(path, lambda tmp: pq.write_table(table, tmp))
     return path
 
 

@@ -16,7 +16,7 @@ all rows of all files in one transaction, so a bad file leaves the store unchang
   entry: an ``AvgPool2D`` row of 0.0 ms is added for every final-expand shape, flagged
   ``extra["note"] = "absent in source, assumed 0"``.
 * **CSV / Parquet**: the columns of ``lut.schema.ROW_COLUMNS`` (``block_key`` and ``median_ms``
-  required).
+  required); files lutnas wrote also carry the setting's metadata (``lut._metadata.read_metadata``).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from lut._metadata import CSV_PREFIX
 from lut._rows import normalize_row
 from lut._yaml import key_line, load_yaml_mapping
 from lut.errors import ImportFormatError
@@ -358,13 +359,15 @@ def read_csv(path: PathLike) -> list[RowInput]:
     """
     path = Path(path)
     try:
+        with path.open() as fh:
+            skip = 1 if fh.readline().startswith(CSV_PREFIX) else 0  # the setting's metadata (read_metadata)
         frame = pd.read_csv(path, dtype={"block_key": str, "source": str, "extra": str, "agent_version": str,
-                                         "measured_at": str}, keep_default_na=True)
+                                         "measured_at": str}, keep_default_na=True, skiprows=skip)
     except (OSError, UnicodeDecodeError) as err:
         raise ImportFormatError(f"{path}: cannot read ({err})") from err
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
         raise ImportFormatError(f"{path}: not a LUT CSV ({str(err).splitlines()[0]})") from err
-    return _frame_rows(path, frame, "csv", lambda i: f"line {i + 2}")
+    return _frame_rows(path, frame, "csv", lambda i: f"line {i + 2 + skip}")
 
 
 def read_parquet(path: PathLike) -> list[RowInput]:

@@ -33,6 +33,7 @@ __all__ = [
     "resolution_option",
     "find_setting",
     "positive_number",
+    "setting_doc",
 ]
 
 EXIT_OK = 0
@@ -174,3 +175,12 @@ def positive_number(value: float, flag: str) -> float:
     if not math.isfinite(value) or value <= 0:
         fail(f"{flag} must be a finite number > 0, got {value!r}", EXIT_USAGE)
     return value
+
+
+def setting_doc(setting: Any) -> dict[str, Any]:
+    """A device setting for ``--json``: ``device`` names it, unknown fields are null (tables show "-")."""
+    doc = setting.to_dict()
+    out = {"device": doc.pop("name")}
+    for key, value in doc.items():
+        out[key] = None if value in ("", 0) and key != "precision" else value
+    return out

@@ -85,10 +85,30 @@ def _client_error_exit(err: Exception) -> NoReturn:
 
     # The client's messages already name the agent and say what failed.
     if isinstance(err, AgentAuthError):
-        fail(f"{err} (check --token-file or LUTNAS_TOKEN)", EXIT_USAGE)
+        hint = "" if "LUTNAS_TOKEN" in str(err) else " (check --token-file or LUTNAS_TOKEN)"  # the agent may say it
+        fail(f"{err}{hint}", EXIT_USAGE)
     if isinstance(err, AgentJobError):
         fail(str(err), EXIT_USAGE if err.code in _BAD_INPUT_CODES else EXIT_FAILED)
     fail(str(err), EXIT_FAILED)
+
+
+def _clock(runtime: str, options: dict[str, str]) -> str:
+    """Which clock a timing was read from: the runtime reports it (onnxruntime), else it follows from the runtime."""
+    if "clock" in options:
+        return options["clock"]
+    if runtime == "torch" and options.get("device", "").startswith("cuda"):
+        return "cuda_event"
+    if runtime == "benchmark_model":
+        return "benchmark_model"
+    return "wall"
+
+
+_CLOCK_WORDS = {
+    "thread_cpu": "thread CPU time (preemption excluded; --option clock=wall for wall time)",
+    "wall": "wall clock",
+    "cuda_event": "CUDA events",
+    "benchmark_model": "benchmark_model's own timer",
+}
 
 
 def _fmt_ms(value: float) -> str:
@@ -259,6 +279,7 @@ def time_cmd(
         "runtime_version": result.runtime_version,
         "threads": result.threads,
         "options": dict(result.options),
+        "clock": _clock(result.runtime, dict(result.options)),
         **stats,
         "stop_reason": result.stop_reason,
         "warmup_runs": result.warmup_runs,
@@ -290,6 +311,7 @@ def time_cmd(
         ("95% CI of median", f"±{100 * s.rel_ci_median:.2f}%"),
         ("stopped by", result.stop_reason),
         ("runtime", f"{result.runtime} {result.runtime_version}, {result.threads} thread{'s' if result.threads != 1 else ''}"),
+        ("clock", _CLOCK_WORDS.get(doc["clock"], doc["clock"])),
     ]
     for key, value in rows:
         table.add_row(key, value)

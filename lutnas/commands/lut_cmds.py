@@ -12,7 +12,16 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail, find_setting, resolution_option
+from lutnas._common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    emit_json,
+    err_console,
+    fail,
+    find_setting,
+    resolution_option,
+    setting_doc,
+)
 
 __all__ = ["register", "lut_app"]
 
@@ -42,38 +51,47 @@ def _store(db: Path, *, create: bool = False) -> Iterator[Any]:
 # -- lut list ------------------------------------------------------------------------------------
 @lut_app.command("list")
 def list_cmd(db: Path = _DB, json_out: bool = _JSON) -> None:
-    """List device settings with their row counts, coverage and calibration."""
-    from lut import CompiledLut
-    from space import get_space, list_spaces
+    """List device settings with their row counts, coverage per space and resolution, and calibration."""
+    from lutnas._spaces import coverage
 
     with _store(db) as store:
         counts = store.count_rows()
         out = []
         for s in store.settings():
-            table = store.table(s.id)
-            coverage = {}
-            for name in list_spaces():
-                res = CompiledLut.from_table(table, get_space(name), device=s.name).resolutions
-                if res:
-                    coverage[name] = list(res)
+            rows = coverage(store.table(s.id))
+            complete: dict[str, list[int]] = {}
+            for row in rows:
+                if row["complete"]:
+                    complete.setdefault(row["space"], []).append(row["resolution"])
             cal = store.calibration(s.id)
-            out.append({"id": s.id, **s.setting.to_dict(), "rows": counts.get(s.id, 0),
-                        "failed_blocks": len(store.failures(s.id)), "resolutions": coverage,
+            out.append({"id": s.id, **setting_doc(s.setting), "rows": counts.get(s.id, 0),
+                        "failed_blocks": len(store.failures(s.id)), "resolutions": complete, "coverage": rows,
                         "calibration": cal.kind if cal is not None else None, "info": s.info})
     if json_out:
         emit_json({"devices": out})
         return
-    from lut.predict import _ranges
-
     table_ = Table(title=f"LUT store {db}")
-    for col in ("id", "device", "runtime", "threads", "precision", "format", "rows", "fully covered", "calibration"):
+    for col in ("id", "device", "runtime", "threads", "precision", "format", "rows", "coverage", "calibration"):
         table_.add_column(col)
     for d in out:
-        cover = "; ".join(f"{k.removeprefix('ofa-mbv3-')}: {_ranges(v)}" for k, v in d["resolutions"].items()) or "-"
-        table_.add_row(str(d["id"]), d["name"], f"{d['runtime']} {d['runtime_version']}".strip(),
-                       str(d["threads"] or "?"), d["precision"], d["model_format"] or "-", str(d["rows"]), cover,
-                       d["calibration"] or "-")
+        table_.add_row(str(d["id"]), d["device"], f"{d['runtime']} {d['runtime_version'] or ''}".strip(),
+                       str(d["threads"] or "-"), d["precision"], d["model_format"] or "-", str(d["rows"]),
+                       _coverage_text(d["coverage"]), d["calibration"] or "-")
     err_console.print(table_)
+
+
+def _coverage_text(rows: list[dict[str, Any]]) -> str:
+    """``w1.2: 160..224 step 16 complete; 176 partial (33 of 96)`` per space."""
+    from lut.predict import _ranges
+
+    parts = []
+    for space in dict.fromkeys(r["space"] for r in rows):
+        mine = [r for r in rows if r["space"] == space]
+        done = [r["resolution"] for r in mine if r["complete"]]
+        text = [f"{_ranges(done)} complete"] if done else []
+        text += [f"{r['resolution']} partial ({r['blocks']} of {r['of']})" for r in mine if not r["complete"]]
+        parts.append(f"{space.removeprefix('ofa-mbv3-')}: {', '.join(text)}")
+    return "; ".join(parts) or "-"
 
 
 # -- lut import ----------------------------------------------------------------------------------
@@ -83,7 +101,8 @@ def import_cmd(
     db: Path = _DB,
     device: str = typer.Option(..., "--device", help="Device name (or an existing setting's id)."),
     fmt: str | None = typer.Option(None, "--format", help="ofa-yaml | nsganetv2-yaml | csv | parquet (default: detected)."),
-    runtime: str | None = typer.Option(None, "--runtime", help="Runtime the table was measured with."),
+    runtime: str | None = typer.Option(None, "--runtime", help="Runtime the table was measured with (default: "
+                                       "what a lutnas CSV or Parquet export says, else unknown)."),
     runtime_version: str | None = typer.Option(None, "--runtime-version"),
     threads: int | None = typer.Option(None, "--threads", min=0),
     precision: str | None = typer.Option(None, "--precision"),
@@ -91,8 +110,9 @@ def import_cmd(
     delegate: str | None = typer.Option(None, "--delegate"),
     json_out: bool = _JSON,
 ) -> None:
-    """Import LUT files as one device setting (all rows or, on any error, none)."""
-    from lut import FORMATS, DeviceSetting, import_files
+    """Import LUT files as one device setting (all rows or, on any error, none); says how many rows were new
+    and how many replaced rows already there."""
+    from lut import FORMATS, Calibration, DeviceSetting, detect_format, import_files, read_metadata
 
     if fmt is not None and fmt not in FORMATS:
         fail(f"--format {fmt!r} is unknown; valid: {', '.join(FORMATS)}", EXIT_USAGE)
@@ -103,22 +123,39 @@ def import_cmd(
               "model_format": model_format, "delegate": delegate}
     given = {k: v for k, v in fields.items() if v is not None}
     with _store(db, create=True) as store:
+        fmt = fmt or detect_format(files[0])
+        meta = read_metadata(files[0], fmt) or {}
         if not given and (device.isdigit() or store.settings(device)):
-            target: Any = store.setting(device)  # the existing setting (ambiguous names fail here)
+            target: Any = find_setting(store, device)  # the existing setting (ambiguous names fail here)
+            before = len(store.keys(target.id))
         else:
             try:
-                target = DeviceSetting(name=device, **{"runtime": "unknown", **given})
-            except ValueError as err:
-                fail(str(err), EXIT_USAGE)
+                target = DeviceSetting(name=device, **{"runtime": "unknown", **meta.get("setting", {}), **given})
+            except (TypeError, ValueError) as err:
+                fail(f"cannot file the rows as a device setting: {err}", EXIT_USAGE)
+            same = [s for s in store.settings(device) if s.setting == target]
+            before = len(store.keys(same[0].id)) if same else 0
         result = import_files(store, target, files, fmt)
         stored = store.setting(result.setting_id)
-    doc = {"device": stored.name, "setting_id": result.setting_id, "rows": result.n_rows, "files": result.n_files,
-           "assumed_rows": result.n_assumed}
+        new = len(store.keys(stored.id)) - before
+        n_cal = 0
+        if meta.get("calibrations") and store.calibration(stored.id) is None:
+            for doc in meta["calibrations"]:
+                store.save_calibration(stored.id, Calibration.from_json(doc))
+                n_cal += 1
+    doc = {**setting_doc(stored.setting), "setting_id": stored.id, "format": fmt, "files": [str(f) for f in files],
+           "rows": result.n_rows, "new_rows": new, "replaced_rows": result.n_rows - new,
+           "assumed_rows": result.n_assumed, "calibrations": n_cal}
     if json_out:
         emit_json(doc)
         return
-    note = f" ({result.n_assumed} AvgPool2D rows absent in source, assumed 0 ms)" if result.n_assumed else ""
-    err_console.print(f"imported {result.n_rows} rows from {result.n_files} file(s) into {stored.describe()}{note}")
+    notes = [f"{new} new, {result.n_rows - new} replaced"]
+    if result.n_assumed:
+        notes.append(f"{result.n_assumed} AvgPool2D rows absent in source, assumed 0 ms")
+    if n_cal:
+        notes.append(f"{n_cal} calibration(s) from the file")
+    err_console.print(f"imported {result.n_rows} rows ({'; '.join(notes)}) from {len(files)} file(s) into "
+                      f"{stored.describe()}", highlight=False)
 
 
 # -- lut export ----------------------------------------------------------------------------------
@@ -144,7 +181,8 @@ def export_cmd(
         except OSError as err:
             fail(f"cannot write {out}: {err.strerror or err}", EXIT_FAILED)
     if json_out:
-        emit_json({"device": stored.name, "format": fmt, "files": [str(p) for p in paths]})
+        emit_json({**setting_doc(stored.setting), "setting_id": stored.id, "format": fmt,
+                   "files": [str(p) for p in paths]})
         return
     err_console.print(f"wrote {len(paths)} file(s) for {stored.describe()} to {out}")
 

@@ -27,8 +27,10 @@ from lutnas._common import (
 __all__ = ["register", "parse_resolutions", "run_profile"]
 
 
-def run_profile(store, agents, settings, token, tls_ca=None, show_progress: bool = True):
-    """Run a profile with rich progress bars on stderr; Ctrl-C stops cleanly (the store stays consistent)."""
+def run_profile(store, agents, settings, token, tls_ca=None, show_progress: bool = True,
+                interrupted: threading.Event | None = None):
+    """Run a profile with rich progress bars on stderr; Ctrl-C stops cleanly (the store stays consistent)
+    and sets ``interrupted`` when given."""
     from profiler.fleet import profile
 
     stop = threading.Event()
@@ -36,6 +38,8 @@ def run_profile(store, agents, settings, token, tls_ca=None, show_progress: bool
 
     def on_sigint(signum, frame):  # noqa: ARG001 - signal handler signature
         err_console.print("[yellow]stopping: finishing in-flight jobs; rerun to resume[/]")
+        if interrupted is not None:
+            interrupted.set()
         stop.set()
 
     if threading.current_thread() is threading.main_thread():
@@ -57,8 +61,19 @@ def run_profile(store, agents, settings, token, tls_ca=None, show_progress: bool
             signal.signal(signal.SIGINT, previous)
 
 
+# 128 + SIGINT, as a shell reports a command stopped by Ctrl-C.
+EXIT_INTERRUPTED = 130
+
+
+def _remaining(d) -> int:
+    """Blocks of a device neither stored before, timed now nor recorded as failed."""
+    return d.total - d.skipped - d.timed - len(d.failed)
+
+
 def _summary_table(report) -> Table:
-    table = Table(title="profile summary")
+    table = Table(title="profile summary",
+                  caption="uploaded KB: model files sent to the agents; saved KB: files not sent because the agent "
+                          "already had them cached")
     for col in ("device", "blocks", "timed", "skipped", "failed", "re-timed", "wall s", "busy", "uploaded KB", "saved KB"):
         table.add_column(col, justify="right" if col != "device" else "left")
     for d in report.devices:
@@ -110,14 +125,18 @@ def profile_cmd(
         fail(str(err), EXIT_USAGE)
     token = read_token(token_file)
     specs = _name_bare_agents(agent, specs, token, tls_ca)
+    interrupted = threading.Event()
     with LutStore(db) as store:
         try:
             report = run_profile(store, [AgentRef(s.name, s.address) for s in specs], settings, token,
-                                 str(tls_ca) if tls_ca else None, show_progress=not json_out)
+                                 str(tls_ca) if tls_ca else None, show_progress=not json_out, interrupted=interrupted)
         except ProfileError as err:
             fail(str(err), EXIT_FAILED)
     if json_out:
-        emit_json(report.to_dict())
+        doc = report.to_dict()
+        for d, out in zip(report.devices, doc["devices"]):
+            out["remaining"] = _remaining(d)
+        emit_json({**doc, "interrupted": interrupted.is_set()})
     else:
         err_console.print(_summary_table(report))
         for d in report.devices:
@@ -125,6 +144,11 @@ def profile_cmd(
                 err_console.print(f"[red]failed[/] {d.name}: {f.block_key}: {f.reason} ({f.attempts} attempts)")
             if d.aborted:
                 err_console.print(f"[red]aborted[/] {d.name}: {d.aborted}")
+    if interrupted.is_set():
+        left = [f"{d.name}: {_remaining(d)} of {d.total} blocks" for d in report.devices if _remaining(d)]
+        err_console.print(f"[yellow]interrupted[/]: not timed yet: {'; '.join(left) or 'none'}. Run the same "
+                          "command again to time the rest (stored blocks are skipped).", highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED)
     if not report.ok:
         raise typer.Exit(EXIT_FAILED)
 

@@ -35,12 +35,13 @@ def test_import_list_predict(runner: CliRunner, tmp_path: Path) -> None:
     db = tmp_path / "new.db"
     doc = _json(runner.invoke(app, ["lut", "import", "--db", str(db), "--device", "note10", "--json",
                                     *map(str, NOTE10_FILES)]))
-    assert doc == {"device": "note10", "setting_id": 1, "rows": 450, "files": 5, "assumed_rows": 0}
+    assert doc["device"] == "note10" and doc["setting_id"] == 1 and doc["files"] == list(map(str, NOTE10_FILES))
+    assert (doc["rows"], doc["new_rows"], doc["replaced_rows"], doc["assumed_rows"]) == (450, 450, 0, 0)
     doc = _json(runner.invoke(app, ["lut", "import", "--db", str(db), "--device", "i7", "--json",
                                     "--runtime", "onnxruntime", "--threads", "1", str(NSGA_FILE)]))
     assert doc["rows"] == 4062 and doc["assumed_rows"] == 12
     listing = _json(runner.invoke(app, ["lut", "list", "--db", str(db), "--json"]))["devices"]
-    assert [d["name"] for d in listing] == ["note10", "i7"]
+    assert [d["device"] for d in listing] == ["note10", "i7"]
     assert listing[1]["runtime"] == "onnxruntime" and listing[1]["threads"] == 1
     assert listing[1]["resolutions"]["ofa-mbv3-w1.0"] == list(range(96, 257, 4))
     result = runner.invoke(app, ["lut", "predict", "--db", str(db), "--device", "note10", "--net-config",
@@ -90,7 +91,7 @@ def test_malformed_import_exits_2_and_writes_nothing(runner: CliRunner, db: Path
     assert result.exit_code == 2
     assert f"{bad}: line 1: key 'Conv-input:224x224x3-output:112x112x24'" in " ".join(result.stderr.split())
     listing = _json(runner.invoke(app, ["lut", "list", "--db", str(db), "--json"]))["devices"]
-    assert [d["name"] for d in listing] == ["note10", "i7"]
+    assert [d["device"] for d in listing] == ["note10", "i7"]
     missing = runner.invoke(app, ["lut", "list", "--db", str(tmp_path / "absent.db")])
     assert missing.exit_code == 2 and "no LUT store at" in missing.stderr
 
@@ -113,7 +114,7 @@ def test_export_and_rm(runner: CliRunner, db: Path, tmp_path: Path) -> None:
     doc = _json(runner.invoke(app, ["lut", "rm", "--db", str(db), "--device", "note10", "--yes", "--json"]))
     assert doc == {"device": "note10", "setting_id": 1, "removed_rows": 450}
     listing = _json(runner.invoke(app, ["lut", "list", "--db", str(db), "--json"]))["devices"]
-    assert [d["name"] for d in listing] == ["i7"]
+    assert [d["device"] for d in listing] == ["i7"]
 
 
 def test_compare_json_and_plot(runner: CliRunner, db: Path, tmp_path: Path) -> None:

@@ -1,0 +1,63 @@
+"""Ctrl-C during a real ``lutnas profile``: exit 130, say what remains, and let ``lut list`` show the gap."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.testing import start_agent_process
+from lut import LutStore
+
+from .conftest import invoke_json
+
+_LUTNAS = [sys.executable, "-c", "from lutnas.cli import main; main()"]
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def _rows(db: Path) -> int:
+    if not db.exists():
+        return 0
+    with LutStore(db) as store:
+        return sum(store.count_rows().values())
+
+
+@pytest.mark.timeout(240)
+def test_interrupted_profile_exits_130_and_lists_partial_coverage(tmp_path: Path) -> None:
+    db = tmp_path / "lut.db"
+    env = {**os.environ, "PYTHONPATH": str(_REPO)}
+    with start_agent_process(token=None, extra_args=["--name", "box"]) as agent:
+        # A bare address files the rows under the name the agent reports (agent serve --name).
+        proc = subprocess.Popen([*_LUTNAS, "profile", "--agent", agent.address, "--space", "ofa-mbv3-w1.0",
+                                 "--resolutions", "160", "--db", str(db), "--cache-dir", str(tmp_path / "cache"),
+                                 "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            deadline = time.monotonic() + 180
+            while _rows(db) < 2:
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "no rows stored in time"
+                time.sleep(0.2)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 130, err
+    doc = json.loads(out)
+    (dev,) = doc["devices"]
+    assert doc["interrupted"] is True and dev["device"] == "box" and dev["total"] == 96
+    assert dev["remaining"] == 96 - dev["timed"] - dev["failed"] > 0
+    text = " ".join(err.split())
+    assert f"interrupted: not timed yet: box: {dev['remaining']} of 96 blocks" in text
+    assert "Run the same command again to time the rest" in text
+    (listed,) = invoke_json("lut", "list", "--db", db)["devices"]
+    assert listed["device"] == "box" and listed["runtime"] == "onnxruntime" and listed["threads"] == 1
+    assert listed["resolutions"] == {}
+    assert listed["coverage"] == [{"space": "ofa-mbv3-w1.0", "resolution": 160, "blocks": listed["rows"], "of": 96,
+                                   "complete": False}]
