@@ -1,4 +1,4 @@
-"""Per-device latency lookup tables: the SQLite store, import/export, fast subnet prediction,
+"""Per-device latency lookup tables: the store (SQLite or PostgreSQL), import/export, fast subnet prediction,
 calibration against end-to-end runs, device comparison, and few-shot transfer from other settings' LUTs."""
 
 from lut._metadata import read_metadata
@@ -15,6 +15,7 @@ from lut.compare import Comparison, PairComparison, compare_luts, plot_compariso
 from lut.errors import (
     AmbiguousDeviceError,
     CalibrationError,
+    CopyConflictError,
     ImportFormatError,
     LutError,
     MissingBlocksError,
@@ -37,7 +38,7 @@ from lut.importers import (
 )
 from lut.predict import FIXED_KINDS, CompiledLut, predict
 from lut.schema import PROVENANCE_COLUMNS, ROW_COLUMNS, SCHEMA_VERSION, STAT_COLUMNS, DeviceSetting
-from lut.store import LutStore, StoredSetting
+from lut.store import LutStore, StoredSetting, copy_settings
 from lut.transfer import PREDICTED_SOURCE, TransferError, TransferModel, TransferResult, plan_few_shot, transfer_table
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "CalibrationError",
     "Comparison",
     "CompiledLut",
+    "CopyConflictError",
     "DeviceSetting",
     "ImportFormatError",
     "ImportResult",
@@ -73,6 +75,7 @@ __all__ = [
     "UnknownDeviceError",
     "block_features",
     "compare_luts",
+    "copy_settings",
     "detect_format",
     "export_csv",
     "export_ofa_yaml",

@@ -16,6 +16,7 @@ __all__ = [
     "ImportFormatError",
     "MissingBlocksError",
     "CalibrationError",
+    "CopyConflictError",
 ]
 
 
@@ -24,7 +25,7 @@ class LutError(Exception):
 
 
 class StoreError(LutError):
-    """The SQLite store cannot be opened or is not a lutnas store."""
+    """The store cannot be opened, is not a lutnas store, is damaged, or its server fails."""
 
 
 class SchemaVersionError(StoreError):
@@ -52,3 +53,7 @@ class MissingBlocksError(LutError, KeyError):
 
 class CalibrationError(LutError, ValueError):
     """A calibration cannot be fitted, read or applied."""
+
+
+class CopyConflictError(LutError, ValueError):
+    """A copy would overwrite a device setting the destination store already has."""

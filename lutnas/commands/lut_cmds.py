@@ -1,4 +1,4 @@
-"""``lutnas lut list|import|export|predict|rm`` and ``lutnas compare``: thin wrappers over :mod:`lut`."""
+"""``lutnas lut list|import|export|predict|rm|copy`` and ``lutnas compare``: thin wrappers over :mod:`lut`."""
 
 from __future__ import annotations
 
@@ -25,22 +25,23 @@ from lutnas._common import (
 
 __all__ = ["register", "lut_app"]
 
-lut_app = typer.Typer(help="Per-device latency lookup tables: list, import, export, predict, remove.",
+lut_app = typer.Typer(help="Per-device latency lookup tables: list, import, export, predict, remove, copy.",
                       no_args_is_help=True)
 
-_DB = typer.Option(..., "--db", help="The LUT store (SQLite file).")
+_DB = typer.Option(..., "--db", help="The LUT store: a SQLite file or postgresql://user@host:port/db.")
 _JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 
 
 @contextmanager
-def _store(db: Path, *, create: bool = False) -> Iterator[Any]:
-    """Open the store, turning lut errors into one-line CLI failures (2: bad input, 1: the work failed)."""
+def _store(db: str, *, create: bool = False) -> Iterator[Any]:
+    """Open the store, turning lut errors into one-line CLI failures (2: bad input, 1: the work failed).
+
+    Only commands that write pass ``create``: a read never leaves a new store behind.
+    """
     from lut import LutError, LutStore, MissingBlocksError
 
-    if not create and not db.exists():
-        fail(f"no LUT store at {db} (create one with 'lutnas lut import' or 'lutnas profile')", EXIT_USAGE)
     try:
-        with LutStore(db) as store:
+        with LutStore(db, create=create) as store:
             yield store
     except MissingBlocksError as err:
         fail(str(err), EXIT_FAILED)
@@ -50,7 +51,7 @@ def _store(db: Path, *, create: bool = False) -> Iterator[Any]:
 
 # -- lut list ------------------------------------------------------------------------------------
 @lut_app.command("list")
-def list_cmd(db: Path = _DB, json_out: bool = _JSON) -> None:
+def list_cmd(db: str = _DB, json_out: bool = _JSON) -> None:
     """List device settings with their row counts, coverage per space and resolution, and calibration."""
     from lutnas._spaces import coverage
 
@@ -98,7 +99,7 @@ def _coverage_text(rows: list[dict[str, Any]]) -> str:
 @lut_app.command("import")
 def import_cmd(
     files: list[Path] = typer.Argument(..., help="Files to import (one per resolution for OFA yaml)."),
-    db: Path = _DB,
+    db: str = _DB,
     device: str = typer.Option(..., "--device", help="Device name (or an existing setting's id)."),
     fmt: str | None = typer.Option(None, "--format", help="ofa-yaml | nsganetv2-yaml | csv | parquet (default: detected)."),
     runtime: str | None = typer.Option(None, "--runtime", help="Runtime the table was measured with (default: "
@@ -161,7 +162,7 @@ def import_cmd(
 # -- lut export ----------------------------------------------------------------------------------
 @lut_app.command("export")
 def export_cmd(
-    db: Path = _DB,
+    db: str = _DB,
     device: str = typer.Option(..., "--device", help="Device name or setting id."),
     fmt: str | None = typer.Option(None, "--format", help="ofa-yaml (a directory) | csv | parquet "
                                    "(default: from --out: .csv, .parquet, else a directory of OFA yaml files)."),
@@ -198,7 +199,7 @@ def _export_format(out: Path) -> str:
 # -- lut predict ---------------------------------------------------------------------------------
 @lut_app.command("predict")
 def predict_cmd(
-    db: Path = _DB,
+    db: str = _DB,
     device: str = typer.Option(..., "--device", help="Device name or setting id."),
     space: str | None = typer.Option(None, "--space", help="Search space (default: the one the LUT and the "
                                      "net.config fit)."),
@@ -280,7 +281,7 @@ def _run_config_resolution(net_config: Path) -> int:
 # -- lut rm --------------------------------------------------------------------------------------
 @lut_app.command("rm")
 def rm_cmd(
-    db: Path = _DB,
+    db: str = _DB,
     device: str = typer.Option(..., "--device", help="Device name or setting id."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     json_out: bool = _JSON,
@@ -301,10 +302,36 @@ def rm_cmd(
     err_console.print(f"removed {stored.describe()} ({n_rows} rows)")
 
 
+# -- lut copy ------------------------------------------------------------------------------------
+@lut_app.command("copy")
+def copy_cmd(
+    src: str = typer.Option(..., "--from", help="Store to copy from (SQLite file or postgresql://...)."),
+    dst: str = typer.Option(..., "--to", help="Store to copy into (created when absent or empty)."),
+    device: list[str] | None = typer.Option(None, "--device", help="Device name or setting id; repeatable "
+                                            "(default: every setting)."),
+    replace: bool = typer.Option(False, "--replace", help="Overwrite settings the destination already has."),
+    json_out: bool = _JSON,
+) -> None:
+    """Copy device settings (rows, failures, calibrations, validation runs) between stores, all or nothing."""
+    from lut import copy_settings
+
+    with _store(src) as source, _store(dst, create=True) as dest:
+        copied = copy_settings(source, dest, device or None, replace=replace)
+        counts = dest.count_rows()
+    doc = {"from": source.path, "to": dest.path,
+           "copied": [{"device": s.name, "from_id": s.id, "to_id": new_id, "rows": counts.get(new_id, 0)}
+                      for s, new_id in copied]}
+    if json_out:
+        emit_json(doc)
+        return
+    for item, (stored, _) in zip(doc["copied"], copied):
+        err_console.print(f"copied {stored.describe()} ({item['rows']} rows) to {dest.path} as #{item['to_id']}")
+
+
 # -- compare -------------------------------------------------------------------------------------
 def compare_cmd(
     ctx: typer.Context,
-    db: Path = _DB,
+    db: str = _DB,
     device: list[str] = typer.Option([], "--device", help="A device to compare; repeat (or A,B): two or more."),
     devices: list[str] = typer.Option([], "--devices", hidden=True),  # old spelling: --devices A B [...]
     space: str | None = typer.Option(None, "--space", help="Search space (default: the one every LUT (and the "

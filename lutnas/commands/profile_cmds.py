@@ -94,7 +94,8 @@ def profile_cmd(
     threads: int = typer.Option(1, help="Runtime threads."),
     fmt: Optional[str] = typer.Option(None, "--format", help="Model format: onnx or tflite (default: the runtime's own)."),
     option: list[str] = typer.Option([], "--option", help="Runtime option KEY=VALUE (e.g. device=cuda); repeatable."),
-    db: Path = typer.Option(..., "--db", help="SQLite LUT store (created if missing)."),
+    db: str = typer.Option(..., "--db", help="LUT store, created if missing: a SQLite file or "
+                           "postgresql://user@host:port/db (several hosts may profile one device into it)."),
     rounds: int = typer.Option(1, min=1, help="Time every block once per round, rounds interleaved; keep the lowest median."),
     sentinel_every: int = typer.Option(25, help="Re-time the drift sentinel every N jobs per agent (0: off)."),
     sentinel_threshold: float = typer.Option(0.05, help="Relative sentinel drift that triggers cooldown and re-timing."),
@@ -105,7 +106,7 @@ def profile_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Time every block of a space on every device (resumes by default) and fill the LUT store."""
-    from lut.store import LutStore
+    from lut import LutError, LutStore
     from profiler.fleet import AgentRef, ProfileError, ProfileSettings
     from space import get_space
 
@@ -126,11 +127,15 @@ def profile_cmd(
     token = read_token(token_file)
     specs = _name_bare_agents(agent, specs, token, tls_ca)
     interrupted = threading.Event()
-    with LutStore(db) as store:
+    try:
+        store = LutStore(db, create=True)
+    except LutError as err:
+        fail(str(err), EXIT_USAGE)
+    with store:
         try:
             report = run_profile(store, [AgentRef(s.name, s.address) for s in specs], settings, token,
                                  str(tls_ca) if tls_ca else None, show_progress=not json_out, interrupted=interrupted)
-        except ProfileError as err:
+        except (ProfileError, LutError) as err:
             fail(str(err), EXIT_FAILED)
     if json_out:
         doc = report.to_dict()
@@ -187,7 +192,7 @@ def _fidelity_table(report) -> Table:
 
 def validate_cmd(
     agent: Optional[str] = typer.Option(None, "--agent", help="NAME=HOST:PORT of the device (omit to re-render stored runs)."),
-    db: Path = typer.Option(..., "--db", help="SQLite LUT store."),
+    db: str = typer.Option(..., "--db", help="LUT store: a SQLite file or postgresql://user@host:port/db."),
     device: Optional[str] = typer.Option(None, help="Device setting to validate (default: the --agent NAME)."),
     samples: int = typer.Option(100, help="Subnets to time end to end, stratified over the predicted latency range."),
     rounds: int = typer.Option(4, help="Interleaved timing rounds (even/odd rounds give the repeat noise)."),
@@ -219,15 +224,14 @@ def validate_cmd(
     name = device or (spec.name if spec else None)
     if name is None:
         fail("give --agent NAME=HOST:PORT to measure, or --device NAME to re-render stored runs", EXIT_USAGE)
-    if not db.exists():
-        fail(f"no LUT store at {db}; run lutnas profile first", EXIT_USAGE)
     settings = ValidationSettings(samples=samples, rounds=rounds, seed=seed, space=space, resolutions=res,
                                   calibrate=calibrate, options=options, round_stat=round_stat)
-    with LutStore(db) as store:
-        try:
-            store.setting(name)
-        except LutError as err:
-            fail(str(err), EXIT_USAGE)
+    try:
+        store = LutStore(db, create=False)
+        store.setting(name)
+    except LutError as err:
+        fail(str(err), EXIT_USAGE)
+    with store:
         try:
             if spec is None:
                 report = report_from_store(store, name, calibrate=calibrate, space=space, seed=seed)

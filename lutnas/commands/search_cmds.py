@@ -174,7 +174,7 @@ def _parse_budgets(values: list[str], devices: list[str]) -> list[list[float]]:
 
 
 def _search_cmd(
-    db: Path = typer.Option(..., "--db", help="The LUT store (SQLite file)."),
+    db: str = typer.Option(..., "--db", help="The LUT store: a SQLite file or postgresql://user@host:port/db."),
     device: list[str] = typer.Option(..., "--device", help="Device name or setting id; repeat for several."),
     latency_ms: list[str] = typer.Option(..., "--latency-ms", help="Budget in ms, one per --device (or one for all); "
                                          "a comma list (10,15,20) sweeps budgets."),
@@ -272,17 +272,15 @@ def _latency_model(compiled: Any) -> str:
     return "raw LUT sum (no calibration)" if cal is None else f"calibrated LUT ({cal.describe()})"
 
 
-def _compiled_tables(db: Path, devices: list[str], space: str | None, pred: Any, pred_path: Path,
+def _compiled_tables(db: str, devices: list[str], space: str | None, pred: Any, pred_path: Path,
                      calibrated: bool) -> tuple[str, dict[str, Any]]:
     """The space every LUT and the predictor fit (``space`` when given), and each device's compiled LUT."""
     from lut import LutError, LutStore
 
     from lutnas._spaces import choose_space, lut_source, predictor_source
 
-    if not db.exists():
-        fail(f"no LUT store at {db} (create one with 'lutnas lut import' or 'lutnas profile')", EXIT_USAGE)
     try:
-        with LutStore(db) as store:
+        with LutStore(db, create=False) as store:
             stored = {dev: find_setting(store, dev) for dev in devices}
             sources = [lut_source(dev, store.table(s.id)) for dev, s in stored.items()]
             space_name = choose_space([*sources, predictor_source(str(pred_path), pred)], space)

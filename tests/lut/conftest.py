@@ -1,4 +1,5 @@
-"""Shared fixtures: the reference LUTs imported once per session, copied for tests that write."""
+"""Shared fixtures: the reference LUTs imported once per session (into SQLite and into PostgreSQL),
+copied for tests that write; ``ref_store`` runs each test on both engines."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lut import DeviceSetting, LutStore, import_files
-from tests.conftest import SHARED_DATA
+from tests.conftest import ENGINES, SHARED_DATA
 
 DATA = SHARED_DATA if SHARED_DATA is not None else Path("/nonexistent")
 NOTE10_FILES = sorted((DATA / "ofa" / "note10").glob("*_lookup_table.yaml"))
@@ -21,23 +22,38 @@ def _need_data() -> None:
         pytest.skip(f"reference data not found under {DATA}")
 
 
-@pytest.fixture(scope="session")
-def ref_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store with note10 (OFA yaml) and i7 (nsganetv2 yaml) imported; never written to by tests."""
-    _need_data()
-    path = tmp_path_factory.mktemp("ref") / "ref.db"
-    with LutStore(path) as store:
+def _import_reference(locator: str | Path) -> None:
+    with LutStore(locator) as store:
         import_files(store, DeviceSetting("note10", "unknown"), NOTE10_FILES)
         import_files(store, DeviceSetting("i7", "unknown"), [NSGA_FILE])
+
+
+@pytest.fixture(scope="session")
+def ref_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite store with note10 (OFA yaml) and i7 (nsganetv2 yaml) imported; never written to by tests."""
+    _need_data()
+    path = tmp_path_factory.mktemp("ref") / "ref.db"
+    _import_reference(path)
     return path
 
 
-@pytest.fixture()
-def ref_store(ref_db: Path, tmp_path: Path):
-    """A writable copy of the reference store."""
-    path = tmp_path / "lut.db"
-    shutil.copy(ref_db, path)
-    with LutStore(path) as store:
+@pytest.fixture(scope="session")
+def ref_pg_template(pg_databases) -> str:
+    """The same reference store in a PostgreSQL database, used as a template for per-test copies."""
+    _need_data()
+    _import_reference(pg_databases.server.create_database("ref"))
+    return "ref"
+
+
+@pytest.fixture(params=ENGINES)
+def ref_store(request: pytest.FixtureRequest, ref_db: Path, tmp_path: Path):
+    """A writable copy of the reference store, on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        locator: str | Path = tmp_path / "lut.db"
+        shutil.copy(ref_db, locator)
+    else:
+        locator = request.getfixturevalue("pg_databases").new(template=request.getfixturevalue("ref_pg_template"))
+    with LutStore(locator) as store:
         yield store
 
 

@@ -1,4 +1,5 @@
-"""The SQLite store: schema, settings, rows, failures, transactions, threads and processes."""
+"""The LUT store on SQLite and PostgreSQL: schema, migrations, settings, rows, failures, transactions,
+threads and processes."""
 
 from __future__ import annotations
 
@@ -11,15 +12,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from lut import (
     AmbiguousDeviceError,
     DeviceSetting,
     LutStore,
+    SCHEMA_VERSION,
     SchemaVersionError,
     StoreError,
     UnknownDeviceError,
 )
+from lut.schema import MIGRATIONS
 from space import get_space
 
 KEY = get_space("ofa-mbv3-w1.2").stem_blocks(224)[0][0].key
@@ -33,7 +37,7 @@ def test_new_store_has_schema_wal_and_foreign_keys(tmp_path: Path) -> None:
         pass
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"device_settings", "lut_rows", "failed_blocks", "validation_runs", "validation_samples",
             "calibrations"} <= tables
@@ -49,7 +53,7 @@ def test_unknown_schema_version_is_refused(tmp_path: Path) -> None:
     with conn:
         conn.execute("UPDATE schema_version SET version = 99")
     conn.close()
-    with pytest.raises(SchemaVersionError, match="schema version 99; this lutnas reads version 1"):
+    with pytest.raises(SchemaVersionError, match=f"schema version 99; this lutnas reads versions 1 to {SCHEMA_VERSION}"):
         LutStore(path)
 
 
@@ -66,8 +70,45 @@ def test_not_a_store(tmp_path: Path) -> None:
         LutStore(other)
 
 
-def test_settings_by_name_and_id(tmp_path: Path) -> None:
-    with LutStore(tmp_path / "lut.db") as store:
+def _engine(store_url: str) -> sa.Engine:
+    if store_url.startswith("postgresql://"):
+        return sa.create_engine(store_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    return sa.create_engine(f"sqlite:///{store_url}")
+
+
+def test_older_store_is_migrated_and_keeps_its_data(store_url: str) -> None:
+    engine = _engine(store_url)
+    with engine.begin() as conn:  # a store as the first schema version wrote it
+        MIGRATIONS[0](conn)
+        conn.execute(sa.text("INSERT INTO schema_version (version) VALUES (1)"))
+        conn.execute(sa.text("INSERT INTO device_settings (name, runtime, runtime_version, threads, precision, "
+                             "model_format, delegate, created_at) VALUES ('pi5', 'onnxruntime', '1.17.1', 1, 'fp32', "
+                             "'onnx', '', 'then')"))
+    engine.dispose()
+    with LutStore(store_url, create=False) as store:
+        assert store._query("SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
+        assert [s.setting for s in store.settings()] == [PI]
+        sid = store.settings()[0].id
+        store.put_row(sid, KEY, {"median_ms": 1.0})
+        assert store.seed_work(sid, [KEY, KEY2]) == 1  # the leases table came with the migration
+
+
+def test_postgres_database_that_is_not_a_store(pg_databases) -> None:
+    url = pg_databases.new()
+    with pytest.raises(StoreError, match="no LUT store at .*the database is empty"):
+        LutStore(url, create=False)
+    engine = _engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE notes (id INTEGER)"))
+    engine.dispose()
+    with pytest.raises(StoreError, match="not a lutnas LUT store"):
+        LutStore(url)
+    with pytest.raises(StoreError, match="LUT store postgresql://postgres@127.0.0.1:1/x: .*"):
+        LutStore("postgresql://postgres@127.0.0.1:1/x")
+
+
+def test_settings_by_name_and_id(store_url: str) -> None:
+    with LutStore(store_url) as store:
         sid = store.ensure_setting(PI, info={"soc": "BCM2712"})
         assert store.ensure_setting(PI) == sid
         assert store.setting("pi5").id == sid
@@ -88,8 +129,8 @@ def test_device_setting_validation() -> None:
         DeviceSetting("123", "onnxruntime")
 
 
-def test_put_row_upserts_and_rows_frame(tmp_path: Path) -> None:
-    with LutStore(tmp_path / "lut.db") as store:
+def test_put_row_upserts_and_rows_frame(store_url: str) -> None:
+    with LutStore(store_url) as store:
         sid = store.ensure_setting(PI)
         store.put_row(sid, KEY, {"median_ms": 1.0, "mean_ms": 1.1, "n": 50},
                       {"agent_version": "0.1", "temp_before_c": 40.5, "extra": {"round": 1}})
@@ -109,16 +150,16 @@ def test_put_row_upserts_and_rows_frame(tmp_path: Path) -> None:
     ({"mean_ms": 1.0}, "median_ms is required"),
     ({"median_ms": 1.0, "bogus": 2}, "unknown field"),
 ])
-def test_put_rows_is_all_or_nothing(tmp_path: Path, stats: dict, message: str) -> None:
-    with LutStore(tmp_path / "lut.db") as store:
+def test_put_rows_is_all_or_nothing(store_url: str, stats: dict, message: str) -> None:
+    with LutStore(store_url) as store:
         sid = store.ensure_setting(PI)
         with pytest.raises(ValueError, match=message):
             store.put_rows(sid, [(KEY, {"median_ms": 1.0}, None), (KEY2, stats, None)])
         assert store.keys(sid) == set()
 
 
-def test_bad_key_and_unknown_setting(tmp_path: Path) -> None:
-    with LutStore(tmp_path / "lut.db") as store:
+def test_bad_key_and_unknown_setting(store_url: str) -> None:
+    with LutStore(store_url) as store:
         sid = store.ensure_setting(PI)
         with pytest.raises(ValueError, match="not an OFA block key: 'Conv-bogus'"):
             store.put_row(sid, "Conv-bogus", {"median_ms": 1.0})
@@ -126,8 +167,8 @@ def test_bad_key_and_unknown_setting(tmp_path: Path) -> None:
             store.put_row(99, KEY, {"median_ms": 1.0})
 
 
-def test_failures_count_attempts_and_clear_on_success(tmp_path: Path) -> None:
-    with LutStore(tmp_path / "lut.db") as store:
+def test_failures_count_attempts_and_clear_on_success(store_url: str) -> None:
+    with LutStore(store_url) as store:
         sid = store.ensure_setting(PI)
         store.record_failure(sid, KEY, "export failed:\nunsupported op")
         store.record_failure(sid, KEY, "timeout")
@@ -139,10 +180,10 @@ def test_failures_count_attempts_and_clear_on_success(tmp_path: Path) -> None:
         assert store.failures(sid).empty
 
 
-def test_remove_setting_cascades(tmp_path: Path) -> None:
+def test_remove_setting_cascades(store_url: str) -> None:
     from lut import Calibration
 
-    with LutStore(tmp_path / "lut.db") as store:
+    with LutStore(store_url) as store:
         sid = store.ensure_setting(PI)
         store.put_rows(sid, [(KEY, {"median_ms": 1.0}, None), (KEY2, {"median_ms": 2.0}, None)])
         store.record_failure(sid, KEY, "x")
@@ -154,8 +195,8 @@ def test_remove_setting_cascades(tmp_path: Path) -> None:
             assert store._query(f"SELECT COUNT(*) FROM {table}") == [(0,)]
 
 
-def test_validation_runs_round_trip(tmp_path: Path) -> None:
-    with LutStore(tmp_path / "lut.db") as store:
+def test_validation_runs_round_trip(store_url: str) -> None:
+    with LutStore(store_url) as store:
         sid = store.ensure_setting(PI)
         arch = {"ks": [3] * 20, "e": [3] * 20, "d": [2] * 5, "r": 224}
         samples = pd.DataFrame({"arch": [arch, arch], "predicted_ms": [10.0, 11.0], "measured_ms": [10.5, 11.5],
@@ -171,10 +212,10 @@ def test_validation_runs_round_trip(tmp_path: Path) -> None:
         assert got.extra.tolist() == [{"rank": 0}, {"rank": 1}]
 
 
-def test_threads_write_concurrently(tmp_path: Path) -> None:
+def test_threads_write_concurrently(store_url: str) -> None:
     space = get_space("ofa-mbv3-w1.2")
     keys = [b.key for b in space.unique_blocks(224)]
-    with LutStore(tmp_path / "lut.db") as store:
+    with LutStore(store_url) as store:
         errors: list[BaseException] = []
 
         def worker(i: int) -> None:
@@ -197,8 +238,8 @@ def test_threads_write_concurrently(tmp_path: Path) -> None:
         assert len(store.settings()) == 1
 
 
-def test_second_process_writes_while_open(tmp_path: Path) -> None:
-    path = tmp_path / "lut.db"
+def test_second_process_writes_while_open(store_url: str) -> None:
+    path = store_url
     with LutStore(path) as store:
         sid = store.ensure_setting(PI)
         store.put_row(sid, KEY, {"median_ms": 1.0})
