@@ -28,7 +28,10 @@ for _module in (agent_cmds, lut_cmds, profile_cmds, search_cmds, supernet_cmds, 
 
 @app.callback()
 def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages to stderr.")) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Module names help a debugging reader only; a user's warning reads "warning: ...".
+    fmt = "%(levelname)s %(name)s: %(message)s" if verbose else "%(levelname)s: %(message)s"
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format=fmt)
+    logging.addLevelName(logging.WARNING, "warning" if not verbose else "WARNING")
 
 
 def main() -> None:

@@ -21,6 +21,9 @@ predictor_app = typer.Typer(help="Accuracy predictors: train on (subnet, accurac
                             no_args_is_help=True)
 
 _JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+# Below this many training subnets a predictor is flagged: on DyNAS-T's data, 30 subnets fit themselves exactly
+# (train Kendall 1.000, RMSE 0.000%) but rank 361 held-out ones at Kendall 0.43; 362 reach above 0.6.
+_FEW_POINTS = 100
 _DATA = typer.Option(None, "--data", help="Accuracy CSV (DyNAS-T or arch,accuracy); repeat, or list files after it.")
 _MORE = typer.Argument(None, help="More data files (a shell glob after --data lands here).", show_default=False)
 
@@ -77,6 +80,10 @@ def train_cmd(
     except OSError as err:
         fail(f"cannot write {out}: {err.strerror or err}", EXIT_FAILED)
     meta = pred.metadata()
+    if meta["n_train"] < _FEW_POINTS:
+        err_console.print(f"[yellow]warning:[/] fit on only {meta['n_train']} subnets: its train metrics are measured "
+                          f"on those same subnets and say little; check it on other data with 'lutnas predictor eval' "
+                          f"(a few hundred subnets or more make a useful predictor)", highlight=False)
     doc = {"out": str(out), "space": meta["space"], "n": meta["n_train"], "resolutions": meta["resolutions"],
            "train_metrics": meta["train_metrics"], "fit_seconds": meta["fit_seconds"],
            "data_fingerprint": meta["data_fingerprint"]}
