@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lut.errors import MissingBlocksError
-from space import Block, SearchSpace, Subnet, SubnetBatch, get_space
+from space import Block, SearchSpace, Subnet, SubnetBatch, describe_resolutions, get_space
 from space.search_space import MAX_RESOLUTION, MIN_RESOLUTION
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ _MAX_KEYS_IN_MESSAGE = 8
 class CompiledLut:
     """A LUT compiled for one search space: prices whole populations of subnets at once.
 
-    Build with :meth:`from_table` (a ``{block_key: ms}`` dict) or ``LutStore.compiled``.
+    Build with :meth:`from_table` (a ``{block_key: ms}`` dict) or :meth:`from_store`.
 
     Attributes:
         space: the search space the subnets come from.
@@ -127,6 +127,23 @@ class CompiledLut:
         logger.debug("compiled LUT for %s: %d resolutions fully covered of %d", space.name,
                      len(compiled.resolutions), len(ordered))
         return compiled
+
+    @classmethod
+    def from_store(cls, store: LutStore, device: str | int | StoredSetting, space: str | SearchSpace, *,
+                   calibrated: bool = True, stat: str = "median_ms") -> CompiledLut:
+        """Compile a device's LUT from a store for ``space``.
+
+        Args:
+            store: The LUT store.
+            device: A device name (must have one setting), an id, or a StoredSetting.
+            space: A space name or SearchSpace.
+            calibrated: Attach the newest calibration fitted for this space, when one exists.
+            stat: Which statistic a block costs (default the median).
+        """
+        stored = store.setting(device)
+        space = get_space(space)
+        calibration = store.calibration(stored.id, space.name) if calibrated else None
+        return cls.from_table(store.table(stored.id, stat), space, calibration=calibration, device=stored.name)
 
     def with_calibration(self, calibration: Calibration | None) -> CompiledLut:
         """The same compiled LUT with another (or no) calibration attached."""
@@ -255,7 +272,7 @@ class CompiledLut:
             bad = sorted({int(x) for x in r[ri < 0]})
             raise MissingBlocksError(
                 f"{self._who()} has no blocks at resolution(s) {bad[:_MAX_KEYS_IN_MESSAGE]}; "
-                f"fully covered: {_ranges(self.resolutions)}"
+                f"fully covered: {describe_resolutions(self.resolutions)}"
             )
         if e.min() < 0 or e.max() >= self._e_span:
             raise ValueError(f"subnet e values {_bad_values(e, self.space.expand_choices)} are not in "
@@ -302,7 +319,7 @@ class CompiledLut:
         r = int(resolution)
         if not 0 <= r < len(self._r_index) or self._r_index[r] < 0:
             raise MissingBlocksError(f"{self._who()} has no blocks at resolution {r}; "
-                                     f"fully covered: {_ranges(self.resolutions)}")
+                                     f"fully covered: {describe_resolutions(self.resolutions)}")
         return int(self._r_index[r])
 
     # -- coverage and range --------------------------------------------------------------
@@ -349,8 +366,8 @@ class CompiledLut:
         w_slot = np.repeat(w_stage, self.space.max_depth)[None, :, None, None]
         return const + w_fixed * self._fixed[idx], self._slot_table[idx] * w_slot + w_blocks
 
-    def latency_range(self, resolutions: Iterable[int] | None = None,
-                      calibrated: bool = True) -> tuple[float, float]:
+    def value_range(self, resolutions: Iterable[int] | None = None,
+                    calibrated: bool = True) -> tuple[float, float]:
         """Exact (min_ms, max_ms) of the predictions over every subnet of the space at ``resolutions``.
 
         The prediction's additive form (calibration folded in, see :meth:`additive_tables`) gives
@@ -375,7 +392,7 @@ class CompiledLut:
 
     def __repr__(self) -> str:
         cal = f", calibration={self.calibration.kind!r}" if self.calibration is not None else ""
-        return (f"CompiledLut({self.device!r}, {self.space.name}, resolutions {_ranges(self.resolutions)}{cal})")
+        return (f"CompiledLut({self.device!r}, {self.space.name}, resolutions {describe_resolutions(self.resolutions)}{cal})")
 
 
 def predict(source: LutStore | CompiledLut, device: str | int | StoredSetting | None,
@@ -399,7 +416,7 @@ def predict(source: LutStore | CompiledLut, device: str | int | StoredSetting | 
     else:
         if device is None:
             raise ValueError("predict from a LutStore needs a device name or id")
-        compiled = source.compiled(device, space, calibrated=calibrated)
+        compiled = CompiledLut.from_store(source, device, space, calibrated=calibrated)
     if isinstance(subnets, SubnetBatch):
         batch = subnets
     else:
@@ -455,16 +472,3 @@ def _list_keys(keys: Sequence[str]) -> str:
     shown = ", ".join(keys[:_MAX_KEYS_IN_MESSAGE])
     more = len(keys) - _MAX_KEYS_IN_MESSAGE
     return shown + (f" (and {more} more)" if more > 0 else "")
-
-
-def _ranges(values: Sequence[int]) -> str:
-    """``128..224 step 4`` style summary of a sorted resolution list."""
-    vals = sorted(values)
-    if not vals:
-        return "none"
-    if len(vals) <= 2:
-        return ", ".join(map(str, vals))
-    steps = {b - a for a, b in zip(vals, vals[1:])}
-    if len(steps) == 1:
-        return f"{vals[0]}..{vals[-1]} step {steps.pop()}"
-    return ", ".join(map(str, vals))

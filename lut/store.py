@@ -35,7 +35,6 @@ from lut.schema import ROW_COLUMNS, DeviceSetting
 
 if TYPE_CHECKING:
     from lut.calibration import Calibration
-    from lut.predict import CompiledLut
     from space import SearchSpace
 
 __all__ = ["LutStore", "StoredSetting", "SettingDump", "RowInput", "BUSY_TIMEOUT_MS", "copy_settings"]
@@ -561,26 +560,6 @@ class LutStore:
             [(i, t, json.loads(m).get("kind"), json.loads(c)) for i, t, m, c in rows],
             columns=["id", "created_at", "kind", "cv_metrics"],
         )
-
-    # -- predictions ---------------------------------------------------------------------
-    def compiled(self, device: str | int | StoredSetting, space: str | SearchSpace, *,
-                 calibrated: bool = True, stat: str = "median_ms") -> CompiledLut:
-        """The device's LUT compiled for fast subnet prediction in ``space``.
-
-        Args:
-            device: a device name (must have one setting), an id, or a StoredSetting.
-            space: a space name or SearchSpace.
-            calibrated: attach the newest calibration fitted for this space, when one exists.
-            stat: which statistic a block costs (default the median).
-        """
-        from lut.predict import CompiledLut
-        from space import get_space
-
-        stored = self.setting(device)
-        space_obj = get_space(space)
-        calibration = self.calibration(stored.id, space_obj.name) if calibrated else None
-        return CompiledLut.from_table(self.table(stored.id, stat), space_obj, calibration=calibration,
-                                      device=stored.name)
 
 
 def _opt_float(value: Any) -> float | None:

@@ -33,9 +33,9 @@ class SpaceSource:
 
     def describe(self) -> str:
         """``LUT 'note10' covers ofa-mbv3-w1.2 at r=160..224 step 16`` and the like."""
-        from lut.predict import _ranges
+        from space import describe_resolutions
 
-        fits = [f"{name} at r={_ranges(res)}" for name, res in self.spaces.items()]
+        fits = [f"{name} at r={describe_resolutions(res)}" for name, res in self.spaces.items()]
         text = f"{self.label} {self.verb} {' and '.join(fits)}" if fits else f"{self.label} covers no space fully"
         notes = [f"{name} partly ({note})" for name, note in self.partial.items()]
         return text + (f" ({'; '.join(notes)})" if notes else "")

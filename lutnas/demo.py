@@ -106,7 +106,7 @@ def run_demo(settings: DemoSettings, *, stage: Stage, run_profile: Callable[...,
     :func:`profiler.fleet.profile` and :func:`profiler.validate.validate`.
     """
     from agent.testing import start_agent_process
-    from lut import LutStore
+    from lut import CompiledLut, LutStore
     from profiler.fleet import AgentRef, ProfileSettings
     from profiler.validate import ValidationSettings, report_from_store
 
@@ -147,7 +147,7 @@ def run_demo(settings: DemoSettings, *, stage: Stage, run_profile: Callable[...,
         timings["predictor"] = time.monotonic() - t0
 
         t0 = time.monotonic()
-        compiled = store.compiled("demo-local", settings.space)
+        compiled = CompiledLut.from_store(store, "demo-local", settings.space)
         with stage("search"):
             found = _search(compiled, predictor, settings)
         timings["search"] = time.monotonic() - t0
@@ -212,7 +212,7 @@ def _search(compiled: Any, predictor: Any, settings: DemoSettings) -> list[dict[
     from search import EvolutionSettings, PredictionCache, evolutionary_search, latency_constraint
     from space import Genome, SubnetBatch
 
-    lo, hi = compiled.latency_range([settings.resolution])
+    lo, hi = compiled.value_range([settings.resolution])
     budgets = [lo + q * (hi - lo) for q in settings.budget_quantiles]
     cache = PredictionCache(predictor, Genome(compiled.space))  # the searches share the networks they score
     out = []

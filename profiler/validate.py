@@ -145,7 +145,7 @@ def infer_space(store: LutStore, setting: StoredSetting, space: str | None) -> t
     """The space (given, or the first registered one the LUT fully covers) and its compiled LUT."""
     names = [space] if space else list_spaces()
     for name in names:
-        compiled = store.compiled(setting, name)
+        compiled = CompiledLut.from_store(store, setting, name)
         if compiled.resolutions:
             return get_space(name), compiled
     raise ValidationError(f"device {setting.name!r}: the LUT covers no resolution of {', '.join(names)} completely; "

@@ -27,8 +27,8 @@ logger = logging.getLogger(__name__)
 class AdditiveTable:
     """A per-slot cost table: cost = fixed[r] + Σ over active slots of slot[r, slot, ks, e].
 
-    Exposes the same prediction interface as a compiled latency LUT: ``predict_batch``,
-    ``resolutions`` and ``latency_range``-style ``value_range``.
+    Exposes the same cost-model interface as a compiled latency LUT: ``predict_batch``,
+    ``resolutions`` and ``value_range``.
 
     Args:
         space: the search space the table prices.
@@ -84,9 +84,6 @@ class AdditiveTable:
                 raise ValueError(f"{self.name} table has no resolution {r}; covered: {list(self.resolutions)}")
             idx.append(int(self._r_index[int(r)]))
         return self._fixed[idx], self._slot[idx]
-
-    # Same name as a compiled latency LUT's method, so either plugs into a constraint.
-    latency_range = value_range
 
 
 def _build(space: SearchSpace | str, resolutions: Iterable[int] | None, cost, name: str) -> AdditiveTable:

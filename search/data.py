@@ -23,14 +23,12 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from space import active_mask
-
-if TYPE_CHECKING:
-    from space import SubnetBatch
+from search.cost import macs_table
+from space import SubnetBatch, active_mask, list_spaces
 
 __all__ = [
     "AccuracyData",
@@ -254,9 +252,6 @@ def infer_space(data: AccuracyData, candidates: Sequence[str] | None = None) -> 
     """
     if data.macs is None:
         return None
-    from search.cost import macs_table
-    from space import list_spaces
-
     matches = []
     for name in candidates or list_spaces():
         try:
@@ -270,7 +265,4 @@ def infer_space(data: AccuracyData, candidates: Sequence[str] | None = None) -> 
 
 
 def _batch(data: AccuracyData) -> SubnetBatch:
-    # space is imported lazily: reading data files needs only numpy.
-    from space import SubnetBatch
-
     return SubnetBatch(data.ks, data.e, data.d, data.r)

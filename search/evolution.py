@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -35,7 +34,7 @@ from search.errors import (
     SpaceMismatchError,
 )
 from search.prediction_cache import PredictionCache
-from space import Genome, SearchSpace, SubnetBatch, get_space
+from space import Genome, SearchSpace, SubnetBatch, describe_resolutions, get_space
 from space.batch import choice_index
 
 __all__ = [
@@ -67,8 +66,8 @@ class CostModel(Protocol):
     def predict_batch(self, batch: SubnetBatch) -> np.ndarray:
         """Cost of each subnet, shape (n,)."""
 
-    def latency_range(self, resolutions: Iterable[int] | None = None) -> tuple[float, float]:
-        """Exact (min, max) cost over every subnet at ``resolutions``."""
+    def value_range(self, resolutions: Iterable[int] | None = None) -> tuple[float, float]:
+        """Exact (min, max) cost over every subnet at ``resolutions`` (ms for a LUT, a count for MACs)."""
 
 
 @runtime_checkable
@@ -110,7 +109,7 @@ def _num(x: float) -> str:
 
 def latency_constraint(device: str, table: Any, budget_ms: float) -> Constraint:
     """A latency budget on one device, priced by its compiled LUT (anything with
-    ``predict_batch``, ``resolutions`` and ``latency_range``)."""
+    ``predict_batch``, ``resolutions`` and ``value_range``)."""
     return Constraint(name=device, kind="latency", model=table, limit=float(budget_ms), unit="ms")
 
 
@@ -234,29 +233,22 @@ def search_resolutions(space: SearchSpace | str, constraints: Sequence[Constrain
     """
     space = get_space(space)
     allowed = set(space.resolutions)
-    sources = [f"space {space.name}: {_ranges(space.resolutions)}"]
+    sources = [f"space {space.name}: {describe_resolutions(space.resolutions)}"]
     for c in constraints:
         held = getattr(c.model, "resolutions", None)
         if held is not None:
             allowed &= {int(r) for r in held}
-            sources.append(f"{c.kind} {c.name}: {_ranges(held)}")
+            sources.append(f"{c.kind} {c.name}: {describe_resolutions(held)}")
     held = getattr(predictor, "resolutions", None) if predictor is not None else None
     if held is not None:
         allowed &= {int(r) for r in held}
-        sources.append(f"predictor: {_ranges(held)}")
+        sources.append(f"predictor: {describe_resolutions(held)}")
     if resolutions is not None:
         allowed &= {int(r) for r in resolutions}
-        sources.append(f"requested: {_ranges(resolutions)}")
+        sources.append(f"requested: {describe_resolutions(resolutions)}")
     if not allowed:
         raise InfeasibleSearchError("no resolution is allowed by every source; " + "; ".join(sources))
     return tuple(sorted(allowed))
-
-
-def _ranges(values: Iterable[int]) -> str:
-    vals = sorted({int(v) for v in values})
-    if len(vals) > 2 and len({b - a for a, b in itertools.pairwise(vals)}) == 1:
-        return f"{vals[0]}..{vals[-1]} step {vals[1] - vals[0]}"
-    return ",".join(str(v) for v in vals) or "none"
 
 
 def check_constraints(space: SearchSpace | str, constraints: Sequence[Constraint], predictor: Any,
@@ -277,9 +269,9 @@ def check_constraints(space: SearchSpace | str, constraints: Sequence[Constraint
         if model_space is not None and model_space != space.name:
             raise SpaceMismatchError(f"the {c.kind} model for {c.name!r} is compiled for {model_space!r}, "
                                      f"but the search space is {space.name!r}")
-        lo, hi = c.model.latency_range(resolutions)
+        lo, hi = c.model.value_range(resolutions)
         unit = f" {c.unit}" if c.unit else ""
-        span = f"achievable range at r={_ranges(resolutions)}: {_num(lo)}..{_num(hi)}{unit}"
+        span = f"achievable range at r={describe_resolutions(resolutions)}: {_num(lo)}..{_num(hi)}{unit}"
         if c.limit < lo:
             raise BudgetOutOfRangeError(f"no subnet meets {c.describe_limit()}: {span}")
         if c.limit >= hi:

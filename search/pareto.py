@@ -23,7 +23,9 @@ from search.evolution import (
     EvolutionSettings,
     SearchResult,
     SeedLike,
+    check_constraints,
     evolutionary_search,
+    search_resolutions,
 )
 from search.prediction_cache import PredictionCache
 from space import Genome, SearchSpace, get_space
@@ -59,8 +61,6 @@ def pareto_sweep(
     Raises:
         BudgetOutOfRangeError: a point's bound is out of range (checked for every point first).
     """
-    from search.evolution import check_constraints, search_resolutions
-
     # Check every point before searching any, so a bad budget fails at once.
     for point in points:
         cons = [*point, *extra_constraints]

@@ -196,7 +196,7 @@ def cross_device_regret(
     Args:
         space: a space name or SearchSpace.
         compiled_by_device: device name -> its latency model (a compiled LUT: anything with
-            ``predict_batch``, ``resolutions`` and ``latency_range``); two or more devices.
+            ``predict_batch``, ``resolutions`` and ``value_range``); two or more devices.
         predictor: the accuracy predictor (``predict_batch``; its ``resolutions`` limit the shared set).
         quantiles: budget quantiles in (0, 1) of each device's achievable range; default
             :data:`DEFAULT_QUANTILES`.
@@ -230,7 +230,7 @@ def cross_device_regret(
     probes = [latency_constraint(d, compiled_by_device[d], 0.0) for d in devices]
     shared = search_resolutions(space, probes, predictor, settings.resolutions)
     settings = dataclasses.replace(settings, resolutions=shared)
-    ranges = {d: tuple(float(v) for v in compiled_by_device[d].latency_range(shared)) for d in devices}
+    ranges = {d: tuple(float(v) for v in compiled_by_device[d].value_range(shared)) for d in devices}
     rng = np.random.default_rng(random_state)
     cache = PredictionCache(predictor, Genome(space))  # every search scores networks with the same predictor
 

@@ -7,7 +7,7 @@ from space.batch import Genome, SubnetBatch
 from space.block import ACTIVATIONS, BLOCK_KINDS, Block
 from space.net_config import load_net_config, read_net_config
 from space.registry import DEFAULT_SPACE, get_space, list_spaces
-from space.search_space import SE_REDUCTION, SearchSpace, active_mask, make_divisible, se_mid_chs
+from space.search_space import SE_REDUCTION, SearchSpace, active_mask, describe_resolutions, make_divisible, se_mid_chs
 from space.subnet import ArchLike, Subnet
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "SubnetBatch",
     "active_mask",
     "blocks",
+    "describe_resolutions",
     "get_space",
     "list_spaces",
     "load_net_config",

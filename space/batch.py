@@ -1,4 +1,4 @@
-"""Populations of subnets as integer arrays, with vectorized sampling, mutation and crossover.
+"""Populations of subnets as integer arrays; :class:`Genome` holds the vectorized sampling, mutation and crossover.
 
 The evolutionary search handles 100k+ subnets per second, so a population is four arrays
 instead of a list of dicts. Genes follow OFA's EvolutionFinder: kernel and expand per slot,
@@ -17,7 +17,7 @@ from space.subnet import Subnet
 if TYPE_CHECKING:
     from space.search_space import SearchSpace
 
-__all__ = ["Genome", "SubnetBatch", "choice_index", "sample", "mutate", "crossover"]
+__all__ = ["Genome", "SubnetBatch", "choice_index"]
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ class Genome:
         return self.space.active_mask(genes[:, self.d])
 
     def canonical(self, genes: np.ndarray) -> np.ndarray:
-        """The rows with kernel and expand of slots beyond each stage's depth set to 0.
+        """The rows with kernel and expand of slots beyond each stage's depth set to 0 (canonical form).
 
         Two subnets with equal canonical rows are the same network (those slots are ignored).
         """
@@ -192,24 +192,3 @@ class Genome:
         out[:, self.e] *= active
         return out
 
-
-def sample(space: SearchSpace, n: int, rng: np.random.Generator,
-           resolutions: tuple[int, ...] | list[int] | None = None) -> SubnetBatch:
-    """``n`` subnets with every gene drawn uniformly from its choices."""
-    genome = Genome(space, resolutions)
-    return genome.to_batch(genome.sample(n, rng))
-
-
-def mutate(space: SearchSpace, batch: SubnetBatch, prob: float, rng: np.random.Generator,
-           resolutions: tuple[int, ...] | list[int] | None = None) -> SubnetBatch:
-    """OFA's mutation: each slot's kernel and expand ratio (together), each stage's depth and the
-    resolution replaced by a fresh uniform draw with probability ``prob``."""
-    genome = Genome(space, resolutions)
-    return genome.to_batch(genome.mutate(genome.from_batch(batch), prob, rng))
-
-
-def crossover(a: SubnetBatch, b: SubnetBatch, rng: np.random.Generator) -> SubnetBatch:
-    """Uniform crossover: each gene from ``a`` or ``b`` with probability 1/2 (see :meth:`Genome.crossover`)."""
-    if len(a) != len(b):
-        raise ValueError(f"crossover needs equal-sized parents, got {len(a)} and {len(b)}")
-    return SubnetBatch(*(Genome.crossover(getattr(a, name), getattr(b, name), rng) for name in ("ks", "e", "d", "r")))

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
 import numpy as np
 
+from space.batch import Genome, SubnetBatch
 from space.block import Block
 from space.subnet import ArchLike, Subnet
 
-if TYPE_CHECKING:
-    from space.batch import SubnetBatch
-
-__all__ = ["SE_REDUCTION", "SearchSpace", "active_mask", "make_divisible", "se_mid_chs", "MIN_RESOLUTION", "MAX_RESOLUTION"]
+__all__ = ["SE_REDUCTION", "SearchSpace", "active_mask", "describe_resolutions", "make_divisible", "se_mid_chs", "MIN_RESOLUTION", "MAX_RESOLUTION"]
 
 # Resolutions a subnet may be *evaluated* at (imported LUTs go from 96 to 256); sampling uses
 # ``SearchSpace.resolutions``.
@@ -38,6 +35,17 @@ SE_REDUCTION = 4
 def se_mid_chs(chs: int) -> int:
     """Squeezed channels of OFA's squeeze-excite on ``chs`` channels."""
     return make_divisible(chs // SE_REDUCTION, 8)
+
+
+def describe_resolutions(values: Iterable[int]) -> str:
+    """A resolution list for messages: ``128..224 step 4`` when evenly spaced, else ``160, 176, 224``."""
+    vals = sorted({int(v) for v in values})
+    if not vals:
+        return "none"
+    steps = {b - a for a, b in zip(vals, vals[1:])}
+    if len(vals) > 2 and len(steps) == 1:
+        return f"{vals[0]}..{vals[-1]} step {steps.pop()}"
+    return ", ".join(map(str, vals))
 
 
 def active_mask(d: np.ndarray, max_depth: int) -> np.ndarray:
@@ -113,14 +121,6 @@ class SearchSpace:
         """Slot indices a subnet runs (stage * max_depth + j for j < d[stage])."""
         sub = self.validate(arch)
         return [s * self.max_depth + j for s in range(self.n_stages) for j in range(sub.d[s])]
-
-    def canonical(self, arch: ArchLike | Subnet) -> Subnet:
-        """The subnet with inactive slots set to the smallest choices, so equal networks compare equal."""
-        sub = self.validate(arch)
-        active = set(self.active_slots(sub))
-        ks = tuple(k if i in active else self.ks_choices[0] for i, k in enumerate(sub.ks))
-        e = tuple(x if i in active else self.expand_choices[0] for i, x in enumerate(sub.e))
-        return Subnet(ks=ks, e=e, d=sub.d, r=sub.r)
 
     # -- blocks -------------------------------------------------------------------------
     def stem_blocks(self, resolution: int) -> tuple[list[Block], int]:
@@ -214,23 +214,11 @@ class SearchSpace:
         hi = np.cumsum(per.max(axis=3), axis=2)[:, :, depths - 1].max(axis=2).sum(axis=1)
         return float((fixed + lo).min()), float((fixed + hi).max())
 
-    # -- populations (vectorized; see space.batch) ---------------------------------------
+    # -- populations ----------------------------------------------------------------------
     def sample(self, n: int, rng: np.random.Generator, resolutions: tuple[int, ...] | list[int] | None = None) -> SubnetBatch:
-        """``n`` uniformly random subnets as integer arrays."""
-        from space.batch import sample
+        """``n`` uniformly random subnets as integer arrays (the space's resolutions unless given).
 
-        return sample(self, n, rng, resolutions)
-
-    def mutate(self, batch: SubnetBatch, prob: float, rng: np.random.Generator,
-               resolutions: tuple[int, ...] | list[int] | None = None) -> SubnetBatch:
-        """OFA's mutation: each slot's kernel and expand (together), each depth and the resolution
-        resampled with probability ``prob``."""
-        from space.batch import mutate
-
-        return mutate(self, batch, prob, rng, resolutions)
-
-    def crossover(self, a: SubnetBatch, b: SubnetBatch, rng: np.random.Generator) -> SubnetBatch:
-        """Each gene taken from ``a`` or ``b`` with equal probability."""
-        from space.batch import crossover
-
-        return crossover(a, b, rng)
+        The one way to draw subnets; mutation and crossover work on :class:`space.Genome` rows.
+        """
+        genome = Genome(self, resolutions)
+        return genome.to_batch(genome.sample(n, rng))

@@ -16,7 +16,7 @@ class Subnet:
     """One subnet: per-slot kernel ``ks`` and expand ``e``, per-stage depth ``d``, resolution ``r``.
 
     Slots beyond a stage's depth are carried as given but never affect what runs; compare
-    subnets through ``SearchSpace.active_slots`` or ``SearchSpace.canonical``.
+    subnets through ``SearchSpace.blocks`` or ``Genome.canonical`` (inactive slots zeroed).
     """
 
     ks: tuple[int, ...]

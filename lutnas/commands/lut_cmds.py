@@ -83,13 +83,13 @@ def list_cmd(db: str = _DB, json_out: bool = _JSON) -> None:
 
 def _coverage_text(rows: list[dict[str, Any]]) -> str:
     """``w1.2: 160..224 step 16 complete; 176 partial (33 of 96)`` per space."""
-    from lut.predict import _ranges
+    from space import describe_resolutions
 
     parts = []
     for space in dict.fromkeys(r["space"] for r in rows):
         mine = [r for r in rows if r["space"] == space]
         done = [r["resolution"] for r in mine if r["complete"]]
-        text = [f"{_ranges(done)} complete"] if done else []
+        text = [f"{describe_resolutions(done)} complete"] if done else []
         text += [f"{r['resolution']} partial ({r['blocks']} of {r['of']})" for r in mine if not r["complete"]]
         parts.append(f"{space.removeprefix('ofa-mbv3-')}: {', '.join(text)}")
     return "; ".join(parts) or "-"
@@ -211,7 +211,7 @@ def predict_cmd(
     json_out: bool = _JSON,
 ) -> None:
     """Predict a subnet's latency on a device from its LUT (calibrated when a calibration exists)."""
-    from lut import CalibrationError, block_features
+    from lut import CalibrationError, CompiledLut, block_features
     from space import read_net_config
 
     from lutnas._spaces import choose_space, lut_source, net_config_source
@@ -236,7 +236,7 @@ def predict_cmd(
             space_name = choose_space(sources, space)
         except ValueError as err:
             fail(str(err), EXIT_USAGE)
-        compiled = store.compiled(stored, space_name, calibrated=not raw)
+        compiled = CompiledLut.from_store(store, stored, space_name, calibrated=not raw)
         cal = compiled.calibration
         if arch is not None:
             try:
@@ -352,6 +352,7 @@ def compare_cmd(
 ) -> None:
     """Compare devices' LUTs: block latency ratios, rank correlations, dominant block kinds; with --predictor,
     the best subnet per device at matched budgets and the cross-device regret."""
+    from lut import CompiledLut
     from lut.compare import compare_luts, plot_comparison
 
     from lutnas._spaces import choose_space, lut_source, predictor_source
@@ -383,7 +384,7 @@ def compare_cmd(
         except ValueError as err:
             fail(str(err), EXIT_USAGE)
         # Raw sums: a ratio of two devices' blocks means the same whether or not either is calibrated.
-        luts = {name: store.compiled(s, space_name, calibrated=False) for name, s in stored.items()}
+        luts = {name: CompiledLut.from_store(store, s, space_name, calibrated=False) for name, s in stored.items()}
         cmp = compare_luts(luts, resolutions=resolution or None, n_subnets=subnets, random_state=seed)
     regret = None
     if pred is not None:
@@ -468,9 +469,9 @@ def _arch_summary(arch: dict[str, Any], space_name: str) -> str:
 
 
 def _print_regret(report: Any) -> None:
-    from lut.predict import _ranges
+    from space import describe_resolutions
 
-    err_console.print(f"matched budgets: {report.space}, resolutions {_ranges(report.resolutions)}, "
+    err_console.print(f"matched budgets: {report.space}, resolutions {describe_resolutions(report.resolutions)}, "
                       f"{report.generations} generations per search")
     for qr in report.by_quantile:
         picks = Table(title=f"best subnet per device, budget quantile {qr.quantile:g}")
@@ -501,9 +502,9 @@ def _print_regret(report: Any) -> None:
 
 
 def _print_comparison(cmp: Any, plot: Path | None) -> None:
-    from lut.predict import _ranges
+    from space import describe_resolutions
 
-    err_console.print(f"{cmp.space}, resolutions {_ranges(cmp.resolutions)}, {cmp.n_subnets} random subnets")
+    err_console.print(f"{cmp.space}, resolutions {describe_resolutions(cmp.resolutions)}, {cmp.n_subnets} random subnets")
     pairs = Table(title="pairs (ratio = B / A)")
     for col in ("A", "B", "shared blocks", "median ratio", "block Spearman", "block Kendall",
                 "subnet Spearman", "subnet Kendall"):

@@ -269,7 +269,7 @@ def _result_row(outcome: Any, constraints: list[Any], tables: dict[str, Any], se
     if not isinstance(outcome, SearchError):
         return {"feasible": True, **outcome.to_dict()}
     res = search_resolutions(space_name, constraints, pred, settings.resolutions)
-    achievable = {c.name: [round(v, 4) for v in tables[c.name].latency_range(res)] for c in constraints}
+    achievable = {c.name: [round(v, 4) for v in tables[c.name].value_range(res)] for c in constraints}
     return {"feasible": False, "limits": {c.name: c.limit for c in constraints}, "reason": str(outcome),
             "achievable_ms": achievable}
 
@@ -282,7 +282,7 @@ def _latency_model(compiled: Any) -> str:
 def _compiled_tables(db: str, devices: list[str], space: str | None, pred: Any, pred_path: Path,
                      calibrated: bool) -> tuple[str, dict[str, Any]]:
     """The space every LUT and the predictor fit (``space`` when given), and each device's compiled LUT."""
-    from lut import LutError, LutStore
+    from lut import CompiledLut, LutError, LutStore
 
     from lutnas._spaces import choose_space, lut_source, predictor_source
 
@@ -291,7 +291,7 @@ def _compiled_tables(db: str, devices: list[str], space: str | None, pred: Any, 
             stored = {dev: find_setting(store, dev) for dev in devices}
             sources = [lut_source(dev, store.table(s.id)) for dev, s in stored.items()]
             space_name = choose_space([*sources, predictor_source(str(pred_path), pred)], space)
-            return space_name, {dev: store.compiled(s, space_name, calibrated=calibrated) for dev, s in stored.items()}
+            return space_name, {dev: CompiledLut.from_store(store, s, space_name, calibrated=calibrated) for dev, s in stored.items()}
     except (LutError, ValueError) as err:
         fail(str(err), EXIT_USAGE)
 

@@ -10,6 +10,7 @@ from lut import (
     FEATURES,
     Calibration,
     CalibrationError,
+    CompiledLut,
     LutStore,
     block_features,
     fidelity_metrics,
@@ -34,7 +35,7 @@ def test_fidelity_metrics_known_values() -> None:
 
 
 def test_features_match_prediction(ref_store: LutStore) -> None:
-    compiled = ref_store.compiled("note10", "ofa-mbv3-w1.2")
+    compiled = CompiledLut.from_store(ref_store, "note10", "ofa-mbv3-w1.2")
     batch = compiled.space.sample(300, np.random.default_rng(0), resolutions=compiled.resolutions)
     feats = subnet_features(compiled, batch)
     assert list(feats.columns) == list(FEATURES)
@@ -59,7 +60,7 @@ def _synthetic(compiled, n: int, seed: int, noise: float):
 
 
 def test_fit_recovers_an_affine_truth_and_beats_raw(ref_store: LutStore) -> None:
-    compiled = ref_store.compiled("note10", "ofa-mbv3-w1.2")
+    compiled = CompiledLut.from_store(ref_store, "note10", "ofa-mbv3-w1.2")
     _, feats, measured = _synthetic(compiled, 120, 0, 0.01)
     cal = fit_calibration(feats, measured, space="ofa-mbv3-w1.2")
     assert cal.kind in ("affine", "affine_blocks", "per_stage")
@@ -75,7 +76,7 @@ def test_fit_recovers_an_affine_truth_and_beats_raw(ref_store: LutStore) -> None
 
 
 def test_identity_wins_when_the_lut_is_right(ref_store: LutStore) -> None:
-    compiled = ref_store.compiled("note10", "ofa-mbv3-w1.2")
+    compiled = CompiledLut.from_store(ref_store, "note10", "ofa-mbv3-w1.2")
     _, feats, _ = _synthetic(compiled, 60, 2, 0.0)
     cal = fit_calibration(feats, feats.raw_ms)
     assert cal.kind == "identity" and cal.coef == (1.0,) and cal.intercept_ms == 0.0
@@ -97,7 +98,7 @@ def test_json_round_trip_and_errors() -> None:
 
 
 def test_store_refit_and_calibrated_predictions(ref_store: LutStore) -> None:
-    raw = ref_store.compiled("note10", "ofa-mbv3-w1.2")
+    raw = CompiledLut.from_store(ref_store, "note10", "ofa-mbv3-w1.2")
     batch, feats, measured = _synthetic(raw, 80, 3, 0.005)
     sid = ref_store.setting("note10").id
     run_id = ref_store.save_validation_run(sid, pd.DataFrame({
@@ -109,26 +110,26 @@ def test_store_refit_and_calibrated_predictions(ref_store: LutStore) -> None:
     cal = fit_calibration(subnet_features(raw, stored_batch), samples.measured_ms, models=["affine"],
                           space="ofa-mbv3-w1.2")
     ref_store.save_calibration(sid, cal)
-    compiled = ref_store.compiled("note10", "ofa-mbv3-w1.2")
+    compiled = CompiledLut.from_store(ref_store, "note10", "ofa-mbv3-w1.2")
     assert compiled.calibration == cal
     np.testing.assert_allclose(compiled.predict_batch(batch), cal.predict(feats), rtol=1e-12)
     np.testing.assert_allclose(compiled.predict_batch(batch, calibrated=False), feats.raw_ms, rtol=1e-12)
-    assert ref_store.compiled("note10", "ofa-mbv3-w1.2", calibrated=False).calibration is None
+    assert CompiledLut.from_store(ref_store, "note10", "ofa-mbv3-w1.2", calibrated=False).calibration is None
     # Calibrated ranges stay exact bounds.
-    lo, hi = compiled.latency_range([224])
+    lo, hi = compiled.value_range([224])
     preds = compiled.predict_batch(compiled.space.sample(5000, np.random.default_rng(0), resolutions=[224]))
     assert lo <= preds.min() and preds.max() <= hi
     # A second fit replaces the first; another space's calibration is not applied.
     cal2 = fit_calibration(feats, measured, models=["per_stage"], space="ofa-mbv3-w1.2")
     ref_store.save_calibration(sid, cal2)
-    assert ref_store.compiled("note10", "ofa-mbv3-w1.2").calibration == cal2
+    assert CompiledLut.from_store(ref_store, "note10", "ofa-mbv3-w1.2").calibration == cal2
     assert ref_store.calibration(sid, "ofa-mbv3-w1.0") is None
     assert ref_store.calibrations(sid).kind.tolist() == ["affine", "per_stage"]
 
 
 def test_additive_form_reproduces_predictions(ref_store: LutStore) -> None:
     """fixed[r] + the active slots' entries equals predict_batch, calibrated or not."""
-    compiled = ref_store.compiled("note10", "ofa-mbv3-w1.2")
+    compiled = CompiledLut.from_store(ref_store, "note10", "ofa-mbv3-w1.2")
     batch, feats, measured = _synthetic(compiled, 200, 5, 0.02)
     blocks = Calibration(kind="affine_blocks", features=("raw_ms", "n_blocks"), coef=(0.9, -0.01), intercept_ms=1.5,
                          space="ofa-mbv3-w1.2")

@@ -50,7 +50,7 @@ def test_a_reversed_block_order_is_seen(note10_table: dict) -> None:
 
 
 def test_real_devices_three_way(ref_store: LutStore, tmp_path: Path) -> None:
-    luts = {d: ref_store.compiled(d, "ofa-mbv3-w1.2", calibrated=False) for d in ("note10", "i7")}
+    luts = {d: CompiledLut.from_store(ref_store, d, "ofa-mbv3-w1.2", calibrated=False) for d in ("note10", "i7")}
     luts["i7x3"] = _scaled(ref_store.table("i7"), 3.0, "i7x3")
     cmp = compare_luts(luts, n_subnets=1000)
     assert len(cmp.pairs) == 3

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from lut import Calibration, CopyConflictError, LutStore, copy_settings
+from lut import Calibration, CompiledLut, CopyConflictError, LutStore, copy_settings
 from lutnas.cli import app
 from space import get_space
 
@@ -56,8 +56,8 @@ def test_sqlite_to_postgres_and_back_is_lossless(ref_db: Path, tmp_path: Path, p
                     _assert_same(_everything(src, "note10"), _everything(other, "note10"))
                 space = get_space("ofa-mbv3-w1.2")
                 batch = space.sample(200, np.random.default_rng(0), resolutions=(224,))
-                want = src.compiled("note10", space).predict_batch(batch)
-                assert np.array_equal(pg.compiled("note10", space).predict_batch(batch), want)  # bit for bit
+                want = CompiledLut.from_store(src, "note10", space).predict_batch(batch)
+                assert np.array_equal(CompiledLut.from_store(pg, "note10", space).predict_batch(batch), want)  # bit for bit
                 assert again.settings()[0].name == "note10" and len(again.settings()) == 1
 
 

@@ -10,7 +10,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lut import DeviceSetting, LutStore, export_table, import_files
+from lut import CompiledLut, DeviceSetting, LutStore, export_table, import_files
 from lut._yaml import _parse_lut_layout
 from lut.exporters import dump_ofa_yaml
 from space import get_space
@@ -28,7 +28,7 @@ def test_round_trip(ref_store: LutStore, tmp_path: Path, device: str, fmt: str) 
         assert before.equals(after)
     rng = np.random.default_rng(1)
     for name in ("ofa-mbv3-w1.2",) if device == "note10" else ("ofa-mbv3-w1.0", "ofa-mbv3-w1.2"):
-        a, b = ref_store.compiled(device, name), ref_store.compiled("copy", name)
+        a, b = CompiledLut.from_store(ref_store, device, name), CompiledLut.from_store(ref_store, "copy", name)
         assert a.resolutions == b.resolutions
         batch = get_space(name).sample(500, rng, resolutions=a.resolutions)
         np.testing.assert_array_equal(a.predict_batch(batch), b.predict_batch(batch))

@@ -16,7 +16,7 @@ from .conftest import NOTE10_FILES, NOTE10_NET, NSGA_FILE
 
 
 def test_note10_published_subnet_is_29_97_ms(ref_store: LutStore) -> None:
-    compiled = ref_store.compiled("note10", "ofa-mbv3-w1.2")
+    compiled = CompiledLut.from_store(ref_store, "note10", "ofa-mbv3-w1.2")
     latency = compiled.predict_blocks(read_net_config(NOTE10_NET, 224))
     assert latency == pytest.approx(29.97, abs=0.01)
     assert compiled.resolutions == (160, 176, 192, 208, 224)
@@ -45,7 +45,7 @@ def test_nsganetv2_one_setting_both_widths_every_resolution(ref_store: LutStore)
     assert [s.name for s in ref_store.settings("i7")] == ["i7"]
     rng = np.random.default_rng(0)
     for name in ("ofa-mbv3-w1.0", "ofa-mbv3-w1.2"):
-        compiled = ref_store.compiled("i7", name)
+        compiled = CompiledLut.from_store(ref_store, "i7", name)
         assert compiled.resolutions == tuple(range(96, 257, 4))
         space = get_space(name)
         batch = space.sample(2 * 41, rng, resolutions=compiled.resolutions)

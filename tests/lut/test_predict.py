@@ -18,7 +18,7 @@ def _reference(table: dict, space, batch: SubnetBatch) -> np.ndarray:
 @pytest.mark.parametrize("device, space_name", [("note10", "ofa-mbv3-w1.2"), ("i7", "ofa-mbv3-w1.0"),
                                                 ("i7", "ofa-mbv3-w1.2")])
 def test_batch_matches_reference_on_1000_subnets(ref_store: LutStore, device: str, space_name: str) -> None:
-    compiled = ref_store.compiled(device, space_name)
+    compiled = CompiledLut.from_store(ref_store, device, space_name)
     space = get_space(space_name)
     batch = space.sample(1000, np.random.default_rng(7), resolutions=compiled.resolutions)
     expected = _reference(compiled.table, space, batch)
@@ -30,7 +30,7 @@ def test_batch_matches_reference_on_1000_subnets(ref_store: LutStore, device: st
 
 
 def test_chunking_gives_the_same_answer(ref_store: LutStore) -> None:
-    compiled = ref_store.compiled("i7", "ofa-mbv3-w1.0")
+    compiled = CompiledLut.from_store(ref_store, "i7", "ofa-mbv3-w1.0")
     batch = compiled.space.sample(20_000, np.random.default_rng(0), resolutions=compiled.resolutions)
     whole = compiled.predict_batch(batch)
     parts = np.concatenate([compiled.predict_batch(batch.take(np.arange(i, min(i + 999, 20_000))))
@@ -39,7 +39,7 @@ def test_chunking_gives_the_same_answer(ref_store: LutStore) -> None:
 
 
 def test_inactive_slots_are_ignored(ref_store: LutStore) -> None:
-    compiled = ref_store.compiled("note10", "ofa-mbv3-w1.2")
+    compiled = CompiledLut.from_store(ref_store, "note10", "ofa-mbv3-w1.2")
     arch = {"ks": [3] * 20, "e": [3] * 20, "d": [2] * 5, "r": 224}
     other = {**arch, "ks": [3, 3, 7, 7] * 5, "e": [3, 3, 6, 6] * 5, "wid": None, "r": [224]}
     assert compiled.predict(arch) == compiled.predict(other)
@@ -67,11 +67,11 @@ def test_missing_blocks_are_named(note10_table: dict) -> None:
     with pytest.raises(MissingBlocksError, match=r"no blocks at resolution\(s\) \[228\]; fully covered: 160..208 step 16"):
         compiled.predict({**ok, "r": 228})
     with pytest.raises(MissingBlocksError, match="does not cover resolution 224"):
-        compiled.latency_range([224])
+        compiled.value_range([224])
 
 
 def test_bad_genes_are_value_errors(ref_store: LutStore) -> None:
-    compiled = ref_store.compiled("note10", "ofa-mbv3-w1.2")
+    compiled = CompiledLut.from_store(ref_store, "note10", "ofa-mbv3-w1.2")
     good = compiled.space.sample(4, np.random.default_rng(0), resolutions=[224])
     for name, value, message in (("ks", 4, r"ks values \[4\] are not in \[3, 5, 7\]"),
                                  ("e", 5, r"e values \[5\] are not in \[3, 4, 6\]"),
@@ -91,7 +91,7 @@ def test_bad_genes_are_value_errors(ref_store: LutStore) -> None:
 
 
 def test_empty_batch(ref_store: LutStore) -> None:
-    compiled = ref_store.compiled("note10", "ofa-mbv3-w1.2")
+    compiled = CompiledLut.from_store(ref_store, "note10", "ofa-mbv3-w1.2")
     empty = compiled.space.sample(0, np.random.default_rng(0), resolutions=[224])
     assert compiled.predict_batch(empty).shape == (0,)
 
@@ -119,11 +119,11 @@ def _brute_range(compiled: CompiledLut, r: int) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize("device, space_name, r", [("note10", "ofa-mbv3-w1.2", 192), ("i7", "ofa-mbv3-w1.0", 100)])
-def test_latency_range_is_exact(ref_store: LutStore, device: str, space_name: str, r: int) -> None:
-    compiled = ref_store.compiled(device, space_name)
-    lo, hi = compiled.latency_range([r])
+def test_value_range_is_exact(ref_store: LutStore, device: str, space_name: str, r: int) -> None:
+    compiled = CompiledLut.from_store(ref_store, device, space_name)
+    lo, hi = compiled.value_range([r])
     assert (lo, hi) == pytest.approx(_brute_range(compiled, r), rel=1e-12)
     sample = compiled.predict_batch(compiled.space.sample(5000, np.random.default_rng(0), resolutions=[r]))
     assert lo <= sample.min() and sample.max() <= hi
-    all_lo, all_hi = compiled.latency_range()
+    all_lo, all_hi = compiled.value_range()
     assert all_lo <= lo and all_hi >= hi

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent.testing import SLEEP_RUNTIME_SPEC, sleep_model, start_agent_process
-from lut import LutStore
+from lut import CompiledLut, LutStore
 from profiler.fleet import AgentRef, ProfileError, ProfileSettings, plan_blocks, profile, sentinel_block
 from space import Block, get_space
 
@@ -230,7 +230,7 @@ def test_onnxruntime_profile_fills_exactly_the_space_and_predicts(tmp_path):
             space = get_space(SPACE)
             assert store.keys(dev.setting_id) == {b.key for b in space.unique_blocks(res)}
             assert report.exported == len(space.unique_blocks(res))  # a fresh artifact cache
-            compiled = store.compiled("local", SPACE)
+            compiled = CompiledLut.from_store(store, "local", SPACE)
             assert compiled.resolutions == (res,)
             import numpy as np
 

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.testing import start_agent_process
-from lut import LutStore
+from lut import CompiledLut, LutStore
 from lut.calibration import Calibration
 from lut.schema import DeviceSetting
 from lutnas.cli import app
@@ -123,7 +123,7 @@ def test_clock_mismatch_is_noted(tmp_path: Path) -> None:
 
 def _stored_run(store: LutStore, name: str, n: int, seed: int, scale: float = 1.15, offset_ms: float = 0.4) -> None:
     """A validation run whose 'measurements' follow offset + scale * LUT sum with 1% noise."""
-    compiled = store.compiled(name, SPACE)
+    compiled = CompiledLut.from_store(store, name, SPACE)
     rng = np.random.default_rng(seed)
     batch = draw_stratified(compiled, n, rng, [RES], pool=2000)
     predicted = compiled.predict_batch(batch, calibrated=False)
@@ -151,7 +151,7 @@ def test_calibration_fit_and_refit_from_stored_runs(db: Path) -> None:
         assert store.calibration("local", SPACE) == second.calibration
         assert Calibration.from_json(second.calibration.to_json()) == second.calibration
         # the calibrated LUT prediction now follows the measurements
-        compiled = store.compiled("local", SPACE)
+        compiled = CompiledLut.from_store(store, "local", SPACE)
         assert compiled.calibration == second.calibration
         frame = second.samples
         batch_pred = np.asarray(frame["calibrated_ms"])

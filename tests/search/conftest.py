@@ -41,7 +41,7 @@ class SyntheticLatencyTable:
         vals = self.slot[ri[:, None], np.arange(self.space.n_slots)[None, :], k, e]
         return self.fixed[ri] + (vals * active).sum(axis=1)
 
-    def latency_range(self, resolutions=None) -> tuple[float, float]:
+    def value_range(self, resolutions=None) -> tuple[float, float]:
         res = self.resolutions if resolutions is None else tuple(resolutions)
         lows, highs = [], []
         for r in res:

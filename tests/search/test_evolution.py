@@ -28,7 +28,7 @@ SPACE = "ofa-mbv3-w1.2"
 
 
 def _mid_budget(table, frac: float = 0.3) -> float:
-    lo, hi = table.latency_range()
+    lo, hi = table.value_range()
     return lo + frac * (hi - lo)
 
 
@@ -80,7 +80,7 @@ def test_macs_constraint_and_predictor_resolutions(synthetic_table):
 
 
 def test_out_of_range_budgets_fail_at_once(synthetic_table):
-    lo, hi = synthetic_table.latency_range()
+    lo, hi = synthetic_table.value_range()
     pred = SyntheticAccuracy()
     with pytest.raises(BudgetOutOfRangeError, match=r"no subnet meets latency on syn <= .*achievable range"):
         evolutionary_search(SPACE, [latency_constraint("syn", synthetic_table, lo * 0.9)], pred, SHORT, 0)
@@ -100,7 +100,7 @@ def test_no_common_resolution_and_space_mismatch(synthetic_table):
 
 
 def test_budget_near_the_minimum_still_finds_subnets(synthetic_table):
-    lo, hi = synthetic_table.latency_range()
+    lo, hi = synthetic_table.value_range()
     budget = lo + 0.01 * (hi - lo)
     res = evolutionary_search(SPACE, [latency_constraint("syn", synthetic_table, budget)], SyntheticAccuracy(),
                               EvolutionSettings(generations=5), 0)

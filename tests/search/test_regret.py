@@ -50,8 +50,8 @@ def report(luts) -> RegretReport:
 
 
 def test_b_is_a_with_a_slower_stage1(luts):
-    lo_a, hi_a = luts["a"].latency_range()
-    lo_b, hi_b = luts["b"].latency_range()
+    lo_a, hi_a = luts["a"].value_range()
+    lo_b, hi_b = luts["b"].value_range()
     assert lo_b > lo_a and hi_b > hi_a
 
 
@@ -60,7 +60,7 @@ def test_picks_meet_matched_budgets(report, luts):
     assert [q.quantile for q in report.by_quantile] == [0.2, 0.6]
     for qr in report.by_quantile:
         for device, pick in qr.picks.items():
-            lo, hi = luts[device].latency_range(RESOLUTIONS)
+            lo, hi = luts[device].value_range(RESOLUTIONS)
             assert pick.range_ms == pytest.approx((lo, hi))
             assert pick.budget_ms == pytest.approx(lo + qr.quantile * (hi - lo))
             assert pick.latency_ms <= pick.budget_ms
