@@ -72,27 +72,32 @@ def list_cmd(db: str = _DB, json_out: bool = _JSON) -> None:
         emit_json({"devices": out})
         return
     table_ = Table(title=f"LUT store {db}")
-    for col in ("id", "device", "runtime", "threads", "precision", "format", "rows", "coverage", "calibration"):
+    for col in ("id", "device", "runtime", "threads", "precision", "format", "rows", "calibration"):
         table_.add_column(col)
     for d in out:
         table_.add_row(str(d["id"]), d["device"], f"{d['runtime']} {d['runtime_version'] or ''}".strip(),
                        str(d["threads"] or "-"), d["precision"], d["model_format"] or "-", str(d["rows"]),
-                       _coverage_text(d["coverage"]), d["calibration"] or "-")
+                       d["calibration"] or "-")
     err_console.print(table_)
+    err_console.print(_coverage_table(out))
 
 
-def _coverage_text(rows: list[dict[str, Any]]) -> str:
-    """``w1.2: 160..224 step 16 complete; 176 partial (33 of 96)`` per space."""
+def _coverage_table(devices: list[dict[str, Any]]) -> Table:
+    """Per device and space: the resolutions complete, and those begun with how many blocks of how many."""
     from space import describe_resolutions
 
-    parts = []
-    for space in dict.fromkeys(r["space"] for r in rows):
-        mine = [r for r in rows if r["space"] == space]
-        done = [r["resolution"] for r in mine if r["complete"]]
-        text = [f"{describe_resolutions(done)} complete"] if done else []
-        text += [f"{r['resolution']} partial ({r['blocks']} of {r['of']})" for r in mine if not r["complete"]]
-        parts.append(f"{space.removeprefix('ofa-mbv3-')}: {', '.join(text)}")
-    return "; ".join(parts) or "-"
+    table = Table(title="coverage (resolutions whose blocks the LUT holds)")
+    for col in ("id", "device", "space", "complete", "partial"):
+        table.add_column(col)
+    for d in devices:
+        for space in dict.fromkeys(r["space"] for r in d["coverage"]):
+            mine = [r for r in d["coverage"] if r["space"] == space]
+            done = [r["resolution"] for r in mine if r["complete"]]
+            partial = ", ".join(f"{r['resolution']}: {r['blocks']} of {r['of']}" for r in mine if not r["complete"])
+            table.add_row(str(d["id"]), d["device"], space, describe_resolutions(done) if done else "-", partial or "-")
+        if not d["coverage"]:
+            table.add_row(str(d["id"]), d["device"], "-", "-", "-")
+    return table
 
 
 # -- lut import ----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 from agent.testing import start_agent_process
 from lut import LutStore
 
-from .conftest import invoke_json
+from .conftest import invoke, invoke_json
 
 _LUTNAS = [sys.executable, "-c", "from lutnas.cli import main; main()"]
 _REPO = Path(__file__).resolve().parents[2]
@@ -61,3 +61,5 @@ def test_interrupted_profile_exits_130_and_lists_partial_coverage(tmp_path: Path
     assert listed["resolutions"] == {}
     assert listed["coverage"] == [{"space": "ofa-mbv3-w1.0", "resolution": 160, "blocks": listed["rows"], "of": 96,
                                    "complete": False}]
+    human = invoke("lut", "list", "--db", db)
+    assert f"160: {listed['rows']} of 96" in human.stderr
