@@ -94,7 +94,8 @@ def _coverage_table(devices: list[dict[str, Any]]) -> Table:
             mine = [r for r in d["coverage"] if r["space"] == space]
             done = [r["resolution"] for r in mine if r["complete"]]
             partial = ", ".join(f"{r['resolution']}: {r['blocks']} of {r['of']}" for r in mine if not r["complete"])
-            table.add_row(str(d["id"]), d["device"], space, describe_resolutions(done) if done else "-", partial or "-")
+            done_text = describe_resolutions(done) if done else "-"
+            table.add_row(str(d["id"]), d["device"], space, done_text, partial or "-")
         if not d["coverage"]:
             table.add_row(str(d["id"]), d["device"], "-", "-", "-")
     return table
