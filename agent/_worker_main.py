@@ -15,7 +15,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import shutil
 import signal
 import sys
@@ -28,16 +27,13 @@ from typing import Any
 from agent.config import allowed_cpus
 from agent.adb import job_state_source
 from agent.device import read_device_state
-from agent.errors import JobError, one_line
+from agent.errors import JobError, bad_model_code, one_line
 from agent.runtimes import InputSpec, LoadOptions, Runtime, get_runtime
 from agent.timing import TimingPlan, summarize
 
 __all__ = ["run_job", "main"]
 
 log = logging.getLogger(__name__)
-
-# How the runtimes word a failed allocation (onnxruntime's arena, torch's CPU allocator, C++).
-_OUT_OF_MEMORY = re.compile(r"failed to allocate memory|can't allocate memory|bad_alloc|out of memory", re.IGNORECASE)
 
 
 def run_job(
@@ -129,15 +125,12 @@ def cap_memory(max_mb: int) -> None:
 
 
 def _failure(code: str, message: str, max_mb: int) -> dict[str, Any]:
-    """A failed job's reply; an allocation failure under the cap becomes RESOURCE_EXHAUSTED and a restart."""
-    if max_mb and (code == "RESOURCE_EXHAUSTED" or _OUT_OF_MEMORY.search(message)):
-        return {
-            "ok": False,
-            "code": "RESOURCE_EXHAUSTED",
-            "message": f"the job needs more memory than the worker's cap of {max_mb} MB (agent --max-worker-mb): {message}",
-            "restart": True,
-        }
-    return {"ok": False, "code": code, "message": message}
+    """A failed job's reply; running out of memory also asks for a fresh worker."""
+    if code != "RESOURCE_EXHAUSTED":
+        return {"ok": False, "code": code, "message": message}
+    if max_mb:
+        message = f"the job needs more memory than the worker's cap of {max_mb} MB (agent --max-worker-mb): {message}"
+    return {"ok": False, "code": code, "message": message, "restart": True}
 
 
 def _serve(
@@ -164,7 +157,8 @@ def _serve(
             reply = _failure("RESOURCE_EXHAUSTED", "out of memory while running the job", max_mb)
         except Exception as err:  # a runtime bug must cost one job, not the worker
             log.exception("job %s failed", job.get("job_id"))
-            reply = _failure("INTERNAL", f"{type(err).__name__}: {one_line(err, 200)}", max_mb)
+            code = "RESOURCE_EXHAUSTED" if bad_model_code(err) == "RESOURCE_EXHAUSTED" else "INTERNAL"
+            reply = _failure(code, f"{type(err).__name__}: {one_line(err, 200)}", max_mb)
         conn.send_bytes(json.dumps(reply).encode())
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["JobError", "JOB_ERROR_CODES", "one_line"]
+import re
+
+__all__ = ["JobError", "JOB_ERROR_CODES", "one_line", "bad_model_code"]
+
+# How the runtimes word a failed allocation (onnxruntime's arena, torch's CPU allocator, C++).
+_OUT_OF_MEMORY = re.compile(r"failed to allocate memory|can't allocate memory|bad_alloc|out of memory", re.IGNORECASE)
 
 # Status names a job-level error may carry (the names of grpc.StatusCode members).
 JOB_ERROR_CODES = frozenset(
@@ -23,6 +28,13 @@ def one_line(text: object, limit: int = 300) -> str:
     """Collapse an error text to one line of at most ``limit`` characters."""
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def bad_model_code(err: BaseException) -> str:
+    """The status for a runtime's refusal of a model: RESOURCE_EXHAUSTED when it ran out of memory
+    (the worker's cap, usually), else INVALID_ARGUMENT. Reads the whole message: the allocation
+    failure sits past the point where :func:`one_line` cuts it."""
+    return "RESOURCE_EXHAUSTED" if isinstance(err, MemoryError) or _OUT_OF_MEMORY.search(str(err)) else "INVALID_ARGUMENT"
 
 
 class JobError(Exception):

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.errors import JobError, one_line
+from agent.errors import JobError, bad_model_code, one_line
 from agent.runtimes import LoadOptions, RuntimeProbe
 from agent.runtimes._inputs import match_specs, random_tensor, resolve_shape
 from agent.runtimes._probe import installed_version
@@ -112,7 +112,7 @@ class OnnxRuntime:
         try:
             session = ort.InferenceSession(model_bytes, sess_options=so, providers=providers)
         except Exception as err:  # onnxruntime raises several pybind types for a bad model; all mean the same here
-            raise JobError("INVALID_ARGUMENT", f"onnxruntime cannot load the model: {one_line(err, 200)}") from err
+            raise JobError(bad_model_code(err), f"onnxruntime cannot load the model: {one_line(err, 200)}") from err
         model_inputs = session.get_inputs()
         specs = match_specs([i.name for i in model_inputs], options.inputs)
         rng = np.random.default_rng(0)
@@ -129,7 +129,7 @@ class OnnxRuntime:
             session.run(None, feeds)  # one run here so shape and dtype errors surface as bad input
         except Exception as err:  # same pybind error family as above
             shapes = {k: list(v.shape) for k, v in feeds.items()}
-            raise JobError("INVALID_ARGUMENT", f"onnxruntime rejected inputs {shapes}: {one_line(err, 200)}") from err
+            raise JobError(bad_model_code(err), f"onnxruntime rejected inputs {shapes}: {one_line(err, 200)}") from err
         settings = {"providers": ",".join(session.get_providers()), "graph_optimization": level_name, "clock": clock}
         return _Loaded(session=session, feeds=feeds, settings=settings, clock=clock)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.errors import JobError, one_line
+from agent.errors import JobError, bad_model_code, one_line
 from agent.runtimes import LoadOptions, RuntimeProbe
 from agent.runtimes._inputs import match_specs, random_tensor, resolve_shape
 from agent.runtimes._probe import installed_version
@@ -104,7 +104,7 @@ class TfliteRuntime:
         try:
             interp = mod.Interpreter(**kwargs)
         except (ValueError, RuntimeError) as err:
-            raise JobError("INVALID_ARGUMENT", f"TFLite cannot load the model: {one_line(err, 200)}") from err
+            raise JobError(bad_model_code(err), f"TFLite cannot load the model: {one_line(err, 200)}") from err
         details = interp.get_input_details()
         specs = match_specs([d["name"] for d in details], options.inputs)
         try:
@@ -113,7 +113,7 @@ class TfliteRuntime:
                     interp.resize_tensor_input(d["index"], list(spec.shape))
             interp.allocate_tensors()
         except (ValueError, RuntimeError) as err:
-            raise JobError("INVALID_ARGUMENT", f"TFLite rejected the input shapes: {one_line(err, 200)}") from err
+            raise JobError(bad_model_code(err), f"TFLite rejected the input shapes: {one_line(err, 200)}") from err
         rng = np.random.default_rng(0)
         budget = options.max_input_bytes
         try:
@@ -125,7 +125,7 @@ class TfliteRuntime:
                 interp.set_tensor(d["index"], tensor)
             interp.invoke()  # one run here so bad models and shapes surface as bad input
         except (ValueError, RuntimeError) as err:
-            raise JobError("INVALID_ARGUMENT", f"TFLite cannot run the model: {one_line(err, 200)}") from err
+            raise JobError(bad_model_code(err), f"TFLite cannot run the model: {one_line(err, 200)}") from err
         settings = {"interpreter": package, "xnnpack": xnnpack}
         if delegate_name:
             settings["delegate"] = delegate_name

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.errors import JobError, one_line
+from agent.errors import JobError, bad_model_code, one_line
 from agent.runtimes import LoadOptions, RuntimeProbe
 from agent.runtimes._probe import installed_version
 from agent.timing import Measurement, TimingPlan, measure
@@ -144,7 +144,7 @@ class TorchRuntime:
                 model(*inputs)  # one run here so shape errors surface as bad input
             except (RuntimeError, TypeError, ValueError, IndexError) as err:
                 shapes = [list(t.shape) for t in inputs]
-                raise JobError("INVALID_ARGUMENT", f"torch rejected inputs {shapes}: {one_line(err, 200)}") from err
+                raise JobError(bad_model_code(err), f"torch rejected inputs {shapes}: {one_line(err, 200)}") from err
         if device.type == "cpu":
             return _Loaded(run_once=_cpu_timer(torch, model, inputs), settings=settings)
         if mode == "eager":
@@ -169,7 +169,7 @@ def _load_module(torch: Any, model_bytes: bytes, fmt: str, device: Any) -> tuple
     except JobError:
         raise
     except Exception as err:  # torch raises many types for a corrupt archive; all mean "bad model"
-        raise JobError("INVALID_ARGUMENT", f"torch cannot load the {fmt} model: {one_line(err, 200)}") from err
+        raise JobError(bad_model_code(err), f"torch cannot load the {fmt} model: {one_line(err, 200)}") from err
     example = getattr(program, "example_inputs", None)
     args = example[0] if example else _placeholder_examples(torch, program)
     module = program.module().to(device)

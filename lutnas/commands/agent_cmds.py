@@ -39,6 +39,11 @@ def serve_cmd(
                                     "--agent NAME=HOST:PORT names the LUT and wins; a bare --agent HOST:PORT uses this."),
     benchmark_model_bin: Path | None = typer.Option(None, help="TFLite benchmark_model binary (a path on the phone with --adb)."),
     adb: str | None = typer.Option(None, "--adb", metavar="SERIAL", help="Time the adb-attached phone SERIAL with benchmark_model; the agent runs here."),
+    max_worker_mb: int | None = typer.Option(None, help="Memory cap of the timing worker in MB; a job over it fails (default: half the RAM; 0: none)."),
+    delegate: list[str] = typer.Option([], "--delegate", help="Allow jobs to use this TFLite delegate by name: NAME=PATH (repeatable); jobs never name paths."),
+    max_streams: int | None = typer.Option(None, help="Open Benchmark streams in all (default 16)."),
+    max_streams_per_client: int | None = typer.Option(None, help="Open Benchmark streams per client address (default 4)."),
+    stream_idle_s: float | None = typer.Option(None, help="Close a stream that sends no job for this long (default 600)."),
 ) -> None:
     """Serve the timing agent until interrupted."""
     from agent import cli as agent_cli
@@ -69,6 +74,11 @@ def serve_cmd(
             name=name,
             benchmark_model_bin=benchmark_model_bin,
             adb_serial=adb,
+            max_worker_mb=max_worker_mb,
+            delegates=delegate,
+            max_streams=max_streams or agent_config.DEFAULT_MAX_STREAMS,
+            max_streams_per_client=max_streams_per_client or agent_config.DEFAULT_MAX_STREAMS_PER_CLIENT,
+            stream_idle_s=agent_config.DEFAULT_STREAM_IDLE_S if stream_idle_s is None else stream_idle_s,
         )
         import logging
 
@@ -78,6 +88,39 @@ def serve_cmd(
         fail(str(err), EXIT_USAGE)
     except RuntimeError as err:
         fail(str(err), EXIT_FAILED)
+
+
+@agent_app.command("cert")
+def cert_cmd(
+    out_dir: Path = typer.Option(Path("."), "--out-dir", help="Folder for agent.crt and agent.key."),
+    name: list[str] = typer.Option([], "--name", help="Host name or IP address clients dial (repeatable; "
+                                   "default: this host's name, localhost, 127.0.0.1, ::1)."),
+    days: int = typer.Option(825, help="Days the certificate stays valid."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing pair."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Make a self-signed TLS pair for an agent and print the fingerprint hosts pin."""
+    from agent.certs import default_names, make_self_signed
+
+    try:
+        pair = make_self_signed(out_dir, name or default_names(), days=days, overwrite=force)
+    except (ValueError, ImportError) as err:
+        fail(str(err), EXIT_USAGE)
+    except OSError as err:
+        fail(f"cannot write the pair to {out_dir}: {err.strerror or err}", EXIT_FAILED)
+    doc = {"cert": str(pair.cert), "key": str(pair.key), "sha256_fingerprint": pair.fingerprint,
+           "names": list(pair.names), "not_after": pair.not_after}
+    if json_out:
+        emit_json(doc)
+        return
+    lines = [
+        f"wrote {pair.cert} and {pair.key} (valid until {pair.not_after}) for {', '.join(pair.names)}",
+        f"SHA-256 fingerprint: {pair.fingerprint}",
+        f"agent: lutnas agent serve --host 0.0.0.0 --tls-cert {pair.cert} --tls-key {pair.key} --token-file TOKEN",
+        f"hosts: copy {pair.cert.name} (check its fingerprint) and pass --tls-ca {pair.cert.name}",
+    ]
+    for line in lines:  # no emoji codes: a fingerprint's ":cd:" is not a CD
+        err_console.print(line, highlight=False, emoji=False, markup=False, soft_wrap=True)
 
 
 def _client_error_exit(err: Exception) -> NoReturn:
