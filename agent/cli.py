@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=DEFAULT_HOST, help=f"interface to bind (default {DEFAULT_HOST})")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port; 0 picks a free one (default {DEFAULT_PORT})")
     p.add_argument("--token-file", type=Path, help=f"file holding the bearer token (else ${TOKEN_ENV}, else generated)")
-    p.add_argument("--insecure-no-auth", action="store_true", help="accept calls without a token")
+    p.add_argument("--insecure-no-auth", action="store_true", help="accept calls without a token (loopback binds only)")
     p.add_argument("--tls-cert", type=Path, help="PEM certificate chain (with --tls-key)")
     p.add_argument("--tls-key", type=Path, help="PEM private key (with --tls-cert)")
     p.add_argument("--runtimes", help="comma-separated runtimes to offer (default: every installed one)")

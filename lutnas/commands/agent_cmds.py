@@ -24,7 +24,7 @@ def serve_cmd(
     host: str | None = typer.Option(None, help="Interface to bind (default 127.0.0.1)."),
     port: int | None = typer.Option(None, help="Port; 0 picks a free one (default 50051)."),
     token_file: Path | None = typer.Option(None, help="File holding the bearer token (else $LUTNAS_TOKEN, else one is generated)."),
-    insecure_no_auth: bool = typer.Option(False, "--insecure-no-auth", help="Accept calls without a token."),
+    insecure_no_auth: bool = typer.Option(False, "--insecure-no-auth", help="Accept calls without a token (loopback binds only)."),
     tls_cert: Path | None = typer.Option(None, help="PEM certificate chain (with --tls-key)."),
     tls_key: Path | None = typer.Option(None, help="PEM private key (with --tls-cert)."),
     runtimes: str | None = typer.Option(None, help="Comma-separated runtimes to offer (default: every installed one)."),
