@@ -66,7 +66,7 @@ def _job(data: st.DataObject) -> agent_pb2.BenchmarkJob:
         inputs=data.draw(_inputs),
         plan={**FAST_PLAN, **data.draw(_plans)},
         options=data.draw(st.dictionaries(st.text(max_size=12), st.text(max_size=12), max_size=3)),
-        timeout_s=data.draw(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(0.5, 2.0))),
+        job_timeout_s=data.draw(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(0.5, 2.0))),
         return_samples=data.draw(st.booleans()),
         job_id=data.draw(st.text(max_size=300)),
     )

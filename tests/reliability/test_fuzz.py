@@ -247,7 +247,7 @@ def test_thousand_malformed_requests(tally) -> None:
         @settings(max_examples=120, **_HYPOTHESIS)
         @given(_absurd_plans, _ints, st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(-5, 1e6)))
         def absurd_plans(plan: dict, threads: int, timeout_s: float) -> None:
-            _check_job_answer(s.job(_job(_SLEEP, plan={**_PLAN, **plan}, threads=threads, timeout_s=timeout_s)))
+            _check_job_answer(s.job(_job(_SLEEP, plan={**_PLAN, **plan}, threads=threads, job_timeout_s=timeout_s)))
 
         @settings(max_examples=60, **_HYPOTHESIS)
         @given(st.one_of(st.text(max_size=80), st.text("0123456789abcdefABCDEF", min_size=60, max_size=66)))
