@@ -18,9 +18,9 @@ Options: ``providers`` (comma-separated, e.g. ``CUDAExecutionProvider,CPUExecuti
 
 The clock in effect is reported in the result's options (``clock``), so LUT rows record it.
 
-Models must be self-contained: before a session is made, the model is parsed with ``onnx``'s
-protobuf classes and any tensor stored as external data (initializers, attribute tensors, sparse
-tensors, in subgraphs and functions too) is refused. onnxruntime would otherwise read the named
+Models must be self-contained: before a session is made, the model is parsed with the slice of
+ONNX's protobuf schema in :mod:`agent.runtimes._onnx_refs`, and any tensor stored as external
+data (initializers, attribute tensors, sparse tensors, in subgraphs and functions too) is refused. onnxruntime would otherwise read the named
 file, relative to the worker's directory or absolute, and echo its bytes in error messages.
 """
 
@@ -163,21 +163,19 @@ def check_self_contained(model_bytes: bytes) -> None:
     """Refuse an ONNX model that stores any tensor outside itself (external data).
 
     Raises:
-        JobError: INVALID_ARGUMENT for external data or bytes that are not an ONNX model;
-            FAILED_PRECONDITION when the ``onnx`` package (needed to check) is missing.
+        JobError: INVALID_ARGUMENT for external data or bytes that are not an ONNX model.
     """
+    from google.protobuf.message import DecodeError
+
+    from agent.runtimes._onnx_refs import EXTERNAL, ModelRefs
+
     try:
-        import onnx
-        from google.protobuf.message import DecodeError
-    except ImportError as err:
-        raise JobError("FAILED_PRECONDITION", f"the agent needs the onnx package to check models (pip install onnx): {err}") from err
-    try:
-        model = onnx.ModelProto.FromString(model_bytes)
+        model = ModelRefs.FromString(model_bytes)
     except DecodeError as err:
         raise JobError("INVALID_ARGUMENT", f"not an ONNX model: {one_line(err, 200)}") from err
     nodes = [n for f in model.functions for n in f.node]
     for tensor in (*_graph_tensors(model.graph), *(t for n in nodes for t in _node_tensors(n))):
-        if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
+        if tensor.data_location == EXTERNAL or len(tensor.external_data):
             where = next((e.value for e in tensor.external_data if e.key == "location"), "?")
             raise JobError(
                 "INVALID_ARGUMENT",
