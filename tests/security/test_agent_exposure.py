@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -97,7 +98,10 @@ def test_lan_bind_without_tls_warns_serves_ipv6_and_stops_quietly_on_ctrl_c() ->
         with AgentClient(f"[::1]:{port}", token=agent.token) as client:
             worker = client.device_info().worker_pid
         assert worker > 0
-        assert any("without TLS" in line for line in agent.stderr_lines)
+        deadline = time.monotonic() + 20.0  # stderr is read by a thread of its own: wait for the line
+        while not any("without TLS" in line for line in agent.stderr_lines):
+            assert time.monotonic() < deadline, agent.stderr_lines
+            time.sleep(0.05)
         # Ctrl-C in a terminal signals the whole foreground process group: agent and worker.
         os.kill(worker, signal.SIGINT)
         os.kill(agent.proc.pid, signal.SIGINT)
