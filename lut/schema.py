@@ -57,8 +57,9 @@ PROVENANCE_COLUMNS: tuple[str, ...] = (
 )
 # The columns of a LUT row as exported (CSV/Parquet) and returned by ``LutStore.rows``.
 ROW_COLUMNS: tuple[str, ...] = ("block_key", *STAT_COLUMNS, *PROVENANCE_COLUMNS)
-# Known values of ``lut_rows.source`` (others are accepted and kept as given).
-SOURCES: tuple[str, ...] = ("measured", "ofa-yaml", "nsganetv2-yaml", "csv", "parquet")
+# Known values of ``lut_rows.source`` (others are accepted and kept as given); "predicted": a few-shot
+# transfer filled the row (lut.transfer), it was not timed.
+SOURCES: tuple[str, ...] = ("measured", "predicted", "ofa-yaml", "nsganetv2-yaml", "csv", "parquet")
 
 @dataclass(frozen=True)
 class DeviceSetting:

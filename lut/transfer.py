@@ -25,7 +25,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,10 +35,16 @@ from lut.errors import LutError
 from space import BLOCK_KINDS, Block, SearchSpace, get_space
 from space.counts import block_macs, block_params
 
+if TYPE_CHECKING:
+    from lut.store import LutStore, StoredSetting
+
 __all__ = [
     "CANDIDATES",
+    "fill_from_sources",
+    "load_sources",
     "MODEL_NAME",
     "PREDICTED_SOURCE",
+    "PredictedRows",
     "TransferError",
     "TransferModel",
     "TransferResult",
@@ -46,7 +52,10 @@ __all__ = [
     "block_strata",
     "best_proxy",
     "select_items",
+    "measured_keys",
     "plan_few_shot",
+    "predicted_rows",
+    "store_transfer",
     "transfer_table",
 ]
 
@@ -447,3 +456,110 @@ def transfer_table(sources: Mapping[str, Mapping[str, float]], measured_ms: Mapp
         measured_ms={k: float(measured_ms[k]) for k in keys if k in measured_ms},
         model=model.model_, cv_error=model.cv_error_, sources=names, source_weights=weights,
     )
+
+
+# -- the store: predicted rows are marked, and every reader can say so ------------------------
+@dataclass(frozen=True)
+class PredictedRows:
+    """How much of a setting's LUT is predicted rather than measured, and the error to expect."""
+
+    setting: str  # the setting, described for humans
+    predicted: int  # rows the transfer predicted (source PREDICTED_SOURCE)
+    rows: int  # all rows of the setting
+    cv_error_pct: float | None  # the transfer's cross-validated error (latency-weighted RMS, percent)
+    sources: tuple[str, ...]  # settings the rows were predicted from
+    model: str  # MODEL_NAME of the transfer
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"predicted_rows": self.predicted, "rows": self.rows, "expected_error_pct": self.cv_error_pct,
+                "sources": list(self.sources), "model": self.model}
+
+    def describe(self) -> str:
+        """One line for a reader's output."""
+        err = f"cross-validated error {self.cv_error_pct:.1f}% per block" if self.cv_error_pct is not None else \
+            "error unknown"
+        return (f"{self.setting}: {self.predicted} of {self.rows} rows are predicted, not measured (few-shot from "
+                f"{', '.join(self.sources) or '?'}; {err}); `lutnas validate` checks them, `lutnas profile` measures them")
+
+
+def measured_keys(store: LutStore, setting: int | str | StoredSetting) -> set[str]:
+    """The block keys the setting has measured (or imported) rows for; predicted rows do not count."""
+    rows = store.rows(setting)
+    return set(rows.loc[rows["source"] != PREDICTED_SOURCE, "block_key"])
+
+
+def predicted_rows(store: LutStore, setting: int | str | StoredSetting) -> PredictedRows | None:
+    """What of the setting's LUT is predicted (None when every row is measured or imported)."""
+    stored = store.setting(setting)
+    rows = store.rows(stored.id)
+    n_pred = int((rows["source"] == PREDICTED_SOURCE).sum())
+    if n_pred == 0:
+        return None
+    info = stored.info.get("few_shot", {})
+    return PredictedRows(setting=stored.describe(), predicted=n_pred, rows=len(rows),
+                         cv_error_pct=info.get("cv_error_pct"), sources=tuple(info.get("sources", ())),
+                         model=str(info.get("model", "")))
+
+
+def store_transfer(store: LutStore, setting: int | str | StoredSetting, result: TransferResult) -> int:
+    """Write a transfer's predicted rows, marked as predicted, and its summary, in one transaction.
+
+    Rows the setting has measured are never overwritten (a measured key is not predicted). Each row's
+    ``source`` is PREDICTED_SOURCE and its ``extra`` names the model and its CV error; the setting's
+    info holds the summary under ``few_shot``.
+
+    Returns:
+        The number of predicted rows written.
+    """
+    stored = store.setting(setting)
+    have = measured_keys(store, stored.id)
+    clash = sorted(have & set(result.predicted_ms))
+    if clash:
+        raise TransferError(f"{stored.describe()} has measured rows the transfer predicted (e.g. {clash[0]}); refit")
+    summary = result.summary()
+    extra = {"model": MODEL_NAME, "candidate": result.model, "cv_error_pct": summary["cv_error_pct"]}
+    rows = [(key, {"median_ms": ms, "n": 0}, {"source": PREDICTED_SOURCE, "extra": extra})
+            for key, ms in result.predicted_ms.items()]
+    store.import_rows(stored.setting, rows, info={"few_shot": summary})  # a DeviceSetting: its info is merged
+    logger.info("stored %d predicted rows for %s", len(rows), stored.describe())
+    return len(rows)
+
+
+def load_sources(store: LutStore, refs: Sequence[str | int]) -> dict[str, dict[str, float]]:
+    """``{setting description: {block_key: median ms}}`` of the source settings ``refs`` (names or ids).
+
+    Predicted rows of a source are left out: a transfer learns from measurements only.
+
+    Raises:
+        UnknownDeviceError / AmbiguousDeviceError: a ref names no setting or several.
+        TransferError: no refs, or the same setting twice.
+    """
+    if not refs:
+        raise TransferError("a few-shot transfer needs at least one source LUT (--from)")
+    out: dict[str, dict[str, float]] = {}
+    for ref in refs:
+        stored = store.setting(ref)
+        if stored.describe() in out:
+            raise TransferError(f"--from names {stored.describe()} twice")
+        keep = measured_keys(store, stored.id)
+        out[stored.describe()] = {k: v for k, v in store.table(stored.id).items() if k in keep}
+    return out
+
+
+def fill_from_sources(store: LutStore, setting: int | str | StoredSetting, sources: Mapping[str, Mapping[str, float]],
+                      space: SearchSpace | str, resolutions: Sequence[int], *,
+                      max_cv_error: float = 0.5) -> TransferResult:
+    """Predict every block the setting has not measured from its measured rows and ``sources``; store them.
+
+    Raises:
+        TransferError: the setting is one of the sources, a source lacks blocks, too few measured
+            blocks, or a useless fit (nothing is written then).
+    """
+    stored = store.setting(setting)
+    if stored.describe() in sources:
+        raise TransferError(f"{stored.describe()} is the setting being profiled; it cannot be its own source")
+    keep = measured_keys(store, stored.id)
+    measured = {k: v for k, v in store.table(stored.id).items() if k in keep}
+    result = transfer_table(sources, measured, space, resolutions, max_cv_error=max_cv_error)
+    store_transfer(store, stored.id, result)
+    return result

@@ -32,6 +32,7 @@ __all__ = [
     "parse_resolutions",
     "resolution_option",
     "find_setting",
+    "predicted_note",
     "positive_number",
     "setting_doc",
 ]
@@ -184,3 +185,17 @@ def setting_doc(setting: Any) -> dict[str, Any]:
     for key, value in doc.items():
         out[key] = None if value in ("", 0) and key != "precision" else value
     return out
+
+
+def predicted_note(store: Any, stored: Any) -> dict[str, Any] | None:
+    """A setting's few-shot status for ``--json`` (None when no row is predicted); prints a note on stderr.
+
+    Every command that reads a LUT calls this, so predicted (few-shot) rows never pass for measured ones.
+    """
+    from lut.transfer import predicted_rows
+
+    status = predicted_rows(store, stored)
+    if status is None:
+        return None
+    err_console.print(f"[yellow]note:[/] {status.describe()}", highlight=False, soft_wrap=True)
+    return {"device": stored.name, **status.to_dict()}

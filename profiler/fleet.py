@@ -37,6 +37,7 @@ import grpc
 
 from lut.schema import DeviceSetting
 from lut.store import LutStore
+from lut.transfer import measured_keys
 from profiler.artifacts import ArtifactCache
 from profiler.client import AgentClient, AgentError, AgentUnavailable, make_job
 from profiler.worklist import DeviceWork, Failure, Task
@@ -117,6 +118,7 @@ class ProfileSettings:
     rpc_timeout_s: float = 30.0  # deadline of unary calls; also a job's allowance beyond job_timeout_s (upload, reply)
     export_workers: int = 1  # export processes running ahead of the agents
     cache_dir: str | None = None  # artifact cache (default: ~/.cache/lutnas/artifacts)
+    only_keys: tuple[str, ...] = ()  # time only these blocks of the plan (a few-shot profile); () times all
 
     @property
     def model_format(self) -> str:
@@ -849,6 +851,9 @@ def profile(
         raise ProfileError("the same agent address is given twice")
 
     blocks = plan_blocks(settings.space, settings.resolutions)
+    if settings.only_keys:
+        wanted = set(settings.only_keys)
+        blocks = [b for b in blocks if b.key in wanted]
     works: dict[str, DeviceWork] = {}
     reports: dict[str, DeviceReport] = {}
     versions: dict[str, str] = {}
@@ -860,7 +865,7 @@ def profile(
             for c in clients:
                 c.close()
         setting_id = store.ensure_setting(setting, info=info)
-        have = store.keys(setting_id)
+        have = measured_keys(store, setting_id)  # predicted (few-shot) rows are timed again
         todo = [b for b in blocks if b.key not in have]
         works[name] = DeviceWork(todo, rounds=settings.rounds)
         reports[name] = DeviceReport(name=name, setting_id=setting_id, total=len(blocks), skipped=len(blocks) - len(todo))

@@ -19,6 +19,7 @@ from lutnas._common import (
     err_console,
     fail,
     find_setting,
+    predicted_note,
     resolution_option,
     setting_doc,
 )
@@ -52,7 +53,10 @@ def _store(db: str, *, create: bool = False) -> Iterator[Any]:
 # -- lut list ------------------------------------------------------------------------------------
 @lut_app.command("list")
 def list_cmd(db: str = _DB, json_out: bool = _JSON) -> None:
-    """List device settings with their row counts, coverage per space and resolution, and calibration."""
+    """List device settings with their row counts, predicted (few-shot) rows, coverage per space and resolution,
+    and calibration."""
+    from lut.transfer import predicted_rows
+
     from lutnas._spaces import coverage
 
     with _store(db) as store:
@@ -65,21 +69,32 @@ def list_cmd(db: str = _DB, json_out: bool = _JSON) -> None:
                 if row["complete"]:
                     complete.setdefault(row["space"], []).append(row["resolution"])
             cal = store.calibration(s.id)
+            few_shot = predicted_rows(store, s)
             out.append({"id": s.id, **setting_doc(s.setting), "rows": counts.get(s.id, 0),
+                        "predicted_rows": few_shot.predicted if few_shot else 0,
+                        "expected_error_pct": few_shot.cv_error_pct if few_shot else None,
                         "failed_blocks": len(store.failures(s.id)), "resolutions": complete, "coverage": rows,
                         "calibration": cal.kind if cal is not None else None, "info": s.info})
     if json_out:
         emit_json({"devices": out})
         return
     table_ = Table(title=f"LUT store {db}")
-    for col in ("id", "device", "runtime", "threads", "precision", "format", "rows", "calibration"):
+    for col in ("id", "device", "runtime", "threads", "precision", "format", "rows", "predicted", "calibration"):
         table_.add_column(col)
     for d in out:
         table_.add_row(str(d["id"]), d["device"], f"{d['runtime']} {d['runtime_version'] or ''}".strip(),
                        str(d["threads"] or "-"), d["precision"], d["model_format"] or "-", str(d["rows"]),
-                       d["calibration"] or "-")
+                       _predicted_text(d), d["calibration"] or "-")
     err_console.print(table_)
     err_console.print(_coverage_table(out))
+
+
+def _predicted_text(d: dict[str, Any]) -> str:
+    """``90 (±8%)``: few-shot rows and their cross-validated error; ``-`` when every row is measured."""
+    if not d["predicted_rows"]:
+        return "-"
+    err = d["expected_error_pct"]
+    return f"{d['predicted_rows']} (±{err:.0f}%)" if err is not None else str(d["predicted_rows"])
 
 
 def _coverage_table(devices: list[dict[str, Any]]) -> Table:
@@ -261,8 +276,9 @@ def predict_cmd(
                 except CalibrationError as err:
                     err_console.print(f"[yellow]warning:[/] calibration not applied: {err}")
                     cal = None
+        few_shot = predicted_note(store, stored)
     doc = {"device": compiled.device, "space": space_name, "latency_ms": latency, "calibrated": cal is not None,
-           "raw_ms": raw_ms, "calibration": cal.kind if cal is not None else None}
+           "raw_ms": raw_ms, "calibration": cal.kind if cal is not None else None, "few_shot": few_shot}
     if json_out:
         emit_json(doc)
         return
@@ -391,6 +407,7 @@ def compare_cmd(
             fail(str(err), EXIT_USAGE)
         # Raw sums: a ratio of two devices' blocks means the same whether or not either is calibrated.
         luts = {name: CompiledLut.from_store(store, s, space_name, calibrated=False) for name, s in stored.items()}
+        few_shot = [note for s in stored.values() if (note := predicted_note(store, s)) is not None]
         cmp = compare_luts(luts, resolutions=resolution or None, n_subnets=subnets, random_state=seed)
     regret = None
     if pred is not None:
@@ -400,7 +417,7 @@ def compare_cmd(
             plot_comparison(cmp, plot)
         except OSError as err:
             fail(f"cannot write --plot {plot}: {err.strerror or err}", EXIT_FAILED)
-    doc = {**cmp.to_dict(), "latency_model": _COMPARE_MODEL}
+    doc = {**cmp.to_dict(), "latency_model": _COMPARE_MODEL, "few_shot": few_shot}
     if plot is not None:
         doc["plot"] = str(plot)
     if regret is not None:

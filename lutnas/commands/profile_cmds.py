@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -20,6 +21,7 @@ from lutnas._common import (
     parse_agent_spec,
     parse_options,
     parse_resolutions,
+    predicted_note,
     read_token,
     resolution_option,
 )
@@ -103,10 +105,16 @@ def profile_cmd(
     cache_dir: Optional[Path] = typer.Option(None, help="Host artifact cache (default ~/.cache/lutnas/artifacts)."),
     token_file: Optional[Path] = typer.Option(None, help="Bearer token file (else $LUTNAS_TOKEN)."),
     tls_ca: Optional[Path] = typer.Option(None, help="CA certificate to trust for TLS agents."),
+    few_shot: Optional[int] = typer.Option(None, "--few-shot", help="Time only K informative blocks; predict the rest from --from."),
+    from_: Optional[str] = typer.Option(None, "--from", help="Source settings for --few-shot: names or ids, comma-separated."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
-    """Time every block of a space on every device (resumes by default) and fill the LUT store."""
+    """Time every block of a space on every device (resumes by default) and fill the LUT store.
+
+    With --few-shot K --from A,B: time only K blocks and store predicted rows for the rest, marked as
+    predicted with the model's cross-validated error; a later plain profile measures them."""
     from lut import LutError, LutStore
+    from lut.transfer import load_sources, plan_few_shot
     from profiler.fleet import AgentRef, ProfileError, ProfileSettings
     from space import get_space
 
@@ -124,6 +132,8 @@ def profile_cmd(
         settings.validate()
     except ValueError as err:
         fail(str(err), EXIT_USAGE)
+    if (few_shot is None) != (from_ is None):
+        fail("--few-shot K and --from SETTING,... go together", EXIT_USAGE)
     token = read_token(token_file)
     specs = _name_bare_agents(agent, specs, token, tls_ca)
     interrupted = threading.Event()
@@ -132,18 +142,38 @@ def profile_cmd(
     except LutError as err:
         fail(str(err), EXIT_USAGE)
     with store:
+        sources = None
+        if few_shot is not None:
+            try:
+                sources = load_sources(store, [r.strip() for r in str(from_).split(",") if r.strip()])
+                settings = replace(settings, only_keys=tuple(plan_few_shot(sources, space, res, few_shot)))
+            except LutError as err:
+                fail(str(err), EXIT_USAGE)
         try:
             report = run_profile(store, [AgentRef(s.name, s.address) for s in specs], settings, token,
                                  str(tls_ca) if tls_ca else None, show_progress=not json_out, interrupted=interrupted)
         except (ProfileError, LutError) as err:
             fail(str(err), EXIT_FAILED)
+        transfers = {}
+        if sources is not None and not interrupted.is_set():
+            transfers = _few_shot_fill(store, report, sources, space, res)
+        counts = {d.setting_id: _row_counts(store, d.setting_id, space, res) for d in report.devices}
     if json_out:
         doc = report.to_dict()
         for d, out in zip(report.devices, doc["devices"]):
             out["remaining"] = _remaining(d)
+            out.update(counts[d.setting_id])
+            out["few_shot"] = transfers[d.setting_id].summary() if d.setting_id in transfers else None
         emit_json({**doc, "interrupted": interrupted.is_set()})
     else:
         err_console.print(_summary_table(report))
+        for d in report.devices:
+            if d.setting_id in transfers:
+                fs = transfers[d.setting_id].summary()
+                err_console.print(f"{d.name}: measured {counts[d.setting_id]['measured']} blocks, predicted "
+                                  f"{fs['predicted']} from {', '.join(fs['sources'])} ({fs['candidate']}, "
+                                  f"cross-validated error {fs['cv_error_pct']:.1f}% per block); "
+                                  "check them with lutnas validate", highlight=False)
         for d in report.devices:
             for f in d.failed:
                 err_console.print(f"[red]failed[/] {d.name}: {f.block_key}: {f.reason} ({f.attempts} attempts)")
@@ -156,6 +186,35 @@ def profile_cmd(
         raise typer.Exit(EXIT_INTERRUPTED)
     if not report.ok:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _few_shot_fill(store, report, sources, space: str, res: tuple[int, ...]) -> dict:
+    """Predict the unmeasured blocks of every profiled device from ``sources``: ``{setting_id: TransferResult}``.
+
+    A device whose profile aborted gets no predicted rows; a useless fit ends the command (exit 2) with
+    the measured rows kept and nothing predicted stored."""
+    from lut import LutError
+    from lut.transfer import fill_from_sources
+
+    out = {}
+    for d in report.devices:
+        if d.aborted:
+            continue
+        try:
+            out[d.setting_id] = fill_from_sources(store, d.setting_id, sources, space, res)
+        except LutError as err:
+            fail(f"{d.name}: {err}", EXIT_USAGE)
+    return out
+
+
+def _row_counts(store, setting_id: int, space: str, res: tuple[int, ...]) -> dict[str, int]:
+    """How many of the plan's blocks the setting has measured, and how many are predicted."""
+    from lut.transfer import measured_keys
+    from profiler.fleet import plan_blocks
+
+    plan = {b.key for b in plan_blocks(space, res)}
+    measured = measured_keys(store, setting_id) & plan
+    return {"measured": len(measured), "predicted": len((store.keys(setting_id) & plan) - measured)}
 
 
 def _name_bare_agents(texts: list[str], specs: list, token: str | None, tls_ca: Path | None) -> list:
@@ -228,7 +287,7 @@ def validate_cmd(
                                   calibrate=calibrate, options=options, round_stat=round_stat)
     try:
         store = LutStore(db, create=False)
-        store.setting(name)
+        few_shot = predicted_note(store, store.setting(name))
     except LutError as err:
         fail(str(err), EXIT_USAGE)
     with store:
@@ -240,7 +299,7 @@ def validate_cmd(
                                                  str(tls_ca) if tls_ca else None, show=not json_out)
         except (ValidationError, LutError) as err:
             fail(str(err), EXIT_FAILED)
-    out = report.to_dict()
+    out = {**report.to_dict(), "few_shot": few_shot}
     if json_out:
         emit_json(out)
         return

@@ -11,7 +11,16 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail, find_setting, positive_number
+from lutnas._common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    emit_json,
+    err_console,
+    fail,
+    find_setting,
+    positive_number,
+    predicted_note,
+)
 
 __all__ = ["predictor_app", "register"]
 
@@ -228,7 +237,7 @@ def _search_cmd(
     with _search_errors():
         settings.validate()
         pred = _load_any(predictor)
-    space_name, tables = _compiled_tables(db, device, space, pred, predictor, calibrated=not raw)
+    space_name, tables, few_shot = _compiled_tables(db, device, space, pred, predictor, calibrated=not raw)
     with _search_errors():
         extra = []
         if max_macs is not None:
@@ -252,7 +261,7 @@ def _search_cmd(
     rows = [_result_row(o, cons, tables, settings, pred, space_name) for o, cons in zip(outcomes, points)]
     if json_out:
         emit_json({"space": space_name, "devices": list(device), "latency_model": latency_model, "seed": seed,
-                   "results": rows})
+                   "few_shot": few_shot, "results": rows})
         return
     _print_results(rows, device)
     for dev, how in latency_model.items():
@@ -280,8 +289,9 @@ def _latency_model(compiled: Any) -> str:
 
 
 def _compiled_tables(db: str, devices: list[str], space: str | None, pred: Any, pred_path: Path,
-                     calibrated: bool) -> tuple[str, dict[str, Any]]:
-    """The space every LUT and the predictor fit (``space`` when given), and each device's compiled LUT."""
+                     calibrated: bool) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+    """The space every LUT and the predictor fit (``space`` when given), each device's compiled LUT, and
+    the few-shot status of those whose LUT has predicted rows (a note for each is printed on stderr)."""
     from lut import CompiledLut, LutError, LutStore
 
     from lutnas._spaces import choose_space, lut_source, predictor_source
@@ -291,7 +301,9 @@ def _compiled_tables(db: str, devices: list[str], space: str | None, pred: Any, 
             stored = {dev: find_setting(store, dev) for dev in devices}
             sources = [lut_source(dev, store.table(s.id)) for dev, s in stored.items()]
             space_name = choose_space([*sources, predictor_source(str(pred_path), pred)], space)
-            return space_name, {dev: CompiledLut.from_store(store, s, space_name, calibrated=calibrated) for dev, s in stored.items()}
+            tables = {dev: CompiledLut.from_store(store, s, space_name, calibrated=calibrated) for dev, s in stored.items()}
+            few_shot = [note for s in stored.values() if (note := predicted_note(store, s)) is not None]
+            return space_name, tables, few_shot
     except (LutError, ValueError) as err:
         fail(str(err), EXIT_USAGE)
 
