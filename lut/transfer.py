@@ -21,6 +21,7 @@ sources disagree most (a cliff one runtime has and another lacks).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -495,7 +496,9 @@ def predicted_rows(store: LutStore, setting: int | str | StoredSetting) -> Predi
     n_pred = int((rows["source"] == PREDICTED_SOURCE).sum())
     if n_pred == 0:
         return None
-    info = stored.info.get("few_shot", {})
+    info = stored.info.get("few_shot")
+    if info is None:  # rows copied or imported without the setting's info: each row's extra still says
+        info = json.loads(rows.loc[rows["source"] == PREDICTED_SOURCE, "extra"].iloc[0] or "{}")
     return PredictedRows(setting=stored.describe(), predicted=n_pred, rows=len(rows),
                          cv_error_pct=info.get("cv_error_pct"), sources=tuple(info.get("sources", ())),
                          model=str(info.get("model", "")))
