@@ -30,8 +30,9 @@ from sqlalchemy.engine import Connection
 
 from lut._db import BUSY_TIMEOUT_MS, Database, open_database
 from lut._rows import check_block_key, normalize_row
-from lut.errors import AmbiguousDeviceError, CopyConflictError, UnknownDeviceError
+from lut.errors import CopyConflictError, UnknownDeviceError
 from lut.schema import ROW_COLUMNS, DeviceSetting
+from lut.selectors import select_setting
 
 if TYPE_CHECKING:
     from lut.calibration import Calibration
@@ -181,33 +182,19 @@ class LutStore:
         return out
 
     def setting(self, ref: str | int | StoredSetting) -> StoredSetting:
-        """The setting named ``ref`` (a device name, an id, or a digit string holding an id).
+        """The setting named ``ref``: a device name, an id (or digit string), or a selector like ``cpu:int8``.
+
+        See :mod:`lut.selectors` for the selector grammar.
 
         Raises:
             UnknownDeviceError: nothing matches; the message lists the known devices.
-            AmbiguousDeviceError: the name has several settings; the message lists them with their ids.
+            AmbiguousDeviceError: several settings match; the message lists a selector for each.
         """
         if isinstance(ref, StoredSetting):
             return ref
         if isinstance(ref, bool) or not isinstance(ref, (str, int)):
             raise TypeError(f"device must be a name or an id, got {ref!r}")
-        if isinstance(ref, int) or ref.strip().isdigit():
-            setting_id = int(ref)
-            match = [s for s in self.settings() if s.id == setting_id]
-            if not match:
-                raise UnknownDeviceError(f"no device setting with id {setting_id}; {self._known()}")
-            return match[0]
-        match = self.settings(ref)
-        if not match:
-            raise UnknownDeviceError(f"unknown device {ref!r}; {self._known()}")
-        if len(match) > 1:
-            listing = "; ".join(s.describe() for s in match)
-            raise AmbiguousDeviceError(f"device {ref!r} has {len(match)} settings, pick one by id: {listing}")
-        return match[0]
-
-    def _known(self) -> str:
-        names = sorted({s.name for s in self.settings()})
-        return f"known devices: {', '.join(names)}" if names else "the store has no devices yet"
+        return select_setting(self.settings(), ref)
 
     def remove_setting(self, ref: str | int | StoredSetting) -> int:
         """Delete a setting and everything filed under it (rows, failures, validation runs, calibrations).

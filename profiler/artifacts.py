@@ -5,8 +5,8 @@ Layout under the cache directory::
     blobs/<sha[:2]>/<sha>       model bytes, named by the sha256 of those bytes
     index/<key[:2]>/<key>       the blob's sha256 (hex), named by the artifact key
 
-The artifact key is the sha256 of the block key, the format, the exporter version and the weight seed, so a
-new exporter version never serves stale bytes. Every file is written to a temporary file in its final folder
+The artifact key is the sha256 of the block key, the format, the exporter version (which names the precision
+and its recipe), the weight seed and the int8 calibration folder, so a new exporter version never serves stale bytes. Every file is written to a temporary file in its final folder
 and moved into place with ``os.replace``, so concurrent processes building the same artifact never see a
 partial file; the last writer wins and all of them wrote valid bytes. A blob whose bytes no longer match
 its name is treated as missing and rebuilt.
@@ -36,14 +36,16 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def artifact_key(block: Block, fmt: str, seed: int = 0) -> str:
-    """Hex sha256 of (block key, format, exporter version, seed): the cache's index key for one export.
+def artifact_key(block: Block, fmt: str, seed: int = 0, precision: str = "fp32", calib_dir: str | None = None) -> str:
+    """Hex sha256 of (block key, format, exporter version, seed[, calibration folder]): the index key of one export.
 
     Raises:
-        ValueError: ``fmt`` is unknown.
+        ValueError: ``fmt`` or ``precision`` is unknown.
     """
-    text = "\n".join((block.key, check_format(fmt), exporter_version(fmt), str(seed)))
-    return hashlib.sha256(text.encode()).hexdigest()
+    parts = [block.key, check_format(fmt), exporter_version(fmt, precision), str(seed)]
+    if calib_dir is not None and precision == "int8":
+        parts.append(os.path.abspath(calib_dir))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -64,11 +66,19 @@ class ArtifactCache:
     Args:
         cache_dir: Root folder; created on first write.
         seed: Weight seed of the models this cache builds.
+        precision: Precision of the models this cache builds (``profiler.quantize.PRECISIONS``).
+        calib_dir: Image folder for int8 calibration (None: seeded inputs).
     """
 
-    def __init__(self, cache_dir: str | os.PathLike[str], seed: int = 0) -> None:
+    def __init__(self, cache_dir: str | os.PathLike[str], seed: int = 0, precision: str = "fp32",
+                 calib_dir: str | None = None) -> None:
         self.cache_dir = cache_dir
         self.seed = seed
+        self.precision = precision
+        self.calib_dir = calib_dir
+
+    def _key(self, block: Block, fmt: str) -> str:
+        return artifact_key(block, fmt, self.seed, self.precision, self.calib_dir)
 
     # -- paths ----------------------------------------------------------------------------
     def blob_path(self, sha: str) -> Path:
@@ -111,7 +121,7 @@ class ArtifactCache:
     def lookup(self, block: Block, fmt: str) -> str | None:
         """The sha256 of the cached export of ``block`` in ``fmt``, or None when it is not cached."""
         try:
-            sha = self._index_path(artifact_key(block, fmt, self.seed)).read_text().strip()
+            sha = self._index_path(self._key(block, fmt)).read_text().strip()
         except FileNotFoundError:
             return None
         if len(sha) != _HEX_LEN or not self.has_blob(sha):
@@ -146,11 +156,12 @@ class ArtifactCache:
         if hit is not None:
             logger.debug("artifact cache hit: %s (%s)", block.key, fmt)
             return hit
-        data = export_block(block, fmt, seed=self.seed)
+        data = export_block(block, fmt, seed=self.seed, precision=self.precision, calib_dir=self.calib_dir)
         sha = sha256_hex(data)
         path = self.blob_path(sha)
         if not path.is_file() or sha256_hex(path.read_bytes()) != sha:
             _write_atomic(path, data)
-        _write_atomic(self._index_path(artifact_key(block, fmt, self.seed)), sha.encode())
-        logger.debug("artifact cache miss: built %s (%s), %d bytes, sha %s", block.key, fmt, len(data), sha[:12])
+        _write_atomic(self._index_path(self._key(block, fmt)), sha.encode())
+        logger.debug("artifact cache miss: built %s (%s %s), %d bytes, sha %s", block.key, fmt, self.precision,
+                     len(data), sha[:12])
         return sha, data

@@ -1,6 +1,6 @@
 """One way in to model export: blocks, block chains and whole subnets, to ONNX or TFLite bytes.
 
-Exports are deterministic: the same block, format, seed and exporter version always give the same bytes,
+Exports are deterministic: the same block, format, precision, seed and exporter version always give the same bytes,
 which is what lets :class:`profiler.artifacts.ArtifactCache` and the agents' model caches address models by
 their sha256. Every function here takes picklable arguments so a process pool can run it.
 """
@@ -19,6 +19,7 @@ from space import Block
 from layers import block_input_shape
 
 from .builders import build_block, build_blocks, build_from_net_config, build_subnet
+from .quantize import QUANTIZE_VERSION, calibration_inputs, check_precision
 
 __all__ = [
     "FORMATS",
@@ -53,75 +54,96 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
-def exporter_version(fmt: str) -> str:
-    """Version string of the exporter for ``fmt``; it changes whenever that exporter's bytes change."""
+def exporter_version(fmt: str, precision: str = "fp32") -> str:
+    """Version string of the exporter for ``fmt`` at ``precision``; it changes whenever those bytes change."""
     if check_format(fmt) == "onnx":
-        from .export_onnx import ONNX_EXPORTER_VERSION
+        from .export_onnx import ONNX_EXPORTER_VERSION as version
+    else:
+        from .export_tflite import TFLITE_EXPORTER_VERSION as version
+    if check_precision(precision) == "fp32":
+        return version
+    return f"{version}+{precision}-{QUANTIZE_VERSION}"
 
-        return ONNX_EXPORTER_VERSION
-    from .export_tflite import TFLITE_EXPORTER_VERSION
 
-    return TFLITE_EXPORTER_VERSION
-
-
-def export_module(module: nn.Module, input_shape: Sequence[int], fmt: str) -> bytes:
-    """Export a module made of :mod:`layers` (a block module or a ``SubnetModel``) to ``fmt``.
+def export_module(
+    module: nn.Module, input_shape: Sequence[int], fmt: str, precision: str = "fp32", seed: int = 0,
+    calib_dir: str | os.PathLike[str] | None = None,
+) -> bytes:
+    """Export a module made of :mod:`layers` (a block module or a ``SubnetModel``) to ``fmt`` at ``precision``.
 
     Args:
         module: A module made of :mod:`layers`, in eval mode.
         input_shape: NCHW input shape of the torch module (TFLite models take its NHWC transpose).
         fmt: One of :data:`FORMATS`.
+        precision: One of :data:`profiler.quantize.PRECISIONS`; see :mod:`profiler.quantize` for the recipes.
+        seed: Seeds the int8 calibration inputs.
+        calib_dir: Image folder for int8 calibration of models that take an image.
 
     Returns:
         The serialized model.
 
     Raises:
-        ValueError: ``fmt`` is unknown.
+        ValueError: ``fmt`` or ``precision`` is unknown.
         TypeError: The module is not a :mod:`layers` module.
     """
+    check_precision(precision)
+    inputs = calibration_inputs(input_shape, seed=seed, image_dir=calib_dir) if precision == "int8" else []
     if check_format(fmt) == "onnx":
-        from .export_onnx import export_onnx
+        from .export_onnx import to_onnx_model
+        from .quantize import quantize_onnx
 
-        return export_onnx(module, input_shape)
+        return quantize_onnx(to_onnx_model(module, input_shape), precision, inputs).SerializeToString()
     from .export_tflite import export_tflite
+    from .quantize import quantize_tflite
 
-    return export_tflite(module, input_shape)
+    return quantize_tflite(export_tflite(module, input_shape), precision, inputs)
 
 
-def export_block(block: Block, fmt: str, seed: int = 0) -> bytes:
+def export_block(
+    block: Block, fmt: str, seed: int = 0, precision: str = "fp32", calib_dir: str | os.PathLike[str] | None = None
+) -> bytes:
     """Build one block's module (weights fixed by ``seed``) and export it.
 
     Args:
         block: The block.
         fmt: One of :data:`FORMATS`.
-        seed: Weight seed.
+        seed: Weight seed (and int8 calibration seed).
+        precision: One of :data:`profiler.quantize.PRECISIONS`.
+        calib_dir: Image folder for int8 calibration (used by the first conv, whose input is the image).
 
     Returns:
         The serialized model; its input is :func:`layers.block_input_shape` (NHWC for TFLite).
     """
     check_format(fmt)
-    data = export_module(build_block(block, seed=seed), block_input_shape(block), fmt)
-    logger.debug("exported %s as %s: %d bytes", block.key, fmt, len(data))
+    data = export_module(build_block(block, seed=seed), block_input_shape(block), fmt, precision, seed, calib_dir)
+    logger.debug("exported %s as %s %s: %d bytes", block.key, fmt, precision, len(data))
     return data
 
 
-def export_blocks(blocks: Sequence[Block], fmt: str, seed: int = 0) -> bytes:
+def export_blocks(blocks: Sequence[Block], fmt: str, seed: int = 0, precision: str = "fp32") -> bytes:
     """Export a chain of blocks (run order) as one model; see :func:`profiler.builders.build_blocks`."""
     check_format(fmt)
-    return export_module(build_blocks(blocks, seed=seed), block_input_shape(blocks[0]), fmt)
+    return export_module(build_blocks(blocks, seed=seed), block_input_shape(blocks[0]), fmt, precision, seed)
 
 
-def export_subnet(space: Any, arch: Any, fmt: str, seed: int = 0) -> bytes:
-    """Export a whole subnet of ``space`` (an arch dict or ``Subnet``) as one model of the same blocks the LUT times."""
+def export_subnet(
+    space: Any, arch: Any, fmt: str, seed: int = 0, precision: str = "fp32",
+    calib_dir: str | os.PathLike[str] | None = None,
+) -> bytes:
+    """Export a whole subnet of ``space`` (an arch dict or ``Subnet``) as one model of the same blocks the LUT times.
+
+    At int8 it is quantized with the same recipe as the blocks (see :mod:`profiler.quantize`).
+    """
     check_format(fmt)
     model = build_subnet(space, arch, seed=seed)
-    return export_module(model, model.input_shape, fmt)
+    return export_module(model, model.input_shape, fmt, precision, seed, calib_dir)
 
 
 def export_net_config(
-    cfg: Mapping[str, Any] | str | os.PathLike[str], resolution: int, fmt: str, seed: int = 0
+    cfg: Mapping[str, Any] | str | os.PathLike[str], resolution: int, fmt: str, seed: int = 0,
+    precision: str = "fp32", calib_dir: str | os.PathLike[str] | None = None,
 ) -> bytes:
     """Export the network of an OFA ``net.config`` (dict or path) at ``resolution`` as one model."""
     check_format(fmt)
     model = build_from_net_config(cfg, resolution, seed=seed)
-    return export_module(model, model.input_shape, fmt)
+    return export_module(model, model.input_shape, fmt, precision, seed, calib_dir)

@@ -101,7 +101,8 @@ class ProfileSettings:
     runtime: str = "onnxruntime"  # runtime on the agent
     threads: int = 1  # runtime threads
     fmt: str = ""  # model format ("" picks FORMAT_FOR_RUNTIME[runtime])
-    precision: str = "fp32"
+    precision: str = "fp32"  # what is built and timed: fp32, fp16 or int8 (profiler.quantize)
+    calib_dir: str | None = None  # image folder for int8 calibration (None: seeded inputs)
     options: Mapping[str, str] = field(default_factory=dict)  # runtime options (e.g. device=cuda)
     plan: Mapping[str, float | int] = field(default_factory=lambda: dict(DEFAULT_PLAN))
     seed: int = 0  # weight seed of the exported blocks
@@ -236,10 +237,10 @@ def sentinel_block(space: str, resolution: int) -> Block:
 # -- exports --------------------------------------------------------------------------------
 
 
-def _export_to_cache(cache_dir: str, seed: int, block: Block, fmt: str) -> tuple[str, float]:
+def _export_to_cache(cache: ArtifactCache, block: Block, fmt: str) -> tuple[str, float]:
     """Pool task: export ``block`` into the cache; (sha256, seconds spent)."""
     start = time.perf_counter()
-    sha, _ = ArtifactCache(cache_dir, seed=seed).get_or_build(block, fmt)
+    sha, _ = cache.get_or_build(block, fmt)
     return sha, time.perf_counter() - start
 
 
@@ -250,7 +251,8 @@ class _CachedExports:
     def __init__(self, settings: ProfileSettings, blocks: Sequence[Block]) -> None:
         self.fmt = settings.model_format
         cache_dir = settings.cache_dir or default_cache_dir()
-        self.cache = ArtifactCache(cache_dir, seed=settings.seed)
+        self.cache = ArtifactCache(cache_dir, seed=settings.seed, precision=settings.precision,
+                                   calib_dir=settings.calib_dir)
         self.export_s = 0.0
         self.exported = 0
         self._lock = threading.Lock()
@@ -262,7 +264,7 @@ class _CachedExports:
             self._pool = cf.ProcessPoolExecutor(max_workers=settings.export_workers, mp_context=ctx)
             for block in blocks:
                 if self.cache.lookup(block, self.fmt) is None:
-                    self._futures[block] = self._pool.submit(_export_to_cache, cache_dir, settings.seed, block, self.fmt)
+                    self._futures[block] = self._pool.submit(_export_to_cache, self.cache, block, self.fmt)
 
     def sha(self, block: Block) -> str:
         """sha256 of ``block``'s model, waiting for its export if it is still running."""

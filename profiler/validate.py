@@ -2,7 +2,7 @@
 
 Protocol (measured on a noisy 2-core host, see DESIGN.md): subnets are drawn stratified over the
 LUT-predicted latency range, exported the same way the blocks were (same runtime, threads,
-format, weight seed) and timed on the agent in interleaved rounds — every round times every
+format, precision and quantization recipe, weight seed) and timed on the agent in interleaved rounds — every round times every
 network once, in a fresh random order, so slow bursts of host noise spread over all networks
 instead of landing on a few. A network's latency is the minimum of its round medians (host noise
 is positive). Even and odd rounds give two independent measurements of each network; their
@@ -51,6 +51,7 @@ from lut.store import LutStore, StoredSetting
 from profiler.artifacts import sha256_hex
 from profiler.client import AgentClient, AgentError, make_job
 from profiler.export import export_subnet
+from profiler.quantize import PRECISIONS
 from space import SearchSpace, SubnetBatch, get_space, list_spaces
 
 __all__ = [
@@ -103,6 +104,7 @@ class ValidationSettings:
     job_timeout_s: float = 300.0
     options: Mapping[str, str] = field(default_factory=dict)  # runtime options; use the profile's
     round_stat: str = "min"  # how a network's round medians combine: min | median
+    calib_dir: str | None = None  # int8 calibration images; use the profile's (None: seeded inputs)
 
 
 @dataclass
@@ -178,10 +180,11 @@ def draw_stratified(compiled: CompiledLut, n: int, rng: np.random.Generator, res
 # -- exporting whole networks ---------------------------------------------------------------------
 
 
-def _export_net(space: str, arch: dict[str, Any], fmt: str, seed: int, folder: str) -> tuple[str, str, float]:
+def _export_net(space: str, arch: dict[str, Any], fmt: str, seed: int, folder: str, precision: str = "fp32",
+                calib_dir: str | None = None) -> tuple[str, str, float]:
     """Pool task: export one subnet to a file in ``folder``; (sha256, path, seconds)."""
     start = time.perf_counter()
-    data = export_subnet(get_space(space), arch, fmt, seed=seed)
+    data = export_subnet(get_space(space), arch, fmt, seed=seed, precision=precision, calib_dir=calib_dir)
     sha = sha256_hex(data)
     path = os.path.join(folder, sha)
     if not os.path.exists(path):
@@ -288,19 +291,20 @@ def _check_runtime(client: AgentClient, setting: StoredSetting) -> list[str]:
     return []
 
 
-def _export_all(space: str, archs: list[dict[str, Any]], fmt: str, settings: ValidationSettings, folder: str,
-                progress: Callable[[str, int, int], None]) -> list[tuple[str, str]]:
+def _export_all(space: str, archs: list[dict[str, Any]], fmt: str, precision: str, settings: ValidationSettings,
+                folder: str, progress: Callable[[str, int, int], None]) -> list[tuple[str, str]]:
     """Export every network (a process pool keeps the host's torch work off the agent's thread)."""
     out: list[tuple[str, str]] = []
+    args = (fmt, settings.weight_seed, folder, precision, settings.calib_dir)
     if settings.export_workers == 0:
         for i, arch in enumerate(archs):
-            sha, path, _ = _export_net(space, arch, fmt, settings.weight_seed, folder)
+            sha, path, _ = _export_net(space, arch, *args)
             out.append((sha, path))
             progress("export", i + 1, len(archs))
         return out
     ctx = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(max_workers=max(1, settings.export_workers), mp_context=ctx) as pool:
-        futures = [pool.submit(_export_net, space, arch, fmt, settings.weight_seed, folder) for arch in archs]
+        futures = [pool.submit(_export_net, space, arch, *args) for arch in archs]
         for i, future in enumerate(futures):
             sha, path, _ = future.result()
             out.append((sha, path))
@@ -311,7 +315,8 @@ def _export_all(space: str, archs: list[dict[str, Any]], fmt: str, settings: Val
 def time_subnets(client: AgentClient, setting: DeviceSetting, space: str, archs: list[dict[str, Any]],
                  settings: ValidationSettings, rng: np.random.Generator,
                  progress: Callable[[str, int, int], None] | None = None) -> tuple[np.ndarray, set[str]]:
-    """Export whole subnets the way ``setting``'s blocks were exported and time them in interleaved rounds.
+    """Export whole subnets the way ``setting``'s blocks were exported (format and precision) and time them in
+    interleaved rounds.
 
     Returns:
         The (n_subnets, rounds) matrix of round medians (ms), and the clocks the agent reported.
@@ -322,16 +327,19 @@ def time_subnets(client: AgentClient, setting: DeviceSetting, space: str, archs:
     fmt = _export_format(setting)
     progress = progress or (lambda stage, done, total: None)
     with tempfile.TemporaryDirectory(prefix="lutnas-validate-") as folder:
-        nets = _export_all(space, archs, fmt, settings, folder, progress)
+        nets = _export_all(space, archs, fmt, setting.precision, settings, folder, progress)
         return _time_rounds(client, setting, nets, settings, rng, progress)
 
 
 def _export_format(setting: DeviceSetting) -> str:
-    """The export format matching how ``setting``'s blocks were timed."""
+    """The export format matching how ``setting``'s blocks were timed (checking its precision too)."""
     fmt = _FORMAT_FOR_EXPORT.get(setting.model_format)
     if fmt is None:
         raise ValidationError(f"device {setting.name!r}: cannot export whole networks as "
                               f"{setting.model_format!r}; supported: {', '.join(_FORMAT_FOR_EXPORT)}")
+    if setting.precision not in PRECISIONS:
+        raise ValidationError(f"device {setting.name!r}: cannot export whole networks at precision "
+                              f"{setting.precision!r}; supported: {', '.join(PRECISIONS)}")
     return fmt
 
 
