@@ -122,7 +122,7 @@ def with_precision(ref: str | int, precision: str | None) -> str | int:
     """``ref`` narrowed to ``precision`` (``--device cpu --precision int8`` is ``cpu:int8``); ids stay ids."""
     if precision is None or isinstance(ref, int) or ref.strip().isdigit():
         return ref
-    return f"{ref}:precision={precision}"
+    return f"{ref}:{precision}"
 
 
 def _key(field: str) -> str:

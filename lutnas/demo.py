@@ -26,6 +26,8 @@ __all__ = ["DemoSettings", "DemoRow", "DemoResult", "run_demo", "bundled_accurac
 
 log = logging.getLogger(__name__)
 
+DEVICE = "demo-local"  # the device name the demo files its LUTs under
+
 
 @dataclass(frozen=True)
 class DemoSettings:
@@ -36,6 +38,7 @@ class DemoSettings:
     resolution: int = 224  # the resolution DyNAS-T measured
     runtime: str = "onnxruntime"
     threads: int = 1
+    precision: str = "fp32"  # fp32, fp16 or int8 (profiler.quantize): what is profiled, validated and searched
     # Lighter than the profiler's defaults so the demo fits in minutes on a busy laptop; a real
     # profile keeps DEFAULT_PLAN (CI of the median within 1%).
     block_plan: tuple[tuple[str, float], ...] = (
@@ -111,17 +114,19 @@ def run_demo(settings: DemoSettings, *, stage: Stage, run_profile: Callable[...,
     from profiler.validate import ValidationSettings, report_from_store
 
     timings: dict[str, float] = {}
+    device = f"{DEVICE}:{settings.precision}"  # the store may hold the demo device at several precisions
     with start_agent_process(token="") as agent, LutStore(settings.db) as store:
         t0 = time.monotonic()
         with stage("profile"):
             # The agent shares this machine: export every block first, so no export competes with timing.
             _warm_artifacts(settings)
             prof = ProfileSettings(space=settings.space, resolutions=(settings.resolution,), runtime=settings.runtime,
-                                   threads=settings.threads, plan=dict(settings.block_plan),
+                                   threads=settings.threads, precision=settings.precision,
+                                   plan=dict(settings.block_plan),
                                    rounds=settings.block_rounds,
                                    sentinel_every=settings.sentinel_every,
                                    cache_dir=str(settings.cache_dir) if settings.cache_dir else None)
-            report = run_profile(store, [AgentRef("demo-local", agent.address)], prof, agent.token)
+            report = run_profile(store, [AgentRef(DEVICE, agent.address)], prof, agent.token)
         timings["profile"] = time.monotonic() - t0
         dev = report.devices[0]
         if dev.aborted or dev.failed:
@@ -129,11 +134,11 @@ def run_demo(settings: DemoSettings, *, stage: Stage, run_profile: Callable[...,
 
         t0 = time.monotonic()
         with stage("validate"):
-            if dev.timed == 0 and store.calibration("demo-local", settings.space) is not None:
+            if dev.timed == 0 and store.calibration(device, settings.space) is not None:
                 # Nothing was re-measured: the stored validation and calibration still hold.
-                val = report_from_store(store, "demo-local", space=settings.space)
+                val = report_from_store(store, device, space=settings.space)
             else:
-                val = run_validate(store, "demo-local", agent.address,
+                val = run_validate(store, device, agent.address,
                                    ValidationSettings(samples=settings.validate_samples,
                                                       rounds=settings.validate_rounds, space=settings.space,
                                                       plan=dict(settings.validate_plan), calibrate=True,
@@ -147,14 +152,14 @@ def run_demo(settings: DemoSettings, *, stage: Stage, run_profile: Callable[...,
         timings["predictor"] = time.monotonic() - t0
 
         t0 = time.monotonic()
-        compiled = CompiledLut.from_store(store, "demo-local", settings.space)
+        compiled = CompiledLut.from_store(store, device, settings.space)
         with stage("search"):
             found = _search(compiled, predictor, settings)
         timings["search"] = time.monotonic() - t0
 
         t0 = time.monotonic()
         with stage("measure"):
-            measured = _time_found(agent.address, agent.token, store.setting("demo-local").setting,
+            measured = _time_found(agent.address, agent.token, store.setting(device).setting,
                                    [f["arch"] for f in found], settings)
         timings["measure"] = time.monotonic() - t0
 
@@ -169,7 +174,8 @@ def _warm_artifacts(settings: DemoSettings) -> None:
     from profiler.artifacts import ArtifactCache
     from profiler.fleet import FORMAT_FOR_RUNTIME, default_cache_dir, plan_blocks, sentinel_block
 
-    cache = ArtifactCache(str(settings.cache_dir) if settings.cache_dir else default_cache_dir())
+    cache = ArtifactCache(str(settings.cache_dir) if settings.cache_dir else default_cache_dir(),
+                          precision=settings.precision)
     fmt = FORMAT_FOR_RUNTIME[settings.runtime]
     for block in [sentinel_block(settings.space, settings.resolution), *plan_blocks(settings.space, [settings.resolution])]:
         cache.get_or_build(block, fmt)
@@ -218,7 +224,7 @@ def _search(compiled: Any, predictor: Any, settings: DemoSettings) -> list[dict[
     out = []
     for budget in budgets:
         result = evolutionary_search(
-            compiled.space, [latency_constraint("demo-local", compiled, budget)], predictor,
+            compiled.space, [latency_constraint(DEVICE, compiled, budget)], predictor,
             settings=EvolutionSettings(generations=settings.generations, resolutions=(settings.resolution,)),
             random_state=settings.seed, prediction_cache=cache,
         )

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from lutnas._common import EXIT_FAILED, emit_json, err_console, fail
+from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail
 
 __all__ = ["register"]
 
@@ -35,12 +35,19 @@ def _arch_summary(arch: dict) -> str:
 
 def demo_cmd(
     db: Path = typer.Option(Path("lutnas-demo.db"), "--db", help="LUT store the demo fills (reused on a rerun)."),
+    precision: str = typer.Option("fp32", "--precision", help="Profile, validate and search at this precision: "
+                                  "fp32, fp16 or int8."),
     json_out: bool = typer.Option(False, "--json", help="Print the final table as JSON on stdout."),
 ) -> None:
     """Run the whole pipeline here: agent, profile, validate, predictor, search, end-to-end timing."""
     from lutnas.commands.profile_cmds import _validate_with_progress, run_profile
     from lutnas.demo import DemoSettings, run_demo
+    from profiler.quantize import check_precision
 
+    try:
+        check_precision(precision)
+    except ValueError as err:
+        fail(str(err), EXIT_USAGE)
     start = time.monotonic()
 
     @contextlib.contextmanager
@@ -61,7 +68,7 @@ def demo_cmd(
         return _validate_with_progress(store, name, address, settings, token, None, show=not json_out)
 
     try:
-        result = run_demo(DemoSettings(db=db), stage=stage, run_profile=profile_step, run_validate=validate_step)
+        result = run_demo(DemoSettings(db=db, precision=precision), stage=stage, run_profile=profile_step, run_validate=validate_step)
     except KeyboardInterrupt:
         fail("interrupted; the agent is stopped and the LUT kept (a rerun resumes)", 130)
     except Exception as err:  # the demo reports any failure on one line; the traceback with -v
@@ -79,7 +86,8 @@ def demo_cmd(
     pred = result.predictor
     err_console.print(f"predictor: Kendall tau {pred['kendall']:.3f} on {pred['n']} held-out DyNAS-T subnets "
                       f"(trained in {pred['train_s']:.1f} s)")
-    table = Table(title=f"best subnets on this machine (ofa-mbv3-w1.0, 224 px) — {time.monotonic() - start:.0f} s")
+    table = Table(title=f"best subnets on this machine (ofa-mbv3-w1.0, 224 px, {precision}) — "
+                        f"{time.monotonic() - start:.0f} s")
     for col in ("budget ms", "subnet (depths, kernel·expand per block)", "pred. top-1 %", "LUT ms", "measured ms"):
         table.add_column(col, justify="left" if col.startswith("subnet") else "right")
     for row in result.rows:

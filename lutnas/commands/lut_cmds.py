@@ -31,6 +31,8 @@ lut_app = typer.Typer(help="Per-device latency lookup tables: list, import, expo
 
 _DB = typer.Option(..., "--db", help="The LUT store: a SQLite file or postgresql://user@host:port/db.")
 _JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+_PRECISION = typer.Option(None, "--precision", help="The device's setting at this precision (fp32, fp16, int8); "
+                          "same as the selector NAME:PRECISION.")
 
 
 @contextmanager
@@ -221,7 +223,8 @@ def _export_format(out: Path) -> str:
 @lut_app.command("predict")
 def predict_cmd(
     db: str = _DB,
-    device: str = typer.Option(..., "--device", help="Device name or setting id."),
+    device: str = typer.Option(..., "--device", help="Device name, selector (cpu:int8) or setting id."),
+    precision: str | None = _PRECISION,
     space: str | None = typer.Option(None, "--space", help="Search space (default: the one the LUT and the "
                                      "net.config fit)."),
     arch: str | None = typer.Option(None, "--arch", help='Subnet as JSON: {"ks": [...], "e": [...], "d": [...], "r": 224}.'),
@@ -233,6 +236,7 @@ def predict_cmd(
 ) -> None:
     """Predict a subnet's latency on a device from its LUT (calibrated when a calibration exists)."""
     from lut import CalibrationError, CompiledLut, block_features
+    from lut.selectors import with_precision
     from space import read_net_config
 
     from lutnas._spaces import choose_space, lut_source, net_config_source
@@ -249,7 +253,7 @@ def predict_cmd(
         except ValueError as err:
             fail(str(err), EXIT_USAGE)
     with _store(db) as store:
-        stored = find_setting(store, device)
+        stored = find_setting(store, with_precision(device, precision))
         sources = [lut_source(stored.name, store.table(stored.id))]
         if blocks is not None:
             sources.append(net_config_source(str(net_config), blocks))
@@ -354,7 +358,12 @@ def copy_cmd(
 def compare_cmd(
     ctx: typer.Context,
     db: str = _DB,
-    device: list[str] = typer.Option([], "--device", help="A device to compare; repeat (or A,B): two or more."),
+    device: list[str] = typer.Option([], "--device", help="A device to compare (name, selector like cpu:int8, or "
+                                     "id); repeat (or A,B): two or more. One device with --precision A,B compares "
+                                     "two precisions of it."),
+    precision: str | None = typer.Option(None, "--precision", help="Every device's setting at this precision; "
+                                         "or two precisions (fp32,int8) of one device: speedups by kind, stage "
+                                         "and resolution, and the blocks that get slower."),
     devices: list[str] = typer.Option([], "--devices", hidden=True),  # old spelling: --devices A B [...]
     space: str | None = typer.Option(None, "--space", help="Search space (default: the one every LUT (and the "
                                      "predictor) fits)."),
@@ -376,6 +385,7 @@ def compare_cmd(
     the best subnet per device at matched budgets and the cross-device regret."""
     from lut import CompiledLut
     from lut.compare import compare_luts, plot_comparison
+    from lut.selectors import with_precision
 
     from lutnas._spaces import choose_space, lut_source, predictor_source
 
@@ -384,6 +394,14 @@ def compare_cmd(
     if bad:
         fail(f"unknown option(s) {bad}", EXIT_USAGE)
     names = [n for item in [*device, *devices, *extra] for n in item.split(",") if n]
+    precisions = [p for p in (precision or "").split(",") if p]
+    if len(precisions) == 2 and len(names) == 1:
+        names = [f"{names[0]}:{p}" for p in precisions]  # two precisions of one device
+    elif len(precisions) == 1:
+        names = [with_precision(n, precisions[0]) for n in names]
+    elif precisions:
+        fail(f"--precision takes one precision, or two (A,B) with one device; got {precision!r} for {names}",
+             EXIT_USAGE)
     if len(names) < 2 or len(set(names)) != len(names):
         fail(f"compare needs two or more distinct devices (--device A --device B), got {names}", EXIT_USAGE)
     try:

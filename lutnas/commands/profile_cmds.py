@@ -26,7 +26,7 @@ from lutnas._common import (
     resolution_option,
 )
 
-__all__ = ["register", "parse_resolutions", "run_profile"]
+__all__ = ["failure_reasons", "register", "parse_resolutions", "run_profile"]
 
 
 def run_profile(store, agents, settings, token, tls_ca=None, show_progress: bool = True,
@@ -72,6 +72,13 @@ def _remaining(d) -> int:
     return d.total - d.skipped - d.timed - len(d.failed)
 
 
+def failure_reasons(failed) -> dict[str, int]:
+    """Failed blocks counted by reason (most common first), for the one-line-per-reason summary."""
+    from collections import Counter
+
+    return dict(Counter(f.reason for f in failed).most_common())
+
+
 def _summary_table(report) -> Table:
     table = Table(title="profile summary",
                   caption="uploaded KB: model files sent to the agents; saved KB: files not sent because the agent "
@@ -96,6 +103,10 @@ def profile_cmd(
     threads: int = typer.Option(1, help="Runtime threads."),
     fmt: Optional[str] = typer.Option(None, "--format", help="Model format: onnx or tflite (default: the runtime's own)."),
     option: list[str] = typer.Option([], "--option", help="Runtime option KEY=VALUE (e.g. device=cuda); repeatable."),
+    precision: str = typer.Option("fp32", "--precision", help="Precision of the timed blocks: fp32, fp16 or int8 "
+                                  "(int8: static quantization, integer I/O; part of the device setting)."),
+    calib_dir: Optional[Path] = typer.Option(None, "--calib-dir", help="Image folder for int8 calibration "
+                                             "(default: seeded random inputs)."),
     db: str = typer.Option(..., "--db", help="LUT store, created if missing: a SQLite file or "
                            "postgresql://user@host:port/db (several hosts may profile one device into it)."),
     rounds: int = typer.Option(1, min=1, help="Time every block once per round, rounds interleaved; keep the lowest median."),
@@ -116,6 +127,7 @@ def profile_cmd(
     from lut import LutError, LutStore
     from lut.transfer import load_sources, plan_few_shot
     from profiler.fleet import AgentRef, ProfileError, ProfileSettings
+    from profiler.quantize import check_precision
     from space import get_space
 
     try:
@@ -125,7 +137,11 @@ def profile_cmd(
         options = parse_options(option)
         if fmt is not None and fmt not in ("onnx", "tflite", "torchscript"):
             raise ValueError(f"--format must be onnx, tflite or torchscript, got {fmt!r}")
+        check_precision(precision)
+        if calib_dir is not None and not calib_dir.is_dir():
+            raise ValueError(f"--calib-dir {calib_dir} is not a folder")
         settings = ProfileSettings(space=space, resolutions=res, runtime=runtime, threads=threads, fmt=fmt or "",
+                                   precision=precision, calib_dir=str(calib_dir) if calib_dir else None,
                                    options=options, rounds=rounds, sentinel_every=sentinel_every,
                                    sentinel_threshold=sentinel_threshold, max_attempts=max_attempts,
                                    cache_dir=str(cache_dir) if cache_dir else None)
@@ -177,6 +193,8 @@ def profile_cmd(
         for d in report.devices:
             for f in d.failed:
                 err_console.print(f"[red]failed[/] {d.name}: {f.block_key}: {f.reason} ({f.attempts} attempts)")
+            for reason, count in failure_reasons(d.failed).items():
+                err_console.print(f"[red]{d.name}: {count} block(s) failed:[/] {reason}")
             if d.aborted:
                 err_console.print(f"[red]aborted[/] {d.name}: {d.aborted}")
     if interrupted.is_set():
@@ -252,7 +270,11 @@ def _fidelity_table(report) -> Table:
 def validate_cmd(
     agent: Optional[str] = typer.Option(None, "--agent", help="NAME=HOST:PORT of the device (omit to re-render stored runs)."),
     db: str = typer.Option(..., "--db", help="LUT store: a SQLite file or postgresql://user@host:port/db."),
-    device: Optional[str] = typer.Option(None, help="Device setting to validate (default: the --agent NAME)."),
+    device: Optional[str] = typer.Option(None, help="Device setting to validate: a name, a selector like cpu:int8, "
+                                         "or an id (default: the --agent NAME)."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="The device's setting at this precision "
+                                            "(fp32, fp16, int8); whole networks are exported at it."),
+    calib_dir: Optional[Path] = typer.Option(None, "--calib-dir", help="int8 calibration images, as given to profile."),
     samples: int = typer.Option(100, help="Subnets to time end to end, stratified over the predicted latency range."),
     rounds: int = typer.Option(4, help="Interleaved timing rounds (even/odd rounds give the repeat noise)."),
     space: Optional[str] = typer.Option(None, help="Search space (default: the one the LUT covers)."),
@@ -268,6 +290,7 @@ def validate_cmd(
 ) -> None:
     """Time whole subnets on the device and check the LUT's sums against them (raw and calibrated)."""
     from lut import LutError, LutStore
+    from lut.selectors import with_precision
     from profiler.validate import ValidationError, ValidationSettings, report_from_store
 
     try:
@@ -283,8 +306,10 @@ def validate_cmd(
     name = device or (spec.name if spec else None)
     if name is None:
         fail("give --agent NAME=HOST:PORT to measure, or --device NAME to re-render stored runs", EXIT_USAGE)
+    name = with_precision(name, precision)
     settings = ValidationSettings(samples=samples, rounds=rounds, seed=seed, space=space, resolutions=res,
-                                  calibrate=calibrate, options=options, round_stat=round_stat)
+                                  calibrate=calibrate, options=options, round_stat=round_stat,
+                                  calib_dir=str(calib_dir) if calib_dir else None)
     try:
         store = LutStore(db, create=False)
         few_shot = predicted_note(store, store.setting(name))

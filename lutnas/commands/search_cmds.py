@@ -191,7 +191,10 @@ def _parse_budgets(values: list[str], devices: list[str]) -> list[list[float]]:
 
 def _search_cmd(
     db: str = typer.Option(..., "--db", help="The LUT store: a SQLite file or postgresql://user@host:port/db."),
-    device: list[str] = typer.Option(..., "--device", help="Device name or setting id; repeat for several."),
+    device: list[str] = typer.Option(..., "--device", help="Device name, selector (cpu:int8) or setting id; repeat "
+                                     "for several."),
+    precision: str | None = typer.Option(None, "--precision", help="Price every --device at this precision's "
+                                         "setting (fp32, fp16, int8): a budget for the int8 LUT, say."),
     latency_ms: list[str] = typer.Option(..., "--latency-ms", help="Budget in ms, one per --device (or one for all); "
                                          "a comma list (10,15,20) sweeps budgets."),
     predictor: Path = typer.Option(..., "--predictor", help="A lutnas predictor file or OFA's acc_predictor.pth."),
@@ -221,6 +224,9 @@ def _search_cmd(
         macs_constraint,
         params_constraint,
     )
+    from lut.selectors import with_precision
+
+    device = [str(with_precision(d, precision)) for d in device]
     if len(set(device)) != len(device):
         fail(f"each --device may appear once, got {device}", EXIT_USAGE)
     budgets = _parse_budgets(latency_ms, device)

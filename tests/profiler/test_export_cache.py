@@ -22,9 +22,9 @@ OTHER = Block.fixed("avgpool", 7, 960, 1, 960)
 def counting_export(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     calls: list[tuple[str, str]] = []
 
-    def fake(block: Block, fmt: str, seed: int = 0) -> bytes:
+    def fake(block: Block, fmt: str, seed: int = 0, **precision: object) -> bytes:
         calls.append((block.key, fmt))
-        return export_block(block, fmt, seed=seed)
+        return export_block(block, fmt, seed=seed, **precision)
 
     monkeypatch.setattr(artifacts, "export_block", fake)
     return calls
@@ -56,7 +56,7 @@ def test_key_covers_block_format_seed_and_exporter_version(monkeypatch: pytest.M
     }
     assert len(keys) == 4
     before = artifact_key(BLOCK, "onnx")
-    monkeypatch.setattr(artifacts, "exporter_version", lambda fmt: "onnx-direct-999")
+    monkeypatch.setattr(artifacts, "exporter_version", lambda fmt, precision="fp32": "onnx-direct-999")
     assert artifact_key(BLOCK, "onnx") != before
     with pytest.raises(ValueError, match="known: onnx, tflite"):
         artifact_key(BLOCK, "caffe")
@@ -103,3 +103,11 @@ def test_concurrent_processes_agree(tmp_path: Path) -> None:
     for (key, fmt), (sha,) in by_job.items():
         assert cache.read_blob(sha) == export_block(Block.from_key(key), fmt)
     assert not [p for p in (tmp_path / "shared").rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_precisions_are_cached_apart(tmp_path: Path, counting_export: list) -> None:
+    fp32 = ArtifactCache(tmp_path / "cache").get_or_build(BLOCK, "onnx")
+    int8 = ArtifactCache(tmp_path / "cache", precision="int8").get_or_build(BLOCK, "onnx")
+    assert fp32[0] != int8[0]
+    assert ArtifactCache(tmp_path / "cache", precision="int8").get_or_build(BLOCK, "onnx") == int8
+    assert len(counting_export) == 2
