@@ -1,7 +1,8 @@
 """Comparing devices: how block latencies and subnet rankings carry across LUTs.
 
 For every pair of devices: per-block latency ratios (B / A) over the blocks both LUTs price,
-summarized by block kind and by stage; Spearman and Kendall rank correlations over those shared
+summarized by block kind, by stage and by resolution, and the blocks slower on B (two precisions of one
+device compare the same way: ``cpu:fp32`` against ``cpu:int8`` lists where int8 loses); Spearman and Kendall rank correlations over those shared
 blocks and over the predicted latencies of random subnets (drawn at resolutions every LUT fully
 covers); and for every device, the block groups that dominate its subnets' latency. Plots go
 through matplotlib's Agg canvas (no global backend switch).
@@ -27,6 +28,9 @@ __all__ = ["PairComparison", "Comparison", "compare_luts", "plot_comparison", "b
 
 logger = logging.getLogger(__name__)
 
+# Blocks listed by name in a pair's JSON (slowest first); the count covers all of them.
+SLOWER_LISTED = 50
+
 # Latency groups of a subnet, in run order: the fixed blocks and the five elastic stages.
 GROUPS: tuple[str, ...] = ("first_conv", "first_block", "stage1", "stage2", "stage3", "stage4", "stage5",
                            "final_expand", "avgpool", "feature_mix", "classifier")
@@ -49,6 +53,7 @@ class PairComparison:
     ratio_by_kind: pd.DataFrame  # index kind; columns n, median, geomean, min, max
     ratio_by_group: pd.DataFrame  # index group (GROUPS); same columns
     ratio_by_resolution: pd.DataFrame  # index resolution, columns GROUPS: median ratio of that resolution's blocks
+    slower: pd.DataFrame = field(default_factory=pd.DataFrame)  # blocks slower on b: block_key, kind, group, a_ms, b_ms, ratio
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
@@ -60,6 +65,8 @@ class PairComparison:
             "ratio_by_kind": _frame_dict(self.ratio_by_kind), "ratio_by_group": _frame_dict(self.ratio_by_group),
             "ratio_by_resolution": {str(r): {g: (None if np.isnan(v) else float(v)) for g, v in row.items()}
                                     for r, row in self.ratio_by_resolution.iterrows()},
+            "n_slower": len(self.slower),
+            "slower": self.slower.head(SLOWER_LISTED).to_dict(orient="records"),
         }
 
 
@@ -199,6 +206,7 @@ def compare_luts(luts: Mapping[str, CompiledLut], *, resolutions: Sequence[int] 
                                                          "feature_mix", "classifier")),
             ratio_by_group=_ratio_summary(ratios, grps, GROUPS),
             ratio_by_resolution=_ratio_by_resolution(tables[a], tables[b], per_res_keys, groups),
+            slower=_slower_blocks([k for k, keep in zip(shared, ok) if keep], lat_a[ok], lat_b[ok], groups),
         ))
     dominant, dominant_kinds = {}, {}
     for n in names:
@@ -207,6 +215,15 @@ def compare_luts(luts: Mapping[str, CompiledLut], *, resolutions: Sequence[int] 
         dominant_kinds[n] = sorted(k.items(), key=lambda item: -item[1])
     return Comparison(devices=tuple(names), space=space.name, resolutions=res, n_subnets=n_subnets,
                       pairs=tuple(pairs), dominant=dominant, dominant_kinds=dominant_kinds, subnet_ms=subnet_ms)
+
+
+def _slower_blocks(keys: Sequence[str], lat_a: np.ndarray, lat_b: np.ndarray,
+                   groups: Mapping[str, tuple[str, str]]) -> pd.DataFrame:
+    """The blocks that take longer on ``b`` than on ``a`` (e.g. int8 slower than fp32), slowest ratio first."""
+    frame = pd.DataFrame({"block_key": list(keys), "kind": [groups[k][0] for k in keys],
+                          "group": [groups[k][1] for k in keys], "a_ms": lat_a, "b_ms": lat_b})
+    frame["ratio"] = frame["b_ms"] / frame["a_ms"]
+    return frame[frame["ratio"] > 1.0].sort_values("ratio", ascending=False).reset_index(drop=True)
 
 
 def _ratio_by_resolution(ta: Mapping[str, float], tb: Mapping[str, float], per_res_keys: Mapping[int, list[str]],

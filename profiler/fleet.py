@@ -49,6 +49,7 @@ __all__ = [
     "AgentRef",
     "DeviceReport",
     "ProfileReport",
+    "ExportError",
     "ProfileError",
     "Progress",
     "profile",
@@ -82,6 +83,10 @@ _PROBE_TIMEOUT_S = 5.0  # a health probe of a possibly stopped agent; a live one
 
 class ProfileError(Exception):
     """A profile could not start or could not finish (one line, names the device)."""
+
+
+class ExportError(Exception):
+    """A block could not be exported at the profile's format and precision; that block fails, the profile goes on."""
 
 
 @dataclass(frozen=True)
@@ -270,13 +275,26 @@ class _CachedExports:
         """sha256 of ``block``'s model, waiting for its export if it is still running."""
         future = self._futures.get(block)
         if future is not None:
-            _, seconds = future.result()
+            try:
+                _, seconds = future.result()
+            except Exception as err:  # the pool re-raises the export's own error here
+                with self._lock:
+                    self._futures.pop(block, None)
+                raise ExportError(self._export_failure(err)) from err
             with self._lock:
                 if self._futures.pop(block, None) is not None:
                     self.export_s += seconds
                     self.exported += 1
         sha = self.cache.lookup(block, self.fmt)
-        return sha if sha is not None else self.cache.get_or_build(block, self.fmt)[0]
+        if sha is not None:
+            return sha
+        try:
+            return self.cache.get_or_build(block, self.fmt)[0]
+        except Exception as err:  # a block this format and precision cannot be exported as
+            raise ExportError(self._export_failure(err)) from err
+
+    def _export_failure(self, err: Exception) -> str:
+        return f"export as {self.fmt} {self.cache.precision} failed: {type(err).__name__}: {err}"
 
     def data(self, block: Block, sha: str) -> bytes:
         """The model bytes of ``block`` (whose hash :meth:`sha` gave)."""
@@ -692,6 +710,9 @@ class _AgentWorker:
                 return
             try:
                 session.send(task.block, task)
+            except ExportError as err:  # deterministic: no retry, the block fails with the reason
+                self._job_failed(task, str(err), max_attempts=1)
+                continue
             except BaseException:
                 self.work.give_back(self.ref.address, task)  # taken but never sent: not lost
                 raise
@@ -737,8 +758,8 @@ class _AgentWorker:
                                                   "round_medians_ms": [r[0]["median_ms"] for r in readings]}}
         self.store.put_row(self.setting_id, block.key, stats, provenance)
 
-    def _job_failed(self, task: Task, reason: str) -> None:
-        failure = self.work.job_failed(self.ref.address, task, reason, self.settings.max_attempts)
+    def _job_failed(self, task: Task, reason: str, max_attempts: int | None = None) -> None:
+        failure = self.work.job_failed(self.ref.address, task, reason, max_attempts or self.settings.max_attempts)
         if failure is not None:
             self.store.record_failure(self.setting_id, task.block.key, reason, attempts=failure.attempts)
             log.warning("%s: %s failed %d times: %s", self.ref.name, task.block.key, failure.attempts, reason)

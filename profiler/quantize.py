@@ -37,6 +37,7 @@ __all__ = [
     "calibration_inputs",
     "check_precision",
     "float_boundary",
+    "list_images",
     "onnx_io_quantization",
     "quantize_onnx",
     "quantize_tflite",
@@ -68,11 +69,16 @@ def check_precision(precision: str) -> str:
     return precision
 
 
+def list_images(image_dir: str | os.PathLike[str]) -> list[Path]:
+    """The image files under ``image_dir`` (recursively, sorted)."""
+    return sorted(p for p in Path(image_dir).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
 def _images(image_dir: str | os.PathLike[str], shape: Sequence[int], n: int, seed: int) -> list[np.ndarray]:
     """``n`` images from ``image_dir`` (seeded choice), center-cropped, resized and normalized to NCHW."""
     from PIL import Image
 
-    files = sorted(p for p in Path(image_dir).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = list_images(image_dir)
     if not files:
         raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under calibration folder {str(image_dir)!r}")
     rng = np.random.default_rng(seed)

@@ -555,17 +555,33 @@ def _print_comparison(cmp: Any, plot: Path | None) -> None:
                       f"{p.block_kendall:.3f}", f"{p.subnet_spearman:.3f}", f"{p.subnet_kendall:.3f}")
     err_console.print(pairs)
     for p in cmp.pairs:
-        groups = Table(title=f"{p.b} / {p.a} by group")
-        for col in ("group", "n", "median", "geomean", "min", "max"):
-            groups.add_column(col)
-        for g, row in p.ratio_by_group.iterrows():
-            groups.add_row(str(g), str(int(row["n"])), *(f"{row[c]:.3f}" for c in ("median", "geomean", "min", "max")))
-        err_console.print(groups)
+        for by, frame in (("kind", p.ratio_by_kind), ("group", p.ratio_by_group)):
+            table = Table(title=f"{p.b} / {p.a} by {by}")
+            for col in (by, "n", "median", "geomean", "min", "max"):
+                table.add_column(col)
+            for g, row in frame.iterrows():
+                table.add_row(str(g), str(int(row["n"])), *(f"{row[c]:.3f}" for c in ("median", "geomean", "min", "max")))
+            err_console.print(table)
+        _print_slower(p)
     for device, shares in cmp.dominant.items():
         top = ", ".join(f"{g} {100 * s:.1f}%" for g, s in shares[:4])
         err_console.print(f"{device}: latency dominated by {top}")
     if plot is not None:
         err_console.print(f"plot written to {plot}")
+
+
+def _print_slower(pair: Any, shown: int = 10) -> None:
+    """The blocks slower on B (for two precisions: where the lower precision loses)."""
+    if pair.slower.empty:
+        err_console.print(f"no block is slower on {pair.b} than on {pair.a}")
+        return
+    table = Table(title=f"{len(pair.slower)} of {pair.n_ratio_blocks} blocks slower on {pair.b} than on {pair.a}"
+                        + (f" (slowest {shown})" if len(pair.slower) > shown else ""))
+    for col in ("block", "group", f"{pair.a} ms", f"{pair.b} ms", "ratio"):
+        table.add_column(col)
+    for row in pair.slower.head(shown).itertuples():
+        table.add_row(row.block_key, row.group, f"{row.a_ms:.3f}", f"{row.b_ms:.3f}", f"{row.ratio:.2f}")
+    err_console.print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -127,7 +127,7 @@ def profile_cmd(
     from lut import LutError, LutStore
     from lut.transfer import load_sources, plan_few_shot
     from profiler.fleet import AgentRef, ProfileError, ProfileSettings
-    from profiler.quantize import check_precision
+    from profiler.quantize import check_precision, list_images
     from space import get_space
 
     try:
@@ -138,8 +138,8 @@ def profile_cmd(
         if fmt is not None and fmt not in ("onnx", "tflite", "torchscript"):
             raise ValueError(f"--format must be onnx, tflite or torchscript, got {fmt!r}")
         check_precision(precision)
-        if calib_dir is not None and not calib_dir.is_dir():
-            raise ValueError(f"--calib-dir {calib_dir} is not a folder")
+        if calib_dir is not None and not list_images(calib_dir):
+            raise ValueError(f"--calib-dir {calib_dir} holds no images (jpg, png, bmp, webp)")
         settings = ProfileSettings(space=space, resolutions=res, runtime=runtime, threads=threads, fmt=fmt or "",
                                    precision=precision, calib_dir=str(calib_dir) if calib_dir else None,
                                    options=options, rounds=rounds, sentinel_every=sentinel_every,
