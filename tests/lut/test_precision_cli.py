@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lut import DeviceSetting, LutStore
+from lut import CompiledLut, DeviceSetting, LutStore
 from lutnas.cli import app
 from tests.conftest import SHARED_DATA
 
@@ -73,7 +73,7 @@ def test_search_under_an_int8_budget(db: Path) -> None:
     if weights is None or not weights.is_file():
         pytest.skip("OFA's acc_predictor.pth not found")
     with LutStore(db) as store:
-        fastest_fp32_ms = store.compiled("note10:fp32", "ofa-mbv3-w1.2").latency_range()[0]
+        fastest_fp32_ms = CompiledLut.from_store(store, "note10:fp32", "ofa-mbv3-w1.2").value_range()[0]
     budget = f"{0.8 * fastest_fp32_ms:.3f}"  # out of fp32's reach, within int8's
     base = ["search", "--db", str(db), "--device", "note10", "--predictor", str(weights), "--generations", "10",
             "--json", "--latency-ms", budget]
