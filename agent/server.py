@@ -43,7 +43,16 @@ from agent.runtimes.benchmark_model_rt import BINARY_OPTION, probe_binary
 from agent.worker import WorkerSupervisor
 from protos import SERVICE_NAME, agent_pb2, agent_pb2_grpc
 
-__all__ = ["AgentServicer", "RunningAgent", "StreamLimiter", "start_server", "resolve_runtimes", "read_tls_pair"]
+__all__ = [
+    "AgentServicer",
+    "RunningAgent",
+    "StreamLimiter",
+    "check_exposure",
+    "client_address",
+    "read_tls_pair",
+    "resolve_runtimes",
+    "start_server",
+]
 
 log = logging.getLogger(__name__)
 

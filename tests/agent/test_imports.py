@@ -32,5 +32,10 @@ def test_python_m_agent_help() -> None:
         "--cpus",
         "--extra-runtime",
         "--job-log",
+        "--max-worker-mb",
+        "--delegate",
+        "--max-streams",
+        "--max-streams-per-client",
+        "--stream-idle-s",
     ):
         assert flag in out.stdout

@@ -22,6 +22,7 @@ from agent.errors import JobError
 from agent.jobs import validate_job
 from agent.runtimes.onnxruntime_rt import check_self_contained
 from agent.runtimes.torch_rt import check_pt2_archive
+from agent.server import StreamLimiter, client_address
 from agent.testing import AgentProcess, onnx_matmul_relu, start_agent_process
 from profiler.client import AgentClient, AgentJobError, make_job
 
@@ -249,3 +250,15 @@ def test_idle_streams_are_bounded_closed_and_never_block_health(agent, client) -
     assert all("no job on this stream" in c.details() for c in held)
     result = client.time_model(onnx_matmul_relu(8, 8, 8, seed=1), "onnxruntime", plan=PLAN)  # slots are free again
     assert result.stats.n >= 3
+
+
+def test_stream_caps_count_each_client_address_and_all_together() -> None:
+    limiter = StreamLimiter(max_total=3, max_per_client=2)
+    a, b, c = (client_address(p) for p in ("ipv4:10.0.0.5:4242", "ipv6:[::1]:5000", "ipv4:10.0.0.7:1"))
+    assert (a, b) == ("ipv4:10.0.0.5", "ipv6:[::1]")
+    assert limiter.acquire(a) is None and limiter.acquire(a) is None
+    assert "per client" in limiter.acquire(a)
+    assert limiter.acquire(b) is None
+    assert "already open" in limiter.acquire(c)  # the overall cap, though c has none open
+    limiter.release(a)
+    assert limiter.acquire(c) is None and limiter.total == 3
