@@ -112,8 +112,9 @@ def build_config(
     for flag, value in (("--max-streams", max_streams), ("--max-streams-per-client", max_streams_per_client)):
         if value < 1:
             raise ValueError(f"{flag} must be >= 1, got {value}")
-    if not stream_idle_s > 0 or stream_idle_s == float("inf"):
-        raise ValueError(f"--stream-idle-s must be a finite number > 0, got {stream_idle_s}")
+    for flag, seconds in (("--stream-idle-s", stream_idle_s), ("--job-timeout-s", job_timeout_s)):
+        if not 0 < seconds < float("inf"):  # nan fails this too
+            raise ValueError(f"{flag} must be a finite number > 0, got {seconds}")
     names = tuple(n.strip() for n in runtimes.split(",") if n.strip()) if runtimes else None
     if adb_serial:
         names = _check_adb(adb_serial, benchmark_model_bin, names)

@@ -9,7 +9,17 @@ from typing import Any, NoReturn
 import typer
 from rich.table import Table
 
-from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail, parse_agent_spec, parse_options, read_token
+from lutnas._common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    emit_json,
+    err_console,
+    fail,
+    parse_agent_spec,
+    parse_options,
+    positive_number,
+    read_token,
+)
 
 __all__ = ["register"]
 
@@ -192,6 +202,7 @@ def devices_cmd(
 
     if timeout_s is not None:
         connect_timeout_s = timeout_s
+    positive_number(connect_timeout_s, "--connect-timeout-s")
     texts = [*(addresses or []), *agent]
     if not texts:
         fail("give at least one agent: --agent [NAME=]HOST:PORT", EXIT_USAGE)
@@ -277,6 +288,7 @@ def time_cmd(
 
     if timeout_s is not None:
         connect_timeout_s = timeout_s
+    positive_number(connect_timeout_s, "--connect-timeout-s")
     try:
         spec = parse_agent_spec(agent)
     except ValueError as err:

@@ -112,3 +112,14 @@ def test_lan_bind_without_tls_warns_serves_ipv6_and_stops_quietly_on_ctrl_c() ->
         assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
     finally:
         agent.stop()
+
+
+@pytest.mark.parametrize("args", [
+    ["devices", "127.0.0.1:1", "--connect-timeout-s", "nan"],
+    ["agent", "serve", "--port", "0", "--insecure-no-auth", "--job-timeout-s", "nan"],
+    ["agent", "serve", "--port", "0", "--insecure-no-auth", "--stream-idle-s", "inf"],
+    ["agent", "serve", "--port", "0", "--insecure-no-auth", "--max-worker-mb", "-1"],
+])
+def test_non_finite_durations_are_bad_input(args) -> None:
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
