@@ -31,6 +31,10 @@ class SpaceSource:
     partial: dict[str, str] = field(default_factory=dict)
     verb: str = "covers"  # how describe() joins the label and the spaces
 
+    def fits(self, space: str) -> bool:
+        """Whether the input belongs to ``space`` (a LUT begun there counts: its gaps are named when used)."""
+        return space in self.spaces or space in self.partial
+
     def describe(self) -> str:
         """``LUT 'note10' covers ofa-mbv3-w1.2 at r=160..224 step 16`` and the like."""
         from space import describe_resolutions
@@ -122,16 +126,16 @@ def choose_space(sources: Iterable[SpaceSource], given: str | None = None) -> st
     sources = list(sources)
     if given is not None:
         name = get_space(given).name
-        misfits = [s for s in sources if name not in s.spaces]
+        misfits = [s for s in sources if not s.fits(name)]
         if misfits:
             raise ValueError(f"--space {name} does not fit every input: {_explain(sources, list_spaces())}")
     else:
-        common = set(list_spaces())
-        for s in sources:
-            common &= set(s.spaces)
+        common = [n for n in list_spaces() if all(s.fits(n) for s in sources)]
         if not common:
             raise ValueError(f"no search space fits every input: {_explain(sources, list_spaces())}")
-        name = DEFAULT_SPACE if DEFAULT_SPACE in common else sorted(common)[0]
+        # Prefer a space every input covers fully, then the default space.
+        full = [n for n in common if all(n in s.spaces for s in sources)] or common
+        name = DEFAULT_SPACE if DEFAULT_SPACE in full else full[0]
     resolutions = [set(s.spaces[name]) for s in sources if s.spaces.get(name)]
     if resolutions and not set.intersection(*resolutions):
         listing = "; ".join(s.describe() for s in sources)
@@ -143,6 +147,6 @@ def _explain(sources: Sequence[SpaceSource], spaces: Sequence[str]) -> str:
     listing = "; ".join(s.describe() for s in sources)
     fit = []
     for name in spaces:
-        who = [s.label for s in sources if name in s.spaces]
+        who = [s.label for s in sources if s.fits(name)]
         fit.append(f"{name} fits {'every input' if len(who) == len(sources) else ', '.join(who) or 'none of them'}")
     return f"{listing}. Inputs of one width would work: {'; '.join(fit)}"

@@ -103,3 +103,17 @@ def test_search_with_a_predictor_of_another_width(mixed_db: Path) -> None:
     assert "LUT 'me' covers ofa-mbv3-w1.0 at r=224" in text
     assert f"predictor {OFA_WEIGHTS} is for ofa-mbv3-w1.2 at r=128..224 step 4" in text
     assert "ofa-mbv3-w1.2 fits predictor" in text
+
+
+def test_a_partial_lut_names_its_missing_blocks(mixed_db: Path) -> None:
+    with LutStore(mixed_db) as store:
+        i7 = store.table("i7")
+        blocks = get_space("ofa-mbv3-w1.0").unique_blocks([160])[:33]  # the stem first, as a profile runs them
+        store.import_rows(DeviceSetting("half", "onnxruntime"), [(b.key, {"median_ms": i7[b.key]}, {}) for b in blocks])
+    arch = {**ARCH_224, "r": 160}
+    result = invoke("lut", "predict", "--db", mixed_db, "--device", "half", "--arch", json.dumps(arch))
+    assert result.exit_code == 1
+    assert "LUT 'half' (ofa-mbv3-w1.0) lacks blocks for 1 of 1 subnet(s); missing keys:" in one_line(result.stderr)
+    result = invoke("compare", "--db", mixed_db, "--device", "half", "--device", "note10")
+    assert result.exit_code == 2
+    assert "LUT 'half' covers no space fully (ofa-mbv3-w1.0 partly (r=160: 33 of 96 blocks))" in one_line(result.stderr)
