@@ -13,7 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SpaceSource", "choose_space", "coverage", "lut_source", "net_config_source", "predictor_source"]
+__all__ = [
+    "SpaceSource", "choose_space", "coverage", "lut_source", "net_config_source", "predictor_source", "store_space",
+]
 
 
 @dataclass(frozen=True)
@@ -54,23 +56,15 @@ def coverage(table: Mapping[str, float]) -> list[dict[str, Any]]:
     Returns:
         Rows ``{"space", "resolution", "blocks", "of", "complete"}`` by space, then resolution.
     """
-    from space import Block, get_space, list_spaces
+    from lut import CompiledLut
+    from space import get_space, list_spaces
 
     keys = set(table)
-    stem_sides = set()
-    for key in keys:
-        if key.startswith("Conv-"):
-            try:
-                block = Block.from_key(key)
-            except ValueError:
-                continue
-            if block.in_chs == 3:
-                stem_sides.add((block.in_hw, block.out_chs))
     out = []
     for name in list_spaces():
         space = get_space(name)
-        candidates = set(space.resolutions) | {r for r, chs in stem_sides if chs == space.first_conv_chs}
-        for r in sorted(candidates):
+        # The space's resolutions and every one whose stem the table prices.
+        for r in CompiledLut.from_table(table, space).compiled_resolutions:
             stem, _ = space.stem_blocks(r)
             if not any(b.key in keys for b in stem):
                 continue
@@ -150,3 +144,14 @@ def _explain(sources: Sequence[SpaceSource], spaces: Sequence[str]) -> str:
         who = [s.label for s in sources if s.fits(name)]
         fit.append(f"{name} fits {'every input' if len(who) == len(sources) else ', '.join(who) or 'none of them'}")
     return f"{listing}. Inputs of one width would work: {'; '.join(fit)}"
+
+
+def store_space(store: Any, stored: Mapping[str, Any], others: Sequence[SpaceSource], given: str | None) -> str:
+    """:func:`choose_space` for the LUTs of ``stored`` (name -> StoredSetting) and ``others``; exit 2 on a mismatch."""
+    from lutnas._common import EXIT_USAGE, fail
+
+    sources = [lut_source(name, store.table(s.id)) for name, s in stored.items()]
+    try:
+        return choose_space([*sources, *others], given)
+    except ValueError as err:
+        fail(str(err), EXIT_USAGE)

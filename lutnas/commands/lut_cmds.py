@@ -239,7 +239,7 @@ def predict_cmd(
     from lut.selectors import with_precision
     from space import read_net_config
 
-    from lutnas._spaces import choose_space, lut_source, net_config_source
+    from lutnas._spaces import net_config_source, store_space
 
     if (arch is None) == (net_config is None):
         fail("give exactly one of --arch JSON or --net-config FILE", EXIT_USAGE)
@@ -254,13 +254,8 @@ def predict_cmd(
             fail(str(err), EXIT_USAGE)
     with _store(db) as store:
         stored = find_setting(store, with_precision(device, precision))
-        sources = [lut_source(stored.name, store.table(stored.id))]
-        if blocks is not None:
-            sources.append(net_config_source(str(net_config), blocks))
-        try:
-            space_name = choose_space(sources, space)
-        except ValueError as err:
-            fail(str(err), EXIT_USAGE)
+        others = [net_config_source(str(net_config), blocks)] if blocks is not None else []
+        space_name = store_space(store, {stored.name: stored}, others, space)
         compiled = CompiledLut.from_store(store, stored, space_name, calibrated=not raw)
         cal = compiled.calibration
         if arch is not None:
@@ -387,7 +382,7 @@ def compare_cmd(
     from lut.compare import compare_luts, plot_comparison
     from lut.selectors import with_precision
 
-    from lutnas._spaces import choose_space, lut_source, predictor_source
+    from lutnas._spaces import predictor_source, store_space
 
     extra = [a for a in ctx.args]
     bad = [a for a in extra if a.startswith("-")]
@@ -416,13 +411,8 @@ def compare_cmd(
     pred = _load_predictor(predictor) if predictor is not None else None
     with _store(db) as store:
         stored = {name: find_setting(store, name) for name in names}
-        sources = [lut_source(name, store.table(s.id)) for name, s in stored.items()]
-        if pred is not None:
-            sources.append(predictor_source(str(predictor), pred))
-        try:
-            space_name = choose_space(sources, space)
-        except ValueError as err:
-            fail(str(err), EXIT_USAGE)
+        others = [predictor_source(str(predictor), pred)] if pred is not None else []
+        space_name = store_space(store, stored, others, space)
         # Raw sums: a ratio of two devices' blocks means the same whether or not either is calibrated.
         luts = {name: CompiledLut.from_store(store, s, space_name, calibrated=False) for name, s in stored.items()}
         few_shot = [note for s in stored.values() if (note := predicted_note(store, s)) is not None]

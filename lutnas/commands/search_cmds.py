@@ -300,13 +300,12 @@ def _compiled_tables(db: str, devices: list[str], space: str | None, pred: Any, 
     the few-shot status of those whose LUT has predicted rows (a note for each is printed on stderr)."""
     from lut import CompiledLut, LutError, LutStore
 
-    from lutnas._spaces import choose_space, lut_source, predictor_source
+    from lutnas._spaces import predictor_source, store_space
 
     try:
         with LutStore(db, create=False) as store:
             stored = {dev: find_setting(store, dev) for dev in devices}
-            sources = [lut_source(dev, store.table(s.id)) for dev, s in stored.items()]
-            space_name = choose_space([*sources, predictor_source(str(pred_path), pred)], space)
+            space_name = store_space(store, stored, [predictor_source(str(pred_path), pred)], space)
             tables = {dev: CompiledLut.from_store(store, s, space_name, calibrated=calibrated) for dev, s in stored.items()}
             few_shot = [note for s in stored.values() if (note := predicted_note(store, s)) is not None]
             return space_name, tables, few_shot
