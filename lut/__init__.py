@@ -1,7 +1,7 @@
 """Per-device latency lookup tables: the store (SQLite or PostgreSQL), import/export, fast subnet prediction,
 calibration against end-to-end runs, device comparison, and few-shot transfer from other settings' LUTs."""
 
-from lut._metadata import read_metadata
+from lut._metadata import SETTING_FILE, read_metadata
 from lut.calibration import (
     FEATURES,
     MODELS,
@@ -52,6 +52,7 @@ __all__ = [
     "PROVENANCE_COLUMNS",
     "ROW_COLUMNS",
     "SCHEMA_VERSION",
+    "SETTING_FILE",
     "STAT_COLUMNS",
     "AmbiguousDeviceError",
     "Calibration",

@@ -1,7 +1,8 @@
 """A device setting's metadata (runtime, threads, precision, format, calibrations) inside exported files.
 
 CSV carries it as a first comment line ``# lutnas-setting: {json}``; Parquet in its schema metadata
-under ``lutnas-setting``. OFA yaml has no room for it: OFA's tools read every top-level key as a block.
+under ``lutnas-setting``. OFA yaml has no room for it (OFA's tools read every top-level key as a block),
+so an OFA yaml export writes it to ``lutnas-setting.json`` beside the yaml files.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from lut.errors import ImportFormatError
 if TYPE_CHECKING:
     from lut.store import LutStore, StoredSetting
 
-__all__ = ["CSV_PREFIX", "PARQUET_KEY", "setting_metadata", "read_metadata"]
+__all__ = ["CSV_PREFIX", "PARQUET_KEY", "SETTING_FILE", "setting_metadata", "read_metadata"]
 
 CSV_PREFIX = "# lutnas-setting: "
 PARQUET_KEY = b"lutnas-setting"
+SETTING_FILE = "lutnas-setting.json"
 _FORMAT_VERSION = 1
 
 
@@ -37,7 +39,8 @@ def setting_metadata(store: LutStore, stored: StoredSetting) -> dict[str, Any]:
 
 
 def read_metadata(path: str | Path, fmt: str) -> dict[str, Any] | None:
-    """The metadata an exported CSV or Parquet file carries, or None (other formats, or none written).
+    """The metadata an exported CSV or Parquet file carries, or that an OFA yaml file has beside it; None when
+    there is none (files lutnas did not write, nsganetv2 yaml).
 
     Raises:
         ImportFormatError: the metadata is there but is not JSON of a known format version.
@@ -58,6 +61,11 @@ def read_metadata(path: str | Path, fmt: str) -> dict[str, Any] | None:
         except Exception as err:  # pyarrow raises its own ArrowInvalid for corrupt files
             raise ImportFormatError(f"{path}: not a readable Parquet file ({str(err).splitlines()[0]})") from err
         text = meta.get(PARQUET_KEY)
+    elif fmt == "ofa-yaml" and (path.parent / SETTING_FILE).is_file():
+        try:
+            text = (path.parent / SETTING_FILE).read_text()
+        except (OSError, UnicodeDecodeError) as err:
+            raise ImportFormatError(f"{path.parent / SETTING_FILE}: cannot read ({err})") from err
     else:
         return None
     if text is None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from lut._metadata import CSV_PREFIX, PARQUET_KEY, setting_metadata
+from lut._metadata import CSV_PREFIX, PARQUET_KEY, SETTING_FILE, setting_metadata
 from lut.predict import _stem_resolutions
 from lut.schema import ROW_COLUMNS
 from space import get_space, list_spaces
@@ -106,10 +106,11 @@ def ofa_yaml_files(frame: pd.DataFrame, spaces: Sequence[str] | None = None) -> 
 
 def export_ofa_yaml(store: LutStore, device: str | int | StoredSetting, out_dir: str | Path,
                     spaces: Sequence[str] | None = None) -> list[Path]:
-    """Write ``{resolution}_lookup_table.yaml`` files for the device into ``out_dir`` (created if needed).
+    """Write ``{resolution}_lookup_table.yaml`` files for the device into ``out_dir`` (created if needed),
+    and the setting's metadata beside them (``lut._metadata.SETTING_FILE``; OFA's tools read only the yaml files).
 
     Returns:
-        The paths written, by resolution.
+        The paths written, by resolution, then the metadata file.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -121,8 +122,11 @@ def export_ofa_yaml(store: LutStore, device: str | int | StoredSetting, out_dir:
         text = dump_ofa_yaml(entries)
         _atomic(path, lambda tmp, text=text: Path(tmp).write_text(text))
         written.append(path)
-    logger.info("wrote %d OFA yaml files to %s", len(written), out_dir)
-    return written
+    stored = store.setting(device)
+    meta = json.dumps(setting_metadata(store, stored), sort_keys=True, indent=1)
+    _atomic(out_dir / SETTING_FILE, lambda tmp: Path(tmp).write_text(meta + "\n"))
+    logger.info("wrote %d OFA yaml files and %s to %s", len(written), SETTING_FILE, out_dir)
+    return [*written, out_dir / SETTING_FILE]
 
 
 def dump_ofa_yaml(entries: dict[str, dict[str, Any]]) -> str:

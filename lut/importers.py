@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from lut._metadata import CSV_PREFIX
+from lut._metadata import CSV_PREFIX, SETTING_FILE
 from lut._rows import normalize_row
 from lut._yaml import key_line, load_yaml_mapping
 from lut.errors import ImportFormatError
@@ -96,6 +96,7 @@ def detect_format(path: PathLike) -> str:
 
 def read_rows(paths: Sequence[PathLike], fmt: str | None = None) -> list[RowInput]:
     """Rows of ``paths`` (all in one format; detected from the first file when ``fmt`` is None)."""
+    paths = [p for p in paths if Path(p).name != SETTING_FILE]  # an OFA yaml export's metadata, read by read_metadata
     if not paths:
         raise ValueError("no files to import")
     fmt = fmt or detect_format(paths[0])

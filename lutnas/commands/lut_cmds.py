@@ -137,6 +137,7 @@ def import_cmd(
     """Import LUT files as one device setting (all rows or, on any error, none); says how many rows were new
     and how many replaced rows already there."""
     from lut import FORMATS, Calibration, DeviceSetting, detect_format, import_files, read_metadata
+    from lut import SETTING_FILE
 
     if fmt is not None and fmt not in FORMATS:
         fail(f"--format {fmt!r} is unknown; valid: {', '.join(FORMATS)}", EXIT_USAGE)
@@ -147,7 +148,7 @@ def import_cmd(
               "model_format": model_format, "delegate": delegate}
     given = {k: v for k, v in fields.items() if v is not None}
     with _store(db, create=True) as store:
-        fmt = fmt or detect_format(files[0])
+        fmt = fmt or detect_format(next((f for f in files if f.name != SETTING_FILE), files[0]))
         meta = read_metadata(files[0], fmt) or {}
         if not given and (device.isdigit() or store.settings(device)):
             target: Any = find_setting(store, device)  # the existing setting (ambiguous names fail here)

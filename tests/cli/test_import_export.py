@@ -33,14 +33,15 @@ def pi_db(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ""])
 def test_setting_and_calibration_survive_export_and_import(pi_db: Path, tmp_path: Path, suffix: str) -> None:
     out = tmp_path / f"pi{suffix}"
-    invoke_json("lut", "export", "--db", pi_db, "--device", "pi", "--out", out)
-    meta = read_metadata(out, suffix[1:])
+    files = invoke_json("lut", "export", "--db", pi_db, "--device", "pi", "--out", out)["files"]
+    fmt = suffix[1:] or "ofa-yaml"  # no extension: a directory of OFA yaml files and the setting's file
+    meta = read_metadata(files[0], fmt)
     assert meta["device"] == "pi" and meta["setting"]["runtime_version"] == "1.20.0"
     other = tmp_path / "other.db"
-    doc = invoke_json("lut", "import", "--db", other, "--device", "pi2", out)
+    doc = invoke_json("lut", "import", "--db", other, "--device", "pi2", *sorted(files))
     assert (doc["runtime"], doc["runtime_version"], doc["threads"], doc["model_format"]) == (
         "onnxruntime", "1.20.0", 2, "onnx")
     assert doc["calibrations"] == 1 and doc["new_rows"] == doc["rows"] == 96

@@ -33,7 +33,7 @@ def test_export_format_follows_the_extension(db: Path, tmp_path: Path) -> None:
     doc = invoke_json("lut", "export", "--db", db, "--device", "note10", "--out", tmp_path / "n.parquet")
     assert doc["format"] == "parquet"
     doc = invoke_json("lut", "export", "--db", db, "--device", "note10", "--out", tmp_path / "yaml")
-    assert doc["format"] == "ofa-yaml" and len(doc["files"]) == 5
+    assert doc["format"] == "ofa-yaml" and len(doc["files"]) == 6  # 5 resolutions and the setting
     bad = invoke("lut", "export", "--db", db, "--device", "note10", "--out", tmp_path / "one.yaml")
     assert bad.exit_code == 2 and "give a directory" in bad.stderr
 

@@ -108,7 +108,7 @@ def test_export_and_rm(runner: CliRunner, db: Path, tmp_path: Path) -> None:
     assert doc["files"] == [str(tmp_path / "n.csv")]
     doc = _json(runner.invoke(app, ["lut", "export", "--db", str(db), "--device", "note10", "--format", "ofa-yaml",
                                     "--out", str(tmp_path / "y"), "--json"]))
-    assert len(doc["files"]) == 5
+    assert len(doc["files"]) == 6 and doc["files"][-1].endswith("lutnas-setting.json")
     refused = runner.invoke(app, ["lut", "rm", "--db", str(db), "--device", "note10"])
     assert refused.exit_code == 2 and "needs --yes" in refused.stderr
     doc = _json(runner.invoke(app, ["lut", "rm", "--db", str(db), "--device", "note10", "--yes", "--json"]))

@@ -36,7 +36,8 @@ def test_round_trip(ref_store: LutStore, tmp_path: Path, device: str, fmt: str) 
 
 def test_ofa_yaml_files_are_ofa_shaped(ref_store: LutStore, tmp_path: Path) -> None:
     paths = export_table(ref_store, "note10", "ofa-yaml", tmp_path)
-    assert sorted(p.name for p in paths) == [f"{r}_lookup_table.yaml" for r in (160, 176, 192, 208, 224)]
+    assert sorted(p.name for p in paths) == [f"{r}_lookup_table.yaml" for r in (160, 176, 192, 208, 224)] + [
+        "lutnas-setting.json"]
     data = yaml.safe_load((tmp_path / "224_lookup_table.yaml").read_text())
     assert len(data) == 96
     assert data["Conv-input:224x224x3-output:112x112x24"] == {"count": 500, "mean": 0.994418, "std": 0.01726798413249215}
