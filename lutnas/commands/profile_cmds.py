@@ -268,7 +268,8 @@ def _fidelity_table(report) -> Table:
 
 
 def validate_cmd(
-    agent: Optional[str] = typer.Option(None, "--agent", help="NAME=HOST:PORT of the device (omit to re-render stored runs)."),
+    agent: Optional[str] = typer.Option(None, "--agent", help="[NAME=]HOST:PORT of the device (omit to re-render "
+                                        "stored runs); a bare address means the name the agent reports."),
     db: str = typer.Option(..., "--db", help="LUT store: a SQLite file or postgresql://user@host:port/db."),
     device: Optional[str] = typer.Option(None, help="Device setting to validate: a name, a selector like cpu:int8, "
                                          "or an id (default: the --agent NAME)."),
@@ -303,6 +304,8 @@ def validate_cmd(
         options = parse_options(option)
     except ValueError as err:
         fail(str(err), EXIT_USAGE)
+    if spec is not None and device is None:
+        (spec,) = _name_bare_agents([agent], [spec], read_token(token_file), tls_ca)
     name = device or (spec.name if spec else None)
     if name is None:
         fail("give --agent NAME=HOST:PORT to measure, or --device NAME to re-render stored runs", EXIT_USAGE)
