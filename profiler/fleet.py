@@ -40,6 +40,7 @@ from lut.store import LutStore
 from lut.transfer import measured_keys
 from profiler.artifacts import ArtifactCache
 from profiler.client import AgentClient, AgentError, AgentUnavailable, make_job
+from profiler.quantize import unsupported_precision
 from profiler.worklist import DeviceWork, Failure, Task
 from protos import agent_pb2
 from space import DEFAULT_SPACE, Block, get_space
@@ -880,6 +881,7 @@ def profile(
     works: dict[str, DeviceWork] = {}
     reports: dict[str, DeviceReport] = {}
     versions: dict[str, str] = {}
+    refused: dict[str, list[Failure]] = {}  # devices whose runtime cannot run the precision (setting_id 0: not stored)
     for name, refs in by_name.items():
         clients = [AgentClient(r.address, **client_kw) for r in refs]
         try:
@@ -887,6 +889,13 @@ def profile(
         finally:
             for c in clients:
                 c.close()
+        refusal = unsupported_precision(settings.runtime, settings.precision, info.get("machine", ""), settings.options)
+        if refusal is not None:  # every block would fail the same way: fail them here and store nothing
+            log.warning("device %r: %s", name, refusal)
+            works[name] = DeviceWork([], rounds=settings.rounds)
+            reports[name] = DeviceReport(name=name, setting_id=0, total=len(blocks), skipped=0)
+            refused[name] = [Failure(b.key, refusal, 0) for b in blocks]
+            continue
         setting_id = store.ensure_setting(setting, info=info)
         have = measured_keys(store, setting_id)  # predicted (few-shot) rows are timed again
         todo = [b for b in blocks if b.key not in have]
@@ -933,7 +942,7 @@ def profile(
         rep = reports[name]
         mine = [w for n, w, _ in workers if n == name]
         rep.timed = len(work.done)
-        rep.failed = list(work.failures)
+        rep.failed = list(work.failures) + refused.get(name, [])
         rep.retimed = work.retimed
         rep.aborted = work.aborted
         rep.wall_s = time.monotonic() - start

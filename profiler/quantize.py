@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -41,6 +41,7 @@ __all__ = [
     "onnx_io_quantization",
     "quantize_onnx",
     "quantize_tflite",
+    "unsupported_precision",
 ]
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,26 @@ def calibration_inputs(
         return _images(image_dir, shape, n, seed)
     rng = np.random.default_rng(seed)
     return [rng.standard_normal(tuple(shape), dtype=np.float32) for _ in range(n)]
+
+
+# Machines (``platform.machine()`` as an agent reports it) whose onnxruntime CPU provider lacks fp16 kernels.
+_X86 = frozenset({"x86_64", "amd64", "i386", "i686", "x86"})
+
+
+def unsupported_precision(runtime: str, precision: str, machine: str, options: Mapping[str, str]) -> str | None:
+    """Why ``runtime`` on ``machine`` cannot time ``precision`` models faithfully, or None when it can.
+
+    onnxruntime's CPU execution provider on x86 registers no fp16 kernels for these blocks' ops: it inserts
+    casts and computes in fp32 (seen in its optimized graph, onnxruntime 1.32 on a Xeon with AVX512-FP16),
+    so an "fp16" LUT there would time fp32 plus casts. Its ARM64 build has fp16 kernels, and GPU providers run
+    fp16 natively.
+    """
+    providers = [p for p in options.get("providers", "CPUExecutionProvider").split(",") if p]
+    if (runtime == "onnxruntime" and precision == "fp16" and machine.lower() in _X86
+            and providers == ["CPUExecutionProvider"]):
+        return (f"onnxruntime's CPU provider on {machine} has no fp16 kernels (it would run the fp16 graph in fp32 "
+                "behind casts); use a GPU provider (--option providers=CUDAExecutionProvider) or fp32/int8")
+    return None
 
 
 # -- ONNX -----------------------------------------------------------------------------------

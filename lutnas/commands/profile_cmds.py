@@ -191,10 +191,10 @@ def profile_cmd(
                                   f"cross-validated error {fs['cv_error_pct']:.1f}% per block); "
                                   "check them with lutnas validate", highlight=False)
         for d in report.devices:
-            for f in d.failed:
-                err_console.print(f"[red]failed[/] {d.name}: {f.block_key}: {f.reason} ({f.attempts} attempts)")
             for reason, count in failure_reasons(d.failed).items():
-                err_console.print(f"[red]{d.name}: {count} block(s) failed:[/] {reason}")
+                keys = [f.block_key for f in d.failed if f.reason == reason]
+                shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+                err_console.print(f"[red]{d.name}: {count} block(s) failed:[/] {reason} ({shown})", highlight=False)
             if d.aborted:
                 err_console.print(f"[red]aborted[/] {d.name}: {d.aborted}")
     if interrupted.is_set():

@@ -100,3 +100,33 @@ def test_int8_validation_times_int8_networks(tmp_path: Path) -> None:
                 assert client.has_models([sha]) == {sha}  # the agent timed the int8 network
     finally:
         agent.stop()
+
+
+@pytest.mark.timeout(120)
+def test_fp16_on_x86_onnxruntime_cpu_fails_every_block_with_the_reason(tmp_path: Path) -> None:
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("onnxruntime's CPU provider has fp16 kernels on this machine")
+    agent = start_agent_process(token=TOKEN)
+    try:
+        runner = CliRunner()
+        db = tmp_path / "lut.db"
+        result = runner.invoke(app, ["profile", "--agent", f"local={agent.address}", "--space", SPACE,
+                                     "--resolutions", str(RES), "--precision", "fp16", "--db", str(db),
+                                     "--cache-dir", str(tmp_path / "artifacts"), "--json"],
+                               env={"LUTNAS_TOKEN": TOKEN})
+        assert result.exit_code == 1
+        (dev,) = json.loads(result.stdout)["devices"]
+        assert dev["failed"] == dev["total"] == len(plan_blocks(SPACE, [RES])) and dev["timed"] == 0
+        assert {f["reason"] for f in dev["failures"]} == {
+            f"onnxruntime's CPU provider on {platform.machine()} has no fp16 kernels (it would run the fp16 graph in "
+            "fp32 behind casts); use a GPU provider (--option providers=CUDAExecutionProvider) or fp32/int8"}
+        with LutStore(db) as store:
+            assert store.settings() == []  # nothing half-written
+        human = runner.invoke(app, ["profile", "--agent", f"local={agent.address}", "--space", SPACE,
+                                    "--resolutions", str(RES), "--precision", "fp16", "--db", str(db)],
+                              env={"LUTNAS_TOKEN": TOKEN})
+        assert human.exit_code == 1 and f"local: {dev['total']} block(s) failed: onnxruntime's CPU provider" in human.stderr
+    finally:
+        agent.stop()
