@@ -69,6 +69,8 @@ class AccuracyData:
         sources: the files the rows came from, in the order given.
         macs: MACs of each subnet when the files list them (DyNAS-T's ``MACs``), else None.
         fingerprint: a short hash of the (subnet, accuracy) rows, independent of row order.
+        precision: the precision the accuracies were measured at (a ``precision`` column, as
+            ``supernet collect`` writes; files without one, like DyNAS-T's, are fp32).
     """
 
     ks: np.ndarray
@@ -79,6 +81,7 @@ class AccuracyData:
     sources: tuple[str, ...]
     fingerprint: str
     macs: np.ndarray | None = None
+    precision: str = "fp32"
 
     def __len__(self) -> int:
         return int(self.r.shape[0])
@@ -92,7 +95,7 @@ class AccuracyData:
         """The rows selected by an integer or boolean index (fingerprint recomputed)."""
         ks, e, d, r, acc = (a[index] for a in (self.ks, self.e, self.d, self.r, self.accuracy_pct))
         macs = None if self.macs is None else self.macs[index]
-        return AccuracyData(ks, e, d, r, acc, self.sources, _fingerprint(ks, e, d, r, acc), macs)
+        return AccuracyData(ks, e, d, r, acc, self.sources, _fingerprint(ks, e, d, r, acc), macs, self.precision)
 
     def to_batch(self) -> SubnetBatch:
         """The subnets as a :class:`space.SubnetBatch`."""
@@ -161,11 +164,16 @@ def load_accuracy_data(paths: PathLike | Iterable[PathLike]) -> AccuracyData:
     archs: list[Mapping[str, Any]] = []
     accs: list[float] = []
     macs: list[float] = []
+    precisions: dict[str, str] = {}
     for path in paths:
-        file_archs, file_accs, file_macs = _read_file(path)
+        file_archs, file_accs, file_macs, file_precisions = _read_file(path)
         archs.extend(file_archs)
         accs.extend(file_accs)
         macs.extend(file_macs)
+        precisions.update({p: str(path) for p in file_precisions})
+    if len(precisions) > 1:
+        raise DataFormatError(f"accuracies measured at different precisions ({', '.join(sorted(precisions))}) "
+                              "cannot train one predictor; give files of one precision")
     if not archs:
         raise DataFormatError(f"no rows in {', '.join(str(p) for p in paths)}")
     ks, e, d, r = arch_arrays(archs)
@@ -175,10 +183,10 @@ def load_accuracy_data(paths: PathLike | Iterable[PathLike]) -> AccuracyData:
     macs_arr = np.asarray(macs, dtype=np.float64)[pick]
     logger.debug("read %d rows, %d unique subnets from %d files", len(accs), len(r), len(paths))
     return AccuracyData(ks, e, d, r, acc, tuple(str(p) for p in paths), _fingerprint(ks, e, d, r, acc),
-                        None if np.isnan(macs_arr).any() else macs_arr)
+                        None if np.isnan(macs_arr).any() else macs_arr, next(iter(precisions), "fp32"))
 
 
-def _read_file(path: Path) -> tuple[list[Mapping[str, Any]], list[float], list[float]]:
+def _read_file(path: Path) -> tuple[list[Mapping[str, Any]], list[float], list[float], set[str]]:
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
@@ -195,7 +203,10 @@ def _read_file(path: Path) -> tuple[list[Mapping[str, Any]], list[float], list[f
         accs: list[float] = []
         macs: list[float] = []
         macs_col = _DYNAST_MACS if _DYNAST_MACS in header else None
+        precisions: set[str] = set()
         for line_no, row in enumerate(reader, start=2):
+            if "precision" in header:
+                precisions.add(row["precision"] or "fp32")
             try:
                 arch = parse(row[arch_col])
                 acc = float(row[acc_col])
@@ -207,7 +218,7 @@ def _read_file(path: Path) -> tuple[list[Mapping[str, Any]], list[float], list[f
             archs.append(arch)
             accs.append(acc)
             macs.append(mac)
-    return archs, accs, macs
+    return archs, accs, macs, precisions or {"fp32"}
 
 
 def _canonical(ks: np.ndarray, e: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

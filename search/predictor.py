@@ -91,6 +91,7 @@ class LutnasPredictor:
         train_metrics_: Kendall, Spearman, RMSE and n on the training data.
         fit_seconds_: wall time of fit.
         data_fingerprint_, data_sources_: from the AccuracyData given to :meth:`fit_data`, else "".
+        accuracy_precision_: the precision its training accuracies were measured at (fp32 unless the data says).
     """
 
     def __init__(
@@ -196,6 +197,7 @@ class LutnasPredictor:
         self.fit_seconds_ = time.perf_counter() - start
         self.data_fingerprint_ = getattr(self, "data_fingerprint_", "")
         self.data_sources_ = getattr(self, "data_sources_", ())
+        self.accuracy_precision_ = getattr(self, "accuracy_precision_", "fp32")
         logger.debug("fitted %d subnets in %.2f s: %s", self.n_train_, self.fit_seconds_, self.train_metrics_)
         return self
 
@@ -203,6 +205,7 @@ class LutnasPredictor:
         """Fit to an :class:`AccuracyData` set, recording its fingerprint and sources."""
         self.data_fingerprint_ = data.fingerprint
         self.data_sources_ = tuple(data.sources)
+        self.accuracy_precision_ = data.precision
         return self.fit(data.to_batch(), data.accuracy_pct)
 
     # -- prediction ----------------------------------------------------------------------
@@ -274,6 +277,7 @@ class LutnasPredictor:
             "fit_seconds": self.fit_seconds_,
             "data_fingerprint": self.data_fingerprint_,
             "data_sources": list(self.data_sources_),
+            "accuracy_precision": self.accuracy_precision_,  # what the predicted top-1 means: fp32 or int8
             "y_mean": self.y_mean_,
             "y_scale": self.y_scale_,
             "torch_version": torch.__version__,
@@ -363,6 +367,7 @@ class LutnasPredictor:
         pred.fit_seconds_ = float(meta["fit_seconds"])
         pred.data_fingerprint_ = str(meta["data_fingerprint"])
         pred.data_sources_ = tuple(meta["data_sources"])
+        pred.accuracy_precision_ = str(meta.get("accuracy_precision", "fp32"))  # files before it: fp32 data
         return pred
 
 

@@ -265,13 +265,16 @@ def _search_cmd(
     # Say which latency model priced each device: the calibrated LUT or its plain sums.
     latency_model = {dev: _latency_model(tables[dev]) for dev in device}
     rows = [_result_row(o, cons, tables, settings, pred, space_name) for o, cons in zip(outcomes, points)]
+    # Say which accuracy the predictor models: top-1 measured at fp32, or at int8 (supernet collect --precision).
+    accuracy_model = f"top-1 at {getattr(pred, 'accuracy_precision_', 'fp32')} (the predictor's training data)"
     if json_out:
-        emit_json({"space": space_name, "devices": list(device), "latency_model": latency_model, "seed": seed,
-                   "few_shot": few_shot, "results": rows})
+        emit_json({"space": space_name, "devices": list(device), "latency_model": latency_model,
+                   "accuracy_model": accuracy_model, "seed": seed, "few_shot": few_shot, "results": rows})
         return
     _print_results(rows, device)
     for dev, how in latency_model.items():
         err_console.print(f"{dev} latency: {how}")
+    err_console.print(f"accuracy: {accuracy_model}")
     if plot is not None:
         err_console.print(f"front drawn to {plot}")
 

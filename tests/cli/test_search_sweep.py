@@ -18,7 +18,7 @@ def _search(db: Path, budgets: str, *more: str):
 
 def test_infeasible_budget_is_a_row_and_the_others_stay(db: Path) -> None:
     doc = invoke_json(*_search(db, "25,5,300"))
-    assert set(doc) == {"space", "devices", "latency_model", "seed", "few_shot", "results"}
+    assert set(doc) == {"space", "devices", "latency_model", "accuracy_model", "seed", "few_shot", "results"}
     low, mid, high = doc["results"]
     assert low["feasible"] is False and low["limits"] == {"note10": 5.0}
     lo, hi = low["achievable_ms"]["note10"]

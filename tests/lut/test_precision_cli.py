@@ -77,7 +77,9 @@ def test_search_under_an_int8_budget(db: Path) -> None:
     budget = f"{0.8 * fastest_fp32_ms:.3f}"  # out of fp32's reach, within int8's
     base = ["search", "--db", str(db), "--device", "note10", "--predictor", str(weights), "--generations", "10",
             "--json", "--latency-ms", budget]
-    (int8,) = _json(runner.invoke(app, [*base, "--precision", "int8"]))["results"]
+    doc = _json(runner.invoke(app, [*base, "--precision", "int8"]))
+    assert doc["accuracy_model"] == "top-1 at fp32 (the predictor's training data)"  # OFA's predictor: fp32 accuracy
+    (int8,) = doc["results"]
     assert int8["latency_ms"]["note10:int8"] <= float(budget)
     fp32 = runner.invoke(app, [*base, "--precision", "fp32"])
     assert fp32.exit_code == 2 and "achievable range" in fp32.output
