@@ -57,6 +57,7 @@ def _store(db: str, *, create: bool = False) -> Iterator[Any]:
 def list_cmd(db: str = _DB, json_out: bool = _JSON) -> None:
     """List device settings with their row counts, predicted (few-shot) rows, coverage per space and resolution,
     and calibration."""
+    from lut.selectors import selector_for
     from lut.transfer import predicted_rows
 
     from lutnas._spaces import coverage
@@ -64,7 +65,8 @@ def list_cmd(db: str = _DB, json_out: bool = _JSON) -> None:
     with _store(db) as store:
         counts = store.count_rows()
         out = []
-        for s in store.settings():
+        settings = store.settings()
+        for s in settings:
             rows = coverage(store.table(s.id))
             complete: dict[str, list[int]] = {}
             for row in rows:
@@ -72,7 +74,8 @@ def list_cmd(db: str = _DB, json_out: bool = _JSON) -> None:
                     complete.setdefault(row["space"], []).append(row["resolution"])
             cal = store.calibration(s.id)
             few_shot = predicted_rows(store, s)
-            out.append({"id": s.id, **setting_doc(s.setting), "rows": counts.get(s.id, 0),
+            out.append({"id": s.id, **setting_doc(s.setting), "selector": selector_for(s, settings),
+                        "rows": counts.get(s.id, 0),
                         "predicted_rows": few_shot.predicted if few_shot else 0,
                         "expected_error_pct": few_shot.cv_error_pct if few_shot else None,
                         "failed_blocks": len(store.failures(s.id)), "resolutions": complete, "coverage": rows,
@@ -81,10 +84,11 @@ def list_cmd(db: str = _DB, json_out: bool = _JSON) -> None:
         emit_json({"devices": out})
         return
     table_ = Table(title=f"LUT store {db}")
-    for col in ("id", "device", "runtime", "threads", "precision", "format", "rows", "predicted", "calibration"):
+    for col in ("id", "device", "--device", "runtime", "threads", "precision", "format", "rows", "predicted",
+                "calibration"):
         table_.add_column(col)
     for d in out:
-        table_.add_row(str(d["id"]), d["device"], f"{d['runtime']} {d['runtime_version'] or ''}".strip(),
+        table_.add_row(str(d["id"]), d["device"], d["selector"], f"{d['runtime']} {d['runtime_version'] or ''}".strip(),
                        str(d["threads"] or "-"), d["precision"], d["model_format"] or "-", str(d["rows"]),
                        _predicted_text(d), d["calibration"] or "-")
     err_console.print(table_)

@@ -37,6 +37,11 @@ def _json(result) -> dict:
     return json.loads(result.stdout)
 
 
+def test_list_gives_each_setting_a_selector(db: Path) -> None:
+    listing = _json(runner.invoke(app, ["lut", "list", "--db", str(db), "--json"]))["devices"]
+    assert {d["selector"] for d in listing} == {"note10:fp32", "note10:int8", "i7"}
+
+
 def test_predict_names_the_precision(db: Path) -> None:
     base = ["lut", "predict", "--db", str(db), "--arch", json.dumps(ARCH), "--json"]
     ambiguous = runner.invoke(app, [*base, "--device", "note10"])
