@@ -293,22 +293,32 @@ def _check_runtime(client: AgentClient, setting: StoredSetting) -> list[str]:
 
 def _export_all(space: str, archs: list[dict[str, Any]], fmt: str, precision: str, settings: ValidationSettings,
                 folder: str, progress: Callable[[str, int, int], None]) -> list[tuple[str, str]]:
-    """Export every network (a process pool keeps the host's torch work off the agent's thread)."""
+    """Export every network (a process pool keeps the host's torch work off the agent's thread).
+
+    Raises:
+        ValidationError: a network cannot be exported at this format and precision.
+    """
     out: list[tuple[str, str]] = []
     args = (fmt, settings.weight_seed, folder, precision, settings.calib_dir)
-    if settings.export_workers == 0:
-        for i, arch in enumerate(archs):
-            sha, path, _ = _export_net(space, arch, *args)
-            out.append((sha, path))
-            progress("export", i + 1, len(archs))
-        return out
     ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=max(1, settings.export_workers), mp_context=ctx) as pool:
-        futures = [pool.submit(_export_net, space, arch, *args) for arch in archs]
-        for i, future in enumerate(futures):
-            sha, path, _ = future.result()
+    pool = cf.ProcessPoolExecutor(max_workers=max(1, settings.export_workers), mp_context=ctx) \
+        if settings.export_workers else None
+    try:
+        if pool is None:
+            results = (_export_net(space, arch, *args) for arch in archs)
+        else:
+            results = (f.result() for f in [pool.submit(_export_net, space, arch, *args) for arch in archs])
+        for i in range(len(archs)):
+            try:
+                sha, path, _ = next(results)
+            except Exception as err:  # the exporter's own error, re-raised by the pool
+                raise ValidationError(f"exporting network {i} as {fmt} {precision} failed: "
+                                      f"{type(err).__name__}: {err}") from err
             out.append((sha, path))
             progress("export", i + 1, len(archs))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return out
 
 

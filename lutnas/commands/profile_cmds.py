@@ -72,6 +72,14 @@ def _remaining(d) -> int:
     return d.total - d.skipped - d.timed - len(d.failed)
 
 
+def _check_calib_dir(calib_dir: Path | None) -> None:
+    """An int8 calibration folder must hold images (else every image-input export would fail)."""
+    from profiler.quantize import list_images
+
+    if calib_dir is not None and not list_images(calib_dir):
+        raise ValueError(f"--calib-dir {calib_dir} holds no images (jpg, png, bmp, webp)")
+
+
 def failure_reasons(failed) -> dict[str, int]:
     """Failed blocks counted by reason (most common first), for the one-line-per-reason summary."""
     from collections import Counter
@@ -127,7 +135,7 @@ def profile_cmd(
     from lut import LutError, LutStore
     from lut.transfer import load_sources, plan_few_shot
     from profiler.fleet import AgentRef, ProfileError, ProfileSettings
-    from profiler.quantize import check_precision, list_images
+    from profiler.quantize import check_precision
     from space import get_space
 
     try:
@@ -138,8 +146,7 @@ def profile_cmd(
         if fmt is not None and fmt not in ("onnx", "tflite", "torchscript"):
             raise ValueError(f"--format must be onnx, tflite or torchscript, got {fmt!r}")
         check_precision(precision)
-        if calib_dir is not None and not list_images(calib_dir):
-            raise ValueError(f"--calib-dir {calib_dir} holds no images (jpg, png, bmp, webp)")
+        _check_calib_dir(calib_dir)
         settings = ProfileSettings(space=space, resolutions=res, runtime=runtime, threads=threads, fmt=fmt or "",
                                    precision=precision, calib_dir=str(calib_dir) if calib_dir else None,
                                    options=options, rounds=rounds, sentinel_every=sentinel_every,
@@ -302,6 +309,7 @@ def validate_cmd(
         if round_stat not in ("min", "median"):
             raise ValueError(f"--round-stat must be min or median, got {round_stat!r}")
         options = parse_options(option)
+        _check_calib_dir(calib_dir)
     except ValueError as err:
         fail(str(err), EXIT_USAGE)
     if spec is not None and device is None:

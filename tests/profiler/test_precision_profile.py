@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import onnxruntime
@@ -72,13 +73,16 @@ def test_cli_refuses_bad_precision_and_empty_calibration_folder(tmp_path: Path) 
     empty = runner.invoke(app, [*base, "--precision", "int8", "--calib-dir", str(tmp_path / "empty")])
     assert empty.exit_code == 2 and "holds no images" in empty.output
     assert not (tmp_path / "lut.db").exists()
+    validate = runner.invoke(app, ["validate", "--agent", "x=127.0.0.1:1", "--db", str(tmp_path / "lut.db"),
+                                   "--precision", "int8", "--calib-dir", str(tmp_path / "empty")])
+    assert validate.exit_code == 2 and "holds no images" in validate.output
 
 
 @pytest.mark.timeout(180)
 def test_int8_validation_times_int8_networks(tmp_path: Path) -> None:
     from profiler.client import AgentClient
     from profiler.export import export_subnet
-    from profiler.validate import ValidationSettings, validate
+    from profiler.validate import ValidationError, ValidationSettings, validate
     from space import get_space
 
     agent = start_agent_process(token=TOKEN)
@@ -98,6 +102,11 @@ def test_int8_validation_times_int8_networks(tmp_path: Path) -> None:
             sha = hashlib.sha256(export_subnet(get_space(SPACE), arch, "onnx", precision="int8")).hexdigest()
             with AgentClient(agent.address, token=TOKEN) as client:
                 assert client.has_models([sha]) == {sha}  # the agent timed the int8 network
+            empty = tmp_path / "no-images"
+            empty.mkdir()
+            with pytest.raises(ValidationError, match="exporting network 0 as onnx int8 failed: ValueError: no images"):
+                validate(store, "local:int8", agent.address, replace(settings, calib_dir=str(empty)), token=TOKEN)
+            assert len(store.validation_runs(store.setting("local:int8"))) == 1  # the failed run stored nothing
     finally:
         agent.stop()
 
