@@ -17,6 +17,7 @@ from pathlib import Path
 
 from agent.adb import AdbDevice, AdbError, connect
 from agent.auth import generate_token, write_token_file
+from agent.device import big_cores
 from agent.config import (
     CAN_PIN,
     DEFAULT_CACHE_MB,
@@ -118,6 +119,8 @@ def build_config(
     names = tuple(n.strip() for n in runtimes.split(",") if n.strip()) if runtimes else None
     if adb_serial:
         names = _check_adb(adb_serial, benchmark_model_bin, names)
+    elif cpus.strip().lower() in ("auto", "") and CAN_PIN and not big_cores():
+        log.warning("no cpufreq or cpu_capacity files here: --cpus auto pins the timing worker to the highest-numbered CPU")
     return AgentConfig(
         host=host,
         port=port,
