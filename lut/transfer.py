@@ -12,7 +12,8 @@ log latency regressed on the block features over every item, which removes timin
 the source but also its block-specific cliffs). Which columns enter and how hard the weights
 are shrunk is chosen by leave-one-out cross-validation on the K measured items; the chosen
 candidate's CV error is reported with the prediction so that every reader of the LUT knows what
-to expect. The same estimator works on any items (blocks of a LUT, whole subnets).
+to expect. Measured items weigh in by the square root of their latency, and the CV error is
+latency-weighted too: a subnet's latency is a sum dominated by its slow blocks. The same estimator works on any items (blocks of a LUT, whole subnets).
 
 Which K items to time matters as much as the fit: :func:`select_items` spreads them over the
 given strata (kind, stage, resolution), over the feature space, and toward items where the
@@ -41,21 +42,21 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CANDIDATES",
-    "fill_from_sources",
-    "load_sources",
     "MODEL_NAME",
     "PREDICTED_SOURCE",
     "PredictedRows",
     "TransferError",
     "TransferModel",
     "TransferResult",
+    "best_proxy",
     "block_descriptors",
     "block_strata",
-    "best_proxy",
-    "select_items",
+    "fill_from_sources",
+    "load_sources",
     "measured_keys",
     "plan_few_shot",
     "predicted_rows",
+    "select_items",
     "store_transfer",
     "transfer_table",
 ]
@@ -76,7 +77,7 @@ CANDIDATES: dict[str, tuple[bool, bool, bool]] = {
     "sources": (True, False, False),
     "sources+features": (True, False, True),
 }
-# Ridge strengths tried for each candidate (on standardized columns, per measured item).
+# Ridge strengths tried for each candidate (per measured item; log sources centered, features standardized).
 _ALPHAS = (0.0, 1e-3, 1e-2, 1e-1, 1.0)
 # A later candidate must beat the earlier ones' best CV error by this factor to be chosen.
 _PREFER_EARLIER = 1.25
@@ -394,7 +395,7 @@ def _source_matrix(sources: Mapping[str, Mapping[str, float]], keys: Sequence[st
         if missing:
             raise TransferError(
                 f"source {name!r} lacks {len(missing)} of the {len(keys)} blocks needed (e.g. {missing[0]}); "
-                "a source must cover the same space and resolutions"
+                "a source must have measured (not predicted) rows for the same space and resolutions"
             )
         cols.append([float(table[k]) for k in keys])
     return np.array(cols, dtype=np.float64).T
