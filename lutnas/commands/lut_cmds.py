@@ -205,6 +205,10 @@ def export_cmd(
         fail(f"--format {fmt!r} is unknown; valid: {', '.join(EXPORT_FORMATS)}", EXIT_USAGE)
     with _store(db) as store:
         stored = find_setting(store, device)
+        few_shot = predicted_note(store, stored)
+        if few_shot is not None and fmt == "ofa-yaml":  # CSV and Parquet keep each row's source; OFA yaml cannot
+            err_console.print("[yellow]warning:[/] OFA yaml has no field for it: the exported files do not say which "
+                              "rows are predicted", highlight=False)
         try:
             paths = export_table(store, stored, fmt, out)
         except OSError as err:

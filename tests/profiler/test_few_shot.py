@@ -57,6 +57,14 @@ def test_few_shot_profile_times_k_blocks_and_marks_the_rest(db: Path, tmp_path: 
     assert code == 0, err
     assert json.loads(out)["few_shot"]["predicted_rows"] == 90
     assert "90 of 96 rows are predicted" in err
+    # a CSV export carries the marking into another store
+    code, _, err = _run(["lut", "export", "--db", str(db), "--device", "pi", "--out", str(tmp_path / "pi.csv")])
+    assert code == 0 and "90 of 96 rows are predicted" in err
+    code, _, err = _run(["lut", "import", "--db", str(tmp_path / "copy.db"), "--device", "pi", str(tmp_path / "pi.csv")])
+    assert code == 0, err
+    code, out, _ = _run(["lut", "list", "--db", str(tmp_path / "copy.db"), "--json"])
+    copied = json.loads(out)["devices"][0]
+    assert (copied["predicted_rows"], copied["expected_error_pct"]) == (90, dev["few_shot"]["cv_error_pct"])
     code, out, err = _run(["compare", "--db", str(db), "--device", "pi", "--device", "note10", "--resolutions", "160",
                            "--subnets", "50", "--json"])
     assert code == 0, err
