@@ -48,8 +48,10 @@ RowInput = tuple[str, Mapping[str, Any], Mapping[str, Any] | None]
 _SETTING_FIELDS = ("name", "runtime", "runtime_version", "threads", "precision", "model_format", "delegate")
 _FLOAT_ROW_COLUMNS = ("median_ms", "mean_ms", "std_ms", "p10_ms", "p90_ms", "temp_before_c", "temp_after_c",
                       "sentinel_drift")
+# A block still to be timed: no row, or only a predicted one (lut.transfer's few-shot rows are timed again).
+_PREDICTED = "predicted"  # lut.transfer.PREDICTED_SOURCE
 _UNSTORED = ("NOT EXISTS (SELECT 1 FROM lut_rows r WHERE r.setting_id = l.setting_id "
-             "AND r.block_key = l.block_key)")
+             f"AND r.block_key = l.block_key AND r.source <> '{_PREDICTED}')")
 
 
 def _now() -> str:
@@ -363,14 +365,15 @@ class LutStore:
 
     # -- work leases (several profiling hosts on one setting) ----------------------------
     def seed_work(self, setting_id: int, block_keys: Sequence[str]) -> int:
-        """Put the blocks of ``block_keys`` that have no row yet on the setting's work list (kept in order).
+        """Put the blocks of ``block_keys`` without a measured row on the setting's work list (kept in order).
 
         Blocks already listed keep their lease. Returns how many blocks were added.
         """
         with self._write() as conn:
             self._check_setting_id(conn, setting_id)
             params = {"sid": setting_id}
-            stored = {r[0] for r in conn.execute(_sql("SELECT block_key FROM lut_rows WHERE setting_id = :sid"), params)}
+            stored = {r[0] for r in conn.execute(_sql("SELECT block_key FROM lut_rows WHERE setting_id = :sid "
+                                                      "AND source <> :predicted"), {**params, "predicted": _PREDICTED})}
             listed = {r[0] for r in conn.execute(_sql("SELECT block_key FROM work_leases WHERE setting_id = :sid"),
                                                  params)}
             new = [{"sid": setting_id, "key": k, "pos": i} for i, k in enumerate(block_keys)

@@ -41,7 +41,7 @@ from lut.transfer import measured_keys
 from profiler.artifacts import ArtifactCache
 from profiler.client import AgentClient, AgentError, AgentUnavailable, make_job
 from profiler.quantize import unsupported_precision
-from profiler.worklist import DeviceWork, Failure, Task
+from profiler.worklist import DeviceWork, Failure, Leases, Task, host_id
 from protos import agent_pb2
 from space import DEFAULT_SPACE, Block, get_space
 
@@ -124,6 +124,8 @@ class ProfileSettings:
     rounds: int = 1  # readings per block, in interleaved rounds; the row keeps the lowest median
     rpc_timeout_s: float = 30.0  # deadline of unary calls; also a job's allowance beyond job_timeout_s (upload, reply)
     export_workers: int = 1  # export processes running ahead of the agents
+    claim_batch: int = 16  # blocks claimed from the store at a time (hosts sharing a setting split by these)
+    lease_s: float = 30.0  # a claim lapses this long after its host stops renewing it (killed hosts)
     cache_dir: str | None = None  # artifact cache (default: ~/.cache/lutnas/artifacts)
     only_keys: tuple[str, ...] = ()  # time only these blocks of the plan (a few-shot profile); () times all
 
@@ -878,6 +880,7 @@ def profile(
     if settings.only_keys:
         wanted = set(settings.only_keys)
         blocks = [b for b in blocks if b.key in wanted]
+    holder = host_id()  # this run's name on the blocks it claims in the store
     works: dict[str, DeviceWork] = {}
     reports: dict[str, DeviceReport] = {}
     versions: dict[str, str] = {}
@@ -899,7 +902,9 @@ def profile(
         setting_id = store.ensure_setting(setting, info=info)
         have = measured_keys(store, setting_id)  # predicted (few-shot) rows are timed again
         todo = [b for b in blocks if b.key not in have]
-        works[name] = DeviceWork(todo, rounds=settings.rounds)
+        leases = Leases(store, setting_id, holder, [b.key for b in todo], batch=settings.claim_batch,
+                        lease_s=settings.lease_s) if todo else None
+        works[name] = DeviceWork(todo, rounds=settings.rounds, leases=leases)
         reports[name] = DeviceReport(name=name, setting_id=setting_id, total=len(blocks), skipped=len(blocks) - len(todo))
 
     all_todo = list(dict.fromkeys(b for w in works.values() for b in w.blocks))
@@ -937,6 +942,9 @@ def profile(
         for _, _, thread in workers:
             thread.join(timeout=settings.job_timeout_s + 60)
         exports.close()
+        for work in works.values():
+            if work.leases is not None:
+                work.leases.close()
 
     for name, work in works.items():
         rep = reports[name]

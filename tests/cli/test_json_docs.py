@@ -74,6 +74,7 @@ def test_every_documented_command_has_its_documented_shape(db: Path, tmp_path: P
         "lutnas compare --json": ["compare", "--db", db, "--device", "note10", "--device", "i7", "--subnets", "50"],
         "lutnas predictor eval --json": [
             "predictor", "eval", "--predictor", pred, "--data", DATA / "dynast" / "mbnv3w10_linasga_acc.csv"],
+        "lutnas lut copy --json": ["lut", "copy", "--from", db, "--to", tmp_path / "copy.db", "--device", "note10"],
         "lutnas lut rm --json": ["lut", "rm", "--db", db, "--device", "note10", "--yes"],
     }
     assert set(runs) == set(examples), "docs/json.md and this test must list the same commands"

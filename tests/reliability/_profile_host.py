@@ -1,6 +1,6 @@
 """A profiler host process for the host-crash test: ``python -m tests.reliability._profile_host``.
 
-It is what ``lutnas profile`` does (``profiler.fleet.profile`` into a SQLite store), with the sleep
+It is what ``lutnas profile`` does (``profiler.fleet.profile`` into a SQLite or PostgreSQL store), with the sleep
 exporter plugged in, because the CLI only exports real ONNX/TFLite blocks. The test SIGKILLs this
 process mid-run and runs it again. On completion it writes the profile report as JSON.
 """
@@ -24,7 +24,7 @@ __all__ = ["main"]
 def main(argv: list[str] | None = None) -> int:
     """Run one profile; exit 0 when every block has a row, 1 otherwise."""
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--db", type=Path, required=True)
+    p.add_argument("--db", required=True, help="SQLite path or postgresql:// URL")
     p.add_argument("--agent", required=True, help="NAME=HOST:PORT")
     p.add_argument("--token-file", type=Path, required=True)
     p.add_argument("--report", type=Path, required=True, help="where to write the report JSON")
@@ -32,13 +32,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trap-path", default="")
     p.add_argument("--hold-key", default="")
     p.add_argument("--hold-marker", default="")
+    p.add_argument("--scale", type=float, default=1.0, help="multiplies every block's latency")
+    p.add_argument("--lease-s", type=float, default=None, help="work lease length (default the profiler's)")
+    p.add_argument("--claim-batch", type=int, default=None, help="blocks per claim (default the profiler's)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     name, _, address = args.agent.partition("=")
-    exporter = SleepExporter(trap_key=args.trap_key, trap_path=args.trap_path, hold_key=args.hold_key,
+    exporter = SleepExporter(scale=args.scale, trap_key=args.trap_key, trap_path=args.trap_path, hold_key=args.hold_key,
                              hold_marker=args.hold_marker)
     with LutStore(args.db) as store:
-        report = profile(store, [AgentRef(name, address)], profile_settings(),
+        overrides = {k: v for k, v in (("lease_s", args.lease_s), ("claim_batch", args.claim_batch)) if v is not None}
+        report = profile(store, [AgentRef(name, address)], profile_settings(**overrides),
                          token=args.token_file.read_text().strip(), export_fn=exporter)
     args.report.write_text(json.dumps(report.to_dict()))
     return 0 if report.ok else 1
