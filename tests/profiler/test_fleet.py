@@ -61,6 +61,16 @@ def _timed_keys(log: Path) -> Counter:
     return Counter(keys)
 
 
+def _wait_until(ready, timeout_s: float = 120.0) -> bool:
+    """Poll ``ready()`` every 5 ms until it holds (True) or ``timeout_s`` passes (False)."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 def _row_counts(db: Path) -> tuple[int, int, str]:
     with sqlite3.connect(db) as conn:
         total, distinct = conn.execute("SELECT COUNT(*), COUNT(DISTINCT setting_id || block_key) FROM lut_rows").fetchone()
@@ -169,12 +179,12 @@ def test_sentinel_drift_triggers_cooldown_and_retiming(tmp_path):
     def cool_down_when_idle():
         # Once the agent has timed the sentinel in the drifted state, the device cools back down
         # during the scheduler's cooldown.
-        while drift.read_text() != "1.3":
-            time.sleep(0.005)
+        if not _wait_until(lambda: drift.read_text() == "1.3"):
+            return
         # Two drifted readings: the first one and its immediate confirmation.
         readings = _timed_keys(log_a)[sentinel_key]
-        while _timed_keys(log_a)[sentinel_key] < readings + 2:
-            time.sleep(0.005)
+        if not _wait_until(lambda: _timed_keys(log_a)[sentinel_key] >= readings + 2):
+            return
         drift.write_text("1.0")
 
     cooler = threading.Thread(target=cool_down_when_idle, daemon=True)
@@ -252,12 +262,12 @@ def test_a_one_off_sentinel_outlier_is_not_a_drift(tmp_path):
 
     def spike_once():
         # After the two baseline readings, the first check runs 40% slow; then the device is quiet again.
-        while _timed_keys(log_a)[sentinel_key] < 2:
-            time.sleep(0.005)
+        if not _wait_until(lambda: _timed_keys(log_a)[sentinel_key] >= 2):
+            return
         drift.write_text("1.4")
         spiked.set()
-        while _timed_keys(log_a)[sentinel_key] < 3:
-            time.sleep(0.005)
+        if not _wait_until(lambda: _timed_keys(log_a)[sentinel_key] >= 3):
+            return
         drift.write_text("1.0")
 
     threading.Thread(target=spike_once, daemon=True).start()
@@ -288,8 +298,8 @@ def test_rounds_time_every_block_in_each_round_and_keep_the_lowest_median(tmp_pa
     n_blocks = len(plan_blocks(SPACE, [RES]))
 
     def quiet_after_round_one():
-        while sum(_timed_keys(log_a).values()) < n_blocks:
-            time.sleep(0.005)
+        if not _wait_until(lambda: sum(_timed_keys(log_a).values()) >= n_blocks):
+            return
         drift.write_text("1.0")
 
     threading.Thread(target=quiet_after_round_one, daemon=True).start()

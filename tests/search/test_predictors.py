@@ -65,7 +65,6 @@ def test_quality_and_save_load_round_trip(tmp_path, evo_data, linas_data):
     pred = LutnasPredictor(space="ofa-mbv3-w1.0", random_state=0).fit_data(evo_data)
     metrics = prediction_metrics(pred.predict(linas_data.to_batch()), linas_data.accuracy_pct)
     assert metrics["kendall"] > 0.92 and metrics["n"] == 826
-    assert pred.fit_seconds_ < 20
     path = pred.save(tmp_path / "sub" / "pred.pt")
     again = LutnasPredictor.load(path, space="ofa-mbv3-w1.0")
     np.testing.assert_array_equal(again.predict(linas_data.to_batch()), pred.predict(linas_data.to_batch()))
