@@ -13,10 +13,14 @@ from agent.cache import ModelCache, sha256_hex
 
 def test_put_get_and_lru_eviction(tmp_path: Path) -> None:
     cache = ModelCache(tmp_path, limit_bytes=250)
-    a, _ = cache.put(b"a" * 100)
-    b, _ = cache.put(b"b" * 100)
+    a, a_path = cache.put(b"a" * 100)
+    b, b_path = cache.put(b"b" * 100)
     assert a == sha256_hex(b"a" * 100)
-    time.sleep(0.01)
+    # Recency is the file's mtime: date both back (b newer than a) instead of waiting for the clock.
+    now = time.time()
+    os.utime(a_path, (now - 20, now - 20))
+    os.utime(b_path, (now - 10, now - 10))
+    cache = ModelCache(tmp_path, limit_bytes=250)
     assert cache.get(a) is not None  # a is now more recent than b
     c, _ = cache.put(b"c" * 100)
     assert cache.has(a) and cache.has(c) and not cache.has(b)
