@@ -7,53 +7,63 @@ Public surface::
     net.load_state_dict(ofa_state_dict)            # OFA's keys, strict
     net.set_active_subnet({"ks": [...], "e": [...], "d": [...], "r": 224})
     static = net.get_active_subnet()               # plain nn.Module, same outputs in eval mode
+
+Names load on first use (PEP 562): importing a torch-free part such as ``supernet.presets`` (the
+command line does, to show its defaults) does not import torch.
 """
 
-from supernet.bn_calibration import recalibrate_bn
-from supernet.checkpoint import (
-    CheckpointError,
-    SupernetCheckpoint,
-    load_checkpoint,
-    load_supernet,
-    save_checkpoint,
-)
-from supernet.collect import (
-    CSV_COLUMNS,
-    collect_accuracy_data,
-    read_accuracy_csv,
-    sample_stratified_archs,
-    write_accuracy_csv,
-)
-from supernet.complexity import count_module_macs, count_parameters, subnet_complexity
-from supernet.data import (
-    DIGITS,
-    ImageDataset,
-    iter_batches,
-    load_dataset,
-    load_digits_dataset,
-    load_image_folder,
-    split_dataset,
-)
-from supernet.elastic_layers import (
-    DynamicBatchNorm2d,
-    DynamicConv2d,
-    DynamicMBConvLayer,
-    DynamicSE,
-    DynamicSeparableConv2d,
-)
-from supernet.evaluate import SubnetResult, calibrated_subnet, evaluate_subnet, top1_accuracy
-from supernet.ofa_mbv3 import OFAMobileNetV3, SupernetConfig
-from supernet.presets import DIGITS_PRESET, SmallDataPreset
-from supernet.static_subnet import MobileNetV3, load_subnet, save_subnet
-from supernet.train import (
-    Phase,
-    TrainConfig,
-    TrainEvent,
-    TrainResult,
-    progressive_shrinking_phases,
-    sample_all_phases,
-    train_supernet,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Public name -> the module defining it.
+_EXPORTS = {
+    "CSV_COLUMNS": "supernet.collect",
+    "CheckpointError": "supernet.checkpoint",
+    "DIGITS": "supernet.data",
+    "DIGITS_PRESET": "supernet.presets",
+    "DynamicBatchNorm2d": "supernet.elastic_layers",
+    "DynamicConv2d": "supernet.elastic_layers",
+    "DynamicMBConvLayer": "supernet.elastic_layers",
+    "DynamicSE": "supernet.elastic_layers",
+    "DynamicSeparableConv2d": "supernet.elastic_layers",
+    "ImageDataset": "supernet.data",
+    "MobileNetV3": "supernet.static_subnet",
+    "OFAMobileNetV3": "supernet.ofa_mbv3",
+    "Phase": "supernet.train",
+    "SmallDataPreset": "supernet.presets",
+    "SubnetResult": "supernet.evaluate",
+    "SupernetCheckpoint": "supernet.checkpoint",
+    "SupernetConfig": "supernet.ofa_mbv3",
+    "TrainConfig": "supernet.train",
+    "TrainEvent": "supernet.train",
+    "TrainResult": "supernet.train",
+    "calibrated_subnet": "supernet.evaluate",
+    "collect_accuracy_data": "supernet.collect",
+    "count_module_macs": "supernet.complexity",
+    "count_parameters": "supernet.complexity",
+    "evaluate_subnet": "supernet.evaluate",
+    "iter_batches": "supernet.data",
+    "load_checkpoint": "supernet.checkpoint",
+    "load_dataset": "supernet.data",
+    "load_digits_dataset": "supernet.data",
+    "load_image_folder": "supernet.data",
+    "load_subnet": "supernet.static_subnet",
+    "load_supernet": "supernet.checkpoint",
+    "progressive_shrinking_phases": "supernet.train",
+    "read_accuracy_csv": "supernet.collect",
+    "recalibrate_bn": "supernet.bn_calibration",
+    "sample_all_phases": "supernet.train",
+    "sample_stratified_archs": "supernet.collect",
+    "save_checkpoint": "supernet.checkpoint",
+    "save_subnet": "supernet.static_subnet",
+    "split_dataset": "supernet.data",
+    "subnet_complexity": "supernet.complexity",
+    "top1_accuracy": "supernet.evaluate",
+    "train_supernet": "supernet.train",
+    "write_accuracy_csv": "supernet.collect",
+}
 
 __all__ = [
     "CSV_COLUMNS",
@@ -101,3 +111,16 @@ __all__ = [
     "train_supernet",
     "write_accuracy_csv",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'supernet' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

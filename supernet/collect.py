@@ -5,8 +5,9 @@ the sample takes turns across the bins, so small and large subnets are as well r
 crowded middle. Each subnet is extracted, its BN statistics re-estimated on training images, and its
 top-1 accuracy measured on held-out images.
 
-CSV columns: ``arch,accuracy,macs,params`` — ``arch`` is a JSON object with ``ks``, ``e``, ``d``, ``r``;
-``accuracy`` is top-1 in percent.
+CSV columns: ``arch,accuracy,macs,params,precision`` — ``arch`` is a JSON object with ``ks``, ``e``,
+``d``, ``r``; ``accuracy`` is top-1 in percent, measured in ``precision`` (``fp32``, or ``int8``
+fake-quantized), so a predictor trained on the file knows which accuracy it models.
 """
 
 from __future__ import annotations
@@ -20,11 +21,15 @@ from typing import Any
 
 import numpy as np
 
+from space import Subnet
+
 from supernet._arch import sample_arch
 from supernet.complexity import subnet_complexity
 from supernet.data import ImageDataset
 from supernet.evaluate import DEFAULT_CALIB_IMAGES, SubnetResult, evaluate_subnet
+from supernet.distributed import current_context
 from supernet.ofa_mbv3 import OFAMobileNetV3
+from supernet.quantize import check_precision
 
 __all__ = [
     "CSV_COLUMNS",
@@ -36,7 +41,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CSV_COLUMNS = ("arch", "accuracy", "macs", "params")
+CSV_COLUMNS = ("arch", "accuracy", "macs", "params", "precision")
 # Candidates drawn per requested sample before stratifying.
 _POOL_FACTOR = 20
 
@@ -106,8 +111,15 @@ def collect_accuracy_data(
     batch_size: int = 256,
     archs: Iterable[dict[str, Any]] | None = None,
     progress: Callable[[int, int, SubnetResult], None] | None = None,
+    precision: str = "fp32",
 ) -> list[SubnetResult]:
     """Evaluate ``n_samples`` subnets (stratified over MACs) or the given ``archs``.
+
+    Inside a torch.distributed process group every rank draws the same list and evaluates every
+    ``world_size``-th subnet of it (BN recalibration included); the ranks then exchange their
+    numbers, so each returns the whole list, every subnet evaluated exactly once. Subnet ``i`` is
+    calibrated with seed ``seed + i`` whichever rank runs it, so any number of processes gives the
+    same results.
 
     Args:
         net: the trained supernet.
@@ -119,25 +131,64 @@ def collect_accuracy_data(
         calib_images: calibration images per subnet.
         batch_size: evaluation batch size.
         archs: evaluate exactly these instead of sampling.
-        progress: called as ``progress(done, total, result)`` after each subnet.
+        progress: called as ``progress(done, total, result)`` after each subnet this process evaluates.
+        precision: ``fp32``, or ``int8`` to measure each subnet quantized (see :mod:`supernet.quantize`).
 
     Returns:
         One result per subnet, in order.
+
+    Raises:
+        ValueError: an unknown precision.
     """
+    check_precision(precision)
+    ctx = current_context()
     rng = np.random.default_rng(seed)
     todo = list(archs) if archs is not None else sample_stratified_archs(net, n_samples, resolutions, rng)
-    results: list[SubnetResult] = []
-    for i, arch in enumerate(todo):
-        result = evaluate_subnet(net, arch, calib_data, eval_data, calib_images, batch_size, seed + i)
-        results.append(result)
+    mine = range(ctx.rank, len(todo), ctx.world_size)
+    results: dict[int, SubnetResult] = {}
+    for done, i in enumerate(mine, start=1):
+        result = evaluate_subnet(
+            net, todo[i], calib_data, eval_data, calib_images, batch_size, seed + i, precision=precision
+        )
+        results[i] = result
         logger.debug("subnet %d/%d: %.2f%% at %d MACs", i + 1, len(todo), result.accuracy, result.macs)
         if progress is not None:
-            progress(i + 1, len(todo), result)
-    return results
+            progress(done, len(mine), result)
+    if ctx.is_distributed:
+        return _exchange(results, todo, ctx.device, precision)
+    return [results[i] for i in range(len(todo))]
+
+
+def _exchange(
+    mine: dict[int, SubnetResult], todo: list[dict[str, Any]], device: str, precision: str
+) -> list[SubnetResult]:
+    # One all-reduce of (evaluated, accuracy, MACs, params) per subnet: each row is filled by exactly one
+    # rank (float64 holds MAC counts exactly), so the sum is every rank's results.
+    import torch
+    import torch.distributed as dist
+
+    table = torch.zeros((len(todo), 4), dtype=torch.float64, device=device)
+    for i, result in mine.items():
+        table[i] = torch.tensor([1.0, result.accuracy, result.macs, result.params], dtype=torch.float64)
+    dist.all_reduce(table)
+    table = table.cpu()
+    counts = table[:, 0].tolist()
+    if any(c != 1.0 for c in counts):
+        raise RuntimeError(f"subnets evaluated {counts} times; each must be evaluated exactly once")
+    return [
+        SubnetResult(
+            arch=Subnet.parse(todo[i]).to_arch(),
+            accuracy=float(table[i, 1]),
+            macs=int(table[i, 2]),
+            params=int(table[i, 3]),
+            precision=precision,
+        )
+        for i in range(len(todo))
+    ]
 
 
 def write_accuracy_csv(results: Iterable[SubnetResult], path: str | Path) -> Path:
-    """Write ``arch,accuracy,macs,params`` rows (arch as compact JSON).
+    """Write ``arch,accuracy,macs,params,precision`` rows (arch as compact JSON).
 
     Returns:
         The path written.
@@ -149,12 +200,12 @@ def write_accuracy_csv(results: Iterable[SubnetResult], path: str | Path) -> Pat
         writer.writerow(CSV_COLUMNS)
         for result in results:
             arch = json.dumps(result.arch, separators=(",", ":"))
-            writer.writerow([arch, f"{result.accuracy:.4f}", result.macs, result.params])
+            writer.writerow([arch, f"{result.accuracy:.4f}", result.macs, result.params, result.precision])
     return path
 
 
 def read_accuracy_csv(path: str | Path) -> list[SubnetResult]:
-    """Read a file written by :func:`write_accuracy_csv` (``macs``/``params`` optional).
+    """Read a file written by :func:`write_accuracy_csv` (``macs``, ``params``, ``precision`` optional).
 
     Raises:
         ValueError: the header lacks ``arch`` or ``accuracy``, or a row does not parse.
@@ -174,6 +225,7 @@ def read_accuracy_csv(path: str | Path) -> list[SubnetResult]:
                         accuracy=float(row["accuracy"]),
                         macs=int(row.get("macs") or 0),
                         params=int(row.get("params") or 0),
+                        precision=row.get("precision") or "fp32",
                     )
                 )
             except (ValueError, TypeError) as err:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,14 +16,14 @@ from supernet.bn_calibration import recalibrate_bn
 from supernet.complexity import subnet_complexity
 from supernet.data import ImageDataset, iter_batches
 from supernet.ofa_mbv3 import OFAMobileNetV3
+from supernet.presets import DEFAULT_CALIB_IMAGES
+from supernet.quantize import check_precision, fake_quantize_int8
 from supernet.static_subnet import MobileNetV3
 
 __all__ = ["DEFAULT_CALIB_IMAGES", "SubnetResult", "calibrated_subnet", "evaluate_subnet", "top1_accuracy"]
 
 logger = logging.getLogger(__name__)
 
-# Training images used to re-estimate a subnet's BN statistics (OFA uses 2,000 on ImageNet).
-DEFAULT_CALIB_IMAGES = 512
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,17 @@ class SubnetResult:
     accuracy: float  # top-1 in percent on the held-out images
     macs: int  # multiply-accumulates at r
     params: int  # learnable parameters
+    precision: str = "fp32"  # the arithmetic the accuracy was measured in ("fp32" or "int8")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""
-        return {"arch": self.arch, "accuracy": self.accuracy, "macs": self.macs, "params": self.params}
+        return {
+            "arch": self.arch,
+            "accuracy": self.accuracy,
+            "macs": self.macs,
+            "params": self.params,
+            "precision": self.precision,
+        }
 
 
 @torch.no_grad()
@@ -51,9 +58,10 @@ def top1_accuracy(model: nn.Module, data: ImageDataset, resolution: int, batch_s
         raise ValueError("cannot measure accuracy on an empty dataset")
     was_training = model.training
     model.eval()
+    device = _device_of(model)
     correct = 0
     for x, y in iter_batches(data, batch_size, resolution):
-        correct += int((model(x).argmax(dim=1) == y).sum())
+        correct += int((model(x.to(device)).argmax(dim=1).cpu() == y).sum())
     model.train(was_training)
     return 100.0 * correct / len(data)
 
@@ -81,11 +89,21 @@ def calibrated_subnet(
     sub = Subnet.parse(arch)
     net.set_active_subnet(sub)
     subnet = net.get_active_subnet()
-    rng = np.random.default_rng(seed)
-    n = min(calib_images, len(calib_data))
-    subset = calib_data.subset(rng.choice(len(calib_data), size=n, replace=False))
-    recalibrate_bn(subnet, (x for x, _ in iter_batches(subset, batch_size, sub.r)))
+    recalibrate_bn(subnet, _calibration_batches(calib_data, calib_images, batch_size, sub.r, seed, _device_of(net)))
     return subnet
+
+
+def _calibration_batches(
+    data: ImageDataset, n_images: int, batch_size: int, resolution: int, seed: int, device: torch.device
+) -> Iterator[torch.Tensor]:
+    # The same ``seed`` picks the same images, for BN recalibration and int8 calibration alike.
+    rng = np.random.default_rng(seed)
+    subset = data.subset(rng.choice(len(data), size=min(n_images, len(data)), replace=False))
+    return (x.to(device) for x, _ in iter_batches(subset, batch_size, resolution))
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def evaluate_subnet(
@@ -96,6 +114,7 @@ def evaluate_subnet(
     calib_images: int = DEFAULT_CALIB_IMAGES,
     batch_size: int = 256,
     seed: int = 0,
+    precision: str = "fp32",
 ) -> SubnetResult:
     """Accuracy, MACs and parameters of one subnet after BN recalibration.
 
@@ -107,9 +126,19 @@ def evaluate_subnet(
         calib_images: calibration images.
         batch_size: batch size for calibration and evaluation.
         seed: picks the calibration images.
+        precision: ``fp32``, or ``int8`` to measure the subnet fake-quantized (calibrated on the same
+            images as its batch norm; see :mod:`supernet.quantize`).
+
+    Raises:
+        ValueError: an arch outside the supernet, or an unknown precision.
     """
+    check_precision(precision)
     sub = Subnet.parse(arch)
-    subnet = calibrated_subnet(net, sub, calib_data, calib_images, min(batch_size, 128), seed)
+    calib_batch = min(batch_size, 128)
+    subnet: nn.Module = calibrated_subnet(net, sub, calib_data, calib_images, calib_batch, seed)
+    if precision == "int8":
+        batches = _calibration_batches(calib_data, calib_images, calib_batch, sub.r, seed, _device_of(subnet))
+        subnet = fake_quantize_int8(subnet, batches)
     accuracy = top1_accuracy(subnet, eval_data, sub.r, batch_size)
     macs, params = subnet_complexity(net.config, sub)
-    return SubnetResult(arch=sub.to_arch(), accuracy=accuracy, macs=macs, params=params)
+    return SubnetResult(arch=sub.to_arch(), accuracy=accuracy, macs=macs, params=params, precision=precision)

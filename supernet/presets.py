@@ -1,10 +1,16 @@
-"""Default settings for small-data runs (the built-in digits set, or a small image folder on a CPU)."""
+"""Default settings for small-data runs (the built-in digits set, or a small image folder on a CPU).
+
+Torch-free, so the command line can show these defaults without importing torch.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DIGITS_PRESET", "SmallDataPreset"]
+__all__ = ["DEFAULT_CALIB_IMAGES", "DIGITS_PRESET", "SmallDataPreset"]
+
+# Training images used to re-estimate a subnet's BN statistics (OFA uses 2,000 on ImageNet).
+DEFAULT_CALIB_IMAGES = 512
 
 
 @dataclass(frozen=True)

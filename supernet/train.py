@@ -27,13 +27,17 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
 
 from supernet._arch import ArchChoices, sample_arch
 from supernet.bn_calibration import recalibrate_bn
 from supernet.checkpoint import load_checkpoint, save_checkpoint
 from supernet.data import ImageDataset, iter_batches, resize_batch
+from supernet.distributed import DistContext, current_context, synced_batch_norm
 from supernet.evaluate import evaluate_subnet
 from supernet.ofa_mbv3 import OFAMobileNetV3
 
@@ -207,6 +211,27 @@ class TrainConfig:
         phases = tuple(Phase.from_dict(p) for p in data["phases"])
         return cls(**{**data, "phases": phases, "resolutions": tuple(data["resolutions"])})
 
+    def validate(self, n_train: int, world_size: int = 1) -> None:
+        """Check the settings against the training set size and the number of processes.
+
+        Raises:
+            ValueError: naming the setting, its value and what is allowed.
+        """
+        if not self.phases:
+            raise ValueError("TrainConfig.phases is empty; give at least one phase")
+        if self.batch_size < 1 or self.batch_size > n_train:
+            raise ValueError(f"batch_size must be in [1, {n_train}] (training images), got {self.batch_size}")
+        if self.batch_size % world_size:
+            raise ValueError(
+                f"batch_size {self.batch_size} does not split evenly over {world_size} processes; "
+                f"use a multiple of {world_size}"
+            )
+        if not self.resolutions or any(r < 8 for r in self.resolutions):
+            raise ValueError(f"resolutions must be ints >= 8, got {list(self.resolutions)}")
+        for phase in self.phases:
+            if phase.epochs < 0 or phase.lr <= 0 or phase.subnets_per_step < 1:
+                raise ValueError(f"phase {phase.name!r} needs epochs >= 0, lr > 0 and subnets_per_step >= 1")
+
 
 @dataclass(frozen=True)
 class TrainEvent:
@@ -234,10 +259,11 @@ class TrainResult:
     phases: list[dict[str, Any]]  # per phase: name, epochs, seconds, loss, validation accuracies
     seconds: float  # wall time of this call
     checkpoint: Path | None  # final checkpoint, when out_dir was given
+    processes: int = 1  # ranks that trained together
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""
-        return {"phases": self.phases, "seconds": self.seconds, "checkpoint": self.checkpoint}
+        return {"phases": self.phases, "seconds": self.seconds, "checkpoint": self.checkpoint, "processes": self.processes}
 
 
 def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
@@ -266,18 +292,6 @@ def _phase_choices(net: OFAMobileNetV3, phase: Phase) -> ArchChoices:
     return ArchChoices(ks=phase.ks, e=phase.e, d=phase.d, n_stages=base.n_stages, max_depth=base.max_depth)
 
 
-def _validate_config(config: TrainConfig, n_train: int) -> None:
-    if not config.phases:
-        raise ValueError("TrainConfig.phases is empty; give at least one phase")
-    if config.batch_size < 1 or config.batch_size > n_train:
-        raise ValueError(f"batch_size must be in [1, {n_train}] (training images), got {config.batch_size}")
-    if not config.resolutions or any(r < 8 for r in config.resolutions):
-        raise ValueError(f"resolutions must be ints >= 8, got {list(config.resolutions)}")
-    for phase in config.phases:
-        if phase.epochs < 0 or phase.lr <= 0 or phase.subnets_per_step < 1:
-            raise ValueError(f"phase {phase.name!r} needs epochs >= 0, lr > 0 and subnets_per_step >= 1")
-
-
 def _validation_metrics(
     net: OFAMobileNetV3, train_data: ImageDataset, val_data: ImageDataset, phase: Phase, config: TrainConfig
 ) -> dict[str, float]:
@@ -300,6 +314,246 @@ def _validation_metrics(
     return out
 
 
+@dataclass
+class _Position:
+    """Where a run stands; the resumable checkpoint stores it beside the weights."""
+
+    phase_index: int = 0  # the phase to run next (or running)
+    epoch: int = 0  # epochs of that phase already done
+    history: list[dict[str, Any]] = field(default_factory=list)  # summaries of the finished phases
+    optimizer_state: dict[str, Any] | None = None  # SGD momentum of the phase in progress
+    teacher: OFAMobileNetV3 | None = None  # the frozen full network, once the full phase ended
+
+    def train_state(self, config: TrainConfig, rng: np.random.Generator) -> dict[str, Any]:
+        """The checkpoint's ``train_state``."""
+        return {
+            "phases": [p.to_dict() for p in config.phases],
+            "phase_index": self.phase_index,
+            "epoch": self.epoch,
+            "history": self.history,
+            "rng": rng.bit_generator.state,
+            "optimizer": self.optimizer_state,
+            "teacher_state": self.teacher.state_dict() if self.teacher is not None else None,
+        }
+
+    @classmethod
+    def restore(cls, path: Path, net: OFAMobileNetV3, config: TrainConfig, rng: np.random.Generator) -> _Position:
+        """Load ``path`` into ``net`` and ``rng`` and return the position it records.
+
+        Every rank reads the same file, so all of them continue from one state.
+
+        Raises:
+            ValueError: the file was written for other phases.
+        """
+        ckpt = load_checkpoint(path)
+        state = ckpt.train_state or {}
+        if state.get("phases") != [p.to_dict() for p in config.phases]:
+            raise ValueError(f"{path} was written for other phases; start a new --out directory")
+        net.load_state_dict(ckpt.state_dict, strict=True)
+        rng.bit_generator.state = state["rng"]
+        teacher = None
+        if state.get("teacher_state") is not None:
+            teacher = OFAMobileNetV3.from_config(net.config)
+            teacher.load_state_dict(state["teacher_state"], strict=True)
+            teacher.to(next(net.parameters()).device)
+        logger.info("resuming at phase %s epoch %s from %s", state["phase_index"], state["epoch"], path)
+        return cls(
+            phase_index=int(state["phase_index"]),
+            epoch=int(state["epoch"]),
+            history=list(state.get("history", [])),
+            optimizer_state=state.get("optimizer"),
+            teacher=teacher,
+        )
+
+
+@dataclass
+class _Checkpoints:
+    """The files of a run; only the main rank writes them (``out_dir`` is None on the others)."""
+
+    out_dir: Path | None  # where to write, or None to write nothing
+    meta: dict[str, Any]  # facts stored in every file
+    config: TrainConfig
+
+    def after_epoch(self, net: OFAMobileNetV3, phase: Phase, position: _Position, rng: np.random.Generator) -> None:
+        if self.out_dir is not None:
+            state = position.train_state(self.config, rng)
+            save_checkpoint(self.out_dir / LAST_CHECKPOINT, net, {**self.meta, "phase": phase.name}, state)
+
+    def after_phase(
+        self, net: OFAMobileNetV3, phase_index: int, phase: Phase, position: _Position, rng: np.random.Generator
+    ) -> None:
+        # ``position`` already points at the next phase (teacher included).
+        if self.out_dir is None:
+            return
+        phase_meta = {**self.meta, "phase": phase.name, "phases_done": phase_index + 1}
+        save_checkpoint(self.out_dir / f"phase{phase_index}-{phase.name}.pt", net, phase_meta)
+        save_checkpoint(self.out_dir / LAST_CHECKPOINT, net, phase_meta, position.train_state(self.config, rng))
+
+    def final(self, net: OFAMobileNetV3, history: list[dict[str, Any]]) -> None:
+        if self.out_dir is not None:
+            save_checkpoint(self.out_dir / FINAL_CHECKPOINT, net, {**self.meta, "phase": "done", "history": history})
+
+
+class _Trainer:
+    """Runs the phases of one ``train_supernet`` call on this rank.
+
+    Every rank holds the whole dataset and an identically seeded RNG, so all ranks draw the same
+    resolution, augmentation and subnet at every step (OFA's rule); the DistributedSampler gives each
+    rank its slice of the same global batch, and DistributedDataParallel averages the gradients.
+    """
+
+    def __init__(
+        self,
+        net: OFAMobileNetV3,
+        train_data: ImageDataset,
+        config: TrainConfig,
+        ctx: DistContext,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.net = net.to(ctx.device)
+        self.train_data = train_data
+        self.config = config
+        self.ctx = ctx
+        self.progress = progress
+        self.rng = np.random.default_rng(config.seed)
+        self.choices = [_phase_choices(net, phase) for phase in config.phases]
+        self.sampler = DistributedSampler(
+            range(len(train_data)), ctx.world_size, ctx.rank, shuffle=True, seed=config.seed, drop_last=True
+        )
+        self.local_batch = config.batch_size // ctx.world_size
+        self.steps_per_epoch = len(self.sampler) // self.local_batch
+        self.model: nn.Module = net
+        self.bn_group = None
+        if ctx.is_distributed:
+            # Subnets leave parameters unused; the same subnet on every rank keeps the unused set equal.
+            device_ids = [ctx.device] if ctx.device != "cpu" else None
+            self.model = DistributedDataParallel(
+                net, device_ids=device_ids, find_unused_parameters=True, forward_sync_buffers=False
+            )
+            self.bn_group = dist.new_group()  # batch-norm all-reduces apart from DDP's gradient buckets
+
+    def run_phase(self, phase_index: int, position: _Position, files: _Checkpoints, val_data: ImageDataset | None):
+        """Train one phase from ``position`` and move ``position`` to the next phase."""
+        phase = self.config.phases[phase_index]
+        if position.epoch == 0 and phase.reorganize_expand_stage is not None:
+            self.net.re_organize_middle_weights(phase.reorganize_expand_stage)
+        optimizer = torch.optim.SGD(
+            _param_groups(self.net, self.config.weight_decay),
+            lr=phase.lr,
+            momentum=self.config.momentum,
+            nesterov=True,
+        )
+        if position.optimizer_state is not None:
+            optimizer.load_state_dict(position.optimizer_state)
+        started = time.perf_counter()
+        n_steps = phase.epochs * self.steps_per_epoch
+        self._emit("phase_start", phase_index, position.epoch * self.steps_per_epoch, n_steps, position.epoch)
+        loss = None
+        if position.teacher is not None:
+            position.teacher.eval().set_max_net()
+        self.net.train()
+        for epoch in range(position.epoch, phase.epochs):
+            loss = self._epoch(phase_index, epoch, optimizer, position.teacher)
+            position.epoch, position.optimizer_state = epoch + 1, optimizer.state_dict()
+            files.after_epoch(self.net, phase, position, self.rng)
+        self.net.set_max_net()
+        if phase.is_full_net and position.teacher is None and phase_index < len(self.config.phases) - 1:
+            position.teacher = _make_teacher(self.net, self.train_data, self.config, self.rng)
+        metrics = self._validate(phase, val_data)
+        self.net.set_max_net()
+        self.net.train()
+        seconds = round(time.perf_counter() - started, 3)
+        position.history.append({"name": phase.name, "epochs": phase.epochs, "seconds": seconds, "loss": loss, **metrics})
+        self._emit("phase_end", phase_index, n_steps, n_steps, phase.epochs, loss, metrics)
+        position.phase_index, position.epoch, position.optimizer_state = phase_index + 1, 0, None
+        files.after_phase(self.net, phase_index, phase, position, self.rng)
+
+    def _epoch(
+        self, phase_index: int, epoch: int, optimizer: torch.optim.Optimizer, teacher: OFAMobileNetV3 | None
+    ) -> float | None:
+        phase = self.config.phases[phase_index]
+        # A different shuffle every epoch of every phase, the same one on every rank.
+        self.sampler.set_epoch(sum(p.epochs for p in self.config.phases[:phase_index]) + epoch)
+        order = torch.as_tensor(list(self.sampler))
+        n_steps = phase.epochs * self.steps_per_epoch
+        step = epoch * self.steps_per_epoch
+        loss = None
+        for batch in range(self.steps_per_epoch):
+            index = order[batch * self.local_batch : (batch + 1) * self.local_batch]
+            lr = 0.5 * phase.lr * (1.0 + math.cos(math.pi * step / max(1, n_steps)))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss = self._step(index, phase_index, optimizer, teacher)
+            step += 1
+            self._emit("step", phase_index, step, n_steps, epoch, loss)
+        return loss
+
+    def _step(
+        self, index: torch.Tensor, phase_index: int, optimizer: torch.optim.Optimizer, teacher: OFAMobileNetV3 | None
+    ) -> float:
+        phase, config = self.config.phases[phase_index], self.config
+        res = int(self.rng.choice(np.asarray(config.resolutions)))
+        x = resize_batch(self.train_data.images[index], res)
+        if config.augment:
+            x = _translate(x, self.rng)
+        x, y = x.to(self.ctx.device), self.train_data.labels[index].to(self.ctx.device)
+        soft = None
+        if teacher is not None and phase.kd_ratio > 0:
+            with torch.no_grad():
+                soft = F.softmax(teacher(x), dim=1)
+        optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for _ in range(phase.subnets_per_step):
+            arch = sample_arch(self.choices[phase_index], self.rng)
+            self.net.set_active_subnet(ks=arch["ks"], e=arch["e"], d=arch["d"])
+            with synced_batch_norm(self.bn_group):
+                logits = self.model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+            if soft is not None:
+                loss = loss + phase.kd_ratio * soft_cross_entropy(logits, soft)
+            loss.backward()
+            total += float(loss.detach())
+        nn.utils.clip_grad_norm_(self.net.parameters(), 5.0)
+        optimizer.step()
+        return self._mean_over_ranks(total / phase.subnets_per_step)
+
+    def _mean_over_ranks(self, value: float) -> float:
+        if not self.ctx.is_distributed:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.ctx.device)
+        dist.all_reduce(tensor)
+        return float(tensor) / self.ctx.world_size
+
+    def _validate(self, phase: Phase, val_data: ImageDataset | None) -> dict[str, float]:
+        # The main rank measures; the others wait for its numbers so every rank returns the same history.
+        if val_data is None:
+            return {}
+        metrics = _validation_metrics(self.net, self.train_data, val_data, phase, self.config) if self.ctx.is_main else {}
+        if not self.ctx.is_distributed:
+            return metrics
+        names = ("val_acc_largest", "val_acc_smallest")
+        shared = torch.tensor([metrics.get(n, 0.0) for n in names], dtype=torch.float64, device=self.ctx.device)
+        dist.broadcast(shared, src=0)
+        return dict(zip(names, (float(v) for v in shared)))
+
+    def _emit(
+        self,
+        kind: str,
+        phase_index: int,
+        step: int,
+        n_steps: int,
+        epoch: int,
+        loss: float | None = None,
+        metrics: dict[str, float] | None = None,
+    ) -> None:
+        if self.progress is None:
+            return
+        phase = self.config.phases[phase_index]
+        n_phases = len(self.config.phases)
+        event = TrainEvent(kind, phase.name, phase_index, n_phases, step, n_steps, epoch, phase.epochs, loss, metrics or {})
+        self.progress(event)
+
+
 def train_supernet(
     net: OFAMobileNetV3,
     train_data: ImageDataset,
@@ -310,11 +564,16 @@ def train_supernet(
     progress: ProgressCallback | None = None,
     meta: Mapping[str, Any] | None = None,
 ) -> TrainResult:
-    """Train ``net`` through ``config.phases`` (in place).
+    """Train ``net`` through ``config.phases`` (in place), in this process or as one rank of a process group.
+
+    Inside a torch.distributed process group (see :mod:`supernet.distributed`) each rank trains on its
+    share of every global batch of ``config.batch_size`` images, gradients are averaged with
+    DistributedDataParallel and batch norm uses the global batch's statistics, so N processes train
+    like one; only rank 0 writes files.
 
     Args:
         net: the supernet (its ``n_classes`` must cover the labels).
-        train_data: training images.
+        train_data: training images (every rank holds all of them).
         config: phases and shared settings.
         out_dir: where checkpoints go (none written when None).
         resume: continue from ``out_dir/last.pt`` if it exists (same phases required).
@@ -329,136 +588,25 @@ def train_supernet(
     Raises:
         ValueError: bad settings, labels beyond ``n_classes``, or a resume file for other phases.
     """
-    _validate_config(config, len(train_data))
+    ctx = current_context()
+    config.validate(len(train_data), ctx.world_size)
     if int(train_data.labels.max()) >= net.n_classes:
         raise ValueError(f"labels go up to {int(train_data.labels.max())} but the supernet has {net.n_classes} classes")
-    choices = [_phase_choices(net, phase) for phase in config.phases]
-    out_path = Path(out_dir) if out_dir is not None else None
     started = time.perf_counter()
-    rng = np.random.default_rng(config.seed)
+    trainer = _Trainer(net, train_data, config, ctx, progress)
+    out_path = Path(out_dir) if out_dir is not None else None
     meta_base = {**(meta or {}), "resolutions": list(config.resolutions), "train_config": config.to_dict()}
-
-    start_phase, start_epoch = 0, 0
-    teacher: OFAMobileNetV3 | None = None
-    history: list[dict[str, Any]] = []
-    optimizer_state: dict[str, Any] | None = None
+    files = _Checkpoints(out_path if ctx.is_main else None, meta_base, config)
+    position = _Position()
     if resume and out_path is not None and (out_path / LAST_CHECKPOINT).is_file():
-        ckpt = load_checkpoint(out_path / LAST_CHECKPOINT)
-        state = ckpt.train_state or {}
-        saved_phases = state.get("phases")
-        if saved_phases != [p.to_dict() for p in config.phases]:
-            raise ValueError(f"{out_path / LAST_CHECKPOINT} was written for other phases; start a new --out directory")
-        net.load_state_dict(ckpt.state_dict, strict=True)
-        start_phase, start_epoch = int(state["phase_index"]), int(state["epoch"])
-        history = list(state.get("history", []))
-        rng.bit_generator.state = state["rng"]
-        optimizer_state = state.get("optimizer")
-        if state.get("teacher_state") is not None:
-            teacher = OFAMobileNetV3.from_config(net.config)
-            teacher.load_state_dict(state["teacher_state"], strict=True)
-        logger.info("resuming at phase %d epoch %d from %s", start_phase, start_epoch, out_path / LAST_CHECKPOINT)
-
-    steps_per_epoch = len(train_data) // config.batch_size
-    n_phases = len(config.phases)
-    for phase_index in range(start_phase, n_phases):
-        phase = config.phases[phase_index]
-        phase_choices = choices[phase_index]
-        first_epoch = start_epoch if phase_index == start_phase else 0
-        if first_epoch == 0 and phase.reorganize_expand_stage is not None:
-            net.re_organize_middle_weights(phase.reorganize_expand_stage)
-        optimizer = torch.optim.SGD(
-            _param_groups(net, config.weight_decay), lr=phase.lr, momentum=config.momentum, nesterov=True
-        )
-        if optimizer_state is not None and phase_index == start_phase:
-            optimizer.load_state_dict(optimizer_state)
-        n_steps = phase.epochs * steps_per_epoch
-        step = first_epoch * steps_per_epoch
-        phase_started = time.perf_counter()
-        loss_value: float | None = None
-        _emit(progress, "phase_start", phase, phase_index, n_phases, step, n_steps, first_epoch)
-        use_kd = teacher is not None and phase.kd_ratio > 0
-        if teacher is not None:
-            teacher.eval()
-            teacher.set_max_net()
-        net.train()
-        for epoch in range(first_epoch, phase.epochs):
-            order = torch.as_tensor(rng.permutation(len(train_data)))
-            for batch in range(steps_per_epoch):
-                index = order[batch * config.batch_size : (batch + 1) * config.batch_size]
-                res = int(rng.choice(np.asarray(config.resolutions)))
-                x = resize_batch(train_data.images[index], res)
-                y = train_data.labels[index]
-                if config.augment:
-                    x = _translate(x, rng)
-                lr_now = 0.5 * phase.lr * (1.0 + math.cos(math.pi * step / max(1, n_steps)))
-                for group in optimizer.param_groups:
-                    group["lr"] = lr_now
-                soft = None
-                if use_kd:
-                    with torch.no_grad():
-                        soft = F.softmax(teacher(x), dim=1)  # type: ignore[misc]
-                optimizer.zero_grad(set_to_none=True)
-                total = 0.0
-                for _ in range(phase.subnets_per_step):
-                    arch = sample_arch(phase_choices, rng)
-                    net.set_active_subnet(ks=arch["ks"], e=arch["e"], d=arch["d"])
-                    logits = net(x)
-                    loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
-                    if soft is not None:
-                        loss = loss + phase.kd_ratio * soft_cross_entropy(logits, soft)
-                    loss.backward()
-                    total += float(loss.detach())
-                nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-                optimizer.step()
-                step += 1
-                loss_value = total / phase.subnets_per_step
-                _emit(progress, "step", phase, phase_index, n_phases, step, n_steps, epoch, loss_value)
-            if out_path is not None:
-                train_state = {
-                    "phases": [p.to_dict() for p in config.phases],
-                    "phase_index": phase_index,
-                    "epoch": epoch + 1,
-                    "history": history,
-                    "rng": rng.bit_generator.state,
-                    "optimizer": optimizer.state_dict(),
-                    "teacher_state": teacher.state_dict() if teacher is not None else None,
-                }
-                save_checkpoint(out_path / LAST_CHECKPOINT, net, {**meta_base, "phase": phase.name}, train_state)
-        net.set_max_net()
-        if phase.is_full_net and teacher is None and phase_index < n_phases - 1:
-            teacher = _make_teacher(net, train_data, config, rng)
-        metrics = _validation_metrics(net, train_data, val_data, phase, config) if val_data is not None else {}
-        net.set_max_net()
-        net.train()
-        summary = {
-            "name": phase.name,
-            "epochs": phase.epochs,
-            "seconds": round(time.perf_counter() - phase_started, 3),
-            "loss": loss_value,
-            **metrics,
-        }
-        history.append(summary)
-        _emit(progress, "phase_end", phase, phase_index, n_phases, step, n_steps, phase.epochs, loss_value, metrics)
-        if out_path is not None:
-            phase_meta = {**meta_base, "phase": phase.name, "phases_done": phase_index + 1}
-            save_checkpoint(out_path / f"phase{phase_index}-{phase.name}.pt", net, phase_meta)
-            # Point the resumable state at the next phase (teacher included).
-            train_state = {
-                "phases": [p.to_dict() for p in config.phases],
-                "phase_index": phase_index + 1,
-                "epoch": 0,
-                "history": history,
-                "rng": rng.bit_generator.state,
-                "optimizer": None,
-                "teacher_state": teacher.state_dict() if teacher is not None else None,
-            }
-            save_checkpoint(out_path / LAST_CHECKPOINT, net, phase_meta, train_state)
-        optimizer_state = None
+        position = _Position.restore(out_path / LAST_CHECKPOINT, net, config, trainer.rng)
+    for phase_index in range(position.phase_index, len(config.phases)):
+        trainer.run_phase(phase_index, position, files, val_data)
     net.eval()
-    final = None
-    if out_path is not None:
-        final = save_checkpoint(out_path / FINAL_CHECKPOINT, net, {**meta_base, "phase": "done", "history": history})
-    return TrainResult(phases=history, seconds=round(time.perf_counter() - started, 3), checkpoint=final)
+    files.final(net, position.history)
+    final = out_path / FINAL_CHECKPOINT if out_path is not None else None
+    seconds = round(time.perf_counter() - started, 3)
+    return TrainResult(phases=position.history, seconds=seconds, checkpoint=final, processes=ctx.world_size)
 
 
 def _make_teacher(
@@ -468,10 +616,11 @@ def _make_teacher(
     # resolutions: running averages taken while the weights were still moving make a poor teacher.
     teacher = copy.deepcopy(net)
     teacher.set_max_net()
+    device = next(net.parameters()).device
     n = min(config.calib_images, len(train_data))
     calib = train_data.subset(rng.choice(len(train_data), size=n, replace=False))
     batches = (
-        resize_batch(x, config.resolutions[i % len(config.resolutions)])
+        resize_batch(x, config.resolutions[i % len(config.resolutions)]).to(device)
         for i, (x, _) in enumerate(iter_batches(calib, config.batch_size, max(config.resolutions)))
     )
     recalibrate_bn(teacher, batches)
@@ -493,22 +642,3 @@ def _translate(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     elif dx < 0:
         shifted[:, :, :, dx:] = 0
     return shifted
-
-
-def _emit(
-    progress: ProgressCallback | None,
-    kind: str,
-    phase: Phase,
-    phase_index: int,
-    n_phases: int,
-    step: int,
-    n_steps: int,
-    epoch: int,
-    loss: float | None = None,
-    metrics: dict[str, float] | None = None,
-) -> None:
-    if progress is None:
-        return
-    progress(
-        TrainEvent(kind, phase.name, phase_index, n_phases, step, n_steps, epoch, phase.epochs, loss, metrics or {})
-    )

@@ -105,7 +105,7 @@ def test_collect_eval_extract(trained, tmp_path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["samples"] == 2
-    assert csv_path.read_text().splitlines()[0] == "arch,accuracy,macs,params"
+    assert csv_path.read_text().splitlines()[0] == "arch,accuracy,macs,params,precision"
 
     result = runner.invoke(app, ["supernet", "eval", "--checkpoint", ckpt, "--arch", json.dumps(ARCH), "--json"])
     assert result.exit_code == 0, result.output
