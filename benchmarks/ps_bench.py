@@ -13,6 +13,7 @@ recalibrated, and their top-1 accuracy measured on the held-out 20%. Prints a ta
 
     python benchmarks/ps_bench.py            # a few minutes on 2 busy cores
     python benchmarks/ps_bench.py --quick    # smoke run, seconds
+    python benchmarks/ps_bench.py --scaling  # steps/s of one shrinking phase on 1 and 2 processes (gloo)
 """
 
 from __future__ import annotations
@@ -57,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared host)")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--scaling", action="store_true", help="steps/s with 1 and 2 processes instead")
     args = parser.parse_args(argv)
+    if args.scaling:
+        return _scaling(args)
 
     torch.set_num_threads(args.threads)
     epochs = [int(v) for v in args.epochs.split(",")]
@@ -134,6 +138,36 @@ def main(argv: list[str] | None = None) -> int:
             f"{method:<24} {result['smallest']:>9.1f} {result['middle']:>9.1f} {result['largest']:>9.1f} "
             f"{result['seconds']:>8.0f}"
         )
+    return 0
+
+
+def _scaling(args: argparse.Namespace) -> int:
+    # One kernel phase (two subnets per step, KD off) on the preset's supernet, the same global batch and
+    # steps for 1 and 2 processes; steps/s from the phase's own seconds (process start-up excluded).
+    from supernet.jobs import DataSpec, TrainJob, run_job, run_train_job
+    from supernet.train import Phase
+
+    preset = DIGITS_PRESET
+    net = OFAMobileNetV3(width_mult=preset.width_mult, n_classes=10)
+    phase = Phase("kernel", ks=(7, 5, 3), e=(6,), d=(4,), epochs=1, lr=0.05, subnets_per_step=2, kd_ratio=0.0)
+    resolutions = tuple(int(v) for v in args.resolutions.split(","))
+    config = TrainConfig(phases=(phase,), resolutions=resolutions, batch_size=args.batch_size)
+    data = DataSpec("digits", preset.image_size, preset.holdout_fraction, preset.split_seed)
+    rows = []
+    import tempfile
+
+    for nproc in (1, 2):
+        with tempfile.TemporaryDirectory() as out:
+            job = TrainJob(net.config, data, config, out, validate=False, threads=args.threads)
+            result = run_job(run_train_job, job, nproc)
+        steps = len(data.load()[0]) // args.batch_size
+        rows.append((nproc, steps, result.phases[0]["seconds"]))
+    base = rows[0][1] / rows[0][2]
+    print(f"progressive-shrinking steps/s, digits, width {preset.width_mult}, global batch {args.batch_size}, "
+          f"r {resolutions}, {args.threads} thread(s) per process, gloo")
+    print(f"{'processes':>9} {'steps':>6} {'seconds':>8} {'steps/s':>8} {'vs 1':>6}")
+    for nproc, steps, seconds in rows:
+        print(f"{nproc:>9} {steps:>6} {seconds:>8.1f} {steps / seconds:>8.2f} {steps / seconds / base:>6.2f}")
     return 0
 
 
