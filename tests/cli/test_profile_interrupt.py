@@ -14,6 +14,7 @@ import pytest
 
 from agent.testing import start_agent_process
 from lut import LutStore
+from lut.errors import StoreError
 from space import get_space
 
 from .conftest import invoke, invoke_json
@@ -29,8 +30,11 @@ def _begun(db: Path) -> bool:
     """Two rows stored, one of them a stem block (what makes lut list count a resolution as begun)."""
     if not db.exists():
         return False
-    with LutStore(db) as store:
-        keys = {k for s in store.settings() for k in store.keys(s.id)}
+    try:
+        with LutStore(db) as store:
+            keys = {k for s in store.settings() for k in store.keys(s.id)}
+    except StoreError:  # the profile has created the file but not yet its tables
+        return False
     return len(keys) >= 2 and bool(keys & STEM)
 
 
