@@ -7,9 +7,12 @@ JSON document on stdout. Exit codes: 0 ok, 1 the work failed, 2 bad usage or inp
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -24,6 +27,7 @@ __all__ = [
     "AgentSpec",
     "err_console",
     "fail",
+    "work_failed",
     "emit_json",
     "read_token",
     "parse_agent_spec",
@@ -44,11 +48,24 @@ EXIT_USAGE = 2
 # Human output goes to stderr so stdout stays clean for --json consumers.
 err_console = Console(stderr=True)
 
+logger = logging.getLogger(__name__)
+
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     """Print a one-line error on stderr and exit with ``code``."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+@contextmanager
+def work_failed(what: str) -> Iterator[None]:
+    """Around the work itself, once its input has been checked: any error exits 1 (the work failed) with
+    one line, never 2 (bad usage), which only the checks of the input may give; ``--verbose`` logs the traceback."""
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 - whatever the cause, the work failed; the input was checked before
+        logger.debug("%s failed", what, exc_info=True)
+        fail(f"{what} failed: {type(err).__name__}: {err}", EXIT_FAILED)
 
 
 def emit_json(obj: Any) -> None:

@@ -20,6 +20,7 @@ from lutnas._common import (
     find_setting,
     positive_number,
     predicted_note,
+    work_failed,
 )
 
 __all__ = ["predictor_app", "register"]
@@ -123,12 +124,13 @@ def eval_cmd(
     if predictor is None:
         fail("give --predictor FILE (lutnas's or OFA's format, detected)", EXIT_USAGE)
     accuracy = _load_data(_data_paths(data, more))
-    with _search_errors():
+    with _input_errors():
         pred = _load_any(predictor)
         data_space = infer_space(accuracy)
-        if data_space is not None and data_space != pred.space_name:
-            err_console.print(f"[yellow]warning:[/] the data looks like {data_space} but the predictor is for "
-                              f"{pred.space_name}", highlight=False)
+    if data_space is not None and data_space != pred.space_name:
+        err_console.print(f"[yellow]warning:[/] the data looks like {data_space} but the predictor is for "
+                          f"{pred.space_name}", highlight=False)
+    with work_failed("prediction"):
         metrics = prediction_metrics(pred.predict_batch(accuracy.to_batch()), accuracy.accuracy_pct)
     if json_out:
         emit_json(metrics)
@@ -150,17 +152,16 @@ def _load_any(path: Path | None, space: str | None = None) -> Any:
 
 
 @contextmanager
-def _search_errors() -> Iterator[None]:
-    """Turn search and lut errors into one-line failures (2: bad input, 1: the work failed)."""
-    from search import InfeasibleSearchError, SearchError
+def _input_errors() -> Iterator[None]:
+    """Around calls that check what the user gave (flags, files, their fit): their errors exit 2, bad input.
+
+    Only those calls: an error from inside the work itself is not bad usage (see :func:`_work_errors`).
+    """
+    from search import SearchError
 
     try:
         yield
-    except FileNotFoundError as err:
-        fail(str(err), EXIT_USAGE)
-    except InfeasibleSearchError as err:
-        fail(str(err), EXIT_FAILED)
-    except (SearchError, ValueError) as err:
+    except (FileNotFoundError, SearchError, ValueError) as err:
         fail(str(err), EXIT_USAGE)
 
 
@@ -240,11 +241,11 @@ def _search_cmd(
         settings = dataclasses.replace(settings, population_size=population)
     if distinct_parents:
         settings = dataclasses.replace(settings, distinct_parents=True)
-    with _search_errors():
+    with _input_errors():
         settings.validate()
         pred = _load_any(predictor)
     space_name, tables, few_shot = _compiled_tables(db, device, space, pred, predictor, calibrated=not raw)
-    with _search_errors():
+    with _input_errors():
         extra = []
         if max_macs is not None:
             extra.append(macs_constraint(space_name, max_macs))
@@ -254,6 +255,9 @@ def _search_cmd(
         points = [[latency_constraint(dev, tables[dev], budgets[j][i]) for j, dev in enumerate(device)]
                   for i in range(n_points)]
         points.sort(key=lambda cons: [c.limit for c in cons])
+    # The sweep returns a budget no subnet meets as that point's outcome (reported below), so what it raises
+    # is a failure of the search itself, not of the input.
+    with work_failed("search"):
         # Every budget is searched as if alone with --seed: its answer does not depend on the others.
         outcomes = independent_sweep(space_name, points, pred, settings, seed, extra_constraints=extra)
     infeasible = [o for o in outcomes if isinstance(o, SearchError)]

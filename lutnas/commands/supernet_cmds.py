@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail
+from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail, work_failed
 
 from supernet.presets import DEFAULT_CALIB_IMAGES, DIGITS_PRESET
 
@@ -85,6 +85,18 @@ def _parse_arch(text: str) -> dict[str, Any]:
     if not isinstance(arch, dict):
         fail(f"--arch must be a JSON object with ks, e, d, r; got {type(arch).__name__}", EXIT_USAGE)
     return arch
+
+
+def _subnet_of(net: Any, arch: dict[str, Any]) -> Any:
+    """The ``--arch`` subnet, checked against the supernet (exit 2 when it lies outside it)."""
+    from space import Subnet
+
+    try:
+        sub = Subnet.parse(arch)
+        net.set_active_subnet(sub)
+    except ValueError as err:
+        fail(f"--arch: {err}", EXIT_USAGE)
+    return sub
 
 
 def _load_splits(
@@ -508,7 +520,6 @@ def extract_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Extract one subnet as a standalone network (lutnas .pt file, ONNX or TFLite)."""
-    from space import Subnet
     from supernet import calibrated_subnet, save_subnet, subnet_complexity
 
     chosen = fmt or _EXTRACT_SUFFIX_FORMAT.get(out.suffix.lower(), "pt")
@@ -516,11 +527,7 @@ def extract_cmd(
         fail(f"--format must be one of {', '.join(_EXTRACT_FORMATS)}, got {chosen!r}", EXIT_USAGE)
     arch_dict = _parse_arch(arch)
     net, meta = _load_supernet(checkpoint)
-    try:
-        sub = Subnet.parse(arch_dict)
-        net.set_active_subnet(sub)
-    except ValueError as err:
-        fail(f"--arch: {err}", EXIT_USAGE)
+    sub = _subnet_of(net, arch_dict)
     _warn_untrained_resolution(sub.r, meta)
     calibrated = False
     if not no_calibrate and (dataset or meta.get("dataset")):
@@ -575,14 +582,13 @@ def eval_cmd(
     _set_threads(threads)
     arch_dict = _parse_arch(arch)
     net, meta = _load_supernet(checkpoint)
+    sub = _subnet_of(net, arch_dict)
     spec, image_size, holdout, split_seed = _data_settings(meta, dataset)
     train_data, hold_data = _load_splits(spec, image_size, holdout, split_seed)
     if train_data.n_classes != net.n_classes:
         fail(f"--dataset has {train_data.n_classes} classes but the supernet has {net.n_classes}", EXIT_USAGE)
-    try:
-        result = evaluate_subnet(net, arch_dict, train_data, hold_data, calib_images)
-    except ValueError as err:
-        fail(f"--arch: {err}", EXIT_USAGE)
+    with work_failed("evaluation"):
+        result = evaluate_subnet(net, sub, train_data, hold_data, calib_images)
     if json_out:
         emit_json({**result.to_dict(), "dataset": spec, "eval_images": len(hold_data)})
         return

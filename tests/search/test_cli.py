@@ -59,3 +59,26 @@ def test_search_json_sweep_and_errors(note10_db, tmp_path):
     assert human.exit_code == 0 and human.stdout == ""
     (distinct,) = _json(runner.invoke(app, [*base, "--latency-ms", "25", "--distinct-parents", "--json"]))["results"]
     assert distinct["latency_ms"]["note10"] <= 25
+
+
+def test_search_exit_codes_tell_bad_input_from_a_failed_search(note10_db, tmp_path, monkeypatch):
+    """Exit 2 only for what the user gave; an error raised inside the search itself is exit 1 on one line."""
+    import search.evolution
+
+    base = ["search", "--db", str(note10_db), "--device", "note10", "--latency-ms", "25", "--seed", "1"]
+    bad_settings = runner.invoke(app, [*base, "--predictor", str(OFA_WEIGHTS), "--population", "1"])
+    assert bad_settings.exit_code == 2 and "population_size" in bad_settings.output
+    not_a_predictor = tmp_path / "pred.pt"
+    not_a_predictor.write_bytes(b"not a predictor")
+    bad_file = runner.invoke(app, [*base, "--predictor", str(not_a_predictor)])
+    assert bad_file.exit_code == 2 and "pred.pt" in bad_file.output
+
+    # A ValueError from deep inside the evolution (no real input reaches one there once the checks passed).
+    def broken_breed(*args, **kwargs):
+        raise ValueError("children lost their genes")
+
+    monkeypatch.setattr(search.evolution, "_breed", broken_breed)
+    failed = runner.invoke(app, [*base, "--predictor", str(OFA_WEIGHTS), "--generations", "2"])
+    assert failed.exit_code == 1, failed.output
+    assert "search failed: ValueError: children lost their genes" in " ".join(failed.output.split())
+    assert "Traceback" not in failed.output and not isinstance(failed.exception, ValueError)

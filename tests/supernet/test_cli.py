@@ -160,3 +160,19 @@ def test_missing_checkpoint_exits_2(tmp_path) -> None:
     )
     assert result.exit_code == 2
     assert "does not exist" in result.stderr
+
+
+def test_a_failure_inside_eval_exits_1_not_2(trained, monkeypatch) -> None:
+    """An error raised by the evaluation itself, after --arch passed its checks, is "the work failed" (1)."""
+    import supernet.evaluate
+
+    def broken_top1(*args, **kwargs):
+        raise ValueError("logits and labels disagree")
+
+    monkeypatch.setattr(supernet.evaluate, "top1_accuracy", broken_top1)
+    out, _ = trained
+    argv = ["supernet", "eval", "--checkpoint", str(out / "supernet.pt"), "--arch", json.dumps(ARCH)]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 1, result.output
+    assert "evaluation failed: ValueError: logits and labels disagree" in " ".join(result.stderr.split())
+    assert not isinstance(result.exception, ValueError)
