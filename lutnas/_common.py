@@ -24,7 +24,9 @@ __all__ = [
     "EXIT_OK",
     "EXIT_FAILED",
     "EXIT_USAGE",
+    "CONNECT_TIMEOUT_S",
     "AgentSpec",
+    "connect_timeout_option",
     "err_console",
     "fail",
     "work_failed",
@@ -44,6 +46,10 @@ __all__ = [
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+
+# Default of --connect-timeout-s: how long a command keeps trying an agent that does not answer yet
+# (one that is still starting, or restarting), before it gives up with "unreachable".
+CONNECT_TIMEOUT_S = 10.0
 
 # Human output goes to stderr so stdout stays clean for --json consumers.
 err_console = Console(stderr=True)
@@ -105,6 +111,12 @@ class AgentSpec:
 
     name: str  # device name the LUT rows are filed under
     address: str  # host:port
+
+
+def connect_timeout_option() -> Any:
+    """The ``--connect-timeout-s`` option, the same in every command that reaches agents."""
+    return typer.Option(CONNECT_TIMEOUT_S, "--connect-timeout-s",
+                        help="How long to keep trying an unreachable agent, seconds.")
 
 
 def parse_address(text: str) -> str:

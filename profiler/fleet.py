@@ -80,6 +80,8 @@ FORMAT_FOR_RUNTIME = {"onnxruntime": "onnx", "tflite": "tflite", "benchmark_mode
 ExportFn = Callable[[Block, str, int], bytes]
 
 _PROBE_TIMEOUT_S = 5.0  # a health probe of a possibly stopped agent; a live one answers in milliseconds
+# A worker's call retries an unreachable agent this long; a longer outage is waited out with agent_wait_s.
+_WORKER_RETRY_S = 2.0
 
 
 class ProfileError(Exception):
@@ -123,6 +125,7 @@ class ProfileSettings:
     pipeline_depth: int = 2  # jobs on their way to an agent (the agent still runs one at a time)
     rounds: int = 1  # readings per block, in interleaved rounds; the row keeps the lowest median
     rpc_timeout_s: float = 30.0  # deadline of unary calls; also a job's allowance beyond job_timeout_s (upload, reply)
+    connect_timeout_s: float = 10.0  # how long the start keeps trying an unreachable agent (later outages: agent_wait_s)
     export_workers: int = 1  # export processes running ahead of the agents
     claim_batch: int = 16  # blocks claimed from the store at a time (hosts sharing a setting split by these)
     lease_s: float = 30.0  # a claim lapses this long after its host stops renewing it (killed hosts)
@@ -148,7 +151,7 @@ class ProfileSettings:
         for name in ("sentinel_cooldown_s", "retry_backoff_s", "agent_wait_s"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} should be >= 0; got {getattr(self, name)}")
-        for name in ("job_timeout_s", "rpc_timeout_s"):
+        for name in ("job_timeout_s", "rpc_timeout_s", "connect_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} should be > 0; got {getattr(self, name)}")
 
@@ -869,7 +872,7 @@ def profile(
         raise ProfileError("no agents given; use --agent NAME=HOST:PORT")
     stop = stop or threading.Event()
     start = time.monotonic()
-    client_kw = {"token": token, "tls_ca": tls_ca, "retry_s": 2.0, "timeout_s": settings.rpc_timeout_s}
+    client_kw = {"token": token, "tls_ca": tls_ca, "retry_s": _WORKER_RETRY_S, "timeout_s": settings.rpc_timeout_s}
     by_name: dict[str, list[AgentRef]] = {}
     for ref in agents:
         by_name.setdefault(ref.name, []).append(ref)
@@ -886,7 +889,7 @@ def profile(
     versions: dict[str, str] = {}
     refused: dict[str, list[Failure]] = {}  # devices whose runtime cannot run the precision (setting_id 0: not stored)
     for name, refs in by_name.items():
-        clients = [AgentClient(r.address, **client_kw) for r in refs]
+        clients = [AgentClient(r.address, **{**client_kw, "retry_s": settings.connect_timeout_s}) for r in refs]
         try:
             setting, versions[name], info = _device_setting(name, clients, settings)
         finally:

@@ -105,6 +105,7 @@ class ValidationSettings:
     options: Mapping[str, str] = field(default_factory=dict)  # runtime options; use the profile's
     round_stat: str = "min"  # how a network's round medians combine: min | median
     calib_dir: str | None = None  # int8 calibration images; use the profile's (None: seeded inputs)
+    connect_timeout_s: float = 10.0  # how long to keep trying an unreachable agent
 
 
 @dataclass
@@ -227,6 +228,8 @@ def validate(
         raise ValidationError(f"rounds must be >= 2 (even and odd rounds measure the repeat noise), got {settings.rounds}")
     if settings.round_stat not in _ROUND_STATS:
         raise ValidationError(f"round_stat must be one of {', '.join(_ROUND_STATS)}, got {settings.round_stat!r}")
+    if not settings.connect_timeout_s > 0:
+        raise ValidationError(f"connect_timeout_s must be > 0, got {settings.connect_timeout_s!r}")
     setting = store.setting(device)
     _export_format(setting.setting)  # fail before any timing
     space, compiled = infer_space(store, setting, settings.space)
@@ -241,7 +244,7 @@ def validate(
     notes: list[str] = []
     progress = on_progress or (lambda stage, done, total: None)
 
-    with AgentClient(address, token=token, tls_ca=tls_ca) as client:
+    with AgentClient(address, token=token, tls_ca=tls_ca, retry_s=settings.connect_timeout_s) as client:
         notes += _check_runtime(client, setting)
         medians, clocks = time_subnets(client, setting.setting, space.name, archs, settings, rng, progress)
     notes += _check_clock(store, setting, clocks)

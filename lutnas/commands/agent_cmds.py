@@ -12,6 +12,7 @@ from rich.table import Table
 from lutnas._common import (
     EXIT_FAILED,
     EXIT_USAGE,
+    connect_timeout_option,
     emit_json,
     err_console,
     fail,
@@ -192,8 +193,7 @@ def devices_cmd(
     agent: list[str] = typer.Option([], "--agent", help="Agent as [NAME=]HOST:PORT (repeatable)."),
     token_file: Path | None = typer.Option(None, help="File holding the bearer token (else $LUTNAS_TOKEN)."),
     tls_ca: Path | None = typer.Option(None, help="PEM CA or self-signed certificate to trust (enables TLS)."),
-    connect_timeout_s: float = typer.Option(10.0, "--connect-timeout-s",
-                                            help="How long to keep trying an unreachable agent, seconds."),
+    connect_timeout_s: float = connect_timeout_option(),
     timeout_s: float | None = typer.Option(None, "--timeout-s", hidden=True),  # old spelling of --connect-timeout-s
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
@@ -278,8 +278,7 @@ def time_cmd(
     samples: bool = typer.Option(False, "--samples", help="Include every timed sample."),
     token_file: Path | None = typer.Option(None, help="File holding the bearer token (else $LUTNAS_TOKEN)."),
     tls_ca: Path | None = typer.Option(None, help="PEM CA or self-signed certificate to trust (enables TLS)."),
-    connect_timeout_s: float = typer.Option(10.0, "--connect-timeout-s",
-                                            help="How long to keep trying an unreachable agent, seconds."),
+    connect_timeout_s: float = connect_timeout_option(),
     timeout_s: float | None = typer.Option(None, "--timeout-s", hidden=True),  # old spelling of --connect-timeout-s
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:

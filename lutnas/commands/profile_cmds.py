@@ -15,12 +15,14 @@ from rich.table import Table
 from lutnas._common import (
     EXIT_FAILED,
     EXIT_USAGE,
+    connect_timeout_option,
     emit_json,
     err_console,
     fail,
     parse_agent_spec,
     parse_options,
     parse_resolutions,
+    positive_number,
     predicted_note,
     read_token,
     resolution_option,
@@ -124,6 +126,7 @@ def profile_cmd(
     cache_dir: Optional[Path] = typer.Option(None, help="Host artifact cache (default ~/.cache/lutnas/artifacts)."),
     token_file: Optional[Path] = typer.Option(None, help="Bearer token file (else $LUTNAS_TOKEN)."),
     tls_ca: Optional[Path] = typer.Option(None, help="CA certificate to trust for TLS agents."),
+    connect_timeout_s: float = connect_timeout_option(),
     few_shot: Optional[int] = typer.Option(None, "--few-shot", help="Time only K informative blocks; predict the rest from --from."),
     from_: Optional[str] = typer.Option(None, "--from", help="Source settings for --few-shot: names or ids, comma-separated."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
@@ -151,14 +154,15 @@ def profile_cmd(
                                    precision=precision, calib_dir=str(calib_dir) if calib_dir else None,
                                    options=options, rounds=rounds, sentinel_every=sentinel_every,
                                    sentinel_threshold=sentinel_threshold, max_attempts=max_attempts,
-                                   cache_dir=str(cache_dir) if cache_dir else None)
+                                   cache_dir=str(cache_dir) if cache_dir else None,
+                                   connect_timeout_s=positive_number(connect_timeout_s, "--connect-timeout-s"))
         settings.validate()
     except ValueError as err:
         fail(str(err), EXIT_USAGE)
     if (few_shot is None) != (from_ is None):
         fail("--few-shot K and --from SETTING,... go together", EXIT_USAGE)
     token = read_token(token_file)
-    specs = _name_bare_agents(agent, specs, token, tls_ca)
+    specs = _name_bare_agents(agent, specs, token, tls_ca, connect_timeout_s)
     interrupted = threading.Event()
     try:
         store = LutStore(db, create=True)
@@ -242,7 +246,8 @@ def _row_counts(store, setting_id: int, space: str, res: tuple[int, ...]) -> dic
     return {"measured": len(measured), "predicted": len((store.keys(setting_id) & plan) - measured)}
 
 
-def _name_bare_agents(texts: list[str], specs: list, token: str | None, tls_ca: Path | None) -> list:
+def _name_bare_agents(texts: list[str], specs: list, token: str | None, tls_ca: Path | None,
+                      connect_timeout_s: float) -> list:
     """Give each bare ``--agent HOST:PORT`` the device name its agent reports (``agent serve --name``)."""
     from profiler.client import AgentClient, AgentError
 
@@ -252,7 +257,7 @@ def _name_bare_agents(texts: list[str], specs: list, token: str | None, tls_ca: 
     for text, spec in zip(texts, specs):
         if "=" not in text:
             try:
-                with AgentClient(spec.address, token=token, tls_ca=tls_ca) as client:
+                with AgentClient(spec.address, token=token, tls_ca=tls_ca, retry_s=connect_timeout_s) as client:
                     spec = AgentSpec(name=client.device_info().name or spec.address, address=spec.address)
             except AgentError as err:
                 fail(f"cannot ask {spec.address} its name ({err}); give --agent NAME=HOST:PORT", EXIT_FAILED)
@@ -294,6 +299,7 @@ def validate_cmd(
     round_stat: str = typer.Option("min", help="Combine a network's round medians by min (wall-clock noise only adds) or median."),
     token_file: Optional[Path] = typer.Option(None, help="Bearer token file (else $LUTNAS_TOKEN)."),
     tls_ca: Optional[Path] = typer.Option(None, help="CA certificate to trust for a TLS agent."),
+    connect_timeout_s: float = connect_timeout_option(),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
 ) -> None:
     """Time whole subnets on the device and check the LUT's sums against them (raw and calibrated)."""
@@ -312,15 +318,17 @@ def validate_cmd(
         _check_calib_dir(calib_dir)
     except ValueError as err:
         fail(str(err), EXIT_USAGE)
+    positive_number(connect_timeout_s, "--connect-timeout-s")
     if spec is not None and device is None:
-        (spec,) = _name_bare_agents([agent], [spec], read_token(token_file), tls_ca)
+        (spec,) = _name_bare_agents([agent], [spec], read_token(token_file), tls_ca, connect_timeout_s)
     name = device or (spec.name if spec else None)
     if name is None:
         fail("give --agent NAME=HOST:PORT to measure, or --device NAME to re-render stored runs", EXIT_USAGE)
     name = with_precision(name, precision)
     settings = ValidationSettings(samples=samples, rounds=rounds, seed=seed, space=space, resolutions=res,
                                   calibrate=calibrate, options=options, round_stat=round_stat,
-                                  calib_dir=str(calib_dir) if calib_dir else None)
+                                  calib_dir=str(calib_dir) if calib_dir else None,
+                                  connect_timeout_s=connect_timeout_s)
     try:
         store = LutStore(db, create=False)
         few_shot = predicted_note(store, store.setting(name))

@@ -48,3 +48,30 @@ def test_agent_flags_parse_the_same_everywhere() -> None:
         assert "127.0.0.1:1" in result.stderr
     result = invoke("devices")
     assert result.exit_code == 2 and "--agent" in result.stderr
+
+
+def test_profile_and_validate_give_up_on_an_unreachable_agent_after_connect_timeout(db: Path) -> None:
+    import re
+    import time
+
+    from lut import DeviceSetting, LutStore
+    from lutnas._common import CONNECT_TIMEOUT_S
+
+    with LutStore(db) as store:  # an onnxruntime device (the reference LUTs name no model format)
+        rows = [(k, {"median_ms": v}, {}) for k, v in store.table("note10").items()]
+        store.import_rows(DeviceSetting("pc", "onnxruntime", threads=1, model_format="onnx"), rows)
+    # Nothing listens on port 1: each command retries for --connect-timeout-s, then stops with one line
+    # naming the agent (exit 1, the work failed). The default (10 s) would take ten retries or so.
+    for args in (["profile", "--agent", "x=127.0.0.1:1", "--db", db.parent / "new.db", "--resolutions", "160"],
+                 ["profile", "--agent", "127.0.0.1:1", "--db", db.parent / "new.db"],
+                 ["validate", "--agent", "pc=127.0.0.1:1", "--db", db, "--samples", "3"]):
+        started = time.monotonic()
+        result = invoke(*args, "--connect-timeout-s", "0.3")
+        elapsed = time.monotonic() - started
+        assert result.exit_code == 1, result.output
+        lines = one_line(result.stderr)
+        assert lines.startswith("error:") and "127.0.0.1:1 unreachable" in lines, lines
+        attempts = int(re.search(r"after (\d+) attempts?", lines).group(1))
+        assert attempts <= 3 and elapsed < CONNECT_TIMEOUT_S, (attempts, elapsed)
+    result = invoke("validate", "--agent", "note10=127.0.0.1:1", "--db", db, "--connect-timeout-s", "0")
+    assert result.exit_code == 2 and "--connect-timeout-s must be a finite number > 0" in one_line(result.stderr)
