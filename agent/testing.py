@@ -12,6 +12,11 @@ Usable outside pytest::
 
 Each timed run waits ``latency_ms`` times the float in ``drift_file`` (1.0 when the file is
 absent or unreadable), so a test can inject drift by rewriting that file mid-profile.
+
+With ``"runs_file"`` each timing (one job) appends a line to that file as it starts: the
+model's own report that a job is running, to wait on instead of sleeping. With ``"factors"``
+as well, the k-th timing of the model (k counted in that file) waits ``latency_ms`` times
+``factors[k]`` (the last one repeats): drift at an exact reading, whatever the host's load.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +46,7 @@ __all__ = [
     "SleepRuntime",
     "SLEEP_RUNTIME_SPEC",
     "sleep_model",
+    "wait_until",
     "onnx_matmul_relu",
     "onnx_conv",
 ]
@@ -193,13 +199,21 @@ def start_agent_process(
 
 
 def sleep_model(latency_ms: float, drift_file: str | Path | None = None, jitter: float = 0.0, crash: bool = False,
-                tag: str = "", exact: bool = False) -> bytes:
+                tag: str = "", exact: bool = False, runs_file: str | Path | None = None,
+                factors: Sequence[float] = ()) -> bytes:
     """A model blob for :class:`SleepRuntime` (``tag`` only makes distinct blobs with equal latency).
 
     With ``exact`` each run still waits, but reports the latency it was asked to wait instead of the
-    wall time, so tests on a loaded host see no scheduler jitter.
+    wall time, so tests on a loaded host see no scheduler jitter. ``runs_file`` gets a line as each
+    timing starts; ``factors`` (which needs ``runs_file``) scales the k-th timing by ``factors[k]``.
     """
+    if factors and runs_file is None:
+        raise ValueError("factors count timings in runs_file: give both")
     doc: dict[str, Any] = {"latency_ms": float(latency_ms)}
+    if runs_file is not None:
+        doc["runs_file"] = str(runs_file)
+    if factors:
+        doc["factors"] = [float(f) for f in factors]
     if exact:
         doc["exact"] = True
     if drift_file is not None:
@@ -213,6 +227,16 @@ def sleep_model(latency_ms: float, drift_file: str | Path | None = None, jitter:
     return json.dumps(doc, sort_keys=True).encode()
 
 
+def wait_until(ready: Callable[[], bool], timeout_s: float = 120.0, poll_s: float = 0.005) -> bool:
+    """Poll ``ready()`` until it holds (True) or ``timeout_s`` passes (False)."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(poll_s)
+    return True
+
+
 @dataclass
 class _SleepModel:
     latency_ms: float
@@ -220,6 +244,8 @@ class _SleepModel:
     jitter: float
     crash: bool
     exact: bool = False
+    runs_file: Path | None = None
+    factors: tuple[float, ...] = ()
 
 
 def _read_factor(path: Path | None) -> float:
@@ -229,6 +255,19 @@ def _read_factor(path: Path | None) -> float:
         return float(path.read_text().strip())
     except (OSError, ValueError):
         return 1.0
+
+
+def _record_run(model: _SleepModel) -> float | None:
+    """Append this timing's line to the model's runs file; its ``factors`` entry (None without factors)."""
+    if model.runs_file is None:
+        return None
+    try:
+        before = len(model.runs_file.read_text().splitlines())
+    except FileNotFoundError:
+        before = 0
+    with open(model.runs_file, "a", encoding="utf-8") as fh:
+        fh.write(f"{before}\n")
+    return model.factors[min(before, len(model.factors) - 1)] if model.factors else None
 
 
 class SleepRuntime:
@@ -247,20 +286,23 @@ class SleepRuntime:
             raise JobError("INVALID_ARGUMENT", f"sleep model must be JSON with a numeric latency_ms: {err}") from err
         if not 0 <= latency_ms <= 60_000:
             raise JobError("INVALID_ARGUMENT", f"latency_ms must be in 0..60000, got {latency_ms}")
-        drift = doc.get("drift_file")
+        drift, runs = doc.get("drift_file"), doc.get("runs_file")
         return _SleepModel(latency_ms, Path(drift) if drift else None, float(doc.get("jitter", 0.0)),
-                           bool(doc.get("crash", False)), bool(doc.get("exact", False)))
+                           bool(doc.get("crash", False)), bool(doc.get("exact", False)),
+                           Path(runs) if runs else None, tuple(float(f) for f in doc.get("factors", ())))
 
     def time(self, loaded: _SleepModel, plan: TimingPlan) -> Measurement:
         import random
 
         rng = random.Random(0)
         clock = time.perf_counter
+        scheduled = _record_run(loaded)
 
         def run_once() -> float:
             if loaded.crash:
                 os.kill(os.getpid(), signal.SIGKILL)  # stands in for a runtime segfault
-            target_s = loaded.latency_ms * _read_factor(loaded.drift_file) * (1.0 + loaded.jitter * rng.random()) / 1e3
+            factor = _read_factor(loaded.drift_file) if scheduled is None else scheduled
+            target_s = loaded.latency_ms * factor * (1.0 + loaded.jitter * rng.random()) / 1e3
             t0 = clock()
             if loaded.exact:
                 # Reported as declared: a plain sleep is enough and leaves the CPU to everyone else.

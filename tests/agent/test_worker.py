@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 
-from agent.testing import AgentProcess, sleep_model
+from agent.testing import AgentProcess, sleep_model, wait_until
 from profiler.client import AgentClient, make_job
 
 from .conftest import FAST_PLAN
@@ -15,15 +14,16 @@ from .conftest import FAST_PLAN
 _SLOW_PLAN = {"warmup_count": 0, "warmup_s": 0.0, "min_reps": 1000, "min_s": 20.0, "max_reps": 10_000, "max_s": 30.0}
 
 
-def test_worker_killed_mid_job(fresh_agent: AgentProcess, onnx_model: bytes) -> None:
+def test_worker_killed_mid_job(fresh_agent: AgentProcess, onnx_model: bytes, tmp_path) -> None:
+    runs = tmp_path / "runs"
     with AgentClient(fresh_agent.address, token=fresh_agent.token) as client:
         pid = client.device_info().worker_pid
         results = []
-        runner = threading.Thread(
-            target=lambda: results.extend(client.benchmark([make_job(sleep_model(5.0), runtime="sleep", plan=_SLOW_PLAN)]))
-        )
+        job = make_job(sleep_model(5.0, runs_file=runs), runtime="sleep", plan=_SLOW_PLAN)
+        runner = threading.Thread(target=lambda: results.extend(client.benchmark([job])))
         runner.start()
-        time.sleep(1.0)  # the job is running: 20 s of 5 ms sleeps
+        # The model writes a line as its timing starts: from then on the worker is mid-job (20 s of 5 ms sleeps).
+        assert wait_until(runs.exists, timeout_s=60.0)
         os.kill(pid, signal.SIGKILL)
         runner.join(30.0)
         assert not runner.is_alive()
