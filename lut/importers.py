@@ -37,7 +37,7 @@ from lut._rows import normalize_row
 from lut._yaml import key_line, load_yaml_mapping
 from lut.errors import ImportFormatError
 from lut.schema import PROVENANCE_COLUMNS, ROW_COLUMNS, STAT_COLUMNS, DeviceSetting
-from space import Block, get_space, list_spaces
+from space import Block, get_space
 
 if TYPE_CHECKING:
     from lut.store import LutStore, RowInput, StoredSetting
@@ -258,12 +258,15 @@ _NSGA_FIXED = re.compile(r"^(first_conv|final_expand_layer|feature_mix_layer)-in
                          r"-output:(\d+)x(\d+)x(\d+)$")
 _NSGA_CLASSIFIER = re.compile(r"^classifier-input:(\d+)-output:(\d+)$")
 _NSGA_KIND = {"first_conv": "first_conv", "final_expand_layer": "final_expand", "feature_mix_layer": "feature_mix"}
+# NSGANetV2's LUTs price OFA's ImageNet supernets; the small digits space reuses some of their widths with
+# other activations, so it would make those widths ambiguous.
+_NSGA_SPACES = ("ofa-mbv3-w1.0", "ofa-mbv3-w1.2")
 
 
 def _stage_acts() -> dict[int, str]:
-    """Output width -> activation of the stage (or fixed first block) producing it, over every registered space."""
+    """Output width -> activation of the stage (or fixed first block) producing it, over NSGANetV2's spaces."""
     acts: dict[int, set[str]] = {}
-    for name in list_spaces():
+    for name in _NSGA_SPACES:
         space = get_space(name)
         acts.setdefault(space.first_block_chs, set()).add("relu")
         for chs, act in zip(space.stage_chs, space.stage_acts):
@@ -284,7 +287,7 @@ def nsganetv2_to_ofa_key(key: str, acts: Mapping[int, str] | None = None) -> str
         k, s, skip, se = (int(x) for x in m.groups()[7:])
         if cout not in acts:
             raise ValueError(f"cannot infer the activation: output width {cout} is not a stage width of "
-                             f"{', '.join(list_spaces())}")
+                             f"{', '.join(_NSGA_SPACES)}")
         if h != w or oh != ow:
             raise ValueError("non-square feature map")
         block = Block(kind="mbconv", in_hw=h, in_chs=cin, out_hw=oh, out_chs=cout, mid_chs=round(cin * ratio),

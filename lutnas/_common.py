@@ -164,8 +164,10 @@ def parse_resolutions(text: str) -> tuple[int, ...]:
                 out.append(int(part))
         except ValueError:
             raise ValueError(f"--resolutions expects ints like 160,176 or a range 128-224:4, got {text!r}") from None
-    if not out or any(r < 32 or r > 1024 for r in out):
-        raise ValueError(f"--resolutions must list resolutions in [32, 1024], got {text!r}")
+    from space.search_space import MAX_RESOLUTION, MIN_RESOLUTION
+
+    if not out or any(r < MIN_RESOLUTION or r > MAX_RESOLUTION for r in out):
+        raise ValueError(f"--resolutions must list resolutions in [{MIN_RESOLUTION}, {MAX_RESOLUTION}], got {text!r}")
     return tuple(dict.fromkeys(out))
 
 

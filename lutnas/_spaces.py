@@ -122,11 +122,11 @@ def choose_space(sources: Iterable[SpaceSource], given: str | None = None) -> st
         name = get_space(given).name
         misfits = [s for s in sources if not s.fits(name)]
         if misfits:
-            raise ValueError(f"--space {name} does not fit every input: {_explain(sources, list_spaces())}")
+            raise ValueError(f"--space {name} does not fit every input: {_explain(sources, name)}")
     else:
         common = [n for n in list_spaces() if all(s.fits(n) for s in sources)]
         if not common:
-            raise ValueError(f"no search space fits every input: {_explain(sources, list_spaces())}")
+            raise ValueError(f"no search space fits every input: {_explain(sources)}")
         # Prefer a space every input covers fully, then the default space.
         full = [n for n in common if all(n in s.spaces for s in sources)] or common
         name = DEFAULT_SPACE if DEFAULT_SPACE in full else full[0]
@@ -137,11 +137,17 @@ def choose_space(sources: Iterable[SpaceSource], given: str | None = None) -> st
     return name
 
 
-def _explain(sources: Sequence[SpaceSource], spaces: Sequence[str]) -> str:
+def _explain(sources: Sequence[SpaceSource], given: str | None = None) -> str:
+    """Each input's spaces and resolutions, then which inputs fit each space (spaces no input fits are left
+    out, unless it is the ``--space`` given)."""
+    from space import list_spaces
+
     listing = "; ".join(s.describe() for s in sources)
     fit = []
-    for name in spaces:
+    for name in list_spaces():
         who = [s.label for s in sources if s.fits(name)]
+        if not who and name != given:
+            continue
         fit.append(f"{name} fits {'every input' if len(who) == len(sources) else ', '.join(who) or 'none of them'}")
     return f"{listing}. Inputs of one width would work: {'; '.join(fit)}"
 

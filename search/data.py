@@ -6,7 +6,8 @@ Two formats are read, detected from the header row:
   (``{'wid': None, 'ks': [...], 'e': [...], 'd': [...], 'r': [224]}``) and a
   ``Top-1 Acc (%)`` column.
 * A plain CSV with the columns ``arch,accuracy``: the arch as a JSON object and the
-  top-1 accuracy in percent.
+  top-1 accuracy in percent. ``supernet collect`` adds ``macs``, ``params``, ``precision``
+  and ``space`` (the registered search space of the supernet, empty when it has none).
 
 Subnets that occur more than once (DyNAS-T evaluates some subnets in several runs)
 are merged into one row holding the mean accuracy. Slots beyond a stage's depth are
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from search.cost import macs_table
-from space import SubnetBatch, active_mask, list_spaces
+from space import SubnetBatch, active_mask, get_space, list_spaces
 
 __all__ = [
     "AccuracyData",
@@ -47,6 +48,8 @@ _DYNAST_ACC = "Top-1 Acc (%)"
 _DYNAST_MACS = "MACs"
 _PLAIN_ARCH = "arch"
 _PLAIN_ACC = "accuracy"
+_PLAIN_MACS = "macs"
+_SPACE = "space"
 _N_SLOTS = 20
 _N_STAGES = 5
 _MAX_DEPTH = 4
@@ -71,6 +74,8 @@ class AccuracyData:
         fingerprint: a short hash of the (subnet, accuracy) rows, independent of row order.
         precision: the precision the accuracies were measured at (a ``precision`` column, as
             ``supernet collect`` writes; files without one, like DyNAS-T's, are fp32).
+        space: the search space the files declare (a ``space`` column, as ``supernet collect``
+            writes), else None.
     """
 
     ks: np.ndarray
@@ -82,6 +87,7 @@ class AccuracyData:
     fingerprint: str
     macs: np.ndarray | None = None
     precision: str = "fp32"
+    space: str | None = None
 
     def __len__(self) -> int:
         return int(self.r.shape[0])
@@ -95,7 +101,8 @@ class AccuracyData:
         """The rows selected by an integer or boolean index (fingerprint recomputed)."""
         ks, e, d, r, acc = (a[index] for a in (self.ks, self.e, self.d, self.r, self.accuracy_pct))
         macs = None if self.macs is None else self.macs[index]
-        return AccuracyData(ks, e, d, r, acc, self.sources, _fingerprint(ks, e, d, r, acc), macs, self.precision)
+        return AccuracyData(ks, e, d, r, acc, self.sources, _fingerprint(ks, e, d, r, acc), macs, self.precision,
+                            self.space)
 
     def to_batch(self) -> SubnetBatch:
         """The subnets as a :class:`space.SubnetBatch`."""
@@ -165,15 +172,20 @@ def load_accuracy_data(paths: PathLike | Iterable[PathLike]) -> AccuracyData:
     accs: list[float] = []
     macs: list[float] = []
     precisions: dict[str, str] = {}
+    spaces: set[str] = set()
     for path in paths:
-        file_archs, file_accs, file_macs, file_precisions = _read_file(path)
+        file_archs, file_accs, file_macs, file_precisions, file_spaces = _read_file(path)
         archs.extend(file_archs)
         accs.extend(file_accs)
         macs.extend(file_macs)
         precisions.update({p: str(path) for p in file_precisions})
+        spaces |= file_spaces
     if len(precisions) > 1:
         raise DataFormatError(f"accuracies measured at different precisions ({', '.join(sorted(precisions))}) "
                               "cannot train one predictor; give files of one precision")
+    if len(spaces) > 1:
+        raise DataFormatError(f"the files come from different search spaces ({', '.join(sorted(spaces))}); "
+                              "give files of one space")
     if not archs:
         raise DataFormatError(f"no rows in {', '.join(str(p) for p in paths)}")
     ks, e, d, r = arch_arrays(archs)
@@ -183,10 +195,11 @@ def load_accuracy_data(paths: PathLike | Iterable[PathLike]) -> AccuracyData:
     macs_arr = np.asarray(macs, dtype=np.float64)[pick]
     logger.debug("read %d rows, %d unique subnets from %d files", len(accs), len(r), len(paths))
     return AccuracyData(ks, e, d, r, acc, tuple(str(p) for p in paths), _fingerprint(ks, e, d, r, acc),
-                        None if np.isnan(macs_arr).any() else macs_arr, next(iter(precisions), "fp32"))
+                        None if np.isnan(macs_arr).any() else macs_arr, next(iter(precisions), "fp32"),
+                        next(iter(spaces), None))
 
 
-def _read_file(path: Path) -> tuple[list[Mapping[str, Any]], list[float], list[float], set[str]]:
+def _read_file(path: Path) -> tuple[list[Mapping[str, Any]], list[float], list[float], set[str], set[str]]:
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
@@ -202,11 +215,14 @@ def _read_file(path: Path) -> tuple[list[Mapping[str, Any]], list[float], list[f
         archs: list[Mapping[str, Any]] = []
         accs: list[float] = []
         macs: list[float] = []
-        macs_col = _DYNAST_MACS if _DYNAST_MACS in header else None
+        macs_col = next((c for c in (_DYNAST_MACS, _PLAIN_MACS) if c in header), None)
         precisions: set[str] = set()
+        spaces: set[str] = set()
         for line_no, row in enumerate(reader, start=2):
             if "precision" in header:
                 precisions.add(row["precision"] or "fp32")
+            if row.get(_SPACE):
+                spaces.add(_known_space(path, line_no, row[_SPACE]))
             try:
                 arch = parse(row[arch_col])
                 acc = float(row[acc_col])
@@ -218,7 +234,14 @@ def _read_file(path: Path) -> tuple[list[Mapping[str, Any]], list[float], list[f
             archs.append(arch)
             accs.append(acc)
             macs.append(mac)
-    return archs, accs, macs, precisions or {"fp32"}
+    return archs, accs, macs, precisions or {"fp32"}, spaces
+
+
+def _known_space(path: Path, line_no: int, name: str) -> str:
+    try:
+        return get_space(name).name
+    except ValueError as err:
+        raise DataFormatError(f"{path}:{line_no}: column space: {err}") from None
 
 
 def _canonical(ks: np.ndarray, e: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -252,15 +275,19 @@ def _fingerprint(ks: np.ndarray, e: np.ndarray, d: np.ndarray, r: np.ndarray, ac
 
 
 def infer_space(data: AccuracyData, candidates: Sequence[str] | None = None) -> str | None:
-    """The registered space whose MACs count matches the data's ``MACs`` column exactly.
+    """The space the data declares (its ``space`` column), else the registered space whose MACs
+    count matches the data's MACs column exactly (DyNAS-T's ``MACs``, or ``macs`` of older
+    ``supernet collect`` files).
 
     Args:
-        data: accuracy data read with a MACs column (DyNAS-T's files have one).
-        candidates: space names to try (default: every registered space).
+        data: accuracy data.
+        candidates: space names to try by MACs (default: every registered space).
 
     Returns:
-        The one matching space name, or None when the data has no MACs or no single space matches.
+        The space name, or None when the data declares none and has no MACs or no single space matches.
     """
+    if data.space is not None:
+        return data.space
     if data.macs is None:
         return None
     matches = []

@@ -15,8 +15,10 @@ DEFAULT_SPACE = "ofa-mbv3-w1.2"
 _BASE_WIDTHS = (16, 16, 24, 40, 80, 112, 160, 960, 1280)
 
 
-def _ofa_mbv3(name: str, width_mult: float) -> SearchSpace:
+def _ofa_mbv3(name: str, width_mult: float, n_classes: int = 1000,
+              resolutions: tuple[int, ...] | None = None) -> SearchSpace:
     w = [make_divisible(base * width_mult, 8) for base in _BASE_WIDTHS]
+    extra = {} if resolutions is None else {"resolutions": resolutions}
     return SearchSpace(
         name=name,
         width_mult=width_mult,
@@ -25,10 +27,16 @@ def _ofa_mbv3(name: str, width_mult: float) -> SearchSpace:
         stage_chs=tuple(w[2:7]),
         final_expand_chs=w[7],
         feature_mix_chs=w[8],
+        n_classes=n_classes,
+        **extra,
     )
 
 
 _FACTORIES: dict[str, Callable[[], SearchSpace]] = {
+    # The small supernet `lutnas supernet train --dataset digits` trains (supernet.presets.DIGITS_PRESET):
+    # width 0.25, scikit-learn's 10 digit classes, 12 and 16 px inputs.
+    "ofa-mbv3-w0.25": lambda: _ofa_mbv3("ofa-mbv3-w0.25", 0.25, n_classes=10, resolutions=(12, 16)),
+    # OFA's released ImageNet supernets.
     "ofa-mbv3-w1.0": lambda: _ofa_mbv3("ofa-mbv3-w1.0", 1.0),
     "ofa-mbv3-w1.2": lambda: _ofa_mbv3("ofa-mbv3-w1.2", 1.2),
 }

@@ -5,9 +5,11 @@ the sample takes turns across the bins, so small and large subnets are as well r
 crowded middle. Each subnet is extracted, its BN statistics re-estimated on training images, and its
 top-1 accuracy measured on held-out images.
 
-CSV columns: ``arch,accuracy,macs,params,precision`` — ``arch`` is a JSON object with ``ks``, ``e``,
-``d``, ``r``; ``accuracy`` is top-1 in percent, measured in ``precision`` (``fp32``, or ``int8``
-fake-quantized), so a predictor trained on the file knows which accuracy it models.
+CSV columns: ``arch,accuracy,macs,params,precision,space`` — ``arch`` is a JSON object with ``ks``,
+``e``, ``d``, ``r``; ``accuracy`` is top-1 in percent, measured in ``precision`` (``fp32``, or ``int8``
+fake-quantized), so a predictor trained on the file knows which accuracy it models; ``space`` is the
+registered search space the supernet's subnets belong to (empty when none has its widths and classes),
+so the predictor is labelled with the space whose LUTs can price its subnets.
 """
 
 from __future__ import annotations
@@ -21,14 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from space import Subnet
+from space import Subnet, get_space, list_spaces, make_divisible
 
 from supernet._arch import sample_arch
 from supernet.complexity import subnet_complexity
 from supernet.data import ImageDataset
 from supernet.evaluate import DEFAULT_CALIB_IMAGES, SubnetResult, evaluate_subnet
 from supernet.distributed import current_context
-from supernet.ofa_mbv3 import OFAMobileNetV3
+from supernet.ofa_mbv3 import STAGE_ACTS, STAGE_SE, STAGE_STRIDES, OFAMobileNetV3, SupernetConfig
 from supernet.quantize import check_precision
 
 __all__ = [
@@ -36,14 +38,34 @@ __all__ = [
     "collect_accuracy_data",
     "read_accuracy_csv",
     "sample_stratified_archs",
+    "search_space_name",
     "write_accuracy_csv",
 ]
 
 logger = logging.getLogger(__name__)
 
-CSV_COLUMNS = ("arch", "accuracy", "macs", "params", "precision")
+CSV_COLUMNS = ("arch", "accuracy", "macs", "params", "precision", "space")
 # Candidates drawn per requested sample before stratifying.
 _POOL_FACTOR = 20
+
+
+def search_space_name(config: SupernetConfig) -> str | None:
+    """The registered search space whose subnets this supernet's are: the same widths, choices, stage
+    layout and classes (None when no registered space has them)."""
+    widths = tuple(make_divisible(w * config.width_mult, 8) for w in config.base_stage_width)
+    for name in list_spaces():
+        space = get_space(name)
+        if (
+            widths == (space.first_conv_chs, space.first_block_chs, *space.stage_chs, space.final_expand_chs,
+                       space.feature_mix_chs)
+            and config.n_classes == space.n_classes
+            and tuple(config.ks_list) == space.ks_choices
+            and tuple(float(e) for e in config.expand_ratio_list) == tuple(float(e) for e in space.expand_choices)
+            and tuple(config.depth_list) == space.depth_choices
+            and (STAGE_STRIDES, STAGE_ACTS, STAGE_SE) == (space.stage_strides, space.stage_acts, space.stage_se)
+        ):
+            return name
+    return None
 
 
 def sample_stratified_archs(
@@ -187,8 +209,13 @@ def _exchange(
     ]
 
 
-def write_accuracy_csv(results: Iterable[SubnetResult], path: str | Path) -> Path:
-    """Write ``arch,accuracy,macs,params,precision`` rows (arch as compact JSON).
+def write_accuracy_csv(results: Iterable[SubnetResult], path: str | Path, space: str | None = None) -> Path:
+    """Write ``arch,accuracy,macs,params,precision,space`` rows (arch as compact JSON).
+
+    Args:
+        results: the evaluated subnets.
+        path: the CSV file.
+        space: the supernet's registered search space (:func:`search_space_name`); None leaves the column empty.
 
     Returns:
         The path written.
@@ -200,7 +227,7 @@ def write_accuracy_csv(results: Iterable[SubnetResult], path: str | Path) -> Pat
         writer.writerow(CSV_COLUMNS)
         for result in results:
             arch = json.dumps(result.arch, separators=(",", ":"))
-            writer.writerow([arch, f"{result.accuracy:.4f}", result.macs, result.params, result.precision])
+            writer.writerow([arch, f"{result.accuracy:.4f}", result.macs, result.params, result.precision, space or ""])
     return path
 
 

@@ -63,8 +63,8 @@ def train_cmd(
     data: list[Path] | None = _DATA,
     more: list[Path] | None = _MORE,
     out: Path = typer.Option(..., "--out", help="Where to write the predictor (one file, e.g. pred.pt)."),
-    space: str | None = typer.Option(None, "--space", help="Search space of the data (default: inferred from the "
-                                     "data's MACs column, else ofa-mbv3-w1.2)."),
+    space: str | None = typer.Option(None, "--space", help="Search space of the data (default: the data's space "
+                                     "column, else inferred from its MACs, else ofa-mbv3-w1.2)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     json_out: bool = _JSON,
 ) -> None:
@@ -73,15 +73,24 @@ def train_cmd(
     from space import DEFAULT_SPACE, get_space
 
     accuracy = _load_data(_data_paths(data, more))
-    if space is None:
-        inferred = infer_space(accuracy)
+    inferred = infer_space(accuracy)
+    try:
+        given = None if space is None else get_space(space).name
+    except ValueError as err:
+        fail(str(err), EXIT_USAGE)
+    if given is not None and accuracy.space is not None and given != accuracy.space:
+        fail(f"--space {given} does not fit the data: its space column says {accuracy.space} "
+             f"({_space_words(accuracy.space)}); drop --space", EXIT_USAGE)
+    if given is None:
         space = inferred or DEFAULT_SPACE
-        how = "inferred from the data's MACs" if inferred else "default; pass --space to change"
+        how = ("the data's space column" if accuracy.space else "inferred from the data's MACs") if inferred \
+            else "default; pass --space to change"
         logger.info("space %s (%s)", space, how)
         if not json_out:
-            err_console.print(f"space: {space} ({how})")
+            err_console.print(f"space: {space} ({how})", highlight=False)
     try:
         space = get_space(space).name
+        _warn_foreign_resolutions(accuracy.resolutions, space)
         pred = LutnasPredictor(space=space, random_state=seed).fit_data(accuracy)
     except ValueError as err:
         fail(str(err), EXIT_USAGE)
@@ -103,6 +112,25 @@ def train_cmd(
     m = meta["train_metrics"]
     err_console.print(f"trained on {meta['n_train']} subnets in {meta['fit_seconds']:.2f} s "
                       f"(train Kendall {m['kendall']:.3f}, RMSE {m['rmse']:.3f}%); saved {out}")
+
+
+def _warn_foreign_resolutions(resolutions: tuple[int, ...], name: str) -> None:
+    """Data at sides the space never samples (digits data under the default space, say) is likely the wrong space."""
+    from space import describe_resolutions, get_space
+
+    space = get_space(name)
+    if not set(resolutions) <= set(space.resolutions):
+        err_console.print(f"[yellow]warning:[/] the data's resolutions {describe_resolutions(resolutions)} are not "
+                          f"among {name}'s ({describe_resolutions(space.resolutions)}); if the data is of another "
+                          "space, pass --space", highlight=False)
+
+
+def _space_words(name: str) -> str:
+    """``width 0.25, r=12, 16`` for messages."""
+    from space import describe_resolutions, get_space
+
+    space = get_space(name)
+    return f"width {space.width_mult:g}, r={describe_resolutions(space.resolutions)}"
 
 
 # -- predictor eval ------------------------------------------------------------------------------

@@ -120,11 +120,11 @@ def _load_supernet(checkpoint: Path) -> tuple[OFAMobileNetV3, dict[str, Any]]:
         fail(f"--checkpoint: {err}", EXIT_USAGE)
 
 
-def _checkpoint_meta(path: Path) -> dict[str, Any]:
+def _checkpoint(path: Path) -> Any:
     from supernet import CheckpointError, load_checkpoint
 
     try:
-        return load_checkpoint(path).meta
+        return load_checkpoint(path)
     except (FileNotFoundError, CheckpointError) as err:
         fail(f"--checkpoint: {err}", EXIT_USAGE)
 
@@ -404,7 +404,7 @@ def collect_cmd(
     checkpoint: Path = typer.Option(
         ..., "--checkpoint", help="A supernet checkpoint, or a training --out folder (its supernet.pt is used)."
     ),
-    out: Path = typer.Option(..., "--out", help="CSV to write (arch,accuracy,macs,params,precision)."),
+    out: Path = typer.Option(..., "--out", help="CSV to write (arch,accuracy,macs,params,precision,space)."),
     samples: int = typer.Option(100, "--samples", help="Subnets to evaluate (stratified over MACs)."),
     dataset: str | None = typer.Option(None, "--dataset", help=_DATASET_HELP + " [default: the training set]"),
     resolutions: str | None = typer.Option(None, "--resolutions", help="Sides to sample r from. [default: training]"),
@@ -418,7 +418,7 @@ def collect_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Evaluate N subnets (BN recalibrated, held-out split) and write the predictor's accuracy CSV."""
-    from supernet import write_accuracy_csv
+    from supernet import search_space_name, write_accuracy_csv
     from supernet.jobs import CollectJob, DataSpec, run_collect_job
     from supernet.quantize import PRECISIONS
 
@@ -431,7 +431,8 @@ def collect_cmd(
         fail(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}", EXIT_USAGE)
     _world_size(nproc)
     path = _checkpoint_file(checkpoint)
-    meta = _checkpoint_meta(path)
+    ckpt = _checkpoint(path)
+    meta = ckpt.meta
     spec, image_size, holdout, split_seed = _data_settings(meta, dataset)
     res_list = _int_list(resolutions, "--resolutions") if resolutions else meta.get("resolutions")
     if not res_list:
@@ -458,12 +459,17 @@ def collect_cmd(
         results = _run_job(run_collect_job, job, nproc, on_message)
     if results is None:
         return  # another rank of a torchrun group writes the file
-    path = write_accuracy_csv(results, out)
+    space = search_space_name(ckpt.config)
+    if space is None:
+        _warn(f"this supernet (width {ckpt.config.width_mult:g}, {ckpt.config.n_classes} classes) is no registered "
+              "search space: the CSV's space column stays empty, and no LUT can price its subnets")
+    path = write_accuracy_csv(results, out, space=space)
     accs = [r.accuracy for r in results]
     summary = {
         "out": str(path),
         "samples": len(results),
         "precision": precision,
+        "space": space,
         "processes": _world_size(nproc),
         "accuracy_min": min(accs),
         "accuracy_mean": sum(accs) / len(accs),
@@ -475,7 +481,7 @@ def collect_cmd(
         emit_json(summary)
         return
     err_console.print(
-        f"wrote {len(results)} subnets to {path}: {precision} top-1 {summary['accuracy_min']:.1f}–"
+        f"wrote {len(results)} subnets of {space or 'an unregistered space'} to {path}: {precision} top-1 {summary['accuracy_min']:.1f}–"
         f"{summary['accuracy_max']:.1f}% (mean {summary['accuracy_mean']:.1f}%), "
         f"MACs {summary['macs_min']:,}–{summary['macs_max']:,}",
         highlight=False,

@@ -117,3 +117,67 @@ def test_a_partial_lut_names_its_missing_blocks(mixed_db: Path) -> None:
     result = invoke("compare", "--db", mixed_db, "--device", "half", "--device", "note10")
     assert result.exit_code == 2
     assert "LUT 'half' covers no space fully (ofa-mbv3-w1.0 partly (r=160: 33 of 96 blocks))" in one_line(result.stderr)
+
+
+@pytest.fixture(scope="module")
+def digits_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``supernet collect`` on an (untrained) supernet of the digits preset: 3 subnets at r=12 and 16."""
+    from supernet import DIGITS_PRESET, OFAMobileNetV3, save_checkpoint
+
+    folder = tmp_path_factory.mktemp("digits")
+    net = OFAMobileNetV3(width_mult=DIGITS_PRESET.width_mult, n_classes=10)
+    save_checkpoint(folder / "supernet.pt", net, {"dataset": "digits", "resolutions": list(DIGITS_PRESET.resolutions)})
+    doc = invoke_json("supernet", "collect", "--checkpoint", folder, "--samples", "3", "--calib-images", "16",
+                      "--out", folder / "acc.csv")
+    assert doc["space"] == "ofa-mbv3-w0.25"
+    return folder / "acc.csv"
+
+
+def test_the_digits_space_is_registered_with_the_presets_sizes() -> None:
+    from supernet import DIGITS_PRESET, OFAMobileNetV3, search_space_name
+
+    space = get_space("ofa-mbv3-w0.25")
+    assert (space.width_mult, space.resolutions, space.n_classes) == (DIGITS_PRESET.width_mult,
+                                                                       DIGITS_PRESET.resolutions, 10)
+    net = OFAMobileNetV3(width_mult=0.25, n_classes=10)
+    assert net.stage_chs == space.stage_chs and search_space_name(net.config) == space.name
+    assert search_space_name(OFAMobileNetV3(width_mult=0.25, n_classes=3).config) is None
+
+
+def test_collected_data_names_its_space_and_the_predictor_follows(digits_csv: Path, mixed_db: Path) -> None:
+    rows = digits_csv.read_text().splitlines()
+    assert rows[0].endswith(",space") and all(r.endswith(",ofa-mbv3-w0.25") for r in rows[1:])
+    pred = digits_csv.with_name("pred.pt")
+    result = invoke("predictor", "train", "--data", digits_csv, "--out", pred)
+    assert result.exit_code == 0, result.output
+    assert "space: ofa-mbv3-w0.25 (the data's space column)" in one_line(result.stderr)
+    doc = invoke_json("predictor", "train", "--data", digits_csv, "--out", pred)
+    assert doc["space"] == "ofa-mbv3-w0.25" and doc["resolutions"] == [12, 16]
+    result = invoke("predictor", "train", "--data", digits_csv, "--out", pred, "--space", "ofa-mbv3-w1.2")
+    assert result.exit_code == 2
+    assert ("--space ofa-mbv3-w1.2 does not fit the data: its space column says ofa-mbv3-w0.25 "
+            "(width 0.25, r=12, 16)") in one_line(result.stderr)
+    # A w0.25 predictor and a w1.2 LUT share no space: the refusal says what each covers.
+    result = invoke("search", "--db", mixed_db, "--device", "note10", "--predictor", pred, "--latency-ms", "20")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert one_line(result.stderr) == one_line(
+        f"error: no search space fits every input: LUT 'note10' covers ofa-mbv3-w1.2 at r=160..224 step 16; "
+        f"predictor {pred} is for ofa-mbv3-w0.25 at r=12, 16. Inputs of one width would work: ofa-mbv3-w0.25 "
+        f"fits predictor {pred}; ofa-mbv3-w1.2 fits LUT 'note10'")
+
+
+def test_older_collected_data_without_the_space_column(digits_csv: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    frame = pd.read_csv(digits_csv)
+    old = tmp_path / "old.csv"  # as collect wrote it before the space column: the MACs still tell the space
+    frame.drop(columns=["space"]).to_csv(old, index=False)
+    doc = invoke_json("predictor", "train", "--data", old, "--out", tmp_path / "p.pt")
+    assert doc["space"] == "ofa-mbv3-w0.25"
+    bare = tmp_path / "bare.csv"  # nothing tells the space: the default, as before
+    frame[["arch", "accuracy"]].to_csv(bare, index=False)
+    result = invoke("predictor", "train", "--data", bare, "--out", tmp_path / "p.pt")
+    assert result.exit_code == 0, result.output
+    text = one_line(result.stderr)
+    assert "space: ofa-mbv3-w1.2 (default; pass --space to change)" in text
+    assert "warning: the data's resolutions 12, 16 are not among ofa-mbv3-w1.2's (128..224 step 4)" in text

@@ -13,7 +13,7 @@ import space
 from space import Block, Genome, SubnetBatch, get_space, list_spaces, read_net_config
 
 from tests.conftest import SHARED_DATA as DATA
-SPACES = ["ofa-mbv3-w1.0", "ofa-mbv3-w1.2"]
+SPACES = ["ofa-mbv3-w0.25", "ofa-mbv3-w1.0", "ofa-mbv3-w1.2"]
 
 
 def _arch(ks=5, e=4, d=3, r=224) -> dict:
@@ -23,13 +23,14 @@ def _arch(ks=5, e=4, d=3, r=224) -> dict:
 def test_registry_lists_and_rejects_unknown():
     assert list_spaces() == SPACES
     assert list_spaces("*w1.2") == ["ofa-mbv3-w1.2"]
-    with pytest.raises(ValueError, match="unknown space 'mbv4'; known: ofa-mbv3-w1.0, ofa-mbv3-w1.2"):
+    with pytest.raises(ValueError, match="unknown space 'mbv4'; known: ofa-mbv3-w0.25, ofa-mbv3-w1.0, ofa-mbv3-w1.2"):
         get_space("mbv4")
 
 
 @pytest.mark.parametrize(
     "name,widths",
     [
+        ("ofa-mbv3-w0.25", [8, 8, 8, 16, 24, 32, 40, 240, 320]),
         ("ofa-mbv3-w1.0", [16, 16, 24, 40, 80, 112, 160, 960, 1280]),
         ("ofa-mbv3-w1.2", [24, 24, 32, 48, 96, 136, 192, 1152, 1536]),
     ],

@@ -104,8 +104,10 @@ def test_collect_eval_extract(trained, tmp_path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["samples"] == 2
-    assert csv_path.read_text().splitlines()[0] == "arch,accuracy,macs,params,precision"
+    doc = json.loads(result.stdout)
+    assert doc["samples"] == 2 and doc["space"] is None  # 3 classes: no registered space
+    assert "is no registered search space" in " ".join(result.stderr.split())
+    assert csv_path.read_text().splitlines()[0] == "arch,accuracy,macs,params,precision,space"
 
     result = runner.invoke(app, ["supernet", "eval", "--checkpoint", ckpt, "--arch", json.dumps(ARCH), "--json"])
     assert result.exit_code == 0, result.output
