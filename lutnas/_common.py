@@ -38,6 +38,8 @@ __all__ = [
     "parse_resolutions",
     "resolution_option",
     "find_setting",
+    "note_agent_name",
+    "note_case_twin",
     "predicted_note",
     "positive_number",
     "setting_doc",
@@ -196,6 +198,27 @@ def find_setting(store: Any, ref: str | int) -> Any:
         if not guesses:
             raise
         raise UnknownDeviceError(f"{err}; did you mean {guesses[0]!r}?") from None
+
+
+def note_agent_name(text: str, spec: AgentSpec, reported: str, consequence: str) -> None:
+    """One note on stderr when ``--agent NAME=ADDR`` (``text``) names an agent that calls itself otherwise.
+
+    The host's NAME wins over the agent's own name (``agent serve --name``, else its hostname); the note says
+    so, with ``consequence`` such as ``"rows are stored under 'pi'"``. A bare address takes the agent's name.
+    """
+    if "=" in text and reported and reported != spec.name:
+        err_console.print(f"[yellow]note:[/] agent at {spec.address} calls itself {reported!r}; {consequence} "
+                          "(--agent NAME wins over the agent's own name)", highlight=False, soft_wrap=True)
+
+
+def note_case_twin(store: Any, name: str) -> None:
+    """A note when ``name`` is new to the store but differs only in case from a stored device (names are
+    case-sensitive: profiling ``Pi`` beside ``pi`` starts a second LUT)."""
+    names = {s.name for s in store.settings()}
+    twins = sorted(n for n in names if n != name and n.casefold() == name.casefold())
+    if name not in names and twins:
+        err_console.print(f"[yellow]note:[/] {name!r} is a new device; did you mean {twins[0]!r}? (device names "
+                          "are case-sensitive)", highlight=False, soft_wrap=True)
 
 
 def positive_number(value: float, flag: str) -> float:

@@ -16,6 +16,7 @@ from lutnas._common import (
     emit_json,
     err_console,
     fail,
+    note_agent_name,
     parse_agent_spec,
     parse_options,
     positive_number,
@@ -315,6 +316,8 @@ def time_cmd(
     token = read_token(token_file)
     try:
         with AgentClient(spec.address, token=token, tls_ca=tls_ca, retry_s=connect_timeout_s) as client:
+            if "=" in agent:
+                note_agent_name(agent, spec, client.device_info().name, f"the result names it {spec.name!r}")
             with err_console.status(f"timing {model_file.name} on {spec.name}...", spinner="dots"):
                 result = client.time_model(
                     model, chosen_runtime, format=fmt, threads=threads, inputs=inputs, options=options, return_samples=samples

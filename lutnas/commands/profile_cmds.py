@@ -19,6 +19,9 @@ from lutnas._common import (
     emit_json,
     err_console,
     fail,
+    find_setting,
+    note_agent_name,
+    note_case_twin,
     parse_agent_spec,
     parse_options,
     parse_resolutions,
@@ -162,13 +165,15 @@ def profile_cmd(
     if (few_shot is None) != (from_ is None):
         fail("--few-shot K and --from SETTING,... go together", EXIT_USAGE)
     token = read_token(token_file)
-    specs = _name_bare_agents(agent, specs, token, tls_ca, connect_timeout_s)
+    specs = _agent_names(agent, specs, token, tls_ca, connect_timeout_s, "rows are stored under {name!r}")
     interrupted = threading.Event()
     try:
         store = LutStore(db, create=True)
     except LutError as err:
         fail(str(err), EXIT_USAGE)
     with store:
+        for name in dict.fromkeys(s.name for s in specs):
+            note_case_twin(store, name)
         sources = None
         if few_shot is not None:
             try:
@@ -246,22 +251,30 @@ def _row_counts(store, setting_id: int, space: str, res: tuple[int, ...]) -> dic
     return {"measured": len(measured), "predicted": len((store.keys(setting_id) & plan) - measured)}
 
 
-def _name_bare_agents(texts: list[str], specs: list, token: str | None, tls_ca: Path | None,
-                      connect_timeout_s: float) -> list:
-    """Give each bare ``--agent HOST:PORT`` the device name its agent reports (``agent serve --name``)."""
+def _agent_names(texts: list[str], specs: list, token: str | None, tls_ca: Path | None,
+                 connect_timeout_s: float, consequence: str) -> list:
+    """Ask each agent its name: a bare ``--agent HOST:PORT`` takes it (``agent serve --name``, else the
+    hostname); a ``NAME=HOST:PORT`` keeps NAME, with a note when the agent calls itself otherwise.
+
+    ``consequence`` says what NAME is used for, with ``{name}`` standing for it.
+    """
     from profiler.client import AgentClient, AgentError
 
     from lutnas._common import AgentSpec
 
     out = []
     for text, spec in zip(texts, specs):
+        try:
+            with AgentClient(spec.address, token=token, tls_ca=tls_ca, retry_s=connect_timeout_s) as client:
+                reported = client.device_info().name
+        except AgentError as err:
+            if "=" in text:
+                fail(f"device {spec.name!r}: {err}", EXIT_FAILED)
+            fail(f"cannot ask {spec.address} its name ({err}); give --agent NAME=HOST:PORT", EXIT_FAILED)
         if "=" not in text:
-            try:
-                with AgentClient(spec.address, token=token, tls_ca=tls_ca, retry_s=connect_timeout_s) as client:
-                    spec = AgentSpec(name=client.device_info().name or spec.address, address=spec.address)
-            except AgentError as err:
-                fail(f"cannot ask {spec.address} its name ({err}); give --agent NAME=HOST:PORT", EXIT_FAILED)
-            err_console.print(f"{spec.address}: filing rows under the agent's name {spec.name!r}", highlight=False)
+            spec = AgentSpec(name=reported or spec.address, address=spec.address)
+            err_console.print(f"{spec.address}: using the agent's name {spec.name!r}", highlight=False)
+        note_agent_name(text, spec, reported, consequence.format(name=spec.name))
         out.append(spec)
     return out
 
@@ -320,7 +333,8 @@ def validate_cmd(
         fail(str(err), EXIT_USAGE)
     positive_number(connect_timeout_s, "--connect-timeout-s")
     if spec is not None and device is None:
-        (spec,) = _name_bare_agents([agent], [spec], read_token(token_file), tls_ca, connect_timeout_s)
+        (spec,) = _agent_names([agent], [spec], read_token(token_file), tls_ca, connect_timeout_s,
+                               "the LUT of {name!r} is validated")
     name = device or (spec.name if spec else None)
     if name is None:
         fail("give --agent NAME=HOST:PORT to measure, or --device NAME to re-render stored runs", EXIT_USAGE)
@@ -331,7 +345,7 @@ def validate_cmd(
                                   connect_timeout_s=connect_timeout_s)
     try:
         store = LutStore(db, create=False)
-        few_shot = predicted_note(store, store.setting(name))
+        few_shot = predicted_note(store, find_setting(store, name))
     except LutError as err:
         fail(str(err), EXIT_USAGE)
     with store:

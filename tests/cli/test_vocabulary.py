@@ -3,6 +3,7 @@ spellings still parse, and a mistyped device name gets a suggestion."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .conftest import invoke, invoke_json, one_line
@@ -75,3 +76,33 @@ def test_profile_and_validate_give_up_on_an_unreachable_agent_after_connect_time
         assert attempts <= 3 and elapsed < CONNECT_TIMEOUT_S, (attempts, elapsed)
     result = invoke("validate", "--agent", "note10=127.0.0.1:1", "--db", db, "--connect-timeout-s", "0")
     assert result.exit_code == 2 and "--connect-timeout-s must be a finite number > 0" in one_line(result.stderr)
+
+
+def test_agent_name_and_host_name_differ_note_and_case_twins(db: Path, tmp_path: Path) -> None:
+    from agent.testing import onnx_matmul_relu, start_agent_process
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(onnx_matmul_relu(8, 8, 8))
+    with start_agent_process(token=None, extra_args=["--name", "box"]) as agent:
+        addr = agent.address
+        # time: the note goes to stderr; stdout stays one JSON document naming the host's NAME.
+        result = invoke("time", model, "--agent", f"pc={addr}", "--json")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["device"] == "pc"
+        assert (f"note: agent at {addr} calls itself 'box'; the result names it 'pc' (--agent NAME wins over the "
+                "agent's own name)") in one_line(result.stderr)
+        same = invoke("time", model, "--agent", f"box={addr}", "--json")
+        assert same.exit_code == 0 and "calls itself" not in same.stderr
+        # profile: the note, and a new name that differs from a stored device only in case gets a
+        # "did you mean" (a runtime the agent lacks then stops it before any timing).
+        result = invoke("profile", "--agent", f"Note10={addr}", "--db", db, "--runtime", "nonesuch")
+        text = one_line(result.stderr)
+        assert result.exit_code == 1 and "has no runtime 'nonesuch'" in text
+        assert f"note: agent at {addr} calls itself 'box'; rows are stored under 'Note10'" in text
+        assert "note: 'Note10' is a new device; did you mean 'note10'? (device names are case-sensitive)" in text
+        # validate: the note, then the stored device name's "did you mean".
+        result = invoke("validate", "--agent", f"Note10={addr}", "--db", db, "--json")
+        text = one_line(result.stderr)
+        assert result.exit_code == 2 and result.stdout == ""
+        assert f"note: agent at {addr} calls itself 'box'; the LUT of 'Note10' is validated" in text
+        assert "unknown device 'Note10'" in text and "did you mean 'note10'?" in text
