@@ -36,6 +36,7 @@ from lut.importers import (
     read_parquet,
     read_rows,
 )
+from lut.keys import RESOLUTION_QUALIFIER, qualified_key, split_row_key
 from lut.predict import FIXED_KINDS, CompiledLut, predict
 from lut.schema import PROVENANCE_COLUMNS, ROW_COLUMNS, SCHEMA_VERSION, STAT_COLUMNS, DeviceSetting
 from lut.store import LutStore, StoredSetting, copy_settings
@@ -50,6 +51,7 @@ __all__ = [
     "MODELS",
     "PREDICTED_SOURCE",
     "PROVENANCE_COLUMNS",
+    "RESOLUTION_QUALIFIER",
     "ROW_COLUMNS",
     "SCHEMA_VERSION",
     "SETTING_FILE",
@@ -88,12 +90,14 @@ __all__ = [
     "plot_comparison",
     "plan_few_shot",
     "predict",
+    "qualified_key",
     "read_csv",
     "read_metadata",
     "read_nsganetv2_yaml",
     "read_ofa_yaml",
     "read_parquet",
     "read_rows",
+    "split_row_key",
     "subnet_features",
     "transfer_table",
 ]

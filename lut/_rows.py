@@ -7,8 +7,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from lut.keys import check_row_key
 from lut.schema import PROVENANCE_COLUMNS, STAT_COLUMNS
-from space import Block
 
 __all__ = ["RowTuple", "normalize_row", "check_block_key"]
 
@@ -22,10 +22,11 @@ _TEXT_PROV = ("agent_version", "measured_at")
 
 
 def check_block_key(key: Any) -> str:
-    """``key`` if it is a valid OFA block key; ValueError naming it otherwise."""
+    """``key`` if it is a valid OFA block key, plain or resolution-qualified (:mod:`lut.keys`); ValueError naming
+    it otherwise."""
     if not isinstance(key, str):
         raise ValueError(f"block key must be a string, got {key!r}")
-    Block.from_key(key)
+    check_row_key(key)
     return key.strip()
 
 

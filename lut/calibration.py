@@ -121,13 +121,11 @@ def block_features(compiled: CompiledLut, blocks: Sequence[Block]) -> dict[str, 
         CalibrationError: a block's output width is not a stage width of the space.
         MissingBlocksError: a block is not in the LUT.
     """
-    compiled.predict_blocks(blocks)  # raises on missing keys
-    table = compiled.table
+    latencies = compiled.block_latencies(blocks)  # raises on missing keys
     space = compiled.space
     out = {name: 0.0 for name in FEATURES}
     seen_first_mbconv = False
-    for block in blocks:
-        ms = table[block.key]
+    for block, ms in zip(blocks, latencies):
         out["raw_ms"] += ms
         if block.kind != "mbconv" or not seen_first_mbconv:
             seen_first_mbconv |= block.kind == "mbconv"

@@ -4,9 +4,11 @@ OFA yaml files hold ``key: {count, mean, std}`` as OFA's tools read them; where 
 more, ``median`` (when it differs from the mean), ``p10`` and ``p90`` are added (OFA ignores
 extra fields), so re-importing an export gives identical predictions. A file is written for every
 resolution whose stem the LUT prices in some registered space; it holds every block of every such
-space at that resolution. Rows that belong to no space and resolution go to
-``extra_lookup_table.yaml``. CSV and Parquet hold the columns of ``lut.schema.ROW_COLUMNS`` and the
-setting's metadata and calibrations (``lut._metadata``), which an import restores.
+space at that resolution, with the value timed for that resolution where the LUT has one (a
+resolution-qualified row, :mod:`lut.keys`), so exporting an OFA import gives OFA's files back.
+Rows that belong to no space and resolution go to ``extra_lookup_table.yaml``. CSV and Parquet
+hold the columns of ``lut.schema.ROW_COLUMNS`` and the setting's metadata and calibrations
+(``lut._metadata``), which an import restores.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from lut._metadata import CSV_PREFIX, PARQUET_KEY, SETTING_FILE, setting_metadata
+from lut.keys import qualified_key
 from lut.predict import _stem_resolutions
 from lut.schema import ROW_COLUMNS
 from space import get_space, list_spaces
@@ -93,9 +96,11 @@ def ofa_yaml_files(frame: pd.DataFrame, spaces: Sequence[str] | None = None) -> 
     for name in spaces or list_spaces():
         space = get_space(name)
         for r in sorted(_stem_resolutions(table, space)):
-            keys = [b.key for b in space.unique_blocks(r) if b.key in entries]
-            files.setdefault(r, {}).update((k, entries[k]) for k in keys)
-            placed.update(keys)
+            # A block's value timed for r (a resolution-qualified row, lut.keys) goes to r's file under its plain key.
+            row_keys = {b.key: _row_key_at(entries, b.key, r) for b in space.unique_blocks(r)}
+            row_keys = {k: rk for k, rk in row_keys.items() if rk is not None}
+            files.setdefault(r, {}).update((k, entries[rk]) for k, rk in row_keys.items())
+            placed.update(row_keys.values())
     out = {f"{r}_lookup_table.yaml": files[r] for r in sorted(files)}
     leftover = {k: v for k, v in entries.items() if k not in placed}
     if leftover:
@@ -150,6 +155,14 @@ def _yaml_number(value: Any) -> str:
         mantissa, exponent = text.split("e")
         text = f"{mantissa}.0e{exponent}"
     return text
+
+
+def _row_key_at(entries: dict[str, Any], block_key: str, resolution: int) -> str | None:
+    """The row holding ``block_key``'s value at ``resolution``: its qualified row, else the plain one (None: neither)."""
+    qualified = qualified_key(block_key, resolution)
+    if qualified in entries:
+        return qualified
+    return block_key if block_key in entries else None
 
 
 def _entry(row: Any) -> dict[str, Any]:

@@ -7,8 +7,10 @@ all rows of all files in one transaction, so a bad file leaves the store unchang
 * **OFA yaml** (``{resolution}_lookup_table.yaml``): ``key: {count, mean, std}``. OFA stores no
   median, so ``median_ms`` takes the mean and the row says so in ``extra``. Files written by
   :mod:`lut.exporters` also carry ``median``, ``p10`` and ``p90``, which are read back.
-  A key present in several files (OFA times the shared head blocks once per resolution) keeps the
-  value from the highest-resolution file; the other values are kept in ``extra["other_files"]``.
+  A key present in several files (OFA times the head's feature mix and classifier, and the blocks two
+  resolutions share, in each resolution's file) keeps the highest-resolution file's value under its
+  plain key and every other file's value under the resolution-qualified key ``<key>@r<R>``
+  (:mod:`lut.keys`), so a subnet at R is priced from R's file, as OFA prices it.
 * **nsganetv2 yaml**: ``MBConv-input:..-expand:<ratio>-..-se:0|1`` (no ``hs``), ``first_conv``,
   ``final_expand_layer``, ``feature_mix_layer``, ``classifier-input:C-output:N`` with
   ``{mean, var}``. Keys are mapped onto OFA keys (mid = round(in * ratio); h-swish inferred from
@@ -36,6 +38,7 @@ from lut._metadata import CSV_PREFIX, SETTING_FILE
 from lut._rows import normalize_row
 from lut._yaml import key_line, load_yaml_mapping
 from lut.errors import ImportFormatError
+from lut.keys import qualified_key
 from lut.schema import PROVENANCE_COLUMNS, ROW_COLUMNS, STAT_COLUMNS, DeviceSetting
 from space import Block, get_space
 
@@ -164,8 +167,8 @@ def _file_resolution(path: Path, data: Mapping[str, Any]) -> int:
 def read_ofa_yaml(paths: PathLike | Sequence[PathLike]) -> list[RowInput]:
     """Rows of OFA per-resolution LUT files (``key: {count, mean, std}``).
 
-    Files are applied in order of resolution; a key in several files keeps the highest-resolution
-    file's value, the others are listed in ``extra["other_files"]``.
+    A key in several files keeps the highest-resolution file's value under the plain key and each
+    other file's value, where it differs, under ``qualified_key(key, R)``.
 
     Raises:
         ImportFormatError: naming the file, line and key of the first problem.
@@ -176,9 +179,8 @@ def read_ofa_yaml(paths: PathLike | Sequence[PathLike]) -> list[RowInput]:
         data, text = load_yaml_mapping(path)
         parsed.append((_file_resolution(path, data), path, data, text))
     parsed.sort(key=lambda item: item[0])
-    rows: dict[str, RowInput] = {}
-    others: dict[str, dict[str, float]] = {}
-    for _, path, data, text in parsed:
+    timed: dict[str, dict[int, RowInput]] = {}  # key -> its row per file resolution (ascending; a later file wins)
+    for r, path, data, text in parsed:
         for key, value in data.items():
             try:
                 stats, extra = _ofa_entry(key, value)
@@ -186,15 +188,22 @@ def read_ofa_yaml(paths: PathLike | Sequence[PathLike]) -> list[RowInput]:
                 normalize_row(*row)
             except ValueError as err:
                 raise _located(path, text, key, err) from err
-            if key in rows:
-                prev = rows[key]
-                others.setdefault(key, {})[prev[2]["extra"]["file"]] = prev[1]["median_ms"]
-            rows[key] = row
-    for key, seen in others.items():
-        rows[key][2]["extra"]["other_files"] = seen
-    if others:
-        logger.info("%d keys appear in several OFA files; kept the highest-resolution file's values", len(others))
-    return list(rows.values())
+            timed.setdefault(key, {})[r] = row
+    rows = []
+    for key, versions in timed.items():
+        *others, (_, last) = versions.items()
+        rows.append(last)
+        for r, (_, stats, prov) in others:
+            if stats == last[1]:  # the same value (a lutnas export of a LUT timed once): the plain row says it
+                continue
+            if r == 0:  # a file with neither a resolution in its name nor a first conv: nothing to qualify by
+                logger.warning("%s: %s is also in a later file; keeping that one", prov["extra"]["file"], key)
+                continue
+            rows.append((qualified_key(key, r), stats, prov))
+    n_shared = sum(len(v) > 1 for v in timed.values())
+    if n_shared:
+        logger.info("%d keys appear in several OFA files; each file's value is kept for its resolution", n_shared)
+    return rows
 
 
 def _ofa_entry(key: Any, value: Any) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -16,12 +16,14 @@ cache-sized chunks.
 from __future__ import annotations
 
 import logging
+from collections import ChainMap
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lut.errors import MissingBlocksError
+from lut.keys import RESOLUTION_QUALIFIER, split_row_key
 from space import Block, SearchSpace, Subnet, SubnetBatch, describe_resolutions, get_space
 from space.search_space import MAX_RESOLUTION, MIN_RESOLUTION
 
@@ -62,6 +64,7 @@ class CompiledLut:
         self.calibration = calibration
         self.compiled_resolutions = tuple(int(r) for r in compiled_resolutions)
         self._table = dict(table)
+        self._at_resolution = _qualified_values(self._table)  # r -> {block key: ms} timed for r (lut.keys)
         self._fixed_parts = fixed_parts  # (R, len(FIXED_KINDS)) ms, NaN where missing
         self._fixed = fixed_parts.sum(axis=1)  # (R,)
         self._slot_table = slot_table  # (R, n_slots, n_ks, n_e) ms, NaN where missing
@@ -97,7 +100,8 @@ class CompiledLut:
         """Compile ``{block_key: latency_ms}`` for ``space``.
 
         Args:
-            table: block key to latency (ms); keys of other spaces are ignored.
+            table: block key to latency (ms); keys of other spaces are ignored. A resolution-qualified
+                key (:mod:`lut.keys`) prices its block for subnets of that resolution only.
             space: a space name or SearchSpace.
             calibration: optional correction applied by ``calibrated=True`` predictions.
             device: a name for messages.
@@ -115,12 +119,15 @@ class CompiledLut:
         ordered = sorted(res)
         fixed = np.full((len(ordered), len(FIXED_KINDS)), np.nan)
         slots = np.full((len(ordered), space.n_slots, len(space.ks_choices), len(space.expand_choices)), np.nan)
+        at_resolution = _qualified_values(table)
         for i, r in enumerate(ordered):
+            # A value timed for this very resolution (an OFA import's qualified row) wins over the plain key's.
+            at_r = ChainMap(at_resolution[r], table) if r in at_resolution else table
             fixed_keys, slot_keys = _resolution_keys(space, r)
-            fixed[i] = [table.get(k, np.nan) for k in fixed_keys]
+            fixed[i] = [at_r.get(k, np.nan) for k in fixed_keys]
             for slot, grid in enumerate(slot_keys):
                 for a, row in enumerate(grid):
-                    slots[i, slot, a] = [table.get(k, np.nan) for k in row]
+                    slots[i, slot, a] = [at_r.get(k, np.nan) for k in row]
         if np.any(fixed < 0) or np.any(slots < 0):
             raise ValueError("LUT has negative latencies; every block latency must be >= 0 ms")
         compiled = cls(space, table, ordered, fixed, slots, calibration=calibration, device=device)
@@ -202,19 +209,35 @@ class CompiledLut:
         sub = self.space.validate(arch)
         return float(self.predict_batch(SubnetBatch.from_subnets([sub]), calibrated=calibrated)[0])
 
-    def predict_blocks(self, blocks: Sequence[Block]) -> float:
+    def predict_blocks(self, blocks: Sequence[Block], resolution: int | None = None) -> float:
         """Raw latency (ms) of an explicit block list (e.g. from ``space.read_net_config``): the sum by key.
+
+        Args:
+            blocks: the network's blocks in run order.
+            resolution: the input resolution (default: the first conv's input side, when the list starts with it);
+                values timed for it (resolution-qualified rows) win over the plain keys'.
 
         Raises:
             MissingBlocksError: naming the keys the table lacks.
         """
+        return float(sum(self.block_latencies(blocks, resolution)))
+
+    def block_latencies(self, blocks: Sequence[Block], resolution: int | None = None) -> list[float]:
+        """Each block's latency (ms), priced as :meth:`predict_blocks` prices it.
+
+        Raises:
+            MissingBlocksError: naming the keys the table lacks.
+        """
+        if resolution is None and blocks and blocks[0].kind == "first_conv":
+            resolution = blocks[0].in_hw
+        at_r = ChainMap(self._at_resolution.get(int(resolution), {}) if resolution is not None else {}, self._table)
         keys = [b.key for b in blocks]
-        missing = sorted({k for k in keys if k not in self._table})
+        missing = sorted({k for k in keys if k not in at_r})
         if missing:
             raise MissingBlocksError(
                 f"{self._who()} has no latency for {len(missing)} block(s): {_list_keys(missing)}"
             )
-        return float(sum(self._table[k] for k in keys))
+        return [at_r[k] for k in keys]
 
     def components(self, batch: SubnetBatch) -> dict[str, np.ndarray]:
         """Per-subnet latency parts (ms): ``fixed_ms``, ``stage1_ms`` .. ``stageN_ms``, ``raw_ms``, and ``n_blocks``.
@@ -327,7 +350,8 @@ class CompiledLut:
         """Keys a subnet at ``resolution`` may need that the table lacks (sorted; empty when covered)."""
         fixed_keys, slot_keys = _resolution_keys(self.space, int(resolution))
         keys = set(fixed_keys) | {k for grid in slot_keys for row in grid for k in row}
-        return sorted(k for k in keys if k not in self._table)
+        at_r = self._at_resolution.get(int(resolution), {})
+        return sorted(k for k in keys if k not in self._table and k not in at_r)
 
     def _linear_weights(self, calibrated: bool) -> tuple[float, float, np.ndarray, float]:
         """Prediction = const + w_fixed * fixed_ms + sum_s (w_stage[s] * stage_ms[s] + w_blocks * d[s]).
@@ -435,6 +459,21 @@ def _chunk(batch: SubnetBatch, start: int) -> SubnetBatch:
 
 def _bad_values(values: np.ndarray, choices: Sequence[int]) -> list[int]:
     return sorted(set(np.unique(values).tolist()) - set(choices))[:_MAX_KEYS_IN_MESSAGE]
+
+
+def _qualified_values(table: Mapping[str, float]) -> dict[int, dict[str, float]]:
+    """``{resolution: {block key: ms}}`` of the table's resolution-qualified rows (:mod:`lut.keys`).
+
+    Raises:
+        ValueError: a malformed qualifier.
+    """
+    out: dict[int, dict[str, float]] = {}
+    for row_key, ms in table.items():
+        if RESOLUTION_QUALIFIER in row_key:
+            block_key, r = split_row_key(row_key)
+            if r is not None:
+                out.setdefault(r, {})[block_key] = ms
+    return out
 
 
 def _stem_resolutions(table: Mapping[str, float], space: SearchSpace) -> set[int]:

@@ -81,7 +81,7 @@ def test_cli_copy(ref_db: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert doc["copied"] == [{"device": "note10", "from_id": 1, "to_id": 1, "rows": 450}]
+    assert doc["copied"] == [{"device": "note10", "from_id": 1, "to_id": 1, "rows": 480}]
     again = runner.invoke(app, args)
     assert again.exit_code == 2 and "already has note10" in again.stderr
     missing = runner.invoke(app, ["lut", "copy", "--from", str(tmp_path / "nope.db"), "--to", str(dst)])

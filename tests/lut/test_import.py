@@ -7,8 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
-from lut import ASSUMED_ZERO_NOTE, CompiledLut, DeviceSetting, LutStore, import_files, read_nsganetv2_yaml
+from lut import (
+    ASSUMED_ZERO_NOTE,
+    CompiledLut,
+    DeviceSetting,
+    LutStore,
+    export_table,
+    import_files,
+    qualified_key,
+    read_nsganetv2_yaml,
+    split_row_key,
+)
 from lut.importers import nsganetv2_to_ofa_key
 from space import get_space, read_net_config
 
@@ -24,15 +35,71 @@ def test_note10_published_subnet_is_29_97_ms(ref_store: LutStore) -> None:
 
 def test_note10_rows_say_median_is_the_mean(ref_store: LutStore) -> None:
     rows = ref_store.rows("note10")
-    assert len(rows) == 450
+    assert len(rows) == 5 * 96  # one row per entry of the five files: 450 blocks, 30 of them timed again
     assert (rows.source == "ofa-yaml").all()
     assert (rows.median_ms == rows.mean_ms).all()
     assert all("median_from" in json.loads(e) for e in rows.extra)
-    # The highest-resolution file wins for keys timed in several files.
-    logits = rows.set_index("block_key").loc["Logits-input:1x1x1536-output:1000"]
-    assert logits.median_ms == pytest.approx(0.669412)
-    assert set(json.loads(logits.extra)["other_files"]) == {"160_lookup_table.yaml", "176_lookup_table.yaml",
-                                                            "192_lookup_table.yaml", "208_lookup_table.yaml"}
+    # A key timed in several files: the highest resolution's value under the plain key, each other file's
+    # value under the key qualified by that file's resolution.
+    by_key = rows.set_index("block_key")
+    logits = "Logits-input:1x1x1536-output:1000"
+    assert by_key.loc[logits].median_ms == pytest.approx(0.669412)
+    assert json.loads(by_key.loc[logits].extra)["file"] == "224_lookup_table.yaml"
+    assert by_key.loc[qualified_key(logits, 160)].median_ms == pytest.approx(0.656440881763527)
+    assert json.loads(by_key.loc[qualified_key(logits, 160)].extra)["file"] == "160_lookup_table.yaml"
+    assert {split_row_key(k)[1] for k in by_key.index if split_row_key(k)[0] == logits} == {None, 160, 176, 192, 208}
+
+
+def test_predictions_from_ofa_files_are_ofas_at_every_resolution(ref_store: LutStore) -> None:
+    """OFA's rule: a subnet at r costs the sum of r's file's entries for its blocks; lutnas must agree exactly."""
+    files = {int(p.name.split("_")[0]): yaml.safe_load(p.read_text()) for p in NOTE10_FILES}
+    assert sorted(files) == [160, 176, 192, 208, 224]
+    space = get_space("ofa-mbv3-w1.2")
+    compiled = CompiledLut.from_store(ref_store, "note10", space.name)
+    rng = np.random.default_rng(3)
+    for r, entries in files.items():
+        batch = space.sample(40, rng, resolutions=[r])
+        ofa_ms = [sum(entries[b.key]["mean"] for b in space.blocks(batch[i])) for i in range(len(batch))]
+        np.testing.assert_allclose(compiled.predict_batch(batch), ofa_ms, rtol=1e-12, atol=0)
+        for i in range(3):  # an explicit block list at r prices the same way
+            blocks = space.blocks(batch[i])
+            assert compiled.predict_blocks(blocks) == pytest.approx(ofa_ms[i], rel=1e-12)
+    # The head's values differ by resolution, so the old one-value-per-key rule could not match OFA.
+    conv_2 = "Conv_2-input:1x1x1152-output:1x1x1536"
+    assert len({entries[conv_2]["mean"] for entries in files.values()}) == 5
+
+
+def test_an_ofa_yaml_export_gives_ofas_files_back(ref_store: LutStore, tmp_path: Path) -> None:
+    paths = export_table(ref_store, "note10", "ofa-yaml", tmp_path)
+    for original in NOTE10_FILES:
+        exported = yaml.safe_load((tmp_path / original.name).read_text())
+        ofa = yaml.safe_load(original.read_text())
+        assert exported.keys() == ofa.keys(), original.name
+        assert {k: v["mean"] for k, v in exported.items()} == {k: v["mean"] for k, v in ofa.items()}, original.name
+    assert len(paths) == len(NOTE10_FILES) + 1  # and the setting's metadata
+
+
+def test_a_profiled_lut_timed_once_gets_no_qualified_rows(tmp_path: Path) -> None:
+    """A lutnas export repeats a shared block's one value in every file; reading it back adds no rows."""
+    space = get_space("ofa-mbv3-w1.0")
+    keys = [b.key for b in space.unique_blocks([128, 160])]
+    with LutStore(tmp_path / "lut.db") as store:
+        sid = store.ensure_setting(DeviceSetting("pi", "onnxruntime", "1.17", 1, "fp32", "onnx"))
+        store.put_rows(sid, [(k, {"median_ms": 1.0 + i}, {}) for i, k in enumerate(keys)])
+        paths = export_table(store, "pi", "ofa-yaml", tmp_path / "y")
+        import_files(store, DeviceSetting("pi2", "unknown"), paths)
+        assert store.keys("pi2") == set(keys) and len(keys) == 190
+
+
+def test_malformed_resolution_qualifiers_are_refused(tmp_path: Path) -> None:
+    key = "Logits-input:1x1x1536-output:1000"
+    with LutStore(tmp_path / "lut.db") as store:
+        sid = store.ensure_setting(DeviceSetting("pi", "unknown"))
+        for bad in (f"{key}@r", f"{key}@rx", f"{key}@r99999", "Logits-input:1x1x15@r160"):
+            with pytest.raises(ValueError):
+                store.put_rows(sid, [(bad, {"median_ms": 1.0}, {})])
+        store.put_rows(sid, [(qualified_key(key, 160), {"median_ms": 1.0}, {})])
+        assert store.keys(sid) == {f"{key}@r160"}
 
 
 def test_import_order_does_not_matter(tmp_path: Path, note10_table: dict) -> None:

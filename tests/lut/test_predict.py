@@ -7,12 +7,16 @@ import itertools
 import numpy as np
 import pytest
 
-from lut import CompiledLut, LutStore, MissingBlocksError, predict
+from lut import CompiledLut, LutStore, MissingBlocksError, predict, qualified_key
 from space import SubnetBatch, get_space
 
 
 def _reference(table: dict, space, batch: SubnetBatch) -> np.ndarray:
-    return np.array([sum(table[b.key] for b in space.blocks(batch[i])) for i in range(len(batch))])
+    """Each subnet's block sum, a block's value timed for the subnet's resolution first (lut.keys)."""
+    def ms(key: str, r: int) -> float:
+        return table.get(qualified_key(key, r), table[key])
+
+    return np.array([sum(ms(b.key, int(batch.r[i])) for b in space.blocks(batch[i])) for i in range(len(batch))])
 
 
 @pytest.mark.parametrize("device, space_name", [("note10", "ofa-mbv3-w1.2"), ("i7", "ofa-mbv3-w1.0"),
