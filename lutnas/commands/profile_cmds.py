@@ -165,15 +165,12 @@ def profile_cmd(
     if (few_shot is None) != (from_ is None):
         fail("--few-shot K and --from SETTING,... go together", EXIT_USAGE)
     token = read_token(token_file)
-    specs = _agent_names(agent, specs, token, tls_ca, connect_timeout_s, "rows are stored under {name!r}")
     interrupted = threading.Event()
     try:
         store = LutStore(db, create=True)
     except LutError as err:
         fail(str(err), EXIT_USAGE)
     with store:
-        for name in dict.fromkeys(s.name for s in specs):
-            note_case_twin(store, name)
         sources = None
         if few_shot is not None:
             try:
@@ -181,6 +178,10 @@ def profile_cmd(
                 settings = replace(settings, only_keys=tuple(plan_few_shot(sources, space, res, few_shot)))
             except LutError as err:
                 fail(str(err), EXIT_USAGE)
+        # The agents are asked their names once the input is known to be good (bad input: exit 2 at once).
+        specs = _agent_names(agent, specs, token, tls_ca, connect_timeout_s, "rows are stored under {name!r}")
+        for name in dict.fromkeys(s.name for s in specs):
+            note_case_twin(store, name)
         try:
             report = run_profile(store, [AgentRef(s.name, s.address) for s in specs], settings, token,
                                  str(tls_ca) if tls_ca else None, show_progress=not json_out, interrupted=interrupted)
@@ -332,9 +333,9 @@ def validate_cmd(
     except ValueError as err:
         fail(str(err), EXIT_USAGE)
     positive_number(connect_timeout_s, "--connect-timeout-s")
-    if spec is not None and device is None:
-        (spec,) = _agent_names([agent], [spec], read_token(token_file), tls_ca, connect_timeout_s,
-                               "the LUT of {name!r} is validated")
+    ask = spec is not None and device is None  # the --agent's name names the device
+    if ask and "=" not in agent:  # a bare address: the agent's own name is the device's
+        (spec,) = _agent_names([agent], [spec], read_token(token_file), tls_ca, connect_timeout_s, "")
     name = device or (spec.name if spec else None)
     if name is None:
         fail("give --agent NAME=HOST:PORT to measure, or --device NAME to re-render stored runs", EXIT_USAGE)
@@ -348,6 +349,9 @@ def validate_cmd(
         few_shot = predicted_note(store, find_setting(store, name))
     except LutError as err:
         fail(str(err), EXIT_USAGE)
+    if ask and "=" in agent:  # NAME=ADDR: NAME is a stored device; say so if the agent calls itself otherwise
+        _agent_names([agent], [spec], read_token(token_file), tls_ca, connect_timeout_s,
+                     "the LUT of {name!r} is validated")
     with store:
         try:
             if spec is None:

@@ -80,6 +80,7 @@ def test_profile_and_validate_give_up_on_an_unreachable_agent_after_connect_time
 
 def test_agent_name_and_host_name_differ_note_and_case_twins(db: Path, tmp_path: Path) -> None:
     from agent.testing import onnx_matmul_relu, start_agent_process
+    from lut import DeviceSetting, LutStore
 
     model = tmp_path / "m.onnx"
     model.write_bytes(onnx_matmul_relu(8, 8, 8))
@@ -100,9 +101,16 @@ def test_agent_name_and_host_name_differ_note_and_case_twins(db: Path, tmp_path:
         assert result.exit_code == 1 and "has no runtime 'nonesuch'" in text
         assert f"note: agent at {addr} calls itself 'box'; rows are stored under 'Note10'" in text
         assert "note: 'Note10' is a new device; did you mean 'note10'? (device names are case-sensitive)" in text
-        # validate: the note, then the stored device name's "did you mean".
+        # validate: a stored device name's "did you mean" (before the agent is asked anything), then the note
+        # (a runtime the agent lacks stops it before any timing).
         result = invoke("validate", "--agent", f"Note10={addr}", "--db", db, "--json")
         text = one_line(result.stderr)
-        assert result.exit_code == 2 and result.stdout == ""
-        assert f"note: agent at {addr} calls itself 'box'; the LUT of 'Note10' is validated" in text
+        assert result.exit_code == 2 and result.stdout == "" and "calls itself" not in text
         assert "unknown device 'Note10'" in text and "did you mean 'note10'?" in text
+        with LutStore(db) as store:
+            rows = [(k, {"median_ms": v}, {}) for k, v in store.table("note10").items()]
+            store.import_rows(DeviceSetting("pc", "nonesuch", threads=1, model_format="onnx"), rows)
+        result = invoke("validate", "--agent", f"pc={addr}", "--db", db, "--samples", "3", "--json")
+        text = one_line(result.stderr)
+        assert result.exit_code == 1 and result.stdout == "" and "has no runtime 'nonesuch'" in text
+        assert f"note: agent at {addr} calls itself 'box'; the LUT of 'pc' is validated" in text
