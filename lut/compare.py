@@ -24,7 +24,8 @@ from lut.errors import MissingBlocksError
 from lut.predict import FIXED_KINDS, CompiledLut
 from space import SearchSpace
 
-__all__ = ["PairComparison", "Comparison", "compare_luts", "plot_comparison", "block_groups", "GROUPS"]
+__all__ = ["PairComparison", "Comparison", "comparable_resolutions", "compare_luts", "plot_comparison", "block_groups",
+           "GROUPS"]
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +147,32 @@ def _fixed_by_r(lut: CompiledLut, r: np.ndarray) -> np.ndarray:
     return table[inverse]
 
 
+def comparable_resolutions(luts: Mapping[str, CompiledLut], resolutions: Sequence[int] | None = None
+                           ) -> tuple[int, ...]:
+    """The resolutions :func:`compare_luts` compares ``luts`` at: ``resolutions``, checked, or every one all cover.
+
+    Raises:
+        ValueError: fewer than two devices or different spaces.
+        MissingBlocksError: no resolution every LUT covers, or a requested one that some LUT does not.
+    """
+    if len(luts) < 2:
+        raise ValueError(f"compare needs at least two devices, got {list(luts)}")
+    spaces = {lut.space.name for lut in luts.values()}
+    if len(spaces) != 1:
+        raise ValueError(f"compare needs LUTs of one space, got {sorted(spaces)}")
+    common = set.intersection(*(set(lut.resolutions) for lut in luts.values()))
+    if resolutions is None:
+        if not common:
+            cover = "; ".join(f"{n}: {list(lut.resolutions)}" for n, lut in luts.items())
+            raise MissingBlocksError(f"no resolution is fully covered by every device ({cover})")
+        return tuple(sorted(common))
+    res = tuple(sorted({int(r) for r in resolutions}))
+    bad = [r for r in res if r not in common]
+    if bad:
+        raise MissingBlocksError(f"resolution(s) {bad} not fully covered by every device; common: {sorted(common)}")
+    return res
+
+
 def compare_luts(luts: Mapping[str, CompiledLut], *, resolutions: Sequence[int] | None = None,
                  n_subnets: int = 10_000, random_state: int | None = 0) -> Comparison:
     """Compare the LUTs of two or more devices compiled for the same space.
@@ -157,28 +184,14 @@ def compare_luts(luts: Mapping[str, CompiledLut], *, resolutions: Sequence[int] 
         random_state: seeds the subnet draw.
 
     Raises:
-        ValueError: fewer than two devices, different spaces, or no resolution every LUT covers.
+        ValueError: fewer than two devices or different spaces.
+        MissingBlocksError: no resolution every LUT covers, or a requested one that some LUT does not.
     """
     from scipy.stats import kendalltau, spearmanr
 
-    if len(luts) < 2:
-        raise ValueError(f"compare needs at least two devices, got {list(luts)}")
+    res = comparable_resolutions(luts, resolutions)
     names = list(luts)
-    spaces = {lut.space.name for lut in luts.values()}
-    if len(spaces) != 1:
-        raise ValueError(f"compare needs LUTs of one space, got {sorted(spaces)}")
     space = next(iter(luts.values())).space
-    common = set.intersection(*(set(lut.resolutions) for lut in luts.values()))
-    if resolutions is None:
-        res = tuple(sorted(common))
-        if not res:
-            cover = "; ".join(f"{n}: {list(lut.resolutions)}" for n, lut in luts.items())
-            raise MissingBlocksError(f"no resolution is fully covered by every device ({cover})")
-    else:
-        res = tuple(sorted({int(r) for r in resolutions}))
-        bad = [r for r in res if r not in common]
-        if bad:
-            raise MissingBlocksError(f"resolution(s) {bad} not fully covered by every device; common: {sorted(common)}")
     rng = np.random.default_rng(random_state)
     batch = space.sample(n_subnets, rng, resolutions=res)
     subnet_ms = {n: luts[n].predict_batch(batch, calibrated=False) for n in names}

@@ -71,6 +71,8 @@ def work_failed(what: str) -> Iterator[None]:
     one line, never 2 (bad usage), which only the checks of the input may give; ``--verbose`` logs the traceback."""
     try:
         yield
+    except typer.Exit:  # a failure the work already reported (fail() inside the block)
+        raise
     except Exception as err:  # noqa: BLE001 - whatever the cause, the work failed; the input was checked before
         logger.debug("%s failed", what, exc_info=True)
         fail(f"{what} failed: {type(err).__name__}: {err}", EXIT_FAILED)

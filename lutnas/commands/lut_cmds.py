@@ -22,6 +22,7 @@ from lutnas._common import (
     predicted_note,
     resolution_option,
     setting_doc,
+    work_failed,
 )
 
 __all__ = ["register", "lut_app"]
@@ -387,8 +388,8 @@ def compare_cmd(
 ) -> None:
     """Compare devices' LUTs: block latency ratios, rank correlations, dominant block kinds; with --predictor,
     the best subnet per device at matched budgets and the cross-device regret."""
-    from lut import CompiledLut
-    from lut.compare import compare_luts, plot_comparison
+    from lut import CompiledLut, MissingBlocksError
+    from lut.compare import comparable_resolutions, compare_luts, plot_comparison
     from lut.selectors import with_precision
 
     from lutnas._spaces import predictor_source, store_space
@@ -425,7 +426,12 @@ def compare_cmd(
         # Raw sums: a ratio of two devices' blocks means the same whether or not either is calibrated.
         luts = {name: CompiledLut.from_store(store, s, space_name, calibrated=False) for name, s in stored.items()}
         few_shot = [note for s in stored.values() if (note := predicted_note(store, s)) is not None]
-        cmp = compare_luts(luts, resolutions=resolution or None, n_subnets=subnets, random_state=seed)
+    try:
+        compared = comparable_resolutions(luts, resolution or None)
+    except (MissingBlocksError, ValueError) as err:  # the devices' LUTs do not fit together (or --resolutions)
+        fail(str(err), EXIT_USAGE)
+    with work_failed("comparison"):
+        cmp = compare_luts(luts, resolutions=compared, n_subnets=subnets, random_state=seed)
     regret = None
     if pred is not None:
         regret = _regret(space_name, luts, pred, quantiles, generations, resolution or None, seed)
@@ -475,12 +481,7 @@ def _regret(space_name: str, luts: dict[str, Any], pred: Any, quantiles: list[fl
     """Run the matched-budget searches, turning search errors into one-line failures."""
     import dataclasses
 
-    from search import (
-        EvolutionSettings,
-        InfeasibleSearchError,
-        SearchError,
-        cross_device_regret,
-    )
+    from search import EvolutionSettings, InfeasibleSearchError, cross_device_regret
 
     settings = EvolutionSettings()
     if generations is not None:
@@ -488,12 +489,17 @@ def _regret(space_name: str, luts: dict[str, Any], pred: Any, quantiles: list[fl
     if resolutions is not None:
         settings = dataclasses.replace(settings, resolutions=tuple(resolutions))
     try:
-        with err_console.status("searching the best subnet per device and budget"):
-            return cross_device_regret(space_name, luts, pred, quantiles, settings, random_state=seed)
-    except InfeasibleSearchError as err:
-        fail(str(err), EXIT_FAILED)
-    except (SearchError, ValueError) as err:
+        settings.validate()
+    except ValueError as err:
         fail(str(err), EXIT_USAGE)
+    # The input was checked above and by the caller (devices, space, budgets): what the searches raise is
+    # their own failure (exit 1), not bad usage.
+    with work_failed("regret search"):
+        try:
+            with err_console.status("searching the best subnet per device and budget"):
+                return cross_device_regret(space_name, luts, pred, quantiles, settings, random_state=seed)
+        except InfeasibleSearchError as err:
+            fail(str(err), EXIT_FAILED)
 
 
 def _arch_summary(arch: dict[str, Any], space_name: str) -> str:

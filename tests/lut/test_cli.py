@@ -130,3 +130,22 @@ def test_compare_json_and_plot(runner: CliRunner, db: Path, tmp_path: Path) -> N
     human = runner.invoke(app, ["compare", "--db", str(db), "--devices", "note10,i7", "--subnets", "200",
                                 "--resolution", "224"])
     assert human.exit_code == 0 and "latency dominated by" in human.stderr and human.stdout == ""
+
+
+def test_compare_exit_codes_tell_bad_input_from_a_failed_comparison(runner: CliRunner, db: Path,
+                                                                     monkeypatch) -> None:
+    """A resolution the LUTs do not share is bad input (2); an error inside the comparison itself is 1."""
+    import lut.compare
+
+    base = ["compare", "--db", str(db), "--devices", "note10", "i7", "--subnets", "100"]
+    uncovered = runner.invoke(app, [*base, "--resolutions", "100"])
+    assert uncovered.exit_code == 2 and "not fully covered by every device" in uncovered.output
+
+    def broken_groups(*args, **kwargs):
+        raise ValueError("a block in no group")
+
+    monkeypatch.setattr(lut.compare, "block_groups", broken_groups)
+    failed = runner.invoke(app, base)
+    assert failed.exit_code == 1, failed.output
+    assert "comparison failed: ValueError: a block in no group" in " ".join(failed.output.split())
+    assert not isinstance(failed.exception, ValueError)

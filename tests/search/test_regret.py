@@ -220,3 +220,23 @@ def test_compare_predictor_human_and_usage(two_device_db, ref_paths):
     # Resolutions no LUT shares with the predictor: a one-line failure.
     res = runner.invoke(app, [*base, "--predictor", str(weights), "--generations", "2", "--resolution", "256"])
     assert res.exit_code in (1, 2) and "Traceback" not in res.output
+
+
+def test_compare_predictor_exit_codes_tell_bad_input_from_a_failed_search(two_device_db, ref_paths, monkeypatch):
+    """--generations -1 is bad usage (2); an error raised inside the regret searches is a failed run (1)."""
+    import search.evolution
+
+    weights = ref_paths[2]
+    base = ["compare", "--db", str(two_device_db), "--devices", "note10", "i7", "--subnets", "100",
+            "--predictor", str(weights), "--budgets", "0.5"]
+    bad = runner.invoke(app, [*base, "--generations", "-1"])
+    assert bad.exit_code == 2 and "generations" in bad.output
+
+    def broken_breed(*args, **kwargs):
+        raise ValueError("children lost their genes")
+
+    monkeypatch.setattr(search.evolution, "_breed", broken_breed)
+    failed = runner.invoke(app, [*base, "--generations", "2"])
+    assert failed.exit_code == 1, failed.output
+    assert "regret search failed: ValueError: children lost their genes" in " ".join(failed.output.split())
+    assert not isinstance(failed.exception, ValueError)
