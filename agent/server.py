@@ -133,16 +133,19 @@ class StreamLimiter:
             if sum(self._open.values()) >= self.max_total:
                 return f"{self.max_total} Benchmark streams already open; try again when one closes"
             self._open[client] = mine + 1
+            # Logged under the lock, so the last such line always gives the current count.
+            log.info("stream from %s opened (%d open)", client, sum(self._open.values()))
             return None
 
     def release(self, client: str) -> None:
-        """Forget one stream of ``client``."""
+        """Forget one stream of ``client`` (it ended, or its client went away)."""
         with self._lock:
             left = self._open.get(client, 0) - 1
             if left > 0:
                 self._open[client] = left
             else:
                 self._open.pop(client, None)
+            log.info("stream from %s closed (%d open)", client, sum(self._open.values()))
 
 
 def _jobs_until_idle(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import time
 from collections import Counter
@@ -42,6 +43,7 @@ __all__ = [
     "block_latency_ms",
     "job_log_entries",
     "kill_pid",
+    "open_streams",
     "profile_settings",
     "rss_kb",
     "settle",
@@ -56,6 +58,7 @@ TOKEN = "reliability-suite-token"
 SPACE = "ofa-mbv3-w1.0"
 RES = 128
 SETTLE_JOB_ID = "reliability-settle"  # job id of :func:`settle`'s own job (not a block)
+_STREAM_LINE = re.compile(r"stream from \S+ (?:opened|closed) \((\d+) open\)")  # the agent's stream log lines
 # One warm-up run and three timed runs per block: enough for a row, cheap for 96 blocks.
 FAST_PLAN = {"warmup_count": 1, "warmup_s": 0.0, "min_reps": 3, "min_s": 0.0, "max_reps": 3, "max_s": 2.0,
              "target_rel_ci": 0.5}
@@ -251,13 +254,23 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
-def settle(agent: AgentProcess, pause_s: float = 0.5) -> None:
+def open_streams(agent: AgentProcess) -> int:
+    """Benchmark streams open on the agent now: the count its latest "stream from ..." log line gives (0 before any)."""
+    for line in reversed(list(agent.stderr_lines)):
+        m = _STREAM_LINE.search(line)
+        if m:
+            return int(m.group(1))
+    return 0
+
+
+def settle(agent: AgentProcess, timeout_s: float = 60.0) -> None:
     """Return once every job the agent had started has finished (and is in its job log).
 
-    The agent runs one job at a time; a job of our own queues behind whatever job is still running,
-    so its result means the worker is free. The pause lets a stream whose host died notice first.
+    First every stream has closed (a dead host's stream starts no job after that); then a job of our
+    own queues behind whatever job is still running (the agent runs one at a time), so its result
+    means the worker is free.
     """
-    time.sleep(pause_s)
+    wait_for(lambda: open_streams(agent) == 0, timeout_s, "the agent to close the streams of dead hosts")
     job = make_job(sleep_model(0.1, tag="settle"), runtime="sleep", plan=FAST_PLAN, job_id=SETTLE_JOB_ID)
     with AgentClient(agent.address, token=agent.token, timeout_s=30.0) as client:
         (result,) = list(client.benchmark([job], timeout_s=120.0))
