@@ -38,7 +38,7 @@ __all__ = [
     "parse_resolutions",
     "resolution_option",
     "find_setting",
-    "note_agent_name",
+    "agent_device_name",
     "note_case_twin",
     "predicted_note",
     "positive_number",
@@ -202,15 +202,22 @@ def find_setting(store: Any, ref: str | int) -> Any:
         raise UnknownDeviceError(f"{err}; did you mean {guesses[0]!r}?") from None
 
 
-def note_agent_name(text: str, spec: AgentSpec, reported: str, consequence: str) -> None:
-    """One note on stderr when ``--agent NAME=ADDR`` (``text``) names an agent that calls itself otherwise.
+def agent_device_name(text: str, spec: AgentSpec, reported: str, consequence: str) -> AgentSpec:
+    """``spec`` of ``--agent`` ``text`` named by the one rule of ``profile``, ``validate`` and ``time``, once the
+    agent has said its own name (``reported``: ``agent serve --name``, else its hostname).
 
-    The host's NAME wins over the agent's own name (``agent serve --name``, else its hostname); the note says
-    so, with ``consequence`` such as ``"rows are stored under 'pi'"``. A bare address takes the agent's name.
+    ``NAME=HOST:PORT`` keeps NAME, with a note on stderr when the agent calls itself otherwise (``consequence``
+    says what NAME is used for, ``{name}`` standing for it, e.g. ``"rows are stored under {name!r}"``). A bare
+    ``HOST:PORT`` takes the agent's name (its address when it reports none), said on stderr.
     """
-    if "=" in text and reported and reported != spec.name:
-        err_console.print(f"[yellow]note:[/] agent at {spec.address} calls itself {reported!r}; {consequence} "
-                          "(--agent NAME wins over the agent's own name)", highlight=False, soft_wrap=True)
+    if "=" not in text:
+        spec = AgentSpec(name=reported or spec.address, address=spec.address)
+        err_console.print(f"{spec.address}: using the agent's name {spec.name!r}", highlight=False)
+    elif reported and reported != spec.name:
+        err_console.print(f"[yellow]note:[/] agent at {spec.address} calls itself {reported!r}; "
+                          f"{consequence.format(name=spec.name)} (--agent NAME wins over the agent's own name)",
+                          highlight=False, soft_wrap=True)
+    return spec
 
 
 def note_case_twin(store: Any, name: str) -> None:

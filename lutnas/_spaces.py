@@ -14,8 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "SpaceSource", "choose_space", "coverage", "lut_source", "net_config_source", "predictor_source", "store_space",
+    "SpaceSource", "choose_space", "coverage", "lut_source", "net_config_source", "predictor_source",
+    "profile_resolutions", "store_space",
 ]
+
+# The resolutions OFA's released LUTs hold. The ImageNet spaces sample 25 resolutions (128..224 step 4);
+# `lutnas profile` times these five of them unless told otherwise, as a full LUT would take five times as long.
+OFA_LUT_RESOLUTIONS = (160, 176, 192, 208, 224)
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,16 @@ def _explain(sources: Sequence[SpaceSource], given: str | None = None) -> str:
             continue
         fit.append(f"{name} fits {'every input' if len(who) == len(sources) else ', '.join(who) or 'none of them'}")
     return f"{listing}. Inputs of one width would work: {'; '.join(fit)}"
+
+
+def profile_resolutions(name: str) -> tuple[int, ...]:
+    """The resolutions ``lutnas profile`` times in a space by default: OFA's five LUT resolutions in a
+    space that samples more than five (the ImageNet spaces), else every resolution of the space."""
+    from space import get_space
+
+    space = get_space(name)
+    subset = tuple(r for r in OFA_LUT_RESOLUTIONS if r in space.resolutions)
+    return subset if subset and len(space.resolutions) > len(subset) else tuple(space.resolutions)
 
 
 def store_space(store: Any, stored: Mapping[str, Any], others: Sequence[SpaceSource], given: str | None) -> str:

@@ -12,11 +12,11 @@ from rich.table import Table
 from lutnas._common import (
     EXIT_FAILED,
     EXIT_USAGE,
+    agent_device_name,
     connect_timeout_option,
     emit_json,
     err_console,
     fail,
-    note_agent_name,
     parse_agent_spec,
     parse_options,
     positive_number,
@@ -271,7 +271,8 @@ def devices_cmd(
 
 def time_cmd(
     model_file: Path = typer.Argument(..., help="Model file: .onnx, .tflite, .pt (TorchScript) or .pt2 (torch.export)."),
-    agent: str = typer.Option(..., "--agent", help="Agent as [NAME=]HOST:PORT."),
+    agent: str = typer.Option(..., "--agent", help="Agent as [NAME=]HOST:PORT; the result names the device NAME, "
+                              "else the name the agent reports (as in profile and validate)."),
     runtime: str | None = typer.Option(None, help="Runtime on the agent (default: from the file extension)."),
     threads: int = typer.Option(1, help="Runtime threads."),
     shape: list[str] = typer.Option([], "--shape", help="Input shape as NAME=1x3x224x224 or 1x3x224x224 (repeatable, by position)."),
@@ -316,8 +317,7 @@ def time_cmd(
     token = read_token(token_file)
     try:
         with AgentClient(spec.address, token=token, tls_ca=tls_ca, retry_s=connect_timeout_s) as client:
-            if "=" in agent:
-                note_agent_name(agent, spec, client.device_info().name, f"the result names it {spec.name!r}")
+            spec = agent_device_name(agent, spec, client.device_info().name, "the result names it {name!r}")
             with err_console.status(f"timing {model_file.name} on {spec.name}...", spinner="dots"):
                 result = client.time_model(
                     model, chosen_runtime, format=fmt, threads=threads, inputs=inputs, options=options, return_samples=samples

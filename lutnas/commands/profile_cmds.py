@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional
@@ -15,12 +17,13 @@ from rich.table import Table
 from lutnas._common import (
     EXIT_FAILED,
     EXIT_USAGE,
+    agent_device_name,
     connect_timeout_option,
     emit_json,
     err_console,
     fail,
     find_setting,
-    note_agent_name,
+    agent_device_name,
     note_case_twin,
     parse_agent_spec,
     parse_options,
@@ -110,8 +113,10 @@ def profile_cmd(
                                     "device's work. NAME names the LUT (it wins over the agent's own --name); a bare "
                                     "HOST:PORT uses the name the agent reports."),
     space: str = typer.Option("ofa-mbv3-w1.2", help="Search space whose blocks are timed."),
-    resolutions: list[str] = typer.Option(["160,176,192,208,224"], "--resolutions", "--resolution",
-                                          help="Resolutions: a comma list or a range like 128-224:4 (repeatable)."),
+    resolutions: list[str] = typer.Option([], "--resolutions", "--resolution", show_default=False,
+                                          help="Resolutions: a comma list or a range like 128-224:4 (repeatable). "
+                                          "Default: the space's resolutions; for the ImageNet OFA spaces (w1.0, "
+                                          "w1.2) OFA's five LUT resolutions 160,176,192,208,224."),
     runtime: str = typer.Option("onnxruntime", help="Runtime on the agents: onnxruntime, tflite, torch, benchmark_model."),
     threads: int = typer.Option(1, help="Runtime threads."),
     fmt: Optional[str] = typer.Option(None, "--format", help="Model format: onnx or tflite (default: the runtime's own)."),
@@ -144,10 +149,12 @@ def profile_cmd(
     from profiler.quantize import check_precision
     from space import get_space
 
+    from lutnas._spaces import profile_resolutions
+
     try:
         specs = [parse_agent_spec(a) for a in agent]
-        res = resolution_option(resolutions)
         get_space(space)
+        res = resolution_option(resolutions) or profile_resolutions(space)
         options = parse_options(option)
         if fmt is not None and fmt not in ("onnx", "tflite", "torchscript"):
             raise ValueError(f"--format must be onnx, tflite or torchscript, got {fmt!r}")
@@ -165,39 +172,47 @@ def profile_cmd(
     if (few_shot is None) != (from_ is None):
         fail("--few-shot K and --from SETTING,... go together", EXIT_USAGE)
     token = read_token(token_file)
-    interrupted = threading.Event()
-    try:
-        store = LutStore(db, create=True)
-    except LutError as err:
-        fail(str(err), EXIT_USAGE)
-    with store:
-        sources = None
-        if few_shot is not None:
-            try:
-                sources = load_sources(store, [r.strip() for r in str(from_).split(",") if r.strip()])
-                settings = replace(settings, only_keys=tuple(plan_few_shot(sources, space, res, few_shot)))
-            except LutError as err:
-                fail(str(err), EXIT_USAGE)
-        # The agents are asked their names once the input is known to be good (bad input: exit 2 at once).
-        specs = _agent_names(agent, specs, token, tls_ca, connect_timeout_s, "rows are stored under {name!r}")
-        for name in dict.fromkeys(s.name for s in specs):
-            note_case_twin(store, name)
+    sources = None
+    if few_shot is not None:  # the sources are input, read before the agents are asked anything (exit 2 at once)
         try:
-            report = run_profile(store, [AgentRef(s.name, s.address) for s in specs], settings, token,
-                                 str(tls_ca) if tls_ca else None, show_progress=not json_out, interrupted=interrupted)
-        except (ProfileError, LutError) as err:
-            fail(str(err), EXIT_FAILED)
-        transfers = {}
-        if sources is not None and not interrupted.is_set():
-            transfers = _few_shot_fill(store, report, sources, space, res)
-        counts = {d.setting_id: _row_counts(store, d.setting_id, space, res) for d in report.devices}
+            with LutStore(db, create=False) as store:
+                sources = load_sources(store, [r.strip() for r in str(from_).split(",") if r.strip()])
+            settings = replace(settings, only_keys=tuple(plan_few_shot(sources, space, res, few_shot)))
+        except LutError as err:
+            fail(str(err), EXIT_USAGE)
+    # The agents are asked their names before the store is opened: an unreachable one leaves no store behind.
+    specs = _agent_names(agent, specs, token, tls_ca, connect_timeout_s, "rows are stored under {name!r}")
+    interrupted = threading.Event()
+    with _removed_unless_filled(db):
+        try:
+            store = LutStore(db, create=True)
+        except LutError as err:
+            fail(str(err), EXIT_USAGE)
+        with store:
+            for name in dict.fromkeys(s.name for s in specs):
+                note_case_twin(store, name)
+            try:
+                report = run_profile(store, [AgentRef(s.name, s.address) for s in specs], settings, token,
+                                     str(tls_ca) if tls_ca else None, show_progress=not json_out, interrupted=interrupted)
+            except (ProfileError, LutError) as err:
+                fail(str(err), EXIT_FAILED)
+            transfers = {}
+            if sources is not None and not interrupted.is_set():
+                transfers = _few_shot_fill(store, report, sources, space, res)
+            counts = {d.setting_id: _row_counts(store, d.setting_id, space, res) for d in report.devices}
+        _report(report, transfers, counts, interrupted.is_set(), json_out)
+
+
+def _report(report, transfers: dict, counts: dict, interrupted: bool, json_out: bool) -> None:
+    """Print the profile's summary (a table on stderr, or JSON on stdout) and exit 130 when it was interrupted,
+    1 when a device failed."""
     if json_out:
         doc = report.to_dict()
         for d, out in zip(report.devices, doc["devices"]):
             out["remaining"] = _remaining(d)
             out.update(counts[d.setting_id])
             out["few_shot"] = transfers[d.setting_id].summary() if d.setting_id in transfers else None
-        emit_json({**doc, "interrupted": interrupted.is_set()})
+        emit_json({**doc, "interrupted": interrupted})
     else:
         err_console.print(_summary_table(report))
         for d in report.devices:
@@ -214,13 +229,40 @@ def profile_cmd(
                 err_console.print(f"[red]{d.name}: {count} block(s) failed:[/] {reason} ({shown})", highlight=False)
             if d.aborted:
                 err_console.print(f"[red]aborted[/] {d.name}: {d.aborted}")
-    if interrupted.is_set():
+    if interrupted:
         left = [f"{d.name}: {_remaining(d)} of {d.total} blocks" for d in report.devices if _remaining(d)]
         err_console.print(f"[yellow]interrupted[/]: not timed yet: {'; '.join(left) or 'none'}. Run the same "
                           "command again to time the rest (stored blocks are skipped).", highlight=False)
         raise typer.Exit(EXIT_INTERRUPTED)
     if not report.ok:
         raise typer.Exit(EXIT_FAILED)
+
+
+@contextmanager
+def _removed_unless_filled(db: str) -> Iterator[None]:
+    """Around a profile into ``db``: a SQLite file the profile creates is removed again when the profile fails
+    or stops before storing its first row, so a failed first run leaves no empty store behind. A file that
+    existed before, and a PostgreSQL store, are never removed."""
+    path = None if "://" in db else Path(db)
+    new = path is not None and not path.exists()
+    try:
+        yield
+    except BaseException as err:  # exits 1, 2 and 130 (typer.Exit), Ctrl-C, errors
+        if new and getattr(err, "exit_code", 1) != 0 and path.exists() and _holds_no_rows(path):
+            for leftover in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal"))):
+                leftover.unlink(missing_ok=True)
+        raise
+
+
+def _holds_no_rows(path: Path) -> bool:
+    """Whether the store at ``path`` has no LUT row (an empty file counts; an unreadable one does not)."""
+    from lut import LutError, LutStore
+
+    try:
+        with LutStore(path, create=False) as store:
+            return not any(store.count_rows().values())
+    except LutError:
+        return path.stat().st_size == 0
 
 
 def _few_shot_fill(store, report, sources, space: str, res: tuple[int, ...]) -> dict:
@@ -254,14 +296,9 @@ def _row_counts(store, setting_id: int, space: str, res: tuple[int, ...]) -> dic
 
 def _agent_names(texts: list[str], specs: list, token: str | None, tls_ca: Path | None,
                  connect_timeout_s: float, consequence: str) -> list:
-    """Ask each agent its name: a bare ``--agent HOST:PORT`` takes it (``agent serve --name``, else the
-    hostname); a ``NAME=HOST:PORT`` keeps NAME, with a note when the agent calls itself otherwise.
-
-    ``consequence`` says what NAME is used for, with ``{name}`` standing for it.
-    """
+    """Ask each agent its name and name its device by :func:`lutnas._common.agent_device_name`'s rule
+    (``consequence``: what NAME is used for, with ``{name}`` standing for it)."""
     from profiler.client import AgentClient, AgentError
-
-    from lutnas._common import AgentSpec
 
     out = []
     for text, spec in zip(texts, specs):
@@ -272,11 +309,7 @@ def _agent_names(texts: list[str], specs: list, token: str | None, tls_ca: Path 
             if "=" in text:
                 fail(f"device {spec.name!r}: {err}", EXIT_FAILED)
             fail(f"cannot ask {spec.address} its name ({err}); give --agent NAME=HOST:PORT", EXIT_FAILED)
-        if "=" not in text:
-            spec = AgentSpec(name=reported or spec.address, address=spec.address)
-            err_console.print(f"{spec.address}: using the agent's name {spec.name!r}", highlight=False)
-        note_agent_name(text, spec, reported, consequence.format(name=spec.name))
-        out.append(spec)
+        out.append(agent_device_name(text, spec, reported, consequence))
     return out
 
 

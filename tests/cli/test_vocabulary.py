@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from agent.testing import start_agent_process
+
 from .conftest import invoke, invoke_json, one_line
 
 
@@ -79,7 +81,7 @@ def test_profile_and_validate_give_up_on_an_unreachable_agent_after_connect_time
 
 
 def test_agent_name_and_host_name_differ_note_and_case_twins(db: Path, tmp_path: Path) -> None:
-    from agent.testing import onnx_matmul_relu, start_agent_process
+    from agent.testing import onnx_matmul_relu
     from lut import DeviceSetting, LutStore
 
     model = tmp_path / "m.onnx"
@@ -94,6 +96,17 @@ def test_agent_name_and_host_name_differ_note_and_case_twins(db: Path, tmp_path:
                 "agent's own name)") in one_line(result.stderr)
         same = invoke("time", model, "--agent", f"box={addr}", "--json")
         assert same.exit_code == 0 and "calls itself" not in same.stderr
+        # A bare address: time names the device as profile and validate do, by the agent's own name.
+        bare = invoke("time", model, "--agent", addr, "--json")
+        assert bare.exit_code == 0, bare.output
+        assert json.loads(bare.stdout)["device"] == "box" and f"{addr}: using the agent's name 'box'" in bare.stderr
+        table = invoke("time", model, "--agent", addr)
+        assert table.exit_code == 0 and "m.onnx on box" in table.stderr and addr not in table.stderr.split("\n", 1)[1]
+        # A profile that fails before its first row (the agent lacks the runtime) removes the store it created.
+        new = tmp_path / "new.db"
+        result = invoke("profile", "--agent", f"box={addr}", "--db", new, "--runtime", "nonesuch")
+        assert result.exit_code == 1 and "has no runtime 'nonesuch'" in one_line(result.stderr)
+        assert not new.exists() and list(tmp_path.glob("new.db*")) == []
         # profile: the note, and a new name that differs from a stored device only in case gets a
         # "did you mean" (a runtime the agent lacks then stops it before any timing).
         result = invoke("profile", "--agent", f"Note10={addr}", "--db", db, "--runtime", "nonesuch")
@@ -114,3 +127,40 @@ def test_agent_name_and_host_name_differ_note_and_case_twins(db: Path, tmp_path:
         text = one_line(result.stderr)
         assert result.exit_code == 1 and result.stdout == "" and "has no runtime 'nonesuch'" in text
         assert f"note: agent at {addr} calls itself 'box'; the LUT of 'pc' is validated" in text
+
+
+def test_profile_against_a_dead_agent_creates_no_store_and_leaves_one_untouched(db: Path, tmp_path: Path) -> None:
+    absent = tmp_path / "absent" / "lut.db"
+    absent.parent.mkdir()
+    before = db.read_bytes()
+    for target in (absent, db):  # nothing listens on port 1
+        for agent in ("127.0.0.1:1", "pi=127.0.0.1:1"):
+            result = invoke("profile", "--agent", agent, "--db", target, "--connect-timeout-s", "0.2")
+            assert result.exit_code == 1, result.output
+            assert len(result.stderr.strip().splitlines()) == 1 and "127.0.0.1:1 unreachable" in result.stderr
+    assert list(absent.parent.iterdir()) == []
+    assert db.read_bytes() == before
+
+
+def test_profile_resolutions_default_to_the_space(db: Path, tmp_path: Path) -> None:
+    import onnxruntime
+
+    from lut import DeviceSetting, LutStore
+    from lutnas._spaces import profile_resolutions
+    from space import get_space
+
+    assert profile_resolutions("ofa-mbv3-w1.0") == profile_resolutions("ofa-mbv3-w1.2") == (160, 176, 192, 208, 224)
+    assert profile_resolutions("ofa-mbv3-w0.25") == (12, 16)
+    help_text = one_line(invoke("profile", "--help").stdout.replace("│", " "))  # rich draws boxes around options
+    assert "Default: the space's resolutions; for the ImageNet OFA spaces" in help_text
+    # Every digits-space block at 12 and 16 is stored already: without --resolutions the profile plans exactly
+    # those blocks and skips them all (160..224 would plan w0.25 blocks nobody stored, and time them).
+    blocks = get_space("ofa-mbv3-w0.25").unique_blocks([12, 16])
+    with LutStore(db) as store:
+        store.import_rows(DeviceSetting("box", "onnxruntime", runtime_version=onnxruntime.__version__, threads=1,
+                                        model_format="onnx"), [(b.key, {"median_ms": 0.01}, {}) for b in blocks])
+    with start_agent_process(token=None, extra_args=["--name", "box"]) as agent:
+        doc = invoke_json("profile", "--agent", agent.address, "--space", "ofa-mbv3-w0.25", "--db", db,
+                          "--sentinel-every", "0", "--cache-dir", tmp_path / "cache")
+    (device,) = doc["devices"]
+    assert device["total"] == device["skipped"] == len(blocks) and device["timed"] == 0
