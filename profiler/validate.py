@@ -17,8 +17,8 @@ load throughout (profile included), median gave 3.9% and min 7.1%. Keep the mini
 the profile itself ran under the same sustained load.
 
 Whole networks are timed with the runtime options the blocks were timed with (``options``); the
-clock the agent used (onnxruntime: ``thread_cpu`` for one thread by default, see
-``agent.runtimes.onnxruntime_rt``) is stored with the run, and a run whose clock differs from the
+clock the agent used (onnxruntime and LiteRT: ``thread_cpu`` for one thread by default, see
+``agent.runtimes._clock``) is stored with the run, and a run whose clock differs from the
 LUT rows' gets a note, because wall-clock and CPU-time latencies are not comparable on a shared host.
 """
 

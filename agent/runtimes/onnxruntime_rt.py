@@ -3,18 +3,9 @@
 Options: ``providers`` (comma-separated, e.g. ``CUDAExecutionProvider,CPUExecutionProvider``),
 ``graph_optimization`` (``all`` default, ``basic``, ``extended``, ``disable``), ``clock`` (below).
 
-``clock`` picks what one run's latency is read from:
-
-- ``wall``: ``perf_counter_ns`` around ``session.run``.
-- ``thread_cpu``: the CPU time of the calling thread during ``session.run`` (``thread_time_ns``).
-  With one intra-op thread onnxruntime runs every kernel on the calling thread, so this is the
-  model's own compute time, and it leaves out the time the scheduler gives other tenants of the
-  core. That matters for end-to-end checks on a shared host: a standalone block (0.1-1 ms) fits
-  in a scheduler slice and its median is rarely touched, but a whole network (5-30 ms) is
-  preempted in nearly every run when another process shares the core, so wall-clock medians of
-  whole networks came out up to 2x their CPU time while block medians did not move.
-  Only valid with ``threads == 1`` (pool threads' work is not on the calling thread).
-- ``auto`` (default): ``thread_cpu`` with one thread on the CPU execution provider, else ``wall``.
+``clock`` picks what one run's latency is read from (:mod:`agent.runtimes._clock`): ``auto`` (default)
+reads the calling thread's CPU time with one intra-op thread on the CPU execution provider, where
+onnxruntime runs every kernel on the calling thread, else the wall clock.
 
 The clock in effect is reported in the result's options (``clock``), so LUT rows record it.
 
@@ -26,7 +17,6 @@ file, relative to the worker's directory or absolute, and echo its bytes in erro
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +25,7 @@ import numpy as np
 
 from agent.errors import JobError, bad_model_code, one_line
 from agent.runtimes import LoadOptions, RuntimeProbe
+from agent.runtimes._clock import clock_ns, resolve_clock
 from agent.runtimes._inputs import match_specs, random_tensor, resolve_shape
 from agent.runtimes._probe import installed_version
 from agent.timing import Measurement, TimingPlan, measure
@@ -54,7 +45,6 @@ _ORT_TYPES = {
     "tensor(bool)": "bool",
 }
 _OPT_LEVELS = ("disable", "basic", "extended", "all")
-_CLOCKS = ("auto", "wall", "thread_cpu")
 
 
 @dataclass
@@ -87,12 +77,12 @@ class OnnxRuntime:
             raise JobError("INVALID_ARGUMENT", f"option graph_optimization={level_name!r}; known: {', '.join(_OPT_LEVELS)}")
         providers = [p for p in opts.pop("providers", "CPUExecutionProvider").split(",") if p]
         clock = opts.pop("clock", "auto")
-        if clock not in _CLOCKS:
-            raise JobError("INVALID_ARGUMENT", f"option clock={clock!r}; known: {', '.join(_CLOCKS)}")
         if opts:
             raise JobError("INVALID_ARGUMENT",
                            f"unknown onnxruntime option(s) {sorted(opts)}; known: providers, graph_optimization, clock")
-        clock = _resolve_clock(clock, options.threads, providers)
+        cpu_only = all(p == "CPUExecutionProvider" for p in providers)
+        clock = resolve_clock(clock, options.threads == 1 and cpu_only,
+                              f"threads={options.threads}, providers={','.join(providers)}")
         available = ort.get_available_providers()
         missing = [p for p in providers if p not in available]
         if missing:
@@ -136,7 +126,7 @@ class OnnxRuntime:
     def time(self, loaded: _Loaded, plan: TimingPlan) -> Measurement:
         run = loaded.session.run
         feeds = loaded.feeds
-        clock = time.thread_time_ns if loaded.clock == "thread_cpu" else time.perf_counter_ns
+        clock = clock_ns(loaded.clock)
 
         def run_once() -> float:
             t0 = clock()
@@ -146,17 +136,6 @@ class OnnxRuntime:
         m = measure(run_once, plan)
         m.settings = dict(loaded.settings)
         return m
-
-
-def _resolve_clock(clock: str, threads: int, providers: list[str]) -> str:
-    """The clock a job uses: ``auto`` resolved, ``thread_cpu`` checked against the thread count."""
-    cpu_only = all(p == "CPUExecutionProvider" for p in providers)
-    if clock == "auto":
-        return "thread_cpu" if threads == 1 and cpu_only else "wall"
-    if clock == "thread_cpu" and (threads != 1 or not cpu_only):
-        raise JobError("INVALID_ARGUMENT", f"option clock=thread_cpu needs threads=1 on CPUExecutionProvider "
-                       f"(got threads={threads}, providers={providers}); use clock=wall")
-    return clock
 
 
 def check_self_contained(model_bytes: bytes) -> None:
