@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 import pytest
 import torch
@@ -50,7 +52,8 @@ def test_collect_int8_records_its_precision(digits, tmp_path) -> None:
     results = collect_accuracy_data(net, train, held, 2, [16], seed=0, calib_images=32, precision="int8")
     assert {r.precision for r in results} == {"int8"}
     path = write_accuracy_csv(results, tmp_path / "acc.csv")
-    assert path.read_text().splitlines()[1].endswith(",int8")
+    with path.open(newline="") as fh:
+        assert {row["precision"] for row in csv.DictReader(fh)} == {"int8"}
     assert [r.precision for r in read_accuracy_csv(path)] == ["int8", "int8"]
     with pytest.raises(ValueError, match="precision must be one of fp32, int8"):
         collect_accuracy_data(net, train, held, 1, [16], precision="fp16")
