@@ -45,6 +45,7 @@ __all__ = [
     "PROVENANCE_COLUMNS",
     "ROW_COLUMNS",
     "SOURCES",
+    "PREDICTED_SOURCE",
     "add_column",
     "migration",
 ]
@@ -57,9 +58,10 @@ PROVENANCE_COLUMNS: tuple[str, ...] = (
 )
 # The columns of a LUT row as exported (CSV/Parquet) and returned by ``LutStore.rows``.
 ROW_COLUMNS: tuple[str, ...] = ("block_key", *STAT_COLUMNS, *PROVENANCE_COLUMNS)
-# Known values of ``lut_rows.source`` (others are accepted and kept as given); "predicted": a few-shot
-# transfer filled the row (lut.transfer), it was not timed.
-SOURCES: tuple[str, ...] = ("measured", "predicted", "ofa-yaml", "nsganetv2-yaml", "csv", "parquet")
+# ``lut_rows.source`` of a row a few-shot transfer filled (lut.transfer): predicted, not timed.
+PREDICTED_SOURCE = "predicted"
+# Known values of ``lut_rows.source`` (others are accepted and kept as given).
+SOURCES: tuple[str, ...] = ("measured", PREDICTED_SOURCE, "ofa-yaml", "nsganetv2-yaml", "csv", "parquet")
 
 @dataclass(frozen=True)
 class DeviceSetting:

@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection
 from lut._db import BUSY_TIMEOUT_MS, Database, open_database
 from lut._rows import check_block_key, normalize_row
 from lut.errors import CopyConflictError, UnknownDeviceError
-from lut.schema import ROW_COLUMNS, DeviceSetting
+from lut.schema import PREDICTED_SOURCE, ROW_COLUMNS, DeviceSetting
 from lut.selectors import select_setting
 
 if TYPE_CHECKING:
@@ -49,9 +49,8 @@ _SETTING_FIELDS = ("name", "runtime", "runtime_version", "threads", "precision",
 _FLOAT_ROW_COLUMNS = ("median_ms", "mean_ms", "std_ms", "p10_ms", "p90_ms", "temp_before_c", "temp_after_c",
                       "sentinel_drift")
 # A block still to be timed: no row, or only a predicted one (lut.transfer's few-shot rows are timed again).
-_PREDICTED = "predicted"  # lut.transfer.PREDICTED_SOURCE
 _UNSTORED = ("NOT EXISTS (SELECT 1 FROM lut_rows r WHERE r.setting_id = l.setting_id "
-             f"AND r.block_key = l.block_key AND r.source <> '{_PREDICTED}')")
+             f"AND r.block_key = l.block_key AND r.source <> '{PREDICTED_SOURCE}')")
 
 
 def _now() -> str:
@@ -373,7 +372,7 @@ class LutStore:
             self._check_setting_id(conn, setting_id)
             params = {"sid": setting_id}
             stored = {r[0] for r in conn.execute(_sql("SELECT block_key FROM lut_rows WHERE setting_id = :sid "
-                                                      "AND source <> :predicted"), {**params, "predicted": _PREDICTED})}
+                                                      "AND source <> :predicted"), {**params, "predicted": PREDICTED_SOURCE})}
             listed = {r[0] for r in conn.execute(_sql("SELECT block_key FROM work_leases WHERE setting_id = :sid"),
                                                  params)}
             new = [{"sid": setting_id, "key": k, "pos": i} for i, k in enumerate(block_keys)

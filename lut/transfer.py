@@ -34,6 +34,7 @@ import pandas as pd
 from scipy.optimize import nnls
 
 from lut.errors import LutError
+from lut.schema import PREDICTED_SOURCE
 from space import BLOCK_KINDS, Block, SearchSpace, get_space
 from space.counts import block_macs, block_params
 
@@ -64,7 +65,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "lutnas-transfer-v1"  # stored with every predicted row; bump when the model changes meaning
-PREDICTED_SOURCE = "predicted"  # lut_rows.source of a row the transfer predicted (not timed)
 
 # Candidate designs, preferred first: (use raw sources, use smoothed sources, use features).
 # Smoothed sources come first: with few measured items, leave-one-out often favours raw sources by

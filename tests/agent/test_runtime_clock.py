@@ -30,45 +30,40 @@ def _relu_model() -> bytes:
 PLAN = TimingPlan(warmup_count=1, warmup_s=0.0, min_reps=3, min_s=0.0, max_reps=3, max_s=1.0, target_rel_ci=0.0)
 
 
-@pytest.mark.parametrize(("options", "threads", "expected"), [
-    ({}, 1, "thread_cpu"),
-    ({}, 2, "wall"),
-    ({"clock": "wall"}, 1, "wall"),
-    ({"clock": "thread_cpu"}, 1, "thread_cpu"),
+# (runtime, model bytes, format) for each CPU runtime with a clock option
+RUNTIMES = {
+    "onnxruntime": (OnnxRuntime, _relu_model, "onnx"),
+    "tflite": (TfliteRuntime, lambda: tflite_add(32), "tflite"),
+}
+
+
+@pytest.mark.parametrize(("runtime", "options", "threads", "expected"), [
+    ("onnxruntime", {}, 1, "thread_cpu"),
+    ("onnxruntime", {}, 2, "wall"),
+    ("onnxruntime", {"clock": "wall"}, 1, "wall"),
+    ("onnxruntime", {"clock": "thread_cpu"}, 1, "thread_cpu"),
+    ("tflite", {}, 1, "thread_cpu"),
+    ("tflite", {}, 2, "wall"),
+    ("tflite", {"clock": "wall"}, 1, "wall"),
+    ("tflite", {"xnnpack": "0"}, 1, "thread_cpu"),
 ])
-def test_clock_is_resolved_and_reported(options: dict, threads: int, expected: str) -> None:
-    rt = OnnxRuntime()
-    loaded = rt.load(_relu_model(), LoadOptions(format="onnx", threads=threads, options=options))
+def test_clock_is_resolved_and_reported(runtime: str, options: dict, threads: int, expected: str) -> None:
+    make, model, fmt = RUNTIMES[runtime]
+    rt = make()
+    loaded = rt.load(model(), LoadOptions(format=fmt, threads=threads, options=options))
     m = rt.time(loaded, PLAN)
     assert m.settings["clock"] == expected
     assert len(m.samples_ms) == 3 and all(s >= 0 for s in m.samples_ms)
 
 
-@pytest.mark.parametrize(("options", "threads", "match"), [
-    ({"clock": "cpu"}, 1, "clock='cpu'"),
-    ({"clock": "thread_cpu"}, 2, "threads=2"),
+@pytest.mark.parametrize(("runtime", "options", "threads", "match"), [
+    ("onnxruntime", {"clock": "cpu"}, 1, "clock='cpu'"),
+    ("onnxruntime", {"clock": "thread_cpu"}, 2, "threads=2"),
+    ("tflite", {"clock": "cpu"}, 1, "clock='cpu'"),
+    ("tflite", {"clock": "thread_cpu"}, 2, "threads=2"),
 ])
-def test_bad_clock_is_invalid_argument(options: dict, threads: int, match: str) -> None:
+def test_bad_clock_is_invalid_argument(runtime: str, options: dict, threads: int, match: str) -> None:
+    make, model, fmt = RUNTIMES[runtime]
     with pytest.raises(JobError, match=match) as info:
-        OnnxRuntime().load(_relu_model(), LoadOptions(format="onnx", threads=threads, options=options))
-    assert info.value.code == "INVALID_ARGUMENT"
-
-
-@pytest.mark.parametrize(("options", "threads", "expected"), [
-    ({}, 1, "thread_cpu"),
-    ({}, 2, "wall"),
-    ({"clock": "wall"}, 1, "wall"),
-    ({"xnnpack": "0"}, 1, "thread_cpu"),
-])
-def test_tflite_clock_is_resolved_and_reported(options: dict, threads: int, expected: str) -> None:
-    rt = TfliteRuntime()
-    loaded = rt.load(tflite_add(32), LoadOptions(format="tflite", threads=threads, options=options))
-    m = rt.time(loaded, PLAN)
-    assert m.settings["clock"] == expected
-    assert len(m.samples_ms) == 3 and all(s >= 0 for s in m.samples_ms)
-
-
-def test_tflite_thread_cpu_refuses_two_threads() -> None:
-    with pytest.raises(JobError, match="threads=2") as info:
-        TfliteRuntime().load(tflite_add(32), LoadOptions(format="tflite", threads=2, options={"clock": "thread_cpu"}))
+        make().load(model(), LoadOptions(format=fmt, threads=threads, options=options))
     assert info.value.code == "INVALID_ARGUMENT"
