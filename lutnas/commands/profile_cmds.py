@@ -23,7 +23,6 @@ from lutnas._common import (
     err_console,
     fail,
     find_setting,
-    agent_device_name,
     note_case_twin,
     parse_agent_spec,
     parse_options,
