@@ -25,6 +25,7 @@ from agent.testing import (
     AgentProcess,
     sleep_model,
     start_agent_process,
+    wait_until,
 )
 from profiler.client import AgentClient, make_job
 from profiler.fleet import ProfileSettings, plan_blocks
@@ -226,11 +227,8 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str, poll_s:
     Raises:
         TimeoutError: it stayed false for ``timeout_s``; the message says what was awaited.
     """
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout_s:.0f} s for {what}")
-        time.sleep(poll_s)
+    if not wait_until(predicate, timeout_s, poll_s):
+        raise TimeoutError(f"waited {timeout_s:.0f} s for {what}")
 
 
 def kill_pid(pid: int, sig: int) -> bool:
