@@ -1,7 +1,7 @@
 """Few-shot LUT transfer (lut.transfer) beside the best-single-proxy baseline.
 
 Run: ``python benchmarks/transfer_bench.py --part b`` (HELP's data, no device needed) or
-``--part a --db FULL.db`` (fully profiled LUTs of settings made on this machine, one per setting:
+``--part a --db FULL.db [--retest-db FULL2.db]`` (fully profiled LUTs of settings made on this machine, one per setting:
 ``lutnas profile`` with a local agent, once; the store is reused).
 
 (a) Every full LUT in ``--db`` is held out in turn, the others are its sources. K blocks are picked by
@@ -9,7 +9,11 @@ Run: ``python benchmarks/transfer_bench.py --part b`` (HELP's data, no device ne
     rest is predicted. Over 1,000 random subnets: Spearman of predicted vs fully profiled subnet sums
     and the share within ±10%, beside the baseline (the best single source scaled by a linear fit on
     the same K blocks). The ceiling rows give the fit every block of the held-out LUT: what its own
-    disagreement with the sources (timing noise included) leaves for any K.
+    disagreement with the sources (timing noise included) leaves for any K. With ``--retest-db`` (the
+    same settings profiled again, e.g. later the same day) each prediction is also scored against the
+    other run's full profile, which shares no timing with the K blocks; the "full re-profile" row
+    scores one full profile against the other, the agreement two full profiles of a setting reach on
+    the host (no prediction scored against a re-profile can expect more).
 (b) HELP's 5,000 OFA-MobileNetV3 subnets timed end to end on 12 GPU settings: leave one setting out,
     measure 10 subnets (picked by ``select_items``, spread over resolutions and source disagreement),
     predict the other 4,990 from the other 11 settings; Spearman over all 5,000, beside the baseline
@@ -89,47 +93,101 @@ def _sums(table: dict[str, float], space, batch: SubnetBatch) -> np.ndarray:
     return CompiledLut.from_table(table, space).predict_batch(batch, calibrated=False)
 
 
-def part_a(db: Path, ks: list[int], n_subnets: int, seed: int, space_name: str,
-           resolutions: tuple[int, ...]) -> pd.DataFrame:
-    space = get_space(space_name)
-    keys = [b.key for b in space.unique_blocks(list(resolutions))]
+def _full_tables(db: Path, keys: list[str]) -> dict[str, dict[str, float]]:
+    """``{setting description: {key: ms}}`` of every setting in ``db`` that has all ``keys``."""
     with LutStore(db) as store:
         tables = {}
         for s in store.settings():
             table = store.table(s.id)
             if all(k in table for k in keys):
                 tables[s.setting.describe()] = {k: table[k] for k in keys}
-    if len(tables) < 2:
-        raise SystemExit(f"{db} holds {len(tables)} full LUT(s) of {space_name} at {resolutions}; need >= 2")
+    return tables
+
+
+def _score(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    return {"spearman": _spearman(pred, truth), "within 10%": 100 * float(np.mean(np.abs(pred / truth - 1) <= 0.10))}
+
+
+def _held_out(target: str, tables: dict[str, dict[str, float]], truth: np.ndarray, ks: list[int], space,
+              resolutions: tuple[int, ...], batch: SubnetBatch, seed: int) -> list[dict]:
+    """Rows for one held-out setting: the ceiling, then transfer and best proxy at each K, scored against ``truth``.
+
+    Everything the prediction sees (sources, the K timed blocks) comes from ``tables``; ``truth`` may be
+    the same profile's subnet sums or an independent re-profile's.
+    """
+    blocks = space.unique_blocks(list(resolutions))
+    keys = [b.key for b in blocks]
+    full = tables[target]
+    sources = {n: t for n, t in tables.items() if n != target}
+    src = np.array([[t[k] for t in sources.values()] for k in keys])
+    # The ceiling: every block of the held-out LUT given to the fit. What is left is the held-out LUT's
+    # own disagreement with its sources (timing noise included), which no K can remove.
+    X = np.hstack([src, block_descriptors(blocks).to_numpy()])
+    y = np.array([full[key] for key in keys])
+    fitted = TransferModel(n_sources=src.shape[1], max_cv_error=10.0).fit(X, y).predict(X)
+    rows = [{"K": len(keys), "method": "ceiling (all blocks)",
+             **_score(_sums(dict(zip(keys, fitted)), space, batch), truth)}]
+    for k in ks:
+        picked = plan_few_shot(sources, space, resolutions, k, random_state=seed)
+        measured = {key: full[key] for key in picked}
+        result = transfer_table(sources, measured, space, resolutions, max_cv_error=10.0)
+        ours = _sums({**result.predicted_ms, **measured}, space, batch)
+        idx = np.array([keys.index(key) for key in picked])
+        base_all, _ = best_proxy(src, idx, np.array([full[key] for key in picked]))
+        base = _sums({**dict(zip(keys, np.maximum(base_all, 0.0))), **measured}, space, batch)
+        rows.append({"K": k, "method": "transfer", **_score(ours, truth), "CV err %": 100 * result.cv_error})
+        rows.append({"K": k, "method": "best proxy", **_score(base, truth)})
+    return rows
+
+
+def part_a(db: Path, ks: list[int], n_subnets: int, seed: int, space_name: str,
+           resolutions: tuple[int, ...], retest: Path | None = None) -> pd.DataFrame:
+    """Rows per (held-out setting, reference, K, method).
+
+    Without ``retest`` the reference is the held-out setting's own full profile (which also supplied
+    the K timed blocks). With it, each setting profiled in both stores is also scored against the
+    *other* store's profile, in both directions: the K blocks and sources come from one profiling
+    run, the reference from an independent one. The "re-profile" row then scores one full profile
+    against the other: how far two full profiles of the same setting on this host agree, which no
+    transfer scored against a re-profile can beat.
+    """
+    space = get_space(space_name)
+    keys = [b.key for b in space.unique_blocks(list(resolutions))]
+    runs = {"run 1": _full_tables(db, keys)}
+    if retest is not None:
+        runs["run 2"] = _full_tables(retest, keys)
+    for name, tables in runs.items():
+        if len(tables) < 2:
+            raise SystemExit(f"{name} holds {len(tables)} full LUT(s) of {space_name} at {resolutions}; need >= 2")
     batch = space.sample(n_subnets, np.random.default_rng(seed), resolutions=resolutions)
+    sums = {name: {n: _sums(t, space, batch) for n, t in tables.items()} for name, tables in runs.items()}
+    pairs = [("run 1", "run 1", "same profile")]
+    if retest is not None:
+        pairs += [("run 1", "run 2", "re-profile"), ("run 2", "run 1", "re-profile")]
     rows = []
-    for target, full in tables.items():
-        truth = _sums(full, space, batch)
-        sources = {n: t for n, t in tables.items() if n != target}
-        src = np.array([[t[k] for t in sources.values()] for k in keys])
-        # The ceiling: every block of the held-out LUT given to the fit. What is left is the held-out LUT's
-        # own disagreement with its sources (timing noise included), which no K can remove.
-        X = np.hstack([src, block_descriptors(space.unique_blocks(list(resolutions))).to_numpy()])
-        y = np.array([full[key] for key in keys])
-        fitted = TransferModel(n_sources=src.shape[1], max_cv_error=10.0).fit(X, y).predict(X)
-        ceiling = _sums(dict(zip(keys, fitted)), space, batch)
-        rows.append({"held out": target, "K": len(keys), "method": "ceiling (all blocks)",
-                     "spearman": _spearman(ceiling, truth),
-                     "within 10%": 100 * float(np.mean(np.abs(ceiling / truth - 1) <= 0.10)), "CV err %": np.nan})
-        for k in ks:
-            picked = plan_few_shot(sources, space, resolutions, k, random_state=seed)
-            measured = {key: full[key] for key in picked}
-            result = transfer_table(sources, measured, space, resolutions, max_cv_error=10.0)
-            ours = _sums({**result.predicted_ms, **measured}, space, batch)
-            idx = np.array([keys.index(key) for key in picked])
-            base_all, _ = best_proxy(src, idx, np.array([full[key] for key in picked]))
-            base = _sums({**dict(zip(keys, np.maximum(base_all, 0.0))), **measured}, space, batch)
-            for name, pred in (("transfer", ours), ("best proxy", base)):
-                rel = np.abs(pred / truth - 1)
-                rows.append({"held out": target, "K": k, "method": name, "spearman": _spearman(pred, truth),
-                             "within 10%": 100 * float(np.mean(rel <= 0.10)),
-                             "CV err %": 100 * result.cv_error if name == "transfer" else np.nan})
+    for source_run, truth_run, reference in pairs:
+        tables = runs[source_run]
+        for target in tables:
+            if target not in runs[truth_run]:
+                continue
+            truth = sums[truth_run][target]
+            base = {"held out": target, "reference": reference, "direction": f"{source_run} -> {truth_run}"}
+            if source_run != truth_run:
+                rows.append({**base, "K": len(keys), "method": "full re-profile",
+                             **_score(sums[source_run][target], truth)})
+            rows += [{**base, **row} for row in _held_out(target, tables, truth, ks, space, resolutions, batch, seed)]
     return pd.DataFrame(rows)
+
+
+def _print_part_a(frame: pd.DataFrame, n_subnets: int) -> None:
+    print(f"(a) held out in turn, {n_subnets} random subnets, subnet sums vs a full profile of the held-out setting")
+    for reference, part in frame.groupby("reference", sort=False):
+        print(f"\nreference: {reference}" + (" (both directions averaged)" if reference == "re-profile" else ""))
+        per_setting = part.pivot_table(index=["held out", "K"], columns="method", values=["spearman", "within 10%"])
+        print(per_setting.to_string(float_format=lambda v: f"{v:.3f}"))
+        per_k = part.pivot_table(index="K", columns="method", values=["spearman", "within 10%"])
+        print("mean over held-out settings")
+        print(per_k.to_string(float_format=lambda v: f"{v:.3f}"))
 
 
 def main() -> None:
@@ -138,6 +196,8 @@ def main() -> None:
     parser.add_argument("--help-data", type=Path, default=HELP)
     parser.add_argument("--k", type=int, default=10, help="measured subnets in part b")
     parser.add_argument("--db", type=Path, help="part a: a store of fully profiled settings")
+    parser.add_argument("--retest-db", type=Path,
+                        help="part a: a second store profiling the same settings again (an independent reference)")
     parser.add_argument("--ks", default="5,10,20,40", help="part a: measured blocks")
     parser.add_argument("--space", default="ofa-mbv3-w1.2")
     parser.add_argument("--resolutions", default="160,192,224")
@@ -159,14 +219,9 @@ def main() -> None:
         if args.db is None:
             raise SystemExit("--part a needs --db (a store of fully profiled settings)")
         res = tuple(int(r) for r in args.resolutions.split(","))
-        frame = part_a(args.db, [int(k) for k in args.ks.split(",")], args.subnets, args.seed, args.space, res)
-        print(f"(a) held out in turn, {args.subnets} random subnets, subnet sums vs the fully profiled LUT")
-        wide = frame.pivot_table(index=["held out", "K"], columns="method", values=["spearman", "within 10%"])
-        print(wide.to_string(float_format=lambda v: f"{v:.3f}"))
-        per_k = frame[frame["method"] != "ceiling (all blocks)"].pivot_table(index="K", columns="method",
-                                                                               values=["spearman", "within 10%"])
-        print("mean over held-out settings")
-        print(per_k.to_string(float_format=lambda v: f"{v:.3f}"))
+        frame = part_a(args.db, [int(k) for k in args.ks.split(",")], args.subnets, args.seed, args.space, res,
+                       retest=args.retest_db)
+        _print_part_a(frame, args.subnets)
 
 
 if __name__ == "__main__":

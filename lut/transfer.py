@@ -9,15 +9,18 @@ MACs, memory traffic):
 
 where ``z_s`` is either the source's own log latency or a *smoothed* version of it (the source's
 log latency regressed on the block features over every item, which removes timing noise from
-the source but also its block-specific cliffs). Which columns enter and how hard the weights
+the source but also its block-specific cliffs). A last candidate works in ms instead: ``t(b) = c + Σ w_s · t_s(b)`` with ``c, w_s >= 0``,
+which holds a fixed per-block cost no log-linear mix can. Which columns enter and how hard the weights
 are shrunk is chosen by leave-one-out cross-validation on the K measured items; the chosen
 candidate's CV error is reported with the prediction so that every reader of the LUT knows what
 to expect. Measured items weigh in by the square root of their latency, and the CV error is
 latency-weighted too: a subnet's latency is a sum dominated by its slow blocks. The same estimator works on any items (blocks of a LUT, whole subnets).
 
-Which K items to time matters as much as the fit: :func:`select_items` spreads them over the
-given strata (kind, stage, resolution), over the feature space, and toward items where the
-sources disagree most (a cliff one runtime has and another lacks).
+Which K items to time matters as much as the fit: :func:`select_items` picks items that stand for
+the latency mass (blocks weighted by how often a random subnet runs them, :func:`block_usage`, and
+how slow the sources say they are), spreads them over the given strata (stage, resolution) and the
+feature space, and steers toward items where the sources disagree most (a cliff one runtime has and
+another lacks).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
+from scipy.spatial.distance import cdist
 
 from lut.errors import LutError
 from lut.schema import PREDICTED_SOURCE
@@ -52,6 +56,7 @@ __all__ = [
     "best_proxy",
     "block_descriptors",
     "block_strata",
+    "block_usage",
     "fill_from_sources",
     "load_sources",
     "measured_keys",
@@ -64,19 +69,24 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MODEL_NAME = "lutnas-transfer-v1"  # stored with every predicted row; bump when the model changes meaning
+MODEL_NAME = "lutnas-transfer-v2"  # stored with every predicted row; bump when the model changes meaning
 
-# Candidate designs, preferred first: (use raw sources, use smoothed sources, use features).
-# Smoothed sources come first: with few measured items, leave-one-out often favours raw sources by
-# chance, while their timing noise then costs rank fidelity on every unmeasured item (on HELP's
-# data, 10 subnets: mean Spearman 0.918 smoothed-first vs 0.899 for plain CV choice). A source's
-# real block-specific cliffs (a runtime's slow 7x7 depthwise) show up as a large CV gap instead.
+# Candidate designs, preferred first: (use raw sources, use smoothed sources, use features), all in
+# log space, and "affine": the target as a non-negative mix of source latencies plus a per-item
+# constant, in ms. Smoothed sources come first: with few measured items, leave-one-out often favours
+# raw sources by chance, while their timing noise then costs rank fidelity on every unmeasured item
+# (on HELP's data, 10 subnets: mean Spearman 0.918 smoothed-first vs 0.899 for plain CV choice). A
+# source's real block-specific cliffs (a runtime's slow 7x7 depthwise) show up as a large CV gap
+# instead. The affine design holds what a log-linear one cannot: a fixed per-block cost (a phone's
+# per-operator overhead on top of a desktop's compute time) and the blocks a source prices at ~0 ms.
 CANDIDATES: dict[str, tuple[bool, bool, bool]] = {
     "smoothed": (False, True, False),
     "sources+smoothed": (True, True, False),
     "sources": (True, False, False),
     "sources+features": (True, False, True),
+    "affine": (True, False, False),
 }
+_AFFINE = ("affine",)
 # Ridge strengths tried for each candidate (per measured item; log sources centered, features standardized).
 _ALPHAS = (0.0, 1e-3, 1e-2, 1e-1, 1.0)
 # A later candidate must beat the earlier ones' best CV error by this factor to be chosen.
@@ -88,6 +98,16 @@ _SMOOTH_ALPHA = 1.0
 # 0.5 here: on this machine's LUTs it lifted a held-out onnxruntime LUT from 76% to 90% of subnet
 # sums within ±10% (K = 20) and left HELP's end-to-end transfer unchanged (1 overweights a few blocks).
 _LATENCY_WEIGHT = 0.5
+# The affine design's predictions are floored at this fraction of a typical measured item (its
+# constant may fit to 0 and a source may price an item at 0 ms).
+_AFFINE_FLOOR = 1e-3
+# Weights of the selection's terms (see select_items), beside disagreement and strata novelty at 1.
+_MASS_WEIGHT = 1.0
+_SPREAD_WEIGHT = 1.0
+# A fit this good (CV error, a fraction) is kept even when one constant predicts the measured items
+# as well: representative picks resemble each other, so a constant looks better on them than it is
+# on the items they stand for.
+_ALWAYS_USEFUL = 0.15
 # Fewest measured items a fit accepts: leave-one-out needs a few to mean anything.
 MIN_MEASURED = 4
 
@@ -140,6 +160,37 @@ def block_strata(space: SearchSpace | str, resolutions: Sequence[int]) -> pd.Dat
     return pd.DataFrame.from_dict(out, orient="index", columns=["kind", "stage", "resolution"])
 
 
+def block_usage(space: SearchSpace | str, resolutions: Sequence[int]) -> pd.Series:
+    """How many times a uniformly random subnet of ``space`` at ``resolutions`` runs each block, on average.
+
+    Exact (no sampling): every resolution, depth, kernel and expand ratio is equally likely, as in
+    :meth:`space.SearchSpace.sample`. A block several resolutions or slots share adds up (the head
+    blocks shared by every resolution count 1). Index: block keys, in :meth:`unique_blocks` order.
+    """
+    space = get_space(space)
+    resolutions = list(resolutions)
+    usage: dict[str, float] = {b.key: 0.0 for b in space.unique_blocks(resolutions)}
+    depths = np.asarray(space.depth_choices)
+    per_config = 1.0 / (len(space.ks_choices) * len(space.expand_choices))
+    for r in resolutions:
+        p_r = 1.0 / len(resolutions)
+        stem, _ = space.stem_blocks(r)
+        sides = space.stage_input_sides(r)
+        for b in stem:
+            usage[b.key] += p_r
+        for stage, in_side in enumerate(sides):
+            for j in range(space.max_depth):
+                p_slot = p_r * float(np.mean(depths > j)) * per_config
+                side_j = in_side if j == 0 else (in_side - 1) // space.stage_strides[stage] + 1
+                for k in space.ks_choices:
+                    for e in space.expand_choices:
+                        usage[space.slot_block(stage, j, side_j, k, e).key] += p_slot
+        last_side = (sides[-1] - 1) // space.stage_strides[-1] + 1
+        for b in space.head_blocks(last_side):
+            usage[b.key] += p_r
+    return pd.Series(usage, name="usage")
+
+
 # -- the estimator --------------------------------------------------------------------------
 def _log_sources(x: np.ndarray) -> np.ndarray:
     """Log latencies, each source floored at 1% of its median: imported tables hold 0 ms rows (a pool
@@ -176,15 +227,19 @@ def _nnls_fit(Z: np.ndarray, y: np.ndarray, n_pos: int, alpha: float,
     return w, float(ym - mu @ w)
 
 
-def _loo_errors(Z: np.ndarray, y: np.ndarray, n_pos: int, alpha: float, weight: np.ndarray) -> np.ndarray:
-    """Leave-one-out log errors of the weighted ridge NNLS fit."""
-    idx = np.arange(len(y))
-    out = np.empty(len(y))
-    for i in idx:
-        keep = idx != i
-        w, c = _nnls_fit(Z[keep], y[keep], n_pos, alpha, weight[keep])
-        out[i] = Z[i] @ w + c - y[i]
-    return out
+def _affine_fit(S: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
+    """Ridge NNLS of ``y ≈ c + S @ w`` with ``c, w >= 0``, each item's squared error divided by its ``y``.
+
+    The weighting makes the loss the latency-weighted squared *relative* error, the CV metric. Units
+    are a typical item's latency (the caller divides by it), so one ridge grid fits every table.
+    """
+    root = 1.0 / np.sqrt(y)
+    A = np.hstack([np.ones((len(y), 1)), S]) * root[:, None]
+    n_cols = A.shape[1]
+    pen = math.sqrt(alpha * len(y)) * np.eye(n_cols)
+    pen[0, 0] = 0.0  # the constant is not shrunk
+    sol, _ = nnls(np.vstack([A, pen]), np.concatenate([y * root, np.zeros(n_cols)]), maxiter=50 * n_cols)
+    return sol[1:], float(sol[0])
 
 
 class TransferModel:
@@ -225,9 +280,11 @@ class TransferModel:
             raise TransferError("source latencies must be >= 0 ms")
         return X
 
-    def _design(self, X: np.ndarray, use: tuple[bool, bool, bool]) -> tuple[np.ndarray, int]:
-        """(columns, number of non-negative ones) of a candidate for items ``X``."""
-        raw, smooth, feats = use
+    def _design(self, X: np.ndarray, name: str) -> tuple[np.ndarray, int]:
+        """(columns, number of non-negative ones) of candidate ``name`` for items ``X``."""
+        if name in _AFFINE:
+            return X[:, :self.n_sources] / self.scale_, self.n_sources
+        raw, smooth, feats = CANDIDATES[name]
         z = _log_sources(X[:, :self.n_sources])
         F = (X[:, self.n_sources:] - self.feat_mu_) / self.feat_sd_
         pos = []
@@ -237,6 +294,29 @@ class TransferModel:
             pos.append(np.hstack([F, np.ones((len(F), 1))]) @ self.smooth_coef_)
         signed = [F] if feats else []
         return np.hstack(pos + signed), sum(p.shape[1] for p in pos)
+
+    def _fit_design(self, Z: np.ndarray, y_ms: np.ndarray, n_pos: int, alpha: float,
+                    name: str) -> tuple[np.ndarray, float]:
+        """(weights, intercept) of candidate ``name`` on design ``Z`` and measured latencies ``y_ms``."""
+        if name in _AFFINE:
+            return _affine_fit(Z, y_ms / self.scale_, alpha)
+        return _nnls_fit(Z, np.log(y_ms), n_pos, alpha, y_ms ** _LATENCY_WEIGHT)
+
+    def _loo(self, Z: np.ndarray, y_ms: np.ndarray, n_pos: int, alpha: float, name: str) -> np.ndarray:
+        """Leave-one-out log errors of candidate ``name``."""
+        idx = np.arange(len(y_ms))
+        out = np.empty(len(y_ms))
+        for i in idx:
+            keep = idx != i
+            w, c = self._fit_design(Z[keep], y_ms[keep], n_pos, alpha, name)
+            out[i] = self._link(Z[i:i + 1] @ w + c, name)[0] - math.log(y_ms[i])
+        return out
+
+    def _link(self, eta: np.ndarray, name: str) -> np.ndarray:
+        """Log latency from a candidate's linear predictor."""
+        if name in _AFFINE:
+            return np.log(np.maximum(eta * self.scale_, _AFFINE_FLOOR * self.scale_))
+        return eta
 
     def fit(self, X: Any, y: Any) -> TransferModel:
         """Fit on the measured items of ``y`` (NaN: not measured); every row of ``X`` feeds the smoothing.
@@ -268,15 +348,15 @@ class TransferModel:
         ridge[-1, -1] = 0.0  # the intercept is not shrunk
         self.smooth_coef_ = np.linalg.solve(Fs.T @ Fs + ridge, Fs.T @ _log_sources(X[:, :self.n_sources]))
         ylog = np.log(y[measured])
-        fit_w = y[measured] ** _LATENCY_WEIGHT
+        self.scale_ = float(np.median(y[measured]))  # the affine design works in units of a typical item
         self.cv_errors_: dict[str, float] = {}
         best: tuple[float, str, float] | None = None
         for name in names:
             _, smooth, feats = CANDIDATES[name]
             if (smooth or feats) and X.shape[1] == self.n_sources:
                 continue  # smoothing and feature terms need item features
-            Z, n_pos = self._design(X[measured], CANDIDATES[name])
-            err, alpha = min((_rel_rms(_loo_errors(Z, ylog, n_pos, a, fit_w), y[measured]), a) for a in _ALPHAS)
+            Z, n_pos = self._design(X[measured], name)
+            err, alpha = min((_rel_rms(self._loo(Z, y[measured], n_pos, a, name), y[measured]), a) for a in _ALPHAS)
             self.cv_errors_[name] = err
             if best is None or err < best[0] / _PREFER_EARLIER:
                 best = (err, name, alpha)
@@ -285,10 +365,11 @@ class TransferModel:
         self.cv_error_, self.model_, self.alpha_ = best
         # leave-one-out error of predicting every item by the mean of the others
         self.constant_cv_error_ = _rel_rms((ylog.mean() - ylog) * len(ylog) / (len(ylog) - 1), y[measured])
-        Z, n_pos = self._design(X[measured], CANDIDATES[self.model_])
-        self.coef_, self.intercept_ = _nnls_fit(Z, ylog, n_pos, self.alpha_, fit_w)
+        Z, n_pos = self._design(X[measured], self.model_)
+        self.coef_, self.intercept_ = self._fit_design(Z, y[measured], n_pos, self.alpha_, self.model_)
         self.source_weights_ = self.coef_[:n_pos]
-        if self.cv_error_ > self.max_cv_error or self.cv_error_ >= self.constant_cv_error_:
+        useless = self.cv_error_ >= max(self.constant_cv_error_, _ALWAYS_USEFUL)
+        if self.cv_error_ > self.max_cv_error or useless:
             raise TransferError(
                 f"the sources do not predict this setting: cross-validated error {100 * self.cv_error_:.0f}% "
                 f"(limit {100 * self.max_cv_error:.0f}%, one constant for every item: "
@@ -305,8 +386,8 @@ class TransferModel:
         X = self._check(X)
         if X.shape[1] != self.n_features_in_:
             raise TransferError(f"X has {X.shape[1]} columns, the model was fitted with {self.n_features_in_}")
-        Z, _ = self._design(X, CANDIDATES[self.model_])
-        return np.exp(Z @ self.coef_ + self.intercept_)
+        Z, _ = self._design(X, self.model_)
+        return np.exp(self._link(Z @ self.coef_ + self.intercept_, self.model_))
 
 
 def best_proxy(sources_ms: np.ndarray, measured: np.ndarray, y_ms: np.ndarray) -> tuple[np.ndarray, int]:
@@ -335,12 +416,15 @@ def best_proxy(sources_ms: np.ndarray, measured: np.ndarray, y_ms: np.ndarray) -
 
 # -- which items to time --------------------------------------------------------------------
 def select_items(sources_ms: np.ndarray, features: np.ndarray, k: int, strata: pd.DataFrame | None = None,
-                 random_state: int | None = 0) -> np.ndarray:
-    """K informative items to measure: spread over strata and features, drawn to where sources disagree.
+                 random_state: int | None = 0, mass: np.ndarray | None = None) -> np.ndarray:
+    """K informative items to measure: representative of the latency mass, spread, and where sources disagree.
 
-    Greedy: each pick maximizes (distance to the nearest pick, in standardized log-source and feature
-    space) + (how much the sources disagree on the item, after each is scaled to the others) + (how
-    many of its strata values no pick covers yet). Ties break by a seeded shuffle.
+    Greedy: each pick maximizes the sum of (how much of the items' mass it brings close to a pick: the
+    gain of a mass-weighted facility-location objective in standardized log-source and feature space),
+    (its distance to the nearest pick), (how much the sources disagree on it, after each is scaled to
+    the others) and (how many of its strata values no pick covers yet). Ties break by a seeded shuffle.
+    The mass term keeps a small K on items like the many that make up a subnet's latency instead of
+    on outliers (the fixed head layers, a block a source prices at 0 ms), which a pure spread favours.
 
     Args:
         sources_ms: (n_items, n_sources) latencies.
@@ -348,6 +432,9 @@ def select_items(sources_ms: np.ndarray, features: np.ndarray, k: int, strata: p
         k: how many items to pick (1 <= k <= n_items).
         strata: optional categorical columns (e.g. kind, stage, resolution), one row per item.
         random_state: seed of the tie-breaking shuffle.
+        mass: optional (n_items,) weight of each item in what is predicted (for blocks: how often a
+            subnet runs it times its typical latency); None: no mass term (items that are whole
+            networks, e.g. subnets, where spread matters more than representativeness).
 
     Returns:
         The indices of the picked items, in pick order.
@@ -360,25 +447,33 @@ def select_items(sources_ms: np.ndarray, features: np.ndarray, k: int, strata: p
     sd = space.std(axis=0)
     space = (space - space.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
     space /= math.sqrt(space.shape[1])
+    d2 = cdist(space, space, "sqeuclidean")  # (n, n): 200 MB at 5,000 items
     shifted = z - np.median(z - z.mean(axis=1, keepdims=True), axis=0)  # each source on the others' scale
     disagreement = shifted.std(axis=1) if z.shape[1] > 1 else np.zeros(n)
     if disagreement.max() > 0:
         disagreement = disagreement / disagreement.max()
+    weight = np.zeros(n) if mass is None else np.asarray(mass, dtype=np.float64)
+    if weight.shape != (n,) or not np.all(np.isfinite(weight)) or np.any(weight < 0):
+        raise TransferError(f"mass must hold one finite value >= 0 per item ({n})")
     codes = [] if strata is None else [pd.factorize(strata[c])[0] for c in strata.columns]
     covered = [np.zeros(c.max() + 1, dtype=bool) for c in codes]
     rng = np.random.default_rng(random_state)
     jitter = rng.uniform(0, 1e-9, n)
-    dist = np.full(n, np.inf)
+    dist = np.full(n, np.inf)  # squared distance of each item to its nearest pick
+    reach = np.full(n, d2.max())  # the same, capped: the facility-location state
     picked: list[int] = []
     for _ in range(k):
+        gain = weight @ np.maximum(reach[:, None] - d2, 0.0)
+        gain = gain / gain.max() if gain.max() > 0 else gain
         spread = np.where(np.isfinite(dist), dist, 0.0)
         spread = spread / spread.max() if spread.max() > 0 else spread
         new = sum((~cov[c]).astype(float) for cov, c in zip(covered, codes)) / max(len(codes), 1)
-        score = spread + disagreement + new + jitter
+        score = _MASS_WEIGHT * gain + _SPREAD_WEIGHT * spread + disagreement + new + jitter
         score[picked] = -np.inf
         i = int(np.argmax(score))
         picked.append(i)
-        dist = np.minimum(dist, np.sum((space - space[i]) ** 2, axis=1))
+        dist = np.minimum(dist, d2[i])
+        reach = np.minimum(reach, d2[i])
         for cov, c in zip(covered, codes):
             cov[c[i]] = True
     return np.array(picked)
@@ -417,7 +512,12 @@ def plan_few_shot(sources: Mapping[str, Mapping[str, float]], space: SearchSpace
     # Spread over stages and resolutions; kinds spread through the features (a strata bonus per kind
     # would spend a small K on the six fixed layers, the least informative blocks).
     strata = block_strata(space, resolutions).loc[keys, ["stage", "resolution"]]
-    picked = select_items(S, block_descriptors(blocks).to_numpy(), k, strata, random_state=random_state)
+    # An item's mass: how often a random subnet runs it times its typical latency over the sources
+    # (each source scaled to its median first, so that no one source's units dominate).
+    z = _log_sources(S)
+    typical = np.exp(np.mean(z - np.median(z, axis=0), axis=1))
+    mass = block_usage(space, resolutions).loc[keys].to_numpy() * typical
+    picked = select_items(S, block_descriptors(blocks).to_numpy(), k, strata, random_state=random_state, mass=mass)
     return [keys[i] for i in picked]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
@@ -14,6 +15,7 @@ from lut.transfer import (
     best_proxy,
     block_descriptors,
     block_strata,
+    block_usage,
     plan_few_shot,
     select_items,
     transfer_table,
@@ -80,6 +82,46 @@ def test_selection_spreads_over_stages_and_resolutions(tables):
     assert set(strata["resolution"]) == set(RES)
     assert set(range(SPACE.n_stages)) <= set(strata["stage"])
     assert picked == plan_few_shot({"i7": i7}, SPACE, RES, 12)  # deterministic
+
+
+def test_block_usage_is_what_random_subnets_run():
+    usage = block_usage(SPACE, RES)
+    assert list(usage.index) == [b.key for b in SPACE.unique_blocks(list(RES))]
+    batch = SPACE.sample(3000, np.random.default_rng(0), resolutions=RES)
+    counts = pd.Series(0.0, index=usage.index)
+    for subnet in batch.to_subnets():
+        for block in SPACE.blocks(subnet):
+            counts[block.key] += 1
+    counts /= len(batch)
+    assert usage.sum() == pytest.approx(counts.sum(), rel=0.01)  # blocks per subnet: stem + ~3 per stage + head
+    assert np.abs(usage - counts).max() < 0.03
+    assert usage["Logits-input:1x1x1536-output:1000"] == 1.0  # shared by every resolution
+
+
+def test_a_small_k_goes_to_the_blocks_that_make_up_subnets(tables):
+    _, i7 = tables
+    kinds = block_strata(SPACE, RES)["kind"]
+    picked = plan_few_shot({"i7": i7}, SPACE, RES, 5)
+    # MBConv blocks carry most of a subnet's latency; the fixed head layers (which the i7 prices at
+    # 0-0.1 ms) are outliers a spread-only pick reaches first
+    assert (kinds.loc[picked] == "mbconv").sum() >= 3
+    blocks = SPACE.unique_blocks(list(RES))
+    S = np.array([[i7[b.key]] for b in blocks])
+    strata = block_strata(SPACE, RES)[["stage", "resolution"]]
+    spread_only = select_items(S, block_descriptors(blocks).to_numpy(), 5, strata)  # no mass term
+    assert (kinds.iloc[spread_only] == "mbconv").sum() <= 2
+
+
+def test_a_per_block_overhead_is_recovered(tables):
+    """A device that adds a fixed cost per operator: t = c + b * source, which no log-linear mix holds."""
+    note10, _ = tables
+    keys = [b.key for b in SPACE.unique_blocks(list(RES))]
+    target = {k: 0.3 + 0.5 * note10[k] for k in keys}
+    picked = plan_few_shot({"note10": note10}, SPACE, RES, 10)
+    result = transfer_table({"note10": note10}, {k: target[k] for k in picked}, SPACE, RES)
+    assert result.model == "affine" and result.cv_error < 0.01
+    err = [abs(result.predicted_ms[k] / target[k] - 1) for k in result.predicted_ms]
+    assert max(err) < 0.01
 
 
 def test_selection_goes_where_sources_disagree():
