@@ -108,10 +108,6 @@ _SPREAD_WEIGHT = 1.0
 # as well: representative picks resemble each other, so a constant looks better on them than it is
 # on the items they stand for.
 _ALWAYS_USEFUL = 0.15
-# Below this many measured items only the affine design is fitted: leave-one-out over a handful of
-# items chooses among the designs by chance (K=5 on this host's 8 settings: mean Spearman of subnet
-# sums 0.949 choosing vs 0.960 affine-only vs 0.957 for the best single source, scored against a re-profile).
-_FEW_FOR_CHOICE = 8
 # Fewest measured items a fit accepts: leave-one-out needs a few to mean anything.
 MIN_MEASURED = 4
 
@@ -255,8 +251,7 @@ class TransferModel:
 
     Args:
         n_sources: how many leading columns of ``X`` are source latencies (ms).
-        candidates: names from ``CANDIDATES`` to choose among by leave-one-out CV (None: all of them,
-            or only "affine" when fewer than 8 items are measured).
+        candidates: names from ``CANDIDATES`` to choose among by leave-one-out CV (None: all).
         max_cv_error: the fit is refused (TransferError) when the chosen candidate's CV RMS relative
             error exceeds this fraction, or when it is no better than predicting one constant.
 
@@ -345,8 +340,6 @@ class TransferModel:
         if self.n_measured_ < MIN_MEASURED:
             raise TransferError(f"a transfer needs at least {MIN_MEASURED} measured items, got {self.n_measured_}")
         self.n_features_in_ = X.shape[1]
-        if self.candidates is None and self.n_measured_ < _FEW_FOR_CHOICE:
-            names = [_AFFINE[0]]
         F = X[:, self.n_sources:]
         self.feat_mu_, self.feat_sd_ = F.mean(axis=0), F.std(axis=0)
         self.feat_sd_[self.feat_sd_ == 0] = 1.0
