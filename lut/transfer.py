@@ -86,7 +86,7 @@ CANDIDATES: dict[str, tuple[bool, bool, bool]] = {
     "sources+features": (True, False, True),
     "affine": (True, False, False),
 }
-_AFFINE = ("affine",)
+_AFFINE = "affine"
 # Ridge strengths tried for each candidate (per measured item; log sources centered, features standardized).
 _ALPHAS = (0.0, 1e-3, 1e-2, 1e-1, 1.0)
 # A later candidate must beat the earlier ones' best CV error by this factor to be chosen.
@@ -172,22 +172,17 @@ def block_usage(space: SearchSpace | str, resolutions: Sequence[int]) -> pd.Seri
     usage: dict[str, float] = {b.key: 0.0 for b in space.unique_blocks(resolutions)}
     depths = np.asarray(space.depth_choices)
     per_config = 1.0 / (len(space.ks_choices) * len(space.expand_choices))
+    p_r = 1.0 / len(resolutions)
     for r in resolutions:
-        p_r = 1.0 / len(resolutions)
         stem, _ = space.stem_blocks(r)
-        sides = space.stage_input_sides(r)
-        for b in stem:
+        slots, last_side = space.slot_sides(r)
+        for b in stem + space.head_blocks(last_side):
             usage[b.key] += p_r
-        for stage, in_side in enumerate(sides):
-            for j in range(space.max_depth):
-                p_slot = p_r * float(np.mean(depths > j)) * per_config
-                side_j = in_side if j == 0 else (in_side - 1) // space.stage_strides[stage] + 1
-                for k in space.ks_choices:
-                    for e in space.expand_choices:
-                        usage[space.slot_block(stage, j, side_j, k, e).key] += p_slot
-        last_side = (sides[-1] - 1) // space.stage_strides[-1] + 1
-        for b in space.head_blocks(last_side):
-            usage[b.key] += p_r
+        for stage, j, side in slots:
+            p_slot = p_r * float(np.mean(depths > j)) * per_config
+            for k in space.ks_choices:
+                for e in space.expand_choices:
+                    usage[space.slot_block(stage, j, side, k, e).key] += p_slot
     return pd.Series(usage, name="usage")
 
 
@@ -282,7 +277,7 @@ class TransferModel:
 
     def _design(self, X: np.ndarray, name: str) -> tuple[np.ndarray, int]:
         """(columns, number of non-negative ones) of candidate ``name`` for items ``X``."""
-        if name in _AFFINE:
+        if name == _AFFINE:
             return X[:, :self.n_sources] / self.scale_, self.n_sources
         raw, smooth, feats = CANDIDATES[name]
         z = _log_sources(X[:, :self.n_sources])
@@ -298,7 +293,7 @@ class TransferModel:
     def _fit_design(self, Z: np.ndarray, y_ms: np.ndarray, n_pos: int, alpha: float,
                     name: str) -> tuple[np.ndarray, float]:
         """(weights, intercept) of candidate ``name`` on design ``Z`` and measured latencies ``y_ms``."""
-        if name in _AFFINE:
+        if name == _AFFINE:
             return _affine_fit(Z, y_ms / self.scale_, alpha)
         return _nnls_fit(Z, np.log(y_ms), n_pos, alpha, y_ms ** _LATENCY_WEIGHT)
 
@@ -314,7 +309,7 @@ class TransferModel:
 
     def _link(self, eta: np.ndarray, name: str) -> np.ndarray:
         """Log latency from a candidate's linear predictor."""
-        if name in _AFFINE:
+        if name == _AFFINE:
             return np.log(np.maximum(eta * self.scale_, _AFFINE_FLOOR * self.scale_))
         return eta
 
@@ -447,7 +442,6 @@ def select_items(sources_ms: np.ndarray, features: np.ndarray, k: int, strata: p
     sd = space.std(axis=0)
     space = (space - space.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
     space /= math.sqrt(space.shape[1])
-    d2 = cdist(space, space, "sqeuclidean")  # (n, n): 200 MB at 5,000 items
     shifted = z - np.median(z - z.mean(axis=1, keepdims=True), axis=0)  # each source on the others' scale
     disagreement = shifted.std(axis=1) if z.shape[1] > 1 else np.zeros(n)
     if disagreement.max() > 0:
@@ -455,16 +449,19 @@ def select_items(sources_ms: np.ndarray, features: np.ndarray, k: int, strata: p
     weight = np.zeros(n) if mass is None else np.asarray(mass, dtype=np.float64)
     if weight.shape != (n,) or not np.all(np.isfinite(weight)) or np.any(weight < 0):
         raise TransferError(f"mass must hold one finite value >= 0 per item ({n})")
+    # the mass term's pairwise distances: (n, n), 200 MB at 5,000 items, so only built when it is used
+    d2 = cdist(space, space, "sqeuclidean") if mass is not None else None
     codes = [] if strata is None else [pd.factorize(strata[c])[0] for c in strata.columns]
     covered = [np.zeros(c.max() + 1, dtype=bool) for c in codes]
     rng = np.random.default_rng(random_state)
     jitter = rng.uniform(0, 1e-9, n)
     dist = np.full(n, np.inf)  # squared distance of each item to its nearest pick
-    reach = np.full(n, d2.max())  # the same, capped: the facility-location state
     picked: list[int] = []
     for _ in range(k):
-        gain = weight @ np.maximum(reach[:, None] - d2, 0.0)
-        gain = gain / gain.max() if gain.max() > 0 else gain
+        gain = np.zeros(n)
+        if d2 is not None:  # facility location: distances capped at the largest (nothing picked yet)
+            gain = weight @ np.maximum(np.minimum(dist, d2.max())[:, None] - d2, 0.0)
+            gain = gain / gain.max() if gain.max() > 0 else gain
         spread = np.where(np.isfinite(dist), dist, 0.0)
         spread = spread / spread.max() if spread.max() > 0 else spread
         new = sum((~cov[c]).astype(float) for cov, c in zip(covered, codes)) / max(len(codes), 1)
@@ -472,8 +469,7 @@ def select_items(sources_ms: np.ndarray, features: np.ndarray, k: int, strata: p
         score[picked] = -np.inf
         i = int(np.argmax(score))
         picked.append(i)
-        dist = np.minimum(dist, d2[i])
-        reach = np.minimum(reach, d2[i])
+        dist = np.minimum(dist, np.sum((space - space[i]) ** 2, axis=1))
         for cov, c in zip(covered, codes):
             cov[c[i]] = True
     return np.array(picked)

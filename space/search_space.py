@@ -151,6 +151,14 @@ class SearchSpace:
             side = (side - 1) // stride + 1
         return sides
 
+    def slot_sides(self, resolution: int) -> tuple[list[tuple[int, int, int]], int]:
+        """``(stage, j, input side)`` of every slot at ``resolution``, and the side after the last stage."""
+        slots, side = [], 0
+        for stage, in_side in enumerate(self.stage_input_sides(resolution)):
+            side = (in_side - 1) // self.stage_strides[stage] + 1
+            slots += [(stage, j, in_side if j == 0 else side) for j in range(self.max_depth)]
+        return slots, side
+
     def head_blocks(self, side: int) -> list[Block]:
         """Final expand, pool, feature mix and classifier after the last stage at ``side``."""
         last = self.stage_chs[-1]
@@ -180,16 +188,13 @@ class SearchSpace:
             resolutions = [resolutions]
         seen: dict[Block, None] = {}
         for r in resolutions:
-            stem, side = self.stem_blocks(r)
+            stem, _ = self.stem_blocks(r)
             seen.update(dict.fromkeys(stem))
-            for stage, in_side in enumerate(self.stage_input_sides(r)):
-                for j in range(self.max_depth):
-                    side_j = in_side if j == 0 else (in_side - 1) // self.stage_strides[stage] + 1
-                    for k in self.ks_choices:
-                        for e in self.expand_choices:
-                            seen[self.slot_block(stage, j, side_j, k, e)] = None
-            last_side = self.stage_input_sides(r)[-1]
-            last_side = (last_side - 1) // self.stage_strides[-1] + 1
+            slots, last_side = self.slot_sides(r)
+            for stage, j, side in slots:
+                for k in self.ks_choices:
+                    for e in self.expand_choices:
+                        seen[self.slot_block(stage, j, side, k, e)] = None
             seen.update(dict.fromkeys(self.head_blocks(last_side)))
         return list(seen)
 
