@@ -197,7 +197,7 @@ def profile_cmd(
                 fail(str(err), EXIT_FAILED)
             transfers = {}
             if sources is not None and not interrupted.is_set():
-                transfers = _few_shot_fill(store, report, sources, space, res)
+                transfers = _few_shot_fill(store, report, sources, space, res, few_shot)
             counts = {d.setting_id: _row_counts(store, d.setting_id, space, res) for d in report.devices}
         _report(report, transfers, counts, interrupted.is_set(), json_out)
 
@@ -264,20 +264,27 @@ def _holds_no_rows(path: Path) -> bool:
         return path.stat().st_size == 0
 
 
-def _few_shot_fill(store, report, sources, space: str, res: tuple[int, ...]) -> dict:
+def _few_shot_fill(store, report, sources, space: str, res: tuple[int, ...], k: int) -> dict:
     """Predict the unmeasured blocks of every profiled device from ``sources``: ``{setting_id: TransferResult}``.
 
     A device whose profile aborted gets no predicted rows; a useless fit ends the command (exit 2) with
-    the measured rows kept and nothing predicted stored."""
+    the measured rows kept and nothing predicted stored. The picks for a larger K begin with those for
+    a smaller one, so the message says how to go on without timing anything twice."""
     from lut import LutError
-    from lut.transfer import fill_from_sources
+    from lut.transfer import TransferError, fill_from_sources
+    from profiler.fleet import plan_blocks
 
     out = {}
+    more = min(2 * k, len(plan_blocks(space, res)))
     for d in report.devices:
         if d.aborted:
             continue
         try:
             out[d.setting_id] = fill_from_sources(store, d.setting_id, sources, space, res)
+        except TransferError as err:
+            hint = (f"; the blocks timed are kept: --few-shot {more} times only the {more - k} next picks"
+                    if more > k else "")
+            fail(f"{d.name}: {err}{hint}", EXIT_USAGE)
         except LutError as err:
             fail(f"{d.name}: {err}", EXIT_USAGE)
     return out

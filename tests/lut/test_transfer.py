@@ -84,6 +84,14 @@ def test_selection_spreads_over_stages_and_resolutions(tables):
     assert picked == plan_few_shot({"i7": i7}, SPACE, RES, 12)  # deterministic
 
 
+def test_a_larger_k_extends_the_smaller_ones_picks(tables):
+    """A refused few-shot profile goes on with a larger K: the blocks it timed stay among the picks."""
+    note10, i7 = tables
+    sources = {"i7": i7, "note10": note10}
+    six, twelve, forty = (plan_few_shot(sources, SPACE, RES, k) for k in (6, 12, 40))
+    assert twelve[:6] == six and forty[:12] == twelve
+
+
 def test_block_usage_is_what_random_subnets_run():
     usage = block_usage(SPACE, RES)
     assert list(usage.index) == [b.key for b in SPACE.unique_blocks(list(RES))]
