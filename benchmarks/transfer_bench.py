@@ -21,7 +21,9 @@ Run: ``python benchmarks/transfer_bench.py --part b`` (HELP's data, no device ne
     the other 2,500: a linear model on the lutnas encoding (no sources), and gradient-boosted trees on
     the encoding plus every source's latency. They bound what these measurements allow at all: the
     rest is the target's own timing noise (batch-1 GPU latencies carry much of it), which neither
-    2,500 of its own subnets nor any transfer can predict.
+    2,500 of its own subnets nor any transfer can predict. "order lag-1" is the lag-1 autocorrelation
+    of the linear ceiling's residuals in the data's subnet order: high where the device's speed
+    drifted while consecutive subnets were timed.
 """
 
 from __future__ import annotations
@@ -48,6 +50,13 @@ HELP = next((p / "shared" / "data" / "help" / "ofa_latency_5000.json" for p in P
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a, b)[0])
+
+
+def _lag1(residuals: np.ndarray) -> float:
+    """Lag-1 autocorrelation of a fit's residuals in the data's subnet order: near 0 for independent
+    timing noise, high when the device's speed wandered while consecutive subnets were timed (a drift
+    that no architecture-based prediction can follow)."""
+    return float(np.corrcoef(residuals[:-1], residuals[1:])[0, 1])
 
 
 def part_b(path: Path, k: int, seed: int) -> pd.DataFrame:
@@ -82,7 +91,8 @@ def part_b(path: Path, k: int, seed: int) -> pd.DataFrame:
             "transfer": _spearman(ours, y), "best proxy": _spearman(base, y),
             "proxy source": lat.columns.drop(target)[chosen], "candidate": model.model_,
             "CV err %": 100 * model.cv_error_, "ceiling": _spearman(A[test] @ coef, y[test]),
-            "ceiling trees": _spearman(trees.predict(both[test]), y[test]), "fit s": fit_s,
+            "ceiling trees": _spearman(trees.predict(both[test]), y[test]),
+            "order lag-1": _lag1(np.log(y) - A @ coef), "fit s": fit_s,
         })
     return pd.DataFrame(rows)
 
@@ -108,12 +118,13 @@ def _score(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return {"spearman": _spearman(pred, truth), "within 10%": 100 * float(np.mean(np.abs(pred / truth - 1) <= 0.10))}
 
 
-def _held_out(target: str, tables: dict[str, dict[str, float]], truth: np.ndarray, ks: list[int], space,
-              resolutions: tuple[int, ...], batch: SubnetBatch, seed: int) -> list[dict]:
-    """Rows for one held-out setting: the ceiling, then transfer and best proxy at each K, scored against ``truth``.
+def _held_out(target: str, tables: dict[str, dict[str, float]], truths: dict[str, np.ndarray], ks: list[int],
+              space, resolutions: tuple[int, ...], batch: SubnetBatch, seed: int) -> list[dict]:
+    """Rows for one held-out setting: the ceiling, then transfer and best proxy at each K, each scored
+    against every reference in ``truths`` (``{reference name: subnet sums}``).
 
-    Everything the prediction sees (sources, the K timed blocks) comes from ``tables``; ``truth`` may be
-    the same profile's subnet sums or an independent re-profile's.
+    Everything the predictions see (sources, the K timed blocks) comes from ``tables`` and is fitted
+    once; a reference may be the same profile's subnet sums or an independent re-profile's.
     """
     blocks = space.unique_blocks(list(resolutions))
     keys = [b.key for b in blocks]
@@ -125,8 +136,7 @@ def _held_out(target: str, tables: dict[str, dict[str, float]], truth: np.ndarra
     X = np.hstack([src, block_descriptors(blocks).to_numpy()])
     y = np.array([full[key] for key in keys])
     fitted = TransferModel(n_sources=src.shape[1], max_cv_error=10.0).fit(X, y).predict(X)
-    rows = [{"K": len(keys), "method": "ceiling (all blocks)",
-             **_score(_sums(dict(zip(keys, fitted)), space, batch), truth)}]
+    predictions = [({"K": len(keys), "method": "ceiling (all blocks)"}, _sums(dict(zip(keys, fitted)), space, batch))]
     for k in ks:
         picked = plan_few_shot(sources, space, resolutions, k, random_state=seed)
         measured = {key: full[key] for key in picked}
@@ -135,9 +145,10 @@ def _held_out(target: str, tables: dict[str, dict[str, float]], truth: np.ndarra
         idx = np.array([keys.index(key) for key in picked])
         base_all, _ = best_proxy(src, idx, np.array([full[key] for key in picked]))
         base = _sums({**dict(zip(keys, np.maximum(base_all, 0.0))), **measured}, space, batch)
-        rows.append({"K": k, "method": "transfer", **_score(ours, truth), "CV err %": 100 * result.cv_error})
-        rows.append({"K": k, "method": "best proxy", **_score(base, truth)})
-    return rows
+        predictions.append(({"K": k, "method": "transfer", "CV err %": 100 * result.cv_error}, ours))
+        predictions.append(({"K": k, "method": "best proxy"}, base))
+    return [{"reference": reference, **row, **_score(pred, truth)}
+            for reference, truth in truths.items() for row, pred in predictions]
 
 
 def part_a(db: Path, ks: list[int], n_subnets: int, seed: int, space_name: str,
@@ -161,21 +172,22 @@ def part_a(db: Path, ks: list[int], n_subnets: int, seed: int, space_name: str,
             raise SystemExit(f"{name} holds {len(tables)} full LUT(s) of {space_name} at {resolutions}; need >= 2")
     batch = space.sample(n_subnets, np.random.default_rng(seed), resolutions=resolutions)
     sums = {name: {n: _sums(t, space, batch) for n, t in tables.items()} for name, tables in runs.items()}
-    pairs = [("run 1", "run 1", "same profile")]
-    if retest is not None:
-        pairs += [("run 1", "run 2", "re-profile"), ("run 2", "run 1", "re-profile")]
     rows = []
-    for source_run, truth_run, reference in pairs:
-        tables = runs[source_run]
+    for source_run, tables in runs.items():
         for target in tables:
-            if target not in runs[truth_run]:
+            # the run's own profile (only for run 1: run 2 scored against itself repeats the same question)
+            truths = {"same profile": sums[source_run][target]} if source_run == "run 1" else {}
+            other = next((r for r in runs if r != source_run), None)
+            if other is not None and target in runs[other]:
+                truths["re-profile"] = sums[other][target]
+            if not truths:
                 continue
-            truth = sums[truth_run][target]
-            base = {"held out": target, "reference": reference, "direction": f"{source_run} -> {truth_run}"}
-            if source_run != truth_run:
-                rows.append({**base, "K": len(keys), "method": "full re-profile",
-                             **_score(sums[source_run][target], truth)})
-            rows += [{**base, **row} for row in _held_out(target, tables, truth, ks, space, resolutions, batch, seed)]
+            base = {"held out": target, "blocks from": source_run}
+            if "re-profile" in truths:
+                rows.append({**base, "reference": "re-profile", "K": len(keys), "method": "full re-profile",
+                             **_score(sums[source_run][target], truths["re-profile"])})
+            rows += [{**base, **row}
+                     for row in _held_out(target, tables, truths, ks, space, resolutions, batch, seed)]
     return pd.DataFrame(rows)
 
 
