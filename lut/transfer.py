@@ -69,7 +69,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MODEL_NAME = "lutnas-transfer-v2"  # stored with every predicted row; bump when the model changes meaning
+MODEL_NAME = "lutnas-transfer-v3"  # stored with every predicted row; bump when the model changes meaning
 
 # Candidate designs, preferred first: (use raw sources, use smoothed sources, use features), all in
 # log space, and "affine": the target as a non-negative mix of source latencies plus a per-item
@@ -194,10 +194,17 @@ def _log_sources(x: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(x, floor))
 
 
-def _rel_rms(log_err: np.ndarray, weight_ms: np.ndarray) -> float:
-    """RMS relative error (a fraction) from log-space errors, each item weighted by its latency: what a
-    sum of many items (a subnet) inherits; a 0.01 ms pool's error barely moves one."""
-    return float(np.sqrt(np.average(np.expm1(np.minimum(log_err, 20.0)) ** 2, weights=weight_ms)))
+def _typical_error(log_err: np.ndarray, weight_ms: np.ndarray) -> float:
+    """Typical relative error (a fraction) of log-space errors: their RMS, each item weighted by its
+    latency (what a sum of many items, a subnet, inherits; a 0.01 ms pool's error barely moves one),
+    as a ratio minus one (an RMS log error of 0.2 is 22%).
+
+    Symmetric in over- and under-pricing. The RMS of ms-space relative errors (expm1 of each log error)
+    was not: one 0.03 ms pool over-priced 5x (+415%) outweighed a dozen multi-ms blocks 40% off, so a
+    held-out LUT's model was chosen by how it priced the cheapest block (onnxruntime 2 threads, K=20:
+    49% vs 97% of subnet sums within ±10%)."""
+    rms = math.sqrt(float(np.average(np.square(log_err), weights=weight_ms)))
+    return math.expm1(min(rms, 20.0))
 
 
 def _nnls_fit(Z: np.ndarray, y: np.ndarray, n_pos: int, alpha: float,
@@ -225,7 +232,8 @@ def _nnls_fit(Z: np.ndarray, y: np.ndarray, n_pos: int, alpha: float,
 def _affine_fit(S: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
     """Ridge NNLS of ``y ≈ c + S @ w`` with ``c, w >= 0``, each item's squared error divided by its ``y``.
 
-    The weighting makes the loss the latency-weighted squared *relative* error, the CV metric. Units
+    The weighting makes the loss the latency-weighted squared relative error (for small errors, the
+    latency-weighted squared log error the CV metric takes). Units
     are a typical item's latency (the caller divides by it), so one ridge grid fits every table.
     """
     root = 1.0 / np.sqrt(y)
@@ -247,13 +255,13 @@ class TransferModel:
     Args:
         n_sources: how many leading columns of ``X`` are source latencies (ms).
         candidates: names from ``CANDIDATES`` to choose among by leave-one-out CV (None: all).
-        max_cv_error: the fit is refused (TransferError) when the chosen candidate's CV RMS relative
+        max_cv_error: the fit is refused (TransferError) when the chosen candidate's CV typical relative
             error exceeds this fraction, or when it is no better than predicting one constant.
 
     Attributes (after fit):
         model_: the chosen candidate's name.
         alpha_: its ridge strength.
-        cv_error_: its leave-one-out RMS relative error (a fraction).
+        cv_error_: its leave-one-out typical relative error (a fraction; see _typical_error).
         cv_errors_: ``{candidate: CV error}`` of every candidate tried (best alpha each).
         n_measured_: how many items were measured.
         source_weights_: the non-negative weight of each source column (raw + smoothed).
@@ -351,7 +359,8 @@ class TransferModel:
             if (smooth or feats) and X.shape[1] == self.n_sources:
                 continue  # smoothing and feature terms need item features
             Z, n_pos = self._design(X[measured], name)
-            err, alpha = min((_rel_rms(self._loo(Z, y[measured], n_pos, a, name), y[measured]), a) for a in _ALPHAS)
+            err, alpha = min((_typical_error(self._loo(Z, y[measured], n_pos, a, name), y[measured]), a)
+                             for a in _ALPHAS)
             self.cv_errors_[name] = err
             if best is None or err < best[0] / _PREFER_EARLIER:
                 best = (err, name, alpha)
@@ -359,7 +368,7 @@ class TransferModel:
             raise TransferError(f"candidates {names} all need item features and X has none; add \"sources\"")
         self.cv_error_, self.model_, self.alpha_ = best
         # leave-one-out error of predicting every item by the mean of the others
-        self.constant_cv_error_ = _rel_rms((ylog.mean() - ylog) * len(ylog) / (len(ylog) - 1), y[measured])
+        self.constant_cv_error_ = _typical_error((ylog.mean() - ylog) * len(ylog) / (len(ylog) - 1), y[measured])
         Z, n_pos = self._design(X[measured], self.model_)
         self.coef_, self.intercept_ = self._fit_design(Z, y[measured], n_pos, self.alpha_, self.model_)
         self.source_weights_ = self.coef_[:n_pos]
@@ -524,7 +533,7 @@ class TransferResult:
     predicted_ms: dict[str, float]  # every key the transfer predicted (measured keys excluded)
     measured_ms: dict[str, float]  # the keys that were timed
     model: str  # candidate chosen, e.g. "sources+smoothed"
-    cv_error: float  # leave-one-out RMS relative error of the chosen candidate (a fraction)
+    cv_error: float  # leave-one-out typical relative error of the chosen candidate (a fraction)
     sources: tuple[str, ...]  # the source settings, in column order
     source_weights: dict[str, float] = field(default_factory=dict)  # weight of each source's raw log latency
 
@@ -546,7 +555,7 @@ def transfer_table(sources: Mapping[str, Mapping[str, float]], measured_ms: Mapp
         measured_ms: the target's timed blocks.
         space: the search space.
         resolutions: the resolutions the LUT covers.
-        max_cv_error: refuse a fit whose CV RMS relative error is above this fraction.
+        max_cv_error: refuse a fit whose CV typical relative error is above this fraction.
 
     Raises:
         TransferError: a source lacks blocks, too few measured blocks, or a useless fit.
