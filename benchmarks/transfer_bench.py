@@ -183,11 +183,11 @@ def part_a(db: Path, ks: list[int], n_subnets: int, seed: int, space_name: str,
             if not truths:
                 continue
             base = {"held out": target, "blocks from": source_run}
+            rows += [{**base, **row}
+                     for row in _held_out(target, tables, truths, ks, space, resolutions, batch, seed)]
             if "re-profile" in truths:
                 rows.append({**base, "reference": "re-profile", "K": len(keys), "method": "full re-profile",
                              **_score(sums[source_run][target], truths["re-profile"])})
-            rows += [{**base, **row}
-                     for row in _held_out(target, tables, truths, ks, space, resolutions, batch, seed)]
     return pd.DataFrame(rows)
 
 
