@@ -53,6 +53,7 @@ __all__ = [
     "TransferError",
     "TransferModel",
     "TransferResult",
+    "UselessFitError",
     "best_proxy",
     "block_descriptors",
     "block_strata",
@@ -114,6 +115,10 @@ MIN_MEASURED = 4
 
 class TransferError(LutError, ValueError):
     """A few-shot transfer cannot be made: bad sources, too few or too many measured items, or a useless fit."""
+
+
+class UselessFitError(TransferError):
+    """The sources do not predict the measured items well enough: more of them, or closer sources, may."""
 
 
 # -- features -------------------------------------------------------------------------------
@@ -374,7 +379,7 @@ class TransferModel:
         self.source_weights_ = self.coef_[:n_pos]
         useless = self.cv_error_ >= max(self.constant_cv_error_, _ALWAYS_USEFUL)
         if self.cv_error_ > self.max_cv_error or useless:
-            raise TransferError(
+            raise UselessFitError(
                 f"the sources do not predict this setting: cross-validated error {100 * self.cv_error_:.0f}% "
                 f"(limit {100 * self.max_cv_error:.0f}%, one constant for every item: "
                 f"{100 * self.constant_cv_error_:.0f}%); time more blocks or pick closer sources"

@@ -271,7 +271,7 @@ def _few_shot_fill(store, report, sources, space: str, res: tuple[int, ...], k: 
     the measured rows kept and nothing predicted stored. The picks for a larger K begin with those for
     a smaller one, so the message says how to go on without timing anything twice."""
     from lut import LutError
-    from lut.transfer import TransferError, fill_from_sources
+    from lut.transfer import UselessFitError, fill_from_sources
     from profiler.fleet import plan_blocks
 
     out = {}
@@ -281,7 +281,7 @@ def _few_shot_fill(store, report, sources, space: str, res: tuple[int, ...], k: 
             continue
         try:
             out[d.setting_id] = fill_from_sources(store, d.setting_id, sources, space, res)
-        except TransferError as err:
+        except UselessFitError as err:
             hint = (f"; the blocks timed are kept: --few-shot {more} times only the {more - k} next picks"
                     if more > k else "")
             fail(f"{d.name}: {err}{hint}", EXIT_USAGE)

@@ -12,6 +12,7 @@ from lut.transfer import (
     MIN_MEASURED,
     TransferError,
     TransferModel,
+    UselessFitError,
     best_proxy,
     block_descriptors,
     block_strata,
@@ -160,7 +161,7 @@ def test_unrelated_sources_refuse_the_fit(tables):
     rng = np.random.default_rng(3)
     noise = {k: float(v) for k, v in zip(keys, rng.lognormal(0, 1.5, len(keys)))}
     picked = plan_few_shot({"i7": i7}, SPACE, RES, 20)
-    with pytest.raises(TransferError, match="do not predict this setting"):
+    with pytest.raises(UselessFitError, match="do not predict this setting"):
         transfer_table({"i7": i7}, {k: noise[k] for k in picked}, SPACE, RES)
 
 
