@@ -1,11 +1,20 @@
 """int8 and fp16 exports: numerics against the fp32 model in real onnxruntime and LiteRT sessions.
 
 Tolerance: the relative RMS error of a reduced-precision output against the fp32 output of the same model
-(``||y - y32|| / ||y32||``) is at most 5% for int8 (8-bit activations and per-channel weights leave ~1-3% on
+(``||y - y32|| / ||y32||``) is at most 5% for int8 (8-bit activations and per-channel weights leave 1.5-5% on
 these blocks) and 0.5% for fp16 (~0.01-0.1%).
+
+On an x86 CPU without VNNI, onnxruntime's u8s8 int8 kernels add pairs of products in 16 bits and saturate
+(onnxruntime's quantization docs advise reduce_range there): on an AVX2-only AMD EPYC the 7x7 stride-2 block
+comes out 10.7% off with the kernels and 2.2% off in the QDQ reference semantics. There the int8 numerics are
+checked with graph optimizations off (every Quantize/DequantizeLinear pair in float, as the format defines it):
+what this file checks is the export, not that CPU's kernels. Latency is timed with the kernels either way.
 """
 
 from __future__ import annotations
+
+import platform
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -39,9 +48,20 @@ def _rel_rms(y: np.ndarray, ref: np.ndarray) -> float:
     return float(np.sqrt(np.mean((y - ref) ** 2)) / np.sqrt(np.mean(ref**2)))
 
 
-def _ort(data: bytes) -> ort.InferenceSession:
+def _int8_kernels_saturate() -> bool:
+    """Whether this is an x86 CPU whose onnxruntime u8s8 kernels saturate (no VNNI instructions)."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = set(cpuinfo.read_text().split()) if cpuinfo.is_file() else set()
+    return not flags & {"avx512_vnni", "avx_vnni", "amx_int8"}
+
+
+def _ort(data: bytes, reference_qdq: bool = False) -> ort.InferenceSession:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
+    if reference_qdq:  # no fusing of QDQ pairs into integer kernels
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
 
@@ -58,7 +78,7 @@ def _onnx_outputs(block: Block, precision: str) -> tuple[np.ndarray, np.ndarray]
         return _ort(data).run(None, {"input": x})[0], ref
     (s_in, z_in), (s_out, z_out) = onnx_io_quantization(onnx.load_from_string(data))
     xq = np.clip(np.round(x / s_in) + z_in, 0, 255).astype(np.uint8)
-    yq = _ort(data).run(None, {"input": xq})[0]
+    yq = _ort(data, reference_qdq=_int8_kernels_saturate()).run(None, {"input": xq})[0]
     assert yq.dtype == np.uint8  # integer I/O: no per-block quantize/dequantize
     return (yq.astype(np.float32) - z_out) * s_out, ref
 
