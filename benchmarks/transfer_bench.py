@@ -174,10 +174,10 @@ def part_a(db: Path, ks: list[int], n_subnets: int, seed: int, space_name: str,
     sums = {name: {n: _sums(t, space, batch) for n, t in tables.items()} for name, tables in runs.items()}
     rows = []
     for source_run, tables in runs.items():
+        other = next((r for r in runs if r != source_run), None)
         for target in tables:
             # the run's own profile (only for run 1: run 2 scored against itself repeats the same question)
             truths = {"same profile": sums[source_run][target]} if source_run == "run 1" else {}
-            other = next((r for r in runs if r != source_run), None)
             if other is not None and target in runs[other]:
                 truths["re-profile"] = sums[other][target]
             if not truths:

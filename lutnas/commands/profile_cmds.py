@@ -275,13 +275,13 @@ def _few_shot_fill(store, report, sources, space: str, res: tuple[int, ...], k: 
     from profiler.fleet import plan_blocks
 
     out = {}
-    more = min(2 * k, len(plan_blocks(space, res)))
     for d in report.devices:
         if d.aborted:
             continue
         try:
             out[d.setting_id] = fill_from_sources(store, d.setting_id, sources, space, res)
         except UselessFitError as err:
+            more = min(2 * k, len(plan_blocks(space, res)))
             hint = (f"; the blocks timed are kept: --few-shot {more} times only the {more - k} next picks"
                     if more > k else "")
             fail(f"{d.name}: {err}{hint}", EXIT_USAGE)
