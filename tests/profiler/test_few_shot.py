@@ -35,11 +35,15 @@ def _run(args: list[str]) -> tuple[int, str, str]:
 def test_few_shot_profile_times_k_blocks_and_marks_the_rest(db: Path, tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN)
+    common = ["--space", "ofa-mbv3-w1.2", "--resolutions", "160", "--runtime", "onnxruntime", "--sentinel-every", "0",
+              "--db", str(db), "--token-file", str(token_file), "--json"]
     with start_agent_process(token=TOKEN, extra_args=["--cpus", "all"]) as agent:
-        code, out, err = _run(["profile", "--agent", f"pi={agent.address}", "--space", "ofa-mbv3-w1.2",
-                               "--resolutions", "160", "--runtime", "onnxruntime", "--sentinel-every", "0",
-                               "--few-shot", "20", "--from", "i7,note10", "--db", str(db),
-                               "--token-file", str(token_file), "--json"])
+        # A fully profiled source beside an imported table: from i7 and Note10 alone this host's blocks gave
+        # cross-validated errors of 29-64% from run to run, around the 50% refusal limit.
+        code, _, err = _run(["profile", "--agent", f"host={agent.address}", *common])
+        assert code == 0, err
+        code, out, err = _run(["profile", "--agent", f"pi={agent.address}", *common,
+                               "--few-shot", "20", "--from", "host,i7"])
     assert code == 0, err
     dev = json.loads(out)["devices"][0]
     assert (dev["timed"], dev["measured"], dev["predicted"]) == (20, 20, 76)
