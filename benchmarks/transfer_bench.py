@@ -1,14 +1,17 @@
 """Few-shot LUT transfer (lut.transfer) beside the best-single-proxy baseline.
 
 Run: ``python benchmarks/transfer_bench.py --part b`` (HELP's data, no device needed) or
-``--part a --db FULL.db [--retest-db FULL2.db]`` (fully profiled LUTs of settings made on this machine, one per setting:
-``lutnas profile`` with a local agent, once; the store is reused).
+``--part a --db FULL.db [FULL2.db ...] [--retest-db OTHER.db ...]`` (fully profiled LUTs of settings made on this machine,
+one per setting: ``lutnas profile`` with a local agent, once; the store is reused).
 
 (a) Every full LUT in ``--db`` is held out in turn, the others are its sources. K blocks are picked by
     ``lut.transfer.plan_few_shot`` and taken from the held-out LUT (as a profile would time them); the
     rest is predicted. Over 1,000 random subnets: Spearman of predicted vs fully profiled subnet sums
     and the share within ±10%, beside the baseline (the best single source scaled by a linear fit on
-    the same K blocks). The ceiling rows give the fit every block of the held-out LUT: what its own
+    the same K blocks). Given several stores in ``--db`` (the same settings profiled several times), each
+    block's latency is its lowest median over them, as ``lutnas profile --rounds N`` keeps: timing on a
+    shared host only ever adds time, so the lowest of time-separated readings is the least disturbed
+    one. The ceiling rows give the fit every block of the held-out LUT: what its own
     disagreement with the sources (timing noise included) leaves for any K. With ``--retest-db`` (the
     same settings profiled again, e.g. later the same day) each prediction is also scored against the
     other run's full profile, which shares no timing with the K blocks; the "full re-profile" row
@@ -39,7 +42,14 @@ from scipy.stats import spearmanr
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from lut import LutStore
-from lut.transfer import TransferModel, best_proxy, block_descriptors, plan_few_shot, select_items, transfer_table
+from lut.transfer import (
+    TransferModel,
+    best_proxy,
+    block_descriptors,
+    plan_few_shot,
+    select_items,
+    transfer_table,
+)
 from search.encoding import get_encoding
 from space import SubnetBatch, get_space
 
@@ -103,15 +113,20 @@ def _sums(table: dict[str, float], space, batch: SubnetBatch) -> np.ndarray:
     return CompiledLut.from_table(table, space).predict_batch(batch, calibrated=False)
 
 
-def _full_tables(db: Path, keys: list[str]) -> dict[str, dict[str, float]]:
-    """``{setting description: {key: ms}}`` of every setting in ``db`` that has all ``keys``."""
-    with LutStore(db) as store:
-        tables = {}
-        for s in store.settings():
-            table = store.table(s.id)
-            if all(k in table for k in keys):
-                tables[s.setting.describe()] = {k: table[k] for k in keys}
-    return tables
+def _full_tables(dbs: list[Path], keys: list[str]) -> dict[str, dict[str, float]]:
+    """``{setting description: {key: ms}}`` of every setting that has all ``keys`` in every store of ``dbs``;
+    over several stores, each key's lowest median (what ``lutnas profile --rounds N`` keeps of N rounds)."""
+    per_store = []
+    for db in dbs:
+        with LutStore(db) as store:
+            tables = {}
+            for s in store.settings():
+                table = store.table(s.id)
+                if all(k in table for k in keys):
+                    tables[s.setting.describe()] = {k: table[k] for k in keys}
+        per_store.append(tables)
+    common = [n for n in per_store[0] if all(n in t for t in per_store[1:])]
+    return {n: {k: min(t[n][k] for t in per_store) for k in keys} for n in common}
 
 
 def _score(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -151,10 +166,11 @@ def _held_out(target: str, tables: dict[str, dict[str, float]], truths: dict[str
             for reference, truth in truths.items() for row, pred in predictions]
 
 
-def part_a(db: Path, ks: list[int], n_subnets: int, seed: int, space_name: str,
-           resolutions: tuple[int, ...], retest: Path | None = None) -> pd.DataFrame:
+def part_a(db: list[Path], ks: list[int], n_subnets: int, seed: int, space_name: str,
+           resolutions: tuple[int, ...], retest: list[Path] | None = None) -> pd.DataFrame:
     """Rows per (held-out setting, reference, K, method).
 
+    ``db``: one store, or several profiles of the same settings (each block's lowest median is kept).
     Without ``retest`` the reference is the held-out setting's own full profile (which also supplied
     the K timed blocks). With it, each setting profiled in both stores is also scored against the
     *other* store's profile, in both directions: the K blocks and sources come from one profiling
@@ -207,9 +223,12 @@ def main() -> None:
     parser.add_argument("--part", choices=("a", "b", "all"), default="b")
     parser.add_argument("--help-data", type=Path, default=HELP)
     parser.add_argument("--k", type=int, default=10, help="measured subnets in part b")
-    parser.add_argument("--db", type=Path, help="part a: a store of fully profiled settings")
-    parser.add_argument("--retest-db", type=Path,
-                        help="part a: a second store profiling the same settings again (an independent reference)")
+    parser.add_argument("--db", type=Path, nargs="+",
+                        help="part a: a store of fully profiled settings; several: the same settings profiled again, "
+                             "each block's lowest median is kept (as profile --rounds does)")
+    parser.add_argument("--retest-db", type=Path, nargs="+",
+                        help="part a: another profile of the same settings (an independent reference); several: "
+                             "each block's lowest median, as for --db")
     parser.add_argument("--ks", default="5,10,20,40", help="part a: measured blocks")
     parser.add_argument("--space", default="ofa-mbv3-w1.2")
     parser.add_argument("--resolutions", default="160,192,224")
