@@ -27,11 +27,13 @@ from agent.config import allowed_cpus
 
 __all__ = [
     "ANDROID_PROPS",
+    "INT8_DOT_FLAGS",
     "DeviceFiles",
     "LocalFiles",
     "parse_getprop",
     "big_cores",
     "cpu_max_freqs_khz",
+    "int8_dot_product",
     "read_device_facts",
     "read_device_state",
 ]
@@ -58,6 +60,11 @@ _ARM_PARTS = {
     "0xd42": "Cortex-A78AE", "0xd44": "Cortex-X1", "0xd46": "Cortex-A510", "0xd47": "Cortex-A710", "0xd48": "Cortex-X2",
     "0xd4d": "Cortex-A715", "0xd4e": "Cortex-X3", "0xd80": "Cortex-A520", "0xd81": "Cortex-A720", "0xd82": "Cortex-X4",
 }  # fmt: skip
+# Int8 dot-product instructions, as /proc/cpuinfo names them (x86 ``flags``, Arm ``Features``). Without
+# one, int8 kernels multiply-add through 16-bit intermediates (onnxruntime's u8s8 kernels on AVX2-only x86
+# add pairs of products in 16 bits and can saturate) or widen step by step, so an int8 LUT of such a CPU
+# says little about a CPU with them; an int8 LUT records which it was timed on.
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
 
 
 class DeviceFiles(Protocol):
@@ -165,6 +172,15 @@ def _cpu_model(cpuinfo: str, props: dict[str, str]) -> str:
     return first.get("model name") or first.get("Processor") or first.get("cpu model") or soc or platform.processor()
 
 
+def int8_dot_product(cpuinfo: str) -> str:
+    """The int8 dot-product instructions the first CPU lists (``asimddp,i8mm``), ``none``, or ``""`` when
+    cpuinfo lists no flags at all (unknown)."""
+    flags = next((value.split() for name, value in _cpuinfo_fields(cpuinfo) if name in ("flags", "Features")), None)
+    if flags is None:
+        return ""
+    return ",".join(f for f in INT8_DOT_FLAGS if f in flags) or "none"
+
+
 def _cpu_count(files: dict[str, str], cpuinfo: str) -> int:
     try:
         return len(_parse_cpu_list(files.get(f"{_CPU_SYSFS}/present", "")))
@@ -221,6 +237,7 @@ def read_device_facts(files: DeviceFiles | None = None) -> dict[str, Any]:
         "cpu_cores": _cpu_count(got, cpuinfo) or ((os.cpu_count() or 0) if local else 0),
         "ram_mb": _ram_mb(got.get("/proc/meminfo", "")),
         "properties": props,
+        "int8_dot_product": int8_dot_product(cpuinfo),
         "accelerators": _accelerators(board, got.get("/etc/nv_tegra_release", ""), local),
         "big_cores": big_cores(files),
         "python_version": sys.version.split()[0] if local else "",

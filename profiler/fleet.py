@@ -828,12 +828,16 @@ def _device_setting(name: str, clients: Sequence[AgentClient], settings: Profile
         versions[client.address] = runtime.version
         agent_version = dev.agent_version
         info = {"hostname": dev.hostname, "cpu_model": dev.cpu_model, "board": dev.board, "os": dev.os,
-                "machine": dev.machine, "cpu_cores": dev.cpu_cores, "agents": sorted(versions)}
+                "machine": dev.machine, "cpu_cores": dev.cpu_cores, "agents": sorted(versions),
+                "int8_dot_product": dev.properties.get("int8_dot_product", "")}
     if len(set(versions.values())) > 1:
         raise ProfileError(f"device {name!r}: agents disagree on {settings.runtime} version {versions}; "
                            "give them different names")
     delegate = settings.options.get("provider", "") or settings.options.get("delegate", "") \
         or settings.options.get("device", "")
+    if settings.precision == "int8" and not delegate and info["int8_dot_product"] == "none":  # a CPU LUT
+        log.warning("device %r: its CPU lists no int8 dot-product instructions (VNNI, Arm dotprod); its int8 kernels "
+                    "go through 16-bit steps, so this LUT speaks for CPUs like it only", name)
     setting = DeviceSetting(name=name, runtime=settings.runtime, runtime_version=next(iter(versions.values())),
                             threads=settings.threads, precision=settings.precision,
                             model_format=settings.model_format, delegate=delegate)

@@ -239,6 +239,7 @@ def devices_cmd(
             ("board", [r.get("board", "") or "-" for r in rows]),
             ("CPU", [r.get("cpu_model", "") or "-" for r in rows]),
             ("cores", [str(r.get("cpu_cores", "")) for r in rows]),
+            ("int8 dot", [(r.get("properties") or {}).get("int8_dot_product", "") or "-" for r in rows]),
             ("RAM MB", [str(r.get("ram_mb", "")) for r in rows]),
             ("OS", [r.get("os", "") for r in rows]),
             ("pinned CPUs", [",".join(map(str, r.get("pinned_cpus", []))) or "-" for r in rows]),

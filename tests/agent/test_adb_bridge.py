@@ -55,6 +55,7 @@ def test_phone_over_adb(tmp_path: Path) -> None:
         assert (info.board, info.machine) == ("Pixel 7", "aarch64")
         assert info.cpu_model == "GS201: 4x Cortex-A55 + 2x Cortex-A78 + 2x Cortex-X1"
         assert info.properties["ro.soc.model"] == "GS201" and info.os.startswith("Android 14")
+        assert info.properties["int8_dot_product"] == "asimddp"  # the phone's cores, not this host's
         assert list(info.pinned_cpus) == [6, 7]
         assert {c.governor for c in info.state.cpus} == {"sched_pixel"} and info.state.thermal[0].type == "BIG"
         offered = {r.name for r in info.runtimes if r.available}

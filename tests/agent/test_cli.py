@@ -95,7 +95,7 @@ def test_devices(runner: CliRunner, shared_agent: AgentProcess, token_file: Path
     assert device["address"] == shared_agent.address and device["cpu_cores"] >= 1
     assert any(r["name"] == "onnxruntime" and r["available"] for r in device["runtimes"])
     table = runner.invoke(app, ["devices", shared_agent.address, "--token-file", str(token_file)])
-    assert table.exit_code == 0 and "onnxruntime" in table.stderr
+    assert table.exit_code == 0 and "onnxruntime" in table.stderr and "int8 dot" in table.stderr
     down = runner.invoke(app, ["devices", f"127.0.0.1:{_free_port()}", "--token-file", str(token_file), "--timeout-s", "2"])
     assert down.exit_code == 1 and "unreachable" in down.stderr
     assert runner.invoke(app, ["devices", "no-port-here"]).exit_code == 2

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.device import LocalFiles, big_cores, parse_getprop, read_device_facts, read_device_state
+from agent.device import (
+    LocalFiles,
+    big_cores,
+    int8_dot_product,
+    parse_getprop,
+    read_device_facts,
+    read_device_state,
+)
 
 BOARDS = Path(__file__).resolve().parents[1] / "fixtures" / "boards"
 
@@ -20,6 +27,9 @@ EXPECTED = {
     "galaxy-s23": ("SM-S911B", "SM8550: 3x Cortex-A510 + 2x Cortex-A715 + 2x Cortex-A710 + 1x Cortex-X3", 8, [7], "walt",
                    "aoss-0", "SM8550"),
 }  # fmt: skip
+# the int8 dot-product instructions each board's cores list (the Pi 4's Cortex-A72 has none)
+INT8_DOT = {"raspberry-pi-4": "none", "raspberry-pi-5": "asimddp", "jetson-orin-nano": "asimddp", "pixel-7": "asimddp",
+            "galaxy-s23": "asimddp,i8mm"}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -31,6 +41,7 @@ def test_board_facts(name: str) -> None:
     assert facts["big_cores"] == big == big_cores(files)
     assert facts["ram_mb"] > 1000
     assert facts["properties"].get("ro.soc.model") == soc
+    assert facts["int8_dot_product"] == INT8_DOT[name]
     assert bool(facts["accelerators"]) == name.startswith("jetson")
     state = read_device_state(range(cores), files)
     assert {c["governor"] for c in state["cpus"]} == {governor}
@@ -61,3 +72,11 @@ def test_board_without_cpufreq_or_thermal(tmp_path: Path) -> None:
 def test_parse_getprop() -> None:
     text = "[ro.product.model]: [Pixel 7]\n[ro.empty]: []\n[ro.multi]: [a]: [b]\nnot a prop\n"
     assert parse_getprop(text) == {"ro.product.model": "Pixel 7", "ro.multi": "a]: [b"}
+
+
+def test_int8_dot_product_on_x86_flags() -> None:
+    avx2_only = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    assert int8_dot_product(avx2_only) == "none"
+    assert int8_dot_product(avx2_only.replace("avx2", "avx2 avx512f avx512_vnni")) == "avx512_vnni"
+    assert int8_dot_product(avx2_only.replace("avx2", "avx2 avx_vnni")) == "avx_vnni"
+    assert int8_dot_product("processor\t: 0\n") == ""  # no flags line: unknown, not "none"

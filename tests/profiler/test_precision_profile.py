@@ -12,6 +12,7 @@ import onnxruntime
 import pytest
 from typer.testing import CliRunner
 
+from agent.device import int8_dot_product
 from agent.testing import start_agent_process
 from lut import DeviceSetting, LutStore
 from lutnas.cli import app
@@ -52,6 +53,8 @@ def test_int8_profile_times_integer_io_blocks_and_reports_export_failures(tmp_pa
             assert dev.failed[0].attempts == 1  # an export is deterministic: not retried
             stored = store.setting("local:int8")
             assert stored.setting.precision == "int8"
+            # which int8 instructions the CPU has is part of the LUT's provenance
+            assert stored.info["int8_dot_product"] == int8_dot_product(Path("/proc/cpuinfo").read_text())
             rows = store.rows(stored).set_index("block_key")
             assert todo[0].key not in rows.index  # nothing half-written for the failed block
             assert list(store.failures(stored)["block_key"]) == [todo[0].key]
