@@ -10,9 +10,11 @@ MACs, memory traffic):
 where ``z_s`` is either the source's own log latency or a *smoothed* version of it (the source's
 log latency regressed on the block features over every item, which removes timing noise from
 the source but also its block-specific cliffs). A last candidate works in ms instead: ``t(b) = c + Σ w_s · t_s(b)`` with ``c, w_s >= 0``,
-which holds a fixed per-block cost no log-linear mix can. The log-space weights are pulled toward summing
-to 1 (a soft constraint, one measured item's worth): latency is homogeneous across settings, so a block
-twice as slow on every source should be about twice as slow on the target. Which columns enter and how hard the weights
+which holds a fixed per-block cost no log-linear mix can. In the log-space designs without feature terms the
+weights are pulled toward summing to 1 (a penalty on (Σ w - 1) as strong as a residual of that size on every
+measured item): latency is homogeneous across settings, so a block twice as slow on every source should be
+about twice as slow on the target. Feature terms can carry part of the scaling, so designs with them are not
+pulled. Which columns enter and how hard the weights
 are shrunk is chosen by leave-one-out cross-validation on the K measured items; the chosen
 candidate's CV error is reported with the prediction so that every reader of the LUT knows what
 to expect. Measured items weigh in by the square root of their latency, and the CV error is
@@ -94,7 +96,8 @@ _AFFINE = "affine"
 _ALPHAS = (0.0, 1e-3, 1e-2, 1e-1, 1.0)
 # A later candidate must beat the earlier ones' best CV error by this factor to be chosen.
 _PREFER_EARLIER = 1.25
-# Strength of the pull of the log-space source weights toward summing to 1, per measured item (0: off).
+# Strength of the pull of the log-space source weights toward summing to 1: a penalty of this times the
+# number of measured items times (Σ w - 1)^2 (0: off).
 # Without it a few diverse picks let a fit shrink the weights (a slope below 1 in log space) and trade
 # the slope for the intercept: on this host's LUTs at K = 5, one held-out onnxruntime fit's weights summed
 # to 0.62 and 6% of subnet sums came within ±10% (the best single source: 92%). With it, against a
@@ -225,8 +228,8 @@ def _nnls_fit(Z: np.ndarray, y: np.ndarray, n_pos: int, alpha: float,
               weight: np.ndarray) -> tuple[np.ndarray, float]:
     """Weighted ridge NNLS on centered columns: the first ``n_pos`` weights >= 0, the rest signed.
 
-    The non-negative weights are also pulled toward summing to 1 (``_HOMOGENEITY``), the signed ones
-    toward 0 only.
+    When every column is non-negative (no feature terms, which can carry part of the scaling), their
+    weights are also pulled toward summing to 1 (``_HOMOGENEITY``).
 
     Returns:
         (column weights, intercept).
