@@ -220,12 +220,16 @@ def _accelerators(board: str, nv_release: str, local: bool) -> list[dict[str, An
 
 
 def read_device_facts(files: DeviceFiles | None = None) -> dict[str, Any]:
-    """Static facts: names, CPU, RAM, OS, board, Android properties, accelerators and the big cores."""
+    """Static facts: names, CPU, RAM, OS, board, properties (Android's, and the CPU's int8 dot-product
+    instructions), accelerators and the big cores."""
     files = files or LocalFiles()
     got = files.read_all(["/proc/cpuinfo", "/proc/meminfo", *_DT_MODEL, f"{_CPU_SYSFS}/present", "/etc/nv_tegra_release"])
     all_props = parse_getprop(files.getprop())
     props = {k: all_props[k] for k in ANDROID_PROPS if k in all_props}
     cpuinfo = got.get("/proc/cpuinfo", "")
+    dot = int8_dot_product(cpuinfo)
+    if dot:  # a raw fact beside Android's properties; left out when cpuinfo lists no flags (unknown)
+        props["int8_dot_product"] = dot
     # A phone's marketing name says more than its device tree; a board's device tree names the board, not the SoC.
     board = props.get("ro.product.model") or next((got[p] for p in _DT_MODEL if got.get(p)), "")
     system = files.system()
@@ -237,7 +241,6 @@ def read_device_facts(files: DeviceFiles | None = None) -> dict[str, Any]:
         "cpu_cores": _cpu_count(got, cpuinfo) or ((os.cpu_count() or 0) if local else 0),
         "ram_mb": _ram_mb(got.get("/proc/meminfo", "")),
         "properties": props,
-        "int8_dot_product": int8_dot_product(cpuinfo),
         "accelerators": _accelerators(board, got.get("/etc/nv_tegra_release", ""), local),
         "big_cores": big_cores(files),
         "python_version": sys.version.split()[0] if local else "",

@@ -228,8 +228,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             cpu_model=f["cpu_model"],
             cpu_cores=f["cpu_cores"],
             ram_mb=f["ram_mb"],
-            # raw facts beside Android's properties; "" values (unknown) are left out
-            properties={**f["properties"], **({"int8_dot_product": f["int8_dot_product"]} if f["int8_dot_product"] else {})},
+            properties=f["properties"],
             runtimes=[
                 agent_pb2.RuntimeInfo(name=n, available=p.available, version=p.version, detail=p.detail)
                 for n, p in sorted(self.probes.items())

@@ -41,7 +41,7 @@ def test_board_facts(name: str) -> None:
     assert facts["big_cores"] == big == big_cores(files)
     assert facts["ram_mb"] > 1000
     assert facts["properties"].get("ro.soc.model") == soc
-    assert facts["int8_dot_product"] == INT8_DOT[name]
+    assert facts["properties"]["int8_dot_product"] == INT8_DOT[name]
     assert bool(facts["accelerators"]) == name.startswith("jetson")
     state = read_device_state(range(cores), files)
     assert {c["governor"] for c in state["cpus"]} == {governor}
