@@ -13,6 +13,7 @@ what this file checks is the export, not that CPU's kernels. Latency is timed wi
 
 from __future__ import annotations
 
+import functools
 import platform
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from agent.device import int8_dot_product
 from layers import block_input_shape
 from profiler.artifacts import artifact_key
 from profiler.builders import build_block, build_subnet
@@ -48,13 +50,14 @@ def _rel_rms(y: np.ndarray, ref: np.ndarray) -> float:
     return float(np.sqrt(np.mean((y - ref) ** 2)) / np.sqrt(np.mean(ref**2)))
 
 
+@functools.cache
 def _int8_kernels_saturate() -> bool:
-    """Whether this is an x86 CPU whose onnxruntime u8s8 kernels saturate (no VNNI instructions)."""
+    """Whether this is an x86 CPU whose onnxruntime u8s8 kernels saturate: it lists no int8 dot-product
+    instructions (VNNI, AMX), or no flags at all. Read once per run."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return False
     cpuinfo = Path("/proc/cpuinfo")
-    flags = set(cpuinfo.read_text().split()) if cpuinfo.is_file() else set()
-    return not flags & {"avx512_vnni", "avx_vnni", "amx_int8"}
+    return int8_dot_product(cpuinfo.read_text() if cpuinfo.is_file() else "") in ("none", "")
 
 
 def _ort(data: bytes, reference_qdq: bool = False) -> ort.InferenceSession:
