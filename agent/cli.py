@@ -33,6 +33,7 @@ from agent.config import (
     default_max_worker_mb,
     default_token_path,
     parse_cpus,
+    spare_cpus,
     parse_delegates,
 )
 
@@ -134,6 +135,7 @@ def build_config(
         cache_mb=cache_mb,
         max_message_mb=max_message_mb,
         cpus=parse_cpus(cpus),
+        spare_cpus=spare_cpus(cpus),
         job_timeout_s=job_timeout_s,
         job_log=job_log,
         name=name,
@@ -228,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-message-mb", type=int, default=DEFAULT_MAX_MESSAGE_MB, help=f"largest gRPC message (default {DEFAULT_MAX_MESSAGE_MB})"
     )
-    p.add_argument("--cpus", default="auto", help="pin the timing worker: auto (one fast core), all, or a list like 4-7")
+    p.add_argument("--cpus", default="auto", help="pin the timing worker: auto (the fastest core; a job with N threads gets the N fastest), all, or a list like 4-7")
     p.add_argument("--job-timeout-s", type=float, default=DEFAULT_JOB_TIMEOUT_S, help="deadline of a job that names none")
     p.add_argument("--job-log", type=Path, help="append one JSON line per completed timing job")
     p.add_argument("--name", help="device name to report (default: hostname)")

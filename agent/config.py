@@ -29,6 +29,8 @@ __all__ = [
     "default_cache_dir",
     "default_token_path",
     "parse_cpus",
+    "cpu_preference",
+    "spare_cpus",
     "pick_timing_cpu",
     "allowed_cpus",
     "CAN_PIN",
@@ -126,17 +128,34 @@ def _read_int(path: Path) -> int:
         return 0
 
 
-def pick_timing_cpu() -> int:
-    """The CPU the timing worker pins to by default.
+def cpu_preference() -> list[int]:
+    """The CPUs this process may run on, best timing CPU first.
 
-    Among the CPUs this process may run on, take the one with the highest maximum frequency
-    (a big core on big.LITTLE boards), the highest-numbered on ties: CPU 0 takes most interrupts.
+    Highest maximum frequency first (big cores on big.LITTLE boards), the highest-numbered first on
+    ties: CPU 0 takes most interrupts.
     """
-    allowed = sorted(allowed_cpus())
-    return max(
-        allowed,
+    return sorted(
+        allowed_cpus(),
         key=lambda cpu: (_read_int(Path(f"/sys/devices/system/cpu/cpu{cpu}/cpufreq/cpuinfo_max_freq")), cpu),
+        reverse=True,
     )
+
+
+def pick_timing_cpu() -> int:
+    """The CPU the timing worker pins to by default: the first of :func:`cpu_preference`."""
+    return cpu_preference()[0]
+
+
+def spare_cpus(text: str) -> tuple[int, ...]:
+    """The CPUs ``--cpus`` lets a job with more threads than pinned CPUs add, best first.
+
+    Only ``auto`` has any: it pins one core, and a job asking for N threads gets the N best cores
+    (N threads time-sliced on one core time nothing that deploys). An explicit list is the operator's
+    whole set, and ``all`` pins nothing.
+    """
+    if not CAN_PIN or text.strip().lower() not in ("auto", ""):
+        return ()
+    return tuple(cpu_preference()[1:])
 
 
 def parse_cpus(text: str) -> tuple[int, ...] | None:
@@ -191,6 +210,7 @@ class AgentConfig:
     max_message_mb: int = DEFAULT_MAX_MESSAGE_MB  # largest gRPC message in either direction
     max_input_mb: int = DEFAULT_MAX_INPUT_MB  # largest total of a job's input tensors
     cpus: tuple[int, ...] | None = None  # CPUs the timing worker is pinned to; None: no pinning
+    spare_cpus: tuple[int, ...] = ()  # CPUs a job with more threads than ``cpus`` adds, in order (--cpus auto)
     job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S  # deadline of a job that names none
     job_log: Path | None = None  # append one JSON line per completed timing job
     name: str | None = None  # device name reported by GetDeviceInfo; None: the hostname

@@ -209,6 +209,10 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         self.facts = read_device_facts(self.files)
         # With --adb the CPUs that matter are the phone's big cores, not this host's worker CPUs.
         self.state_cpus = self.facts["big_cores"] if config.adb_serial else supervisor.cpus
+        self.properties = dict(self.facts["properties"])
+        if not config.adb_serial and supervisor.cpus is not None:
+            # every CPU a job may run on, pinned first: a host asking for more threads learns it before it exports
+            self.properties["timing_cpus"] = ",".join(map(str, (*supervisor.cpus, *supervisor.spare_cpus)))
         self.streams = StreamLimiter(config.max_streams, config.max_streams_per_client)
         self._counter_lock = threading.Lock()
         self.jobs_completed = 0
@@ -228,7 +232,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             cpu_model=f["cpu_model"],
             cpu_cores=f["cpu_cores"],
             ram_mb=f["ram_mb"],
-            properties=f["properties"],
+            properties=self.properties,
             runtimes=[
                 agent_pb2.RuntimeInfo(name=n, available=p.available, version=p.version, detail=p.detail)
                 for n, p in sorted(self.probes.items())
@@ -445,7 +449,8 @@ def start_server(config: AgentConfig) -> RunningAgent:
     tls_pair = read_tls_pair(config.tls_cert, config.tls_key) if config.tls_cert and config.tls_key else None
     probes, extra = resolve_runtimes(config)
     cache = ModelCache(config.cache_dir, config.cache_mb * _MB)
-    supervisor = WorkerSupervisor(config.cpus, extra, max_worker_mb=config.max_worker_mb, delegates=dict(config.delegates))
+    supervisor = WorkerSupervisor(config.cpus, extra, max_worker_mb=config.max_worker_mb, delegates=dict(config.delegates),
+                                  spare_cpus=config.spare_cpus)
     supervisor.start()
     servicer = AgentServicer(config, cache, supervisor, probes)
     max_bytes = config.max_message_mb * _MB

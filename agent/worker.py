@@ -36,6 +36,7 @@ class WorkerSupervisor:
 
     Args:
         cpus: CPUs to pin the worker to; None for no pinning.
+        spare_cpus: CPUs a job with more threads than ``cpus`` adds, in order (``--cpus auto``).
         extra_runtimes: Operator-supplied runtimes, name -> "module:attr".
         max_worker_mb: Memory cap of the worker in MB; 0 for none.
         delegates: The operator's delegate allowlist, name -> path of the shared object.
@@ -47,8 +48,10 @@ class WorkerSupervisor:
         extra_runtimes: Mapping[str, str],
         max_worker_mb: int = 0,
         delegates: Mapping[str, str] | None = None,
+        spare_cpus: Sequence[int] = (),
     ) -> None:
         self.cpus = tuple(cpus) if cpus is not None else None
+        self.spare_cpus = tuple(spare_cpus)
         self.extra_runtimes = dict(extra_runtimes)
         self.max_worker_mb = max_worker_mb
         self.delegates = dict(delegates or {})
@@ -97,6 +100,8 @@ class WorkerSupervisor:
         ]
         if self.cpus is not None:
             cmd += ["--cpus", ",".join(map(str, self.cpus))]
+        if self.spare_cpus:
+            cmd += ["--spare-cpus", ",".join(map(str, self.spare_cpus))]
         for name, spec in self.extra_runtimes.items():
             cmd += ["--extra-runtime", f"{name}={spec}"]
         for name, path in self.delegates.items():

@@ -825,6 +825,11 @@ def _device_setting(name: str, clients: Sequence[AgentClient], settings: Profile
             known = ", ".join(r.name for r in dev.runtimes if r.available) or "none"
             raise ProfileError(f"device {name!r}: agent {client.address} has no runtime {settings.runtime!r}{detail}; "
                                f"available: {known}")
+        timing_cpus = [c for c in dev.properties.get("timing_cpus", "").split(",") if c]
+        if timing_cpus and settings.threads > len(timing_cpus):
+            raise ProfileError(f"device {name!r}: agent {client.address} times on {len(timing_cpus)} CPU(s) "
+                               f"({','.join(timing_cpus)}), fewer than --threads {settings.threads}: threads sharing "
+                               "a core time nothing that deploys; restart it with --cpus auto or more CPUs")
         versions[client.address] = runtime.version
         agent_version = dev.agent_version
         info = {"hostname": dev.hostname, "cpu_model": dev.cpu_model, "board": dev.board, "os": dev.os,
@@ -842,6 +847,32 @@ def _device_setting(name: str, clients: Sequence[AgentClient], settings: Profile
                             threads=settings.threads, precision=settings.precision,
                             model_format=settings.model_format, delegate=delegate)
     return setting, agent_version, info
+
+
+# Agents before this version ran every thread of a job on the one pinned core.
+_ONE_CORE_PER_THREAD = (0, 2)
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for part in version.split("+")[0].split(".")[:2]:
+        digits = "".join(ch for ch in part if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def _warn_shared_core_rows(store: LutStore, setting_id: int, name: str, threads: int) -> None:
+    """Say so when a multi-thread setting holds rows an older agent timed with all its threads on one core.
+
+    They are kept (a resume never re-times a measured row), but they price blocks slower than they run.
+    """
+    rows = store.rows(setting_id)
+    versions = rows["agent_version"].dropna().astype(str)
+    old = versions[[bool(v) and _version_tuple(v) < _ONE_CORE_PER_THREAD for v in versions]]
+    if len(old):
+        log.warning("device %r: %d row(s) of this %d-thread setting were timed by agent %s, which ran every thread "
+                    "on one core; `lutnas lut rm --device %s` and profile again for a LUT of what deploys",
+                    name, len(old), threads, ", ".join(sorted(set(old))), setting_id)
 
 
 def profile(
@@ -908,6 +939,8 @@ def profile(
             continue
         setting_id = store.ensure_setting(setting, info=info)
         have = measured_keys(store, setting_id)  # predicted (few-shot) rows are timed again
+        if settings.threads > 1:
+            _warn_shared_core_rows(store, setting_id, name, settings.threads)
         todo = [b for b in blocks if b.key not in have]
         leases = Leases(store, setting_id, holder, [b.key for b in todo], batch=settings.claim_batch,
                         lease_s=settings.lease_s) if todo else None

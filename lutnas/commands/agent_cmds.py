@@ -178,6 +178,12 @@ def _device_row(address: str, info: Any) -> dict[str, Any]:
     return doc
 
 
+def _max_threads(row: dict) -> str:
+    """How many threads a job may ask for: one per CPU the timing worker may use (``-``: unpinned, any)."""
+    cpus = [c for c in (row.get("properties") or {}).get("timing_cpus", "").split(",") if c]
+    return f"{len(cpus)} (CPUs {','.join(cpus)})" if cpus else "-"
+
+
 def _governors(row: dict[str, Any]) -> str:
     names = sorted({c.get("governor", "") for c in (row.get("state") or {}).get("cpus", []) if c.get("governor")})
     return ",".join(names) or "-"
@@ -243,6 +249,7 @@ def devices_cmd(
             ("RAM MB", [str(r.get("ram_mb", "")) for r in rows]),
             ("OS", [r.get("os", "") for r in rows]),
             ("pinned CPUs", [",".join(map(str, r.get("pinned_cpus", []))) or "-" for r in rows]),
+            ("threads up to", [_max_threads(r) for r in rows]),
             ("governor", [_governors(r) for r in rows]),
             ("max temp °C", [_max_temp(r) for r in rows]),
             (

@@ -212,6 +212,47 @@ def test_missing_runtime_and_no_agents_are_clear_errors(tmp_path):
         a.stop()
 
 
+def test_more_threads_than_the_agent_times_on_is_refused_before_any_work(tmp_path):
+    from agent.config import cpu_preference
+
+    cpu = cpu_preference()[0]
+    a = start_agent_process(token=TOKEN, extra_args=["--extra-runtime", SLEEP_RUNTIME_SPEC, "--cpus", str(cpu)])
+    exported = []
+
+    def export(block, fmt, seed):
+        exported.append(block.key)
+        return sleep_model(1.0)
+
+    try:
+        with LutStore(tmp_path / "lut.db") as store:
+            with pytest.raises(ProfileError, match=rf"times on 1 CPU\(s\) \({cpu}\), fewer than --threads 2"):
+                profile(store, [AgentRef("x", a.address)], _settings(threads=2), token=TOKEN, export_fn=export)
+            assert exported == [] and store.settings() == []
+    finally:
+        a.stop()
+
+
+def test_resuming_a_multi_thread_setting_warns_of_rows_timed_on_one_core(tmp_path, caplog):
+    a, _ = _agent(tmp_path, "a")
+    db = tmp_path / "lut.db"
+    try:
+        with LutStore(db) as store:
+            with caplog.at_level("WARNING", logger="profiler.fleet"):
+                profile(store, [AgentRef("x", a.address)], _settings(threads=2), token=TOKEN, export_fn=sleep_exporter())
+            assert "on one core" not in caplog.text, "rows of this agent are fine"
+        with sqlite3.connect(db) as conn:  # as an agent before one-core-per-thread would have left them
+            conn.execute("UPDATE lut_rows SET agent_version = '0.1.0' WHERE rowid % 2 = 0")
+            conn.execute("DELETE FROM lut_rows WHERE rowid % 5 = 1")
+        caplog.clear()
+        with LutStore(db) as store, caplog.at_level("WARNING", logger="profiler.fleet"):
+            report = profile(store, [AgentRef("x", a.address)], _settings(threads=2), token=TOKEN,
+                             export_fn=sleep_exporter())
+        assert report.devices[0].skipped < report.devices[0].total
+        assert "2-thread setting were timed by agent 0.1.0, which ran every thread on one core" in caplog.text
+    finally:
+        a.stop()
+
+
 @pytest.mark.timeout(300)
 def test_onnxruntime_profile_fills_exactly_the_space_and_predicts(tmp_path):
     """A real profile: w1.0 at one resolution with onnxruntime, 1 thread, then lut predict works for any subnet."""
