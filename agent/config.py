@@ -159,7 +159,8 @@ def spare_cpus(text: str) -> tuple[int, ...]:
 
 
 def parse_cpus(text: str) -> tuple[int, ...] | None:
-    """Parse ``--cpus``: ``auto`` (one core, see :func:`pick_timing_cpu`), ``all`` (no pinning) or a list like ``2,4-7``.
+    """Parse ``--cpus``: ``auto`` (one core, see :func:`pick_timing_cpu`; jobs with more threads add
+    :func:`spare_cpus`), ``all`` (no pinning) or a list like ``2,4-7``.
 
     Returns:
         The CPU indices, or None for no pinning.

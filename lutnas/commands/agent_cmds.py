@@ -44,7 +44,7 @@ def serve_cmd(
     cache_dir: Path | None = typer.Option(None, help="Model blob cache directory."),
     cache_mb: int | None = typer.Option(None, help="Cache size cap in MB (default 2048)."),
     max_message_mb: int | None = typer.Option(None, help="Largest gRPC message in MB (default 64)."),
-    cpus: str = typer.Option("auto", help="Pin the timing worker: auto (one fast core), all, or a list like 4-7."),
+    cpus: str = typer.Option("auto", help="Pin the timing worker: auto (the fastest core; a job with N threads gets the N fastest), all, or a list like 4-7."),
     job_timeout_s: float | None = typer.Option(None, help="Deadline of a job that names none (default 300)."),
     job_log: Path | None = typer.Option(None, help="Append one JSON line per completed timing job."),
     name: str | None = typer.Option(None, help="Device name the agent reports (default: hostname). A host's "
