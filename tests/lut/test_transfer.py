@@ -191,3 +191,22 @@ def test_estimator_checks_its_inputs(tables):
         TransferModel(n_sources=1, candidates=["magic"]).fit(X, y)
     with pytest.raises(TransferError, match="NaN"):
         TransferModel(n_sources=1).fit(np.where(X == X[0, 0], np.nan, X), y)
+
+
+def test_feature_terms_wait_for_one_measured_item_per_feature(tables):
+    _, i7 = tables
+    blocks = SPACE.unique_blocks([224])
+    feats = block_descriptors(blocks).to_numpy()
+    X = np.hstack([np.array([[i7[b.key]] for b in blocks]), feats])
+    rng = np.random.default_rng(0)
+    target = 2 * X[:, 0] ** 0.8 + 0.05
+    for k in (feats.shape[1] - 1, feats.shape[1]):
+        y = np.full(len(X), np.nan)
+        idx = rng.choice(len(X), k, replace=False)
+        y[idx] = target[idx]
+        tried = TransferModel(n_sources=1, max_cv_error=10.0).fit(X, y).cv_errors_
+        assert ("sources+features" in tried) == (k >= feats.shape[1]), (k, sorted(tried))
+    y = np.full(len(X), np.nan)
+    y[:10] = target[:10]
+    with pytest.raises(TransferError, match="1 measured items per feature"):
+        TransferModel(n_sources=1, candidates=["sources+features"]).fit(X, y)
