@@ -100,9 +100,10 @@ _PREFER_EARLIER = 1.25
 # number of measured items times (Σ w - 1)^2 (0: off).
 # Without it a few diverse picks let a fit shrink the weights (a slope below 1 in log space) and trade
 # the slope for the intercept: on this host's LUTs at K = 5, one held-out onnxruntime fit's weights summed
-# to 0.62 and 6% of subnet sums came within ±10% (the best single source: 92%). With it, against a
-# reference that keeps each block's lower median of two profiles, K = 5 went from 62% to 93% (mean of 8
-# held-out settings) and K = 20 from 94% to 99%; HELP's end-to-end transfer (part b) stayed at 0.918.
+# to 0.62 and 6% of subnet sums came within ±10% (the best single source: 92%). With it (8 held-out
+# settings of this host, 2-thread ones timed with one core per thread, references keeping each block's
+# lower median of two profiles), K = 5 went from 43% to 68% of subnet sums within ±10% (Spearman 0.936 to
+# 0.986), K = 10 from 71% to 76%, and K = 20 stayed at 85%; HELP's end-to-end transfer (part b) stayed at 0.918.
 _HOMOGENEITY = 1.0
 # Ridge strength of the source smoothing (features -> a source's log latency), over all items.
 _SMOOTH_ALPHA = 1.0
@@ -224,7 +225,7 @@ def _typical_error(log_err: np.ndarray, weight_ms: np.ndarray) -> float:
 
     Symmetric in over- and under-pricing. The RMS of ms-space relative errors (expm1 of each log error)
     was not: one 0.03 ms pool over-priced 5x (+415%) outweighed a dozen multi-ms blocks 40% off, so a
-    held-out LUT's model was chosen by how it priced the cheapest block (onnxruntime 2 threads, K=20:
+    held-out LUT's model was chosen by how it priced the cheapest block (onnxruntime 2 threads timed on one core, K=20:
     49% vs 97% of subnet sums within ±10%)."""
     rms = math.sqrt(float(np.average(np.square(log_err), weights=weight_ms)))
     return math.expm1(min(rms, 20.0))
