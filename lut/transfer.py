@@ -225,8 +225,8 @@ def _typical_error(log_err: np.ndarray, weight_ms: np.ndarray) -> float:
 
     Symmetric in over- and under-pricing. The RMS of ms-space relative errors (expm1 of each log error)
     was not: one 0.03 ms pool over-priced 5x (+415%) outweighed a dozen multi-ms blocks 40% off, so a
-    held-out LUT's model was chosen by how it priced the cheapest block (onnxruntime 2 threads timed on one core, K=20:
-    49% vs 97% of subnet sums within ±10%)."""
+    held-out LUT's model was chosen by how it priced the cheapest block (onnxruntime 2 threads timed on
+    one core, K=20: 49% vs 97% of subnet sums within ±10%)."""
     rms = math.sqrt(float(np.average(np.square(log_err), weights=weight_ms)))
     return math.expm1(min(rms, 20.0))
 
