@@ -277,8 +277,12 @@ def test_onnxruntime_profile_fills_exactly_the_space_and_predicts(tmp_path):
             batch = space.sample(50, np.random.default_rng(0), resolutions=[res])
             lat = compiled.predict_batch(batch)
             assert np.all(lat > 0)
-            setting = store.setting("local").setting
+            stored = store.setting("local")
+            setting = stored.setting
             assert (setting.runtime, setting.threads, setting.model_format) == ("onnxruntime", 1, "onnx")
+            from agent.config import pick_timing_cpu
+
+            assert stored.info["timing_cpus"] == str(pick_timing_cpu()), "the LUT records the CPU its blocks ran on"
     finally:
         agent.stop()
 
