@@ -33,8 +33,8 @@ from agent.config import (
     default_max_worker_mb,
     default_token_path,
     parse_cpus,
-    spare_cpus,
     parse_delegates,
+    spare_cpus,
 )
 
 __all__ = ["resolve_token", "build_config", "serve", "build_parser", "main", "TOKEN_ENV"]

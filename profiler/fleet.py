@@ -835,8 +835,10 @@ def _device_setting(name: str, clients: Sequence[AgentClient], settings: Profile
         info = {"hostname": dev.hostname, "cpu_model": dev.cpu_model, "board": dev.board, "os": dev.os,
                 "machine": dev.machine, "cpu_cores": dev.cpu_cores, "agents": sorted(versions),
                 "int8_dot_product": dev.properties.get("int8_dot_product", "")}
-        if timing_cpus:  # the CPUs the jobs run on: the pinned ones, then one more per thread beyond them
-            info["timing_cpus"] = ",".join(timing_cpus[:max(settings.threads, len(dev.pinned_cpus))])
+        if timing_cpus:  # the CPUs the jobs run on: the pinned ones, then one more per thread beyond them,
+            # written like each result's "cpus" option (ascending)
+            used = timing_cpus[:max(settings.threads, len(dev.pinned_cpus))]
+            info["timing_cpus"] = ",".join(sorted(used, key=int))
     if len(set(versions.values())) > 1:
         raise ProfileError(f"device {name!r}: agents disagree on {settings.runtime} version {versions}; "
                            "give them different names")

@@ -232,6 +232,23 @@ def test_more_threads_than_the_agent_times_on_is_refused_before_any_work(tmp_pat
         a.stop()
 
 
+def test_a_two_thread_setting_records_the_two_cpus_its_jobs_ran_on(tmp_path):
+    from agent.config import cpu_preference
+
+    best = cpu_preference()
+    if len(best) < 2:
+        pytest.skip("needs two CPUs")
+    a = start_agent_process(token=TOKEN, extra_args=["--extra-runtime", SLEEP_RUNTIME_SPEC])
+    try:
+        with LutStore(tmp_path / "lut.db") as store:
+            report = profile(store, [AgentRef("x", a.address)], _settings(threads=2), token=TOKEN,
+                             export_fn=sleep_exporter())
+            assert not report.devices[0].failed
+            assert store.setting("x").info["timing_cpus"] == ",".join(map(str, sorted(best[:2])))
+    finally:
+        a.stop()
+
+
 def test_resuming_a_multi_thread_setting_warns_of_rows_timed_on_one_core(tmp_path, caplog):
     a, _ = _agent(tmp_path, "a")
     db = tmp_path / "lut.db"
