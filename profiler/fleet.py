@@ -25,6 +25,7 @@ import hashlib
 import logging
 import multiprocessing
 import queue
+import statistics
 import threading
 import time
 from collections import deque
@@ -57,6 +58,7 @@ __all__ = [
     "plan_blocks",
     "sentinel_block",
     "DEFAULT_PLAN",
+    "UNSTEADY_ROUNDS",
     "default_cache_dir",
     "FORMAT_FOR_RUNTIME",
 ]
@@ -79,6 +81,11 @@ FORMAT_FOR_RUNTIME = {"onnxruntime": "onnx", "tflite": "tflite", "benchmark_mode
 
 ExportFn = Callable[[Block, str, int], bytes]
 
+# A profile whose rounds differ by more than this (see DeviceReport.round_spread) says the device's timing
+# is unsteady. On a shared 2-core cloud VM a fixed Python loop's CPU time swung 1.75x within
+# seconds, and the two rounds of a 2-thread onnxruntime profile differed by a median 19% per block (int8:
+# 25%): the LUT's blocks carry that noise, which the lowest median of two rounds only partly removes.
+UNSTEADY_ROUNDS = 0.10
 _PROBE_TIMEOUT_S = 5.0  # a health probe of a possibly stopped agent; a live one answers in milliseconds
 # A worker's call retries an unreachable agent this long; a longer outage is waited out with agent_wait_s.
 _WORKER_RETRY_S = 2.0
@@ -178,6 +185,14 @@ class DeviceReport:
     agent_busy: dict[str, float] = field(default_factory=dict)  # per agent address: its busy fraction
     aborted: str = ""
     agent_faults: list[str] = field(default_factory=list)  # one line per incident: stopped answering, back, given up
+    # With several rounds: over the blocks timed in this run, the median of (slowest round median / fastest - 1).
+    # How far two readings of one block on this device disagree; None with one round.
+    round_spread: float | None = None
+
+    @property
+    def unsteady(self) -> bool:
+        """Whether the rounds disagreed by more than UNSTEADY_ROUNDS: the device's timing wandered."""
+        return self.round_spread is not None and self.round_spread > UNSTEADY_ROUNDS
 
     @property
     def busy_fraction(self) -> float:
@@ -194,6 +209,7 @@ class DeviceReport:
             "agent_busy": {a: round(f, 4) for a, f in self.agent_busy.items()}, "aborted": self.aborted,
             "failures": [{"block_key": f.block_key, "reason": f.reason, "attempts": f.attempts} for f in self.failed],
             "agent_faults": list(self.agent_faults),
+            "round_spread_pct": None if self.round_spread is None else round(100 * self.round_spread, 2),
         }
 
 
@@ -390,6 +406,7 @@ class _AgentStats:
     uploaded_bytes: int = 0
     saved_bytes: int = 0
     drifts: int = 0
+    round_ratios: dict[str, float] = field(default_factory=dict)  # block key -> slowest / fastest round median
 
 
 class _Stream:
@@ -760,6 +777,8 @@ class _AgentWorker:
         """Write the block's row: the round with the lowest median (host noise only adds), all medians kept."""
         stats, provenance = min(readings, key=lambda r: r[0]["median_ms"])
         if len(readings) > 1:
+            if stats["median_ms"] > 0:
+                self.stats.round_ratios[block.key] = max(r[0]["median_ms"] for r in readings) / stats["median_ms"]
             provenance = {**provenance, "extra": {**provenance["extra"],
                                                   "round_medians_ms": [r[0]["median_ms"] for r in readings]}}
         self.store.put_row(self.setting_id, block.key, stats, provenance)
@@ -1007,6 +1026,13 @@ def profile(
         rep.sentinel_transients = sum(w.stats.transients for w in mine)
         rep.agent_busy = {w.ref.address: _busy_fraction(w.stats.busy_s, w.stats.wall_s, w.stats.idle_s) for w in mine}
         rep.agent_faults = [line for w in mine for line in w.faults]
+        ratios = [r for w in mine for r in w.stats.round_ratios.values()]
+        rep.round_spread = statistics.median(ratios) - 1.0 if ratios else None
+        if rep.unsteady:
+            log.warning("%s: a block's rounds differ by a median %.0f%% (slowest round median over the fastest): "
+                        "timing on this device is unsteady and the LUT's rows carry that noise, although each keeps "
+                        "its fastest round. Profile it again into a new store with more --rounds or on a quieter "
+                        "device, and check the LUT with lutnas validate", name, 100 * rep.round_spread)
     return ProfileReport(devices=[reports[n] for n in by_name], wall_s=time.monotonic() - start,
                          export_s=exports.export_s, exported=exports.exported)
 

@@ -95,16 +95,22 @@ def failure_reasons(failed) -> dict[str, int]:
 
 
 def _summary_table(report) -> Table:
-    table = Table(title="profile summary",
-                  caption="uploaded KB: model files sent to the agents; saved KB: files not sent because the agent "
-                          "already had them cached")
-    for col in ("device", "blocks", "timed", "skipped", "failed", "re-timed", "wall s", "busy", "uploaded KB", "saved KB"):
+    rounds = any(d.round_spread is not None for d in report.devices)
+    caption = "uploaded KB: model files sent to the agents; saved KB: files not sent because the agent already had them cached"
+    if rounds:
+        caption += "; round spread: how far a block's slowest round median is above its fastest (median over blocks)"
+    table = Table(title="profile summary", caption=caption)
+    cols = ["device", "blocks", "timed", "skipped", "failed", "re-timed", "wall s", "busy", "uploaded KB", "saved KB"]
+    for col in cols + (["round spread"] if rounds else []):
         table.add_column(col, justify="right" if col != "device" else "left")
     for d in report.devices:
-        table.add_row(d.name, str(d.total), str(d.timed), str(d.skipped), str(len(d.failed)), str(d.retimed),
-                      f"{d.wall_s:.1f}", f"{d.busy_fraction:.0%}", f"{d.uploaded_bytes / 1024:.0f}",
-                      f"{d.saved_bytes / 1024:.0f}")
+        cells = [d.name, str(d.total), str(d.timed), str(d.skipped), str(len(d.failed)), str(d.retimed),
+                 f"{d.wall_s:.1f}", f"{d.busy_fraction:.0%}", f"{d.uploaded_bytes / 1024:.0f}", f"{d.saved_bytes / 1024:.0f}"]
+        if rounds:
+            cells.append("-" if d.round_spread is None else f"{d.round_spread:.1%}")
+        table.add_row(*cells)
     return table
+
 
 
 def profile_cmd(

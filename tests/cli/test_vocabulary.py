@@ -164,3 +164,4 @@ def test_profile_resolutions_default_to_the_space(db: Path, tmp_path: Path) -> N
                           "--sentinel-every", "0", "--cache-dir", tmp_path / "cache")
     (device,) = doc["devices"]
     assert device["total"] == device["skipped"] == len(blocks) and device["timed"] == 0
+    assert device["round_spread_pct"] is None  # nothing timed in rounds

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import statistics
 import threading
 from collections import Counter
 from pathlib import Path
@@ -83,6 +84,7 @@ def test_two_agents_under_one_name_split_the_work_and_rerun_times_nothing(tmp_pa
             assert set(timed_a) | set(timed_b) == expected
             assert not set(timed_a) & set(timed_b), "no block is timed by both agents"
             assert 0 < dev.busy_fraction <= 1.0
+            assert dev.round_spread is None and not dev.unsteady  # one round: nothing to compare
 
             again = profile(store, agents, _settings(), token=TOKEN, export_fn=sleep_exporter())
             assert again.devices[0].timed == 0 and again.devices[0].skipped == len(expected)
@@ -334,7 +336,7 @@ def test_a_one_off_sentinel_outlier_is_not_a_drift(tmp_path):
     assert len(runs.read_text().splitlines()) == _timed_keys(log_a)[sentinel_key] >= 4
 
 
-def test_rounds_time_every_block_in_each_round_and_keep_the_lowest_median(tmp_path):
+def test_rounds_time_every_block_in_each_round_and_keep_the_lowest_median(tmp_path, caplog):
     drift = tmp_path / "drift"
     drift.write_text("1.5")  # a noisy first round
     a, log_a = _agent(tmp_path, "a")
@@ -349,8 +351,9 @@ def test_rounds_time_every_block_in_each_round_and_keep_the_lowest_median(tmp_pa
     seen = []
     try:
         with LutStore(tmp_path / "lut.db") as store:
-            report = profile(store, [AgentRef("r3", a.address)], _settings(rounds=3), token=TOKEN,
-                             export_fn=sleep_exporter(drift_file=drift), on_progress=lambda p: seen.append(p.done))
+            with caplog.at_level("WARNING", logger="profiler.fleet"):
+                report = profile(store, [AgentRef("r3", a.address)], _settings(rounds=3), token=TOKEN,
+                                 export_fn=sleep_exporter(drift_file=drift), on_progress=lambda p: seen.append(p.done))
             (dev,) = report.devices
             assert dev.timed == dev.total == n_blocks
             rows = store.rows(dev.setting_id).set_index("block_key")
@@ -359,6 +362,11 @@ def test_rounds_time_every_block_in_each_round_and_keep_the_lowest_median(tmp_pa
             assert (abs(ratio - 1.0) < 1e-6).all()  # the quiet rounds win
             medians = json.loads(rows["extra"].iloc[0])["round_medians_ms"]
             assert len(medians) == 3 and max(medians) > 1.4 * min(medians)
+            # the report says how far rounds disagreed (the first ran 1.5x slow) and warns of unsteady timing
+            spreads = [max(m) / min(m) - 1 for m in rows["extra"].map(lambda e: json.loads(e)["round_medians_ms"])]
+            assert dev.round_spread == pytest.approx(statistics.median(spreads)) and 0.4 < dev.round_spread < 0.6
+            assert dev.unsteady and dev.to_dict()["round_spread_pct"] == pytest.approx(100 * dev.round_spread, abs=0.01)
+            assert "r3: a block's rounds differ by a median 5" in caplog.text and "more --rounds" in caplog.text
     finally:
         a.stop()
     counts = _timed_keys(log_a)
