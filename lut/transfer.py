@@ -74,11 +74,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MODEL_NAME = "lutnas-transfer-v5"  # stored with every predicted row; bump when the model changes meaning
+MODEL_NAME = "lutnas-transfer-v6"  # stored with every predicted row; bump when the model changes meaning
 
 # Candidate designs, preferred first: (use raw sources, use smoothed sources, use features), all in
 # log space, and "affine": the target as a non-negative mix of source latencies plus a per-item
-# constant, in ms. Smoothed sources come first: with few measured items, leave-one-out often favours
+# constant, in ms. Smoothed sources come first (unless the sources share what smoothing removes, see
+# _SHARED_RESIDUALS): with few measured items, leave-one-out often favours
 # raw sources by chance, while their timing noise then costs rank fidelity on every unmeasured item
 # (on HELP's data, 10 subnets: mean Spearman 0.918 smoothed-first vs 0.899 for plain CV choice). A
 # source's real block-specific cliffs (a runtime's slow 7x7 depthwise) show up as a large CV gap
@@ -92,6 +93,17 @@ CANDIDATES: dict[str, tuple[bool, bool, bool]] = {
     "affine": (True, False, False),
 }
 _AFFINE = "affine"
+# The order when the sources share what smoothing removes (see _SHARED_RESIDUALS): smoothed last.
+_SHARED_ORDER = ("sources+smoothed", "sources", "sources+features", "affine", "smoothed")
+# Smoothing is preferred only while what it removes from the sources is their own: the median correlation,
+# over pairs of sources, of their residuals from the smoothing (every item) must stay below this. Residuals
+# that the sources share are real item structure (a runtime family's slow 7x7 depthwise, a block every
+# setting finds slow) that the target likely has too. HELP's subnets: 0.02-0.03 (timing noise of each GPU
+# setting; smoothed-first helps there, mean Spearman 0.918 vs 0.899); this host's block LUTs: 0.34-0.53.
+# With smoothed last on the block LUTs (two profiles of each of 8 settings, lower median, each held out):
+# K = 20 91.0% of subnet sums within ±10% (smoothed first 90.4%), K = 40 94.3% (93.9%), K = 10 87.5% (87.8%),
+# K = 5 59.3% (59.2%); on the earlier references K = 20 86.7% (84.7%), K = 10 80.6% (75.9%).
+_SHARED_RESIDUALS = 0.2
 # Ridge strengths tried for each candidate (per measured item; log sources centered, features standardized).
 _ALPHAS = (0.0, 1e-3, 1e-2, 1e-1, 1.0)
 # A later candidate must beat the earlier ones' best CV error by this factor to be chosen.
@@ -231,6 +243,16 @@ def _typical_error(log_err: np.ndarray, weight_ms: np.ndarray) -> float:
     return math.expm1(min(rms, 20.0))
 
 
+def _shared_residuals(residuals: np.ndarray) -> float:
+    """Median correlation over pairs of columns (sources) of their smoothing residuals; 0 with one source."""
+    sd = residuals.std(axis=0)
+    keep = sd > 1e-12 * (1.0 + np.abs(residuals).max())
+    if keep.sum() < 2:
+        return 0.0
+    corr = np.corrcoef(residuals[:, keep].T)
+    return float(np.median(corr[np.triu_indices(len(corr), 1)]))
+
+
 def _nnls_fit(Z: np.ndarray, y: np.ndarray, n_pos: int, alpha: float,
               weight: np.ndarray) -> tuple[np.ndarray, float]:
     """Weighted ridge NNLS on centered columns: the first ``n_pos`` weights >= 0, the rest signed.
@@ -297,6 +319,8 @@ class TransferModel:
         cv_errors_: ``{candidate: CV error}`` of every candidate tried (best alpha each).
         n_measured_: how many items were measured.
         source_weights_: the non-negative weight of each source column (raw + smoothed).
+        shared_residuals_: median correlation between sources of their smoothing residuals; above
+            _SHARED_RESIDUALS the smoothed candidate is tried last instead of first.
     """
 
     def __init__(self, n_sources: int = 1, candidates: Sequence[str] | None = None,
@@ -381,7 +405,11 @@ class TransferModel:
         Fs = np.hstack([(F - self.feat_mu_) / self.feat_sd_, np.ones((len(F), 1))])
         ridge = _SMOOTH_ALPHA * np.eye(Fs.shape[1])
         ridge[-1, -1] = 0.0  # the intercept is not shrunk
-        self.smooth_coef_ = np.linalg.solve(Fs.T @ Fs + ridge, Fs.T @ _log_sources(X[:, :self.n_sources]))
+        z = _log_sources(X[:, :self.n_sources])
+        self.smooth_coef_ = np.linalg.solve(Fs.T @ Fs + ridge, Fs.T @ z)
+        self.shared_residuals_ = _shared_residuals(z - Fs @ self.smooth_coef_)
+        if self.candidates is None and self.shared_residuals_ > _SHARED_RESIDUALS:
+            names = [n for n in _SHARED_ORDER if n in names]
         ylog = np.log(y[measured])
         self.scale_ = float(np.median(y[measured]))  # the affine design works in units of a typical item
         self.cv_errors_: dict[str, float] = {}

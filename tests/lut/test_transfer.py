@@ -210,3 +210,25 @@ def test_feature_terms_wait_for_one_measured_item_per_feature(tables):
     y[:10] = target[:10]
     with pytest.raises(TransferError, match="1 measured items per feature"):
         TransferModel(n_sources=1, candidates=["sources+features"]).fit(X, y)
+
+
+def test_smoothing_goes_last_when_the_sources_share_what_it_removes(tables):
+    _, i7 = tables
+    blocks = SPACE.unique_blocks([224])
+    feats = block_descriptors(blocks).to_numpy()
+    rng = np.random.default_rng(0)
+    base = np.log(np.maximum([i7[b.key] for b in blocks], 1e-3))
+    F = np.hstack([(feats - feats.mean(0)) / np.where(feats.std(0) > 0, feats.std(0), 1), np.ones((len(feats), 1))])
+    smooth = F @ np.linalg.lstsq(F, base, rcond=None)[0]  # what the block features explain of the i7 table
+    shared = np.exp(np.column_stack([base, 0.9 * base + 0.3]) + 0.02 * rng.standard_normal((len(base), 2)))
+    own = np.exp(smooth[:, None] + 0.3 * rng.standard_normal((len(base), 2)))  # each source its own noise
+    y = np.full(len(base), np.nan)
+    y[:30] = np.exp(base[:30])
+    for sources, is_shared in ((shared, True), (own, False)):
+        model = TransferModel(n_sources=2, max_cv_error=10.0).fit(np.hstack([sources, feats]), y)
+        assert (model.shared_residuals_ > 0.2) == is_shared, model.shared_residuals_
+        first = next(iter(model.cv_errors_))
+        assert first == ("sources+smoothed" if is_shared else "smoothed"), list(model.cv_errors_)
+    # candidates named by the caller are tried in the caller's order
+    named = TransferModel(n_sources=2, candidates=["smoothed", "sources"], max_cv_error=10.0)
+    assert list(named.fit(np.hstack([shared, feats]), y).cv_errors_) == ["smoothed", "sources"]
