@@ -25,7 +25,6 @@ import hashlib
 import logging
 import multiprocessing
 import queue
-import statistics
 import threading
 import time
 from collections import deque
@@ -36,6 +35,7 @@ from typing import Any
 
 import grpc
 
+from lut.repeatability import ROUND_MEDIANS, round_spread
 from lut.schema import DeviceSetting
 from lut.store import LutStore
 from lut.transfer import measured_keys
@@ -406,7 +406,7 @@ class _AgentStats:
     uploaded_bytes: int = 0
     saved_bytes: int = 0
     drifts: int = 0
-    round_ratios: dict[str, float] = field(default_factory=dict)  # block key -> slowest / fastest round median
+    round_medians: dict[str, list[float]] = field(default_factory=dict)  # block key -> its round medians (last timing)
 
 
 class _Stream:
@@ -777,10 +777,9 @@ class _AgentWorker:
         """Write the block's row: the round with the lowest median (host noise only adds), all medians kept."""
         stats, provenance = min(readings, key=lambda r: r[0]["median_ms"])
         if len(readings) > 1:
-            if stats["median_ms"] > 0:
-                self.stats.round_ratios[block.key] = max(r[0]["median_ms"] for r in readings) / stats["median_ms"]
-            provenance = {**provenance, "extra": {**provenance["extra"],
-                                                  "round_medians_ms": [r[0]["median_ms"] for r in readings]}}
+            medians = [r[0]["median_ms"] for r in readings]
+            self.stats.round_medians[block.key] = medians
+            provenance = {**provenance, "extra": {**provenance["extra"], ROUND_MEDIANS: medians}}
         self.store.put_row(self.setting_id, block.key, stats, provenance)
 
     def _job_failed(self, task: Task, reason: str, max_attempts: int | None = None) -> None:
@@ -1026,8 +1025,7 @@ def profile(
         rep.sentinel_transients = sum(w.stats.transients for w in mine)
         rep.agent_busy = {w.ref.address: _busy_fraction(w.stats.busy_s, w.stats.wall_s, w.stats.idle_s) for w in mine}
         rep.agent_faults = [line for w in mine for line in w.faults]
-        ratios = [r for w in mine for r in w.stats.round_ratios.values()]
-        rep.round_spread = statistics.median(ratios) - 1.0 if ratios else None
+        rep.round_spread = round_spread(m for w in mine for m in w.stats.round_medians.values())
         if rep.unsteady:
             log.warning("%s: a block's rounds differ by a median %.0f%% (slowest round median over the fastest): "
                         "timing on this device is unsteady and the LUT's rows carry that noise, although each keeps "

@@ -58,6 +58,7 @@ def _store(db: str, *, create: bool = False) -> Iterator[Any]:
 def list_cmd(db: str = _DB, json_out: bool = _JSON) -> None:
     """List device settings with their row counts, predicted (few-shot) rows, coverage per space and resolution,
     and calibration."""
+    from lut.repeatability import stored_round_spread
     from lut.selectors import selector_for
     from lut.transfer import predicted_rows
 
@@ -80,20 +81,30 @@ def list_cmd(db: str = _DB, json_out: bool = _JSON) -> None:
                         "predicted_rows": few_shot.predicted if few_shot else 0,
                         "expected_error_pct": few_shot.cv_error_pct if few_shot else None,
                         "failed_blocks": len(store.failures(s.id)), "resolutions": complete, "coverage": rows,
+                        "round_spread_pct": _pct(stored_round_spread(store, s)),
                         "calibration": cal.kind if cal is not None else None, "info": s.info})
     if json_out:
         emit_json({"devices": out})
         return
     table_ = Table(title=f"LUT store {db}")
     for col in ("id", "device", "--device", "runtime", "threads", "precision", "format", "rows", "predicted",
-                "calibration"):
+                "round spread", "calibration"):
         table_.add_column(col)
     for d in out:
+        spread = d["round_spread_pct"]
         table_.add_row(str(d["id"]), d["device"], d["selector"], f"{d['runtime']} {d['runtime_version'] or ''}".strip(),
                        str(d["threads"] or "-"), d["precision"], d["model_format"] or "-", str(d["rows"]),
-                       _predicted_text(d), d["calibration"] or "-")
+                       _predicted_text(d), "-" if spread is None else f"{spread:.0f}%", d["calibration"] or "-")
     err_console.print(table_)
+    if any(d["round_spread_pct"] is not None for d in out):
+        err_console.print("round spread: rows timed in several rounds (profile --rounds), the median over blocks of "
+                          "how far the slowest round's median is above the fastest; the row keeps the fastest",
+                          highlight=False)
     err_console.print(_coverage_table(out))
+
+
+def _pct(fraction: float | None) -> float | None:
+    return None if fraction is None else round(100 * fraction, 2)
 
 
 def _predicted_text(d: dict[str, Any]) -> str:

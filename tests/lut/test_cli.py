@@ -45,6 +45,7 @@ def test_import_list_predict(runner: CliRunner, tmp_path: Path) -> None:
     assert [d["device"] for d in listing] == ["note10", "i7"]
     assert listing[1]["runtime"] == "onnxruntime" and listing[1]["threads"] == 1
     assert listing[1]["resolutions"]["ofa-mbv3-w1.0"] == list(range(96, 257, 4))
+    assert [d["round_spread_pct"] for d in listing] == [None, None]  # imported tables hold no round readings
     result = runner.invoke(app, ["lut", "predict", "--db", str(db), "--device", "note10", "--net-config",
                                  str(NOTE10_NET / "net.config"), "--resolution", "224", "--json"])
     doc = _json(result)

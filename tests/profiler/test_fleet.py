@@ -13,6 +13,7 @@ import pytest
 
 from agent.testing import SLEEP_RUNTIME_SPEC, sleep_model, start_agent_process, wait_until
 from lut import CompiledLut, LutStore
+from lut.repeatability import stored_round_spread
 from profiler.fleet import AgentRef, ProfileError, ProfileSettings, plan_blocks, profile, sentinel_block
 from space import Block, get_space
 
@@ -365,6 +366,7 @@ def test_rounds_time_every_block_in_each_round_and_keep_the_lowest_median(tmp_pa
             # the report says how far rounds disagreed (the first ran 1.5x slow) and warns of unsteady timing
             spreads = [max(m) / min(m) - 1 for m in rows["extra"].map(lambda e: json.loads(e)["round_medians_ms"])]
             assert dev.round_spread == pytest.approx(statistics.median(spreads)) and 0.4 < dev.round_spread < 0.6
+            assert stored_round_spread(store, dev.setting_id) == pytest.approx(dev.round_spread)  # lut list's figure
             assert dev.unsteady and dev.to_dict()["round_spread_pct"] == pytest.approx(100 * dev.round_spread, abs=0.01)
             assert "r3: a block's rounds differ by a median 5" in caplog.text and "more --rounds" in caplog.text
     finally:
