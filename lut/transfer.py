@@ -93,8 +93,7 @@ CANDIDATES: dict[str, tuple[bool, bool, bool]] = {
     "affine": (True, False, False),
 }
 _AFFINE = "affine"
-# The order when the sources share what smoothing removes (see _SHARED_RESIDUALS): smoothed last.
-_SHARED_ORDER = ("sources+smoothed", "sources", "sources+features", "affine", "smoothed")
+_SMOOTHED = "smoothed"  # the candidate moved last when the sources share what smoothing removes
 # Smoothing is preferred only while what it removes from the sources is their own: the median correlation,
 # over pairs of sources, of their residuals from the smoothing (every item) must stay below this. Residuals
 # that the sources share are real item structure (a runtime family's slow 7x7 depthwise, a block every
@@ -409,7 +408,7 @@ class TransferModel:
         self.smooth_coef_ = np.linalg.solve(Fs.T @ Fs + ridge, Fs.T @ z)
         self.shared_residuals_ = _shared_residuals(z - Fs @ self.smooth_coef_)
         if self.candidates is None and self.shared_residuals_ > _SHARED_RESIDUALS:
-            names = [n for n in _SHARED_ORDER if n in names]
+            names.sort(key=lambda n: n == _SMOOTHED)  # stable: the others keep CANDIDATES' order
         ylog = np.log(y[measured])
         self.scale_ = float(np.median(y[measured]))  # the affine design works in units of a typical item
         self.cv_errors_: dict[str, float] = {}

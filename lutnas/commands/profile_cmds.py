@@ -112,7 +112,6 @@ def _summary_table(report) -> Table:
     return table
 
 
-
 def profile_cmd(
     agent: list[str] = typer.Option(..., "--agent", help="[NAME=]HOST:PORT; repeat; agents sharing a NAME split that "
                                     "device's work. NAME names the LUT (it wins over the agent's own --name); a bare "
