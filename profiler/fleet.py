@@ -21,7 +21,9 @@ device takes it) and is polled until it returns or ``agent_wait_s`` passes.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import hashlib
+import io
 import logging
 import multiprocessing
 import queue
@@ -265,9 +267,11 @@ def sentinel_block(space: str, resolution: int) -> Block:
 
 
 def _export_to_cache(cache: ArtifactCache, block: Block, fmt: str) -> tuple[str, float]:
-    """Pool task: export ``block`` into the cache; (sha256, seconds spent)."""
+    """Pool task: export ``block`` into the cache; (sha256, seconds spent). Its stderr is dropped, as
+    for whole networks (profiler.validate._export_net): the int8 quantizer's progress bars."""
     start = time.perf_counter()
-    sha, _ = cache.get_or_build(block, fmt)
+    with contextlib.redirect_stderr(io.StringIO()):
+        sha, _ = cache.get_or_build(block, fmt)
     return sha, time.perf_counter() - start
 
 

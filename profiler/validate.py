@@ -25,6 +25,8 @@ LUT rows' gets a note, because wall-clock and CPU-time latencies are not compara
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import io
 import json
 import logging
 import multiprocessing
@@ -183,9 +185,16 @@ def draw_stratified(compiled: CompiledLut, n: int, rng: np.random.Generator, res
 
 def _export_net(space: str, arch: dict[str, Any], fmt: str, seed: int, folder: str, precision: str = "fp32",
                 calib_dir: str | None = None) -> tuple[str, str, float]:
-    """Pool task: export one subnet to a file in ``folder``; (sha256, path, seconds)."""
+    """Pool task: export one subnet to a file in ``folder``; (sha256, path, seconds).
+
+    In a pool worker the export's stderr is dropped: ai-edge-quantizer draws a tqdm bar for every network
+    it calibrates (TFLite int8), which would tear through the parent's progress display; errors come back
+    through the pool's future. In this process (no pool) stderr is left alone: rich draws progress there.
+    """
     start = time.perf_counter()
-    data = export_subnet(get_space(space), arch, fmt, seed=seed, precision=precision, calib_dir=calib_dir)
+    in_pool = multiprocessing.parent_process() is not None
+    with contextlib.redirect_stderr(io.StringIO()) if in_pool else contextlib.nullcontext():
+        data = export_subnet(get_space(space), arch, fmt, seed=seed, precision=precision, calib_dir=calib_dir)
     sha = sha256_hex(data)
     path = os.path.join(folder, sha)
     if not os.path.exists(path):

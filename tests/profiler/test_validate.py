@@ -186,3 +186,19 @@ def test_cli_validate_json(agent, db: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert bad.exit_code == 2
     missing = runner.invoke(app, ["validate", "--device", "nosuch", "--db", str(db), "--json"])
     assert missing.exit_code == 2
+
+
+@pytest.mark.timeout(120)
+def test_pool_exports_keep_the_quantizers_progress_bars_off_stderr(tmp_path: Path, capfd) -> None:
+    """A TFLite int8 network's calibration draws a tqdm bar; a pool worker drops it (it would tear through
+    validate's progress display), while an export in this process leaves stderr alone."""
+    from profiler.validate import _export_all, _export_net
+
+    arch = get_space(SPACE).sample(1, np.random.default_rng(0), resolutions=[RES]).to_subnets()[0].to_arch()
+    _export_net(SPACE, arch, "tflite", 0, str(tmp_path), precision="int8")
+    assert "Calibration" in capfd.readouterr().err  # the bar this test is about is really drawn
+    progress: list[int] = []
+    ((_, path),) = _export_all(SPACE, [arch], "tflite", "int8", ValidationSettings(export_workers=1), str(tmp_path),
+                                lambda _stage, done, _total: progress.append(done))
+    assert "Calibration" not in capfd.readouterr().err
+    assert progress == [1] and Path(path).read_bytes()[4:8] == b"TFL3"  # the pool's export arrived whole
