@@ -2,7 +2,9 @@
 
 Run: ``python benchmarks/transfer_bench.py --part b`` (HELP's data, no device needed) or
 ``--part a --db FULL.db [FULL2.db ...] [--retest-db OTHER.db ...]`` (fully profiled LUTs of settings made on this machine,
-one per setting: ``lutnas profile`` with a local agent, once; the store is reused).
+one per setting: ``lutnas profile`` with a local agent, once; the store is reused) or
+``--part c --setting S --lut-db FEW.db FULL.db --runs-db FEW.db [FULL.db]`` (stores a user made with ``lutnas profile``,
+``--few-shot`` or not, and ``lutnas validate``).
 
 (a) Every full LUT in ``--db`` is held out in turn, the others are its sources. K blocks are picked by
     ``lut.transfer.plan_few_shot`` and taken from the held-out LUT (as a profile would time them); the
@@ -28,6 +30,10 @@ one per setting: ``lutnas profile`` with a local agent, once; the store is reuse
     2,500 of its own subnets nor any transfer can predict. "order lag-1" is the lag-1 autocorrelation
     of the linear ceiling's residuals in the data's subnet order: high where the device's speed
     drifted while consecutive subnets were timed.
+(c) The check that matters to a user: each store's LUT of one setting (a few-shot one, a full profile,
+    an older profile) priced against whole networks the device ran end to end, as stored by
+    ``lutnas validate`` (the newest run of the setting in each ``--runs-db`` store). Raw LUT sums,
+    no calibration; the validate run's own repeat noise is what no LUT can beat.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from scipy.stats import spearmanr
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from lut import LutStore
+from lut.errors import LutError
 from lut.transfer import (
     TransferModel,
     best_proxy,
@@ -222,9 +229,44 @@ def _print_part_a(frame: pd.DataFrame, n_subnets: int) -> None:
         print(per_k.to_string(float_format=lambda v: f"{v:.3f}"))
 
 
+def part_c(lut_dbs: list[Path], run_dbs: list[Path], setting: str, space_name: str) -> pd.DataFrame:
+    """Every LUT of ``setting`` in ``lut_dbs`` scored against the end-to-end timings of the newest
+    ``lutnas validate`` run of that setting in each of ``run_dbs`` (raw LUT sums, no calibration).
+
+    A LUT's real test: whole networks timed on the device. One row per (LUT, run).
+    """
+    from lut.transfer import predicted_rows
+
+    space = get_space(space_name)
+    runs = {}
+    for db in run_dbs:
+        with LutStore(db) as store:
+            stored = store.setting(setting)
+            listed = store.validation_runs(stored)
+            if listed.empty:
+                raise SystemExit(f"{db} has no validation run of {stored.describe()}; run lutnas validate first")
+            samples = store.validation_samples(int(listed["id"].iloc[-1]))
+            runs[f"{db.name} run {int(listed['id'].iloc[-1])}"] = (
+                SubnetBatch.from_subnets([space.validate(a) for a in samples["arch"]]), samples["measured_ms"].to_numpy())
+    rows = []
+    for db in lut_dbs:
+        with LutStore(db) as store:
+            stored = store.setting(setting)
+            table, predicted = store.table(stored.id), predicted_rows(store, stored)
+        for run, (batch, measured) in runs.items():
+            ratio = _sums(table, space, batch) / measured
+            rows.append({"LUT": db.name, "rows predicted": 0 if predicted is None else predicted.predicted,
+                         "end-to-end run": run, "subnets": len(measured),
+                         "within 10%": 100 * float(np.mean(np.abs(ratio - 1) <= 0.10)),
+                         "within 5%": 100 * float(np.mean(np.abs(ratio - 1) <= 0.05)),
+                         "median bias %": 100 * float(np.median(ratio) - 1),
+                         "spearman": _spearman(ratio * measured, measured)})
+    return pd.DataFrame(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("a", "b", "all"), default="b")
+    parser.add_argument("--part", choices=("a", "b", "c", "all"), default="b")
     parser.add_argument("--help-data", type=Path, default=HELP)
     parser.add_argument("--k", type=int, default=10, help="measured subnets in part b")
     parser.add_argument("--db", type=Path, nargs="+",
@@ -234,6 +276,11 @@ def main() -> None:
                         help="part a: another profile of the same settings (an independent reference); several: "
                              "each block's lowest median, as for --db")
     parser.add_argument("--ks", default="5,10,20,40", help="part a: measured blocks")
+    parser.add_argument("--lut-db", type=Path, nargs="+", help="part c: stores holding a LUT of --setting each "
+                                                               "(e.g. a few-shot one and a full profile)")
+    parser.add_argument("--runs-db", type=Path, nargs="+", help="part c: stores holding lutnas validate runs of "
+                                                                "--setting (the newest of each is used)")
+    parser.add_argument("--setting", help="part c: the device setting, as lutnas names it (e.g. host:tflite:int8:threads=1)")
     parser.add_argument("--space", default="ofa-mbv3-w1.2")
     parser.add_argument("--resolutions", default="160,192,224")
     parser.add_argument("--subnets", type=int, default=1000)
@@ -259,6 +306,15 @@ def main() -> None:
         frame = part_a(args.db, [int(k) for k in args.ks.split(",")], args.subnets, args.seed, args.space, res,
                        retest=args.retest_db)
         _print_part_a(frame, args.subnets)
+    if args.part == "c":
+        if not (args.lut_db and args.runs_db and args.setting):
+            raise SystemExit("--part c needs --lut-db, --runs-db and --setting")
+        try:
+            frame = part_c(args.lut_db, args.runs_db, args.setting, args.space)
+        except LutError as err:  # a store without the setting, or naming it ambiguously
+            raise SystemExit(str(err)) from err
+        print(f"(c) LUTs of {args.setting} vs whole networks timed end to end (lutnas validate), raw sums")
+        print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
 if __name__ == "__main__":
