@@ -7,8 +7,11 @@ their sha256. Every function here takes picklable arguments so a process pool ca
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import logging
+import multiprocessing
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -30,6 +33,7 @@ __all__ = [
     "export_blocks",
     "export_module",
     "export_net_config",
+    "export_pool",
     "export_subnet",
     "exporter_version",
 ]
@@ -41,6 +45,22 @@ ModelFormat = Literal["onnx", "tflite"]
 FORMATS: tuple[str, ...] = ("onnx", "tflite")
 #: File suffix of each format.
 FORMAT_SUFFIX: dict[str, str] = {"onnx": ".onnx", "tflite": ".tflite"}
+
+
+def export_pool(max_workers: int) -> cf.ProcessPoolExecutor:
+    """A process pool to run the exporters in, off the caller's threads.
+
+    Spawned, not forked: the caller's threads (agent streams, rich's refresh) may hold locks when it starts.
+    Each worker drops its stderr: ai-edge-quantizer draws a tqdm bar for every model it calibrates (TFLite
+    int8: every whole network, blocks with many ops), which would tear through the caller's progress
+    display; an export's errors come back through its future.
+    """
+    return cf.ProcessPoolExecutor(max_workers=max_workers, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_drop_stderr)
+
+
+def _drop_stderr() -> None:
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - open for the worker's life
 
 
 def check_format(fmt: str) -> str:

@@ -21,11 +21,8 @@ device takes it) and is polled until it returns or ``agent_wait_s`` passes.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import hashlib
-import io
 import logging
-import multiprocessing
 import queue
 import threading
 import time
@@ -37,12 +34,13 @@ from typing import Any
 
 import grpc
 
-from lut.repeatability import ROUND_MEDIANS, round_spread
+from lut.repeatability import ROUND_MEDIANS, round_spread, spread_pct
 from lut.schema import DeviceSetting
 from lut.store import LutStore
 from lut.transfer import measured_keys
 from profiler.artifacts import ArtifactCache
 from profiler.client import AgentClient, AgentError, AgentUnavailable, make_job
+from profiler.export import export_pool
 from profiler.quantize import unsupported_precision
 from profiler.worklist import DeviceWork, Failure, Leases, Task, host_id
 from protos import agent_pb2
@@ -211,7 +209,7 @@ class DeviceReport:
             "agent_busy": {a: round(f, 4) for a, f in self.agent_busy.items()}, "aborted": self.aborted,
             "failures": [{"block_key": f.block_key, "reason": f.reason, "attempts": f.attempts} for f in self.failed],
             "agent_faults": list(self.agent_faults),
-            "round_spread_pct": None if self.round_spread is None else round(100 * self.round_spread, 2),
+            "round_spread_pct": spread_pct(self.round_spread),
         }
 
 
@@ -267,11 +265,9 @@ def sentinel_block(space: str, resolution: int) -> Block:
 
 
 def _export_to_cache(cache: ArtifactCache, block: Block, fmt: str) -> tuple[str, float]:
-    """Pool task: export ``block`` into the cache; (sha256, seconds spent). Its stderr is dropped, as
-    for whole networks (profiler.validate._export_net): the int8 quantizer's progress bars."""
+    """Pool task: export ``block`` into the cache; (sha256, seconds spent)."""
     start = time.perf_counter()
-    with contextlib.redirect_stderr(io.StringIO()):
-        sha, _ = cache.get_or_build(block, fmt)
+    sha, _ = cache.get_or_build(block, fmt)
     return sha, time.perf_counter() - start
 
 
@@ -290,9 +286,7 @@ class _CachedExports:
         self._futures: dict[Block, cf.Future[tuple[str, float]]] = {}
         self._pool: cf.ProcessPoolExecutor | None = None
         if blocks:
-            # spawn, not fork: agent threads may already hold locks when the pool starts.
-            ctx = multiprocessing.get_context("spawn")
-            self._pool = cf.ProcessPoolExecutor(max_workers=settings.export_workers, mp_context=ctx)
+            self._pool = export_pool(settings.export_workers)
             for block in blocks:
                 if self.cache.lookup(block, self.fmt) is None:
                     self._futures[block] = self._pool.submit(_export_to_cache, self.cache, block, self.fmt)

@@ -24,12 +24,8 @@ LUT rows' gets a note, because wall-clock and CPU-time latencies are not compara
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import contextlib
-import io
 import json
 import logging
-import multiprocessing
 import os
 import tempfile
 import time
@@ -52,7 +48,7 @@ from lut.schema import DeviceSetting
 from lut.store import LutStore, StoredSetting
 from profiler.artifacts import sha256_hex
 from profiler.client import AgentClient, AgentError, make_job
-from profiler.export import export_subnet
+from profiler.export import export_pool, export_subnet
 from profiler.quantize import PRECISIONS
 from space import SearchSpace, SubnetBatch, get_space, list_spaces
 
@@ -185,16 +181,9 @@ def draw_stratified(compiled: CompiledLut, n: int, rng: np.random.Generator, res
 
 def _export_net(space: str, arch: dict[str, Any], fmt: str, seed: int, folder: str, precision: str = "fp32",
                 calib_dir: str | None = None) -> tuple[str, str, float]:
-    """Pool task: export one subnet to a file in ``folder``; (sha256, path, seconds).
-
-    In a pool worker the export's stderr is dropped: ai-edge-quantizer draws a tqdm bar for every network
-    it calibrates (TFLite int8), which would tear through the parent's progress display; errors come back
-    through the pool's future. In this process (no pool) stderr is left alone: rich draws progress there.
-    """
+    """Pool task: export one subnet to a file in ``folder``; (sha256, path, seconds)."""
     start = time.perf_counter()
-    in_pool = multiprocessing.parent_process() is not None
-    with contextlib.redirect_stderr(io.StringIO()) if in_pool else contextlib.nullcontext():
-        data = export_subnet(get_space(space), arch, fmt, seed=seed, precision=precision, calib_dir=calib_dir)
+    data = export_subnet(get_space(space), arch, fmt, seed=seed, precision=precision, calib_dir=calib_dir)
     sha = sha256_hex(data)
     path = os.path.join(folder, sha)
     if not os.path.exists(path):
@@ -312,9 +301,7 @@ def _export_all(space: str, archs: list[dict[str, Any]], fmt: str, precision: st
     """
     out: list[tuple[str, str]] = []
     args = (fmt, settings.weight_seed, folder, precision, settings.calib_dir)
-    ctx = multiprocessing.get_context("spawn")
-    pool = cf.ProcessPoolExecutor(max_workers=max(1, settings.export_workers), mp_context=ctx) \
-        if settings.export_workers else None
+    pool = export_pool(max(1, settings.export_workers)) if settings.export_workers else None
     try:
         if pool is None:
             results = (_export_net(space, arch, *args) for arch in archs)
