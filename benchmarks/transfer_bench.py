@@ -55,6 +55,7 @@ from lut.transfer import (
     best_proxy,
     block_descriptors,
     plan_few_shot,
+    predicted_rows,
     select_items,
     transfer_table,
 )
@@ -235,8 +236,6 @@ def part_c(lut_dbs: list[Path], run_dbs: list[Path], setting: str, space_name: s
 
     A LUT's real test: whole networks timed on the device. One row per (LUT, run).
     """
-    from lut.transfer import predicted_rows
-
     space = get_space(space_name)
     runs = {}
     for db in run_dbs:
@@ -254,13 +253,14 @@ def part_c(lut_dbs: list[Path], run_dbs: list[Path], setting: str, space_name: s
             stored = store.setting(setting)
             table, predicted = store.table(stored.id), predicted_rows(store, stored)
         for run, (batch, measured) in runs.items():
-            ratio = _sums(table, space, batch) / measured
+            sums = _sums(table, space, batch)
+            ratio = sums / measured
             rows.append({"LUT": db.name, "rows predicted": 0 if predicted is None else predicted.predicted,
                          "end-to-end run": run, "subnets": len(measured),
                          "within 10%": 100 * float(np.mean(np.abs(ratio - 1) <= 0.10)),
                          "within 5%": 100 * float(np.mean(np.abs(ratio - 1) <= 0.05)),
                          "median bias %": 100 * float(np.median(ratio) - 1),
-                         "spearman": _spearman(ratio * measured, measured)})
+                         "spearman": _spearman(sums, measured)})
     return pd.DataFrame(rows)
 
 

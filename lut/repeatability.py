@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from lut.store import LutStore, StoredSetting
 
-__all__ = ["ROUND_MEDIANS", "round_spread", "stored_round_spread"]
+__all__ = ["ROUND_MEDIANS", "round_spread", "spread_pct", "stored_round_spread"]
 
 ROUND_MEDIANS = "round_medians_ms"  # the key of a row's extra that holds its round medians
 
@@ -29,6 +29,11 @@ def round_spread(round_medians: Iterable[Sequence[float]]) -> float | None:
     """
     ratios = [max(m) / min(m) for m in round_medians if len(m) > 1 and min(m) > 0]
     return statistics.median(ratios) - 1.0 if ratios else None
+
+
+def spread_pct(spread: float | None) -> float | None:
+    """A round spread as JSON reports carry it (``round_spread_pct``): percent, two decimals; None stays None."""
+    return None if spread is None else round(100 * spread, 2)
 
 
 def stored_round_spread(store: LutStore, setting: int | str | StoredSetting) -> float | None:

@@ -58,7 +58,7 @@ def _store(db: str, *, create: bool = False) -> Iterator[Any]:
 def list_cmd(db: str = _DB, json_out: bool = _JSON) -> None:
     """List device settings with their row counts, predicted (few-shot) rows, coverage per space and resolution,
     and calibration."""
-    from lut.repeatability import stored_round_spread
+    from lut.repeatability import spread_pct, stored_round_spread
     from lut.selectors import selector_for
     from lut.transfer import predicted_rows
 
@@ -81,7 +81,7 @@ def list_cmd(db: str = _DB, json_out: bool = _JSON) -> None:
                         "predicted_rows": few_shot.predicted if few_shot else 0,
                         "expected_error_pct": few_shot.cv_error_pct if few_shot else None,
                         "failed_blocks": len(store.failures(s.id)), "resolutions": complete, "coverage": rows,
-                        "round_spread_pct": _pct(stored_round_spread(store, s)),
+                        "round_spread_pct": spread_pct(stored_round_spread(store, s)),
                         "calibration": cal.kind if cal is not None else None, "info": s.info})
     if json_out:
         emit_json({"devices": out})
@@ -101,10 +101,6 @@ def list_cmd(db: str = _DB, json_out: bool = _JSON) -> None:
                           "how far the slowest round's median is above the fastest; the row keeps the fastest",
                           highlight=False)
     err_console.print(_coverage_table(out))
-
-
-def _pct(fraction: float | None) -> float | None:
-    return None if fraction is None else round(100 * fraction, 2)
 
 
 def _predicted_text(d: dict[str, Any]) -> str:
