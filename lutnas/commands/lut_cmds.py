@@ -89,7 +89,8 @@ def list_cmd(db: str = _DB, json_out: bool = _JSON) -> None:
     table_ = Table(title=f"LUT store {db}")
     for col in ("id", "device", "--device", "runtime", "threads", "precision", "format", "rows", "predicted",
                 "round spread", "calibration"):
-        table_.add_column(col)
+        # the selector is what users copy into --device: wrapped when the terminal is narrow, never cut short
+        table_.add_column(col, overflow="fold" if col == "--device" else "ellipsis")
     for d in out:
         spread = d["round_spread_pct"]
         table_.add_row(str(d["id"]), d["device"], d["selector"], f"{d['runtime']} {d['runtime_version'] or ''}".strip(),

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from lut import DeviceSetting, LutStore
 from lutnas.cli import app
 
 from .conftest import NOTE10_FILES, NOTE10_NET, NSGA_FILE
@@ -150,3 +151,19 @@ def test_compare_exit_codes_tell_bad_input_from_a_failed_comparison(runner: CliR
     assert failed.exit_code == 1, failed.output
     assert "comparison failed: ValueError: a block in no group" in " ".join(failed.output.split())
     assert not isinstance(failed.exception, ValueError)
+
+
+def test_lut_list_shows_every_selector_whole(runner: CliRunner, tmp_path: Path) -> None:
+    db = tmp_path / "many.db"
+    with LutStore(db, create=True) as store:
+        for runtime, precision, threads in (("onnxruntime", "int8", 1), ("onnxruntime", "int8", 2),
+                                            ("onnxruntime", "fp32", 2), ("tflite", "int8", 2)):
+            store.ensure_setting(DeviceSetting("rock", runtime, threads=threads, precision=precision))
+    selectors = [d["selector"] for d in _json(runner.invoke(app, ["lut", "list", "--db", str(db), "--json"]))["devices"]]
+    assert "rock:onnxruntime:int8:threads=2" in selectors
+    # a terminal too narrow for the whole table: the --device column wraps its selectors instead of cutting them
+    human = runner.invoke(app, ["lut", "list", "--db", str(db)], env={"COLUMNS": "110"})
+    assert human.exit_code == 0, human.output
+    lines = human.stderr[:human.stderr.index("coverage")].splitlines()
+    column = "".join(line.split("│")[3].strip() for line in lines if line.count("│") > 3)
+    assert all(s in column for s in selectors), column
