@@ -530,7 +530,7 @@ def _print_regret(report: Any) -> None:
     for qr in report.by_quantile:
         picks = Table(title=f"best subnet per device, budget quantile {qr.quantile:g}")
         for col in ("device", "range (ms)", "budget (ms)", "pick", "predicted top-1 (%)", "latency (ms)"):
-            picks.add_column(col)
+            picks.add_column(col, overflow="fold" if col == "device" else "ellipsis")
         for p in qr.picks.values():
             found = "" if p.found_by == p.device else f" (from {p.found_by}'s search; own {p.searched_accuracy:.2f})"
             picks.add_row(p.device, f"{p.range_ms[0]:.2f}..{p.range_ms[1]:.2f}", f"{p.budget_ms:.2f}",
@@ -540,9 +540,9 @@ def _print_regret(report: Any) -> None:
         matrix = Table(title=f"regret at quantile {qr.quantile:g}",
                        caption="the row's pick on the column's device: predicted top-1 points lost "
                                "(its latency), or how far over that device's budget it runs")
-        matrix.add_column("pick of")
+        matrix.add_column("pick of", overflow="fold")
         for d in report.devices:
-            matrix.add_column(d)
+            matrix.add_column(d, overflow="fold")
         for a in report.devices:
             cells = []
             for b in report.devices:
@@ -562,7 +562,7 @@ def _print_comparison(cmp: Any, plot: Path | None) -> None:
     pairs = Table(title="pairs (ratio = B / A)")
     for col in ("A", "B", "shared blocks", "median ratio", "block Spearman", "block Kendall",
                 "subnet Spearman", "subnet Kendall"):
-        pairs.add_column(col)
+        pairs.add_column(col, overflow="fold" if col in ("A", "B") else "ellipsis")  # device selectors: never cut
     for p in cmp.pairs:
         pairs.add_row(p.a, p.b, str(p.n_shared_blocks), f"{p.median_ratio:.3f}", f"{p.block_spearman:.3f}",
                       f"{p.block_kendall:.3f}", f"{p.subnet_spearman:.3f}", f"{p.subnet_kendall:.3f}")
@@ -591,7 +591,7 @@ def _print_slower(pair: Any, shown: int = 10) -> None:
     table = Table(title=f"{len(pair.slower)} of {pair.n_ratio_blocks} blocks slower on {pair.b} than on {pair.a}"
                         + (f" (slowest {shown})" if len(pair.slower) > shown else ""))
     for col in ("block", "group", f"{pair.a} ms", f"{pair.b} ms", "ratio"):
-        table.add_column(col)
+        table.add_column(col, overflow="ellipsis" if col == "block" else "fold")
     for row in pair.slower.head(shown).itertuples():
         table.add_row(row.block_key, row.group, f"{row.a_ms:.3f}", f"{row.b_ms:.3f}", f"{row.ratio:.2f}")
     err_console.print(table)

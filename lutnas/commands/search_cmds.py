@@ -353,8 +353,8 @@ def _print_results(rows: list[dict[str, Any]], devices: list[str]) -> None:
 
     table = Table(title="search results")
     for dev in devices:
-        table.add_column(f"{dev} budget (ms)", justify="right")
-        table.add_column(f"{dev} latency (ms)", justify="right")
+        table.add_column(f"{dev} budget (ms)", justify="right", overflow="fold")  # headers name the device whole
+        table.add_column(f"{dev} latency (ms)", justify="right", overflow="fold")
     extra = sorted({k for r in rows for k in r.get("costs", {})})
     for name in extra:
         table.add_column(name, justify="right")

@@ -153,6 +153,14 @@ def test_compare_exit_codes_tell_bad_input_from_a_failed_comparison(runner: CliR
     assert not isinstance(failed.exception, ValueError)
 
 
+
+def _column(text: str, title: str, index: int) -> str:
+    """Column ``index`` (0 = first) of the rich table titled ``title`` in ``text``, its wrapped cell lines joined."""
+    lines = text[text.index(title):].splitlines()
+    end = next(i for i, line in enumerate(lines) if line.lstrip().startswith("└"))
+    return "".join(line.split("│")[index + 1].strip() for line in lines[:end] if line.count("│") > index + 1)
+
+
 def test_lut_list_shows_every_selector_whole(runner: CliRunner, tmp_path: Path) -> None:
     db = tmp_path / "many.db"
     with LutStore(db, create=True) as store:
@@ -164,6 +172,18 @@ def test_lut_list_shows_every_selector_whole(runner: CliRunner, tmp_path: Path) 
     # a terminal too narrow for the whole table: the --device column wraps its selectors instead of cutting them
     human = runner.invoke(app, ["lut", "list", "--db", str(db)], env={"COLUMNS": "110"})
     assert human.exit_code == 0, human.output
-    lines = human.stderr[:human.stderr.index("coverage")].splitlines()
-    column = "".join(line.split("│")[3].strip() for line in lines if line.count("│") > 3)
+    column = _column(human.stderr, "LUT store", 2)
     assert all(s in column for s in selectors), column
+
+
+def test_compare_names_each_device_whole(runner: CliRunner, db: Path) -> None:
+    with LutStore(db) as store:
+        note10 = store.table("note10")
+        for runtime, scale in (("onnxruntime", 1.0), ("tflite", 1.5)):
+            sid = store.ensure_setting(DeviceSetting("rock", runtime, threads=2, precision="int8"))
+            store.put_rows(sid, [(k, {"median_ms": scale * v}, None) for k, v in note10.items()])
+    human = runner.invoke(app, ["compare", "--db", str(db), "--devices", "rock:onnxruntime,rock:tflite",
+                                "--subnets", "100", "--resolution", "224"], env={"COLUMNS": "100"})
+    assert human.exit_code == 0, human.output
+    assert _column(human.stderr, "pairs (ratio", 0) == "rock:onnxruntime"
+    assert _column(human.stderr, "pairs (ratio", 1) == "rock:tflite"
