@@ -102,7 +102,8 @@ def _summary_table(report) -> Table:
     table = Table(title="profile summary", caption=caption)
     cols = ["device", "blocks", "timed", "skipped", "failed", "re-timed", "wall s", "busy", "uploaded KB", "saved KB"]
     for col in cols + (["round spread"] if rounds else []):
-        table.add_column(col, justify="right" if col != "device" else "left")
+        table.add_column(col, justify="right" if col != "device" else "left",
+                         overflow="fold" if col == "device" else "ellipsis")  # a device's name is never cut
     for d in report.devices:
         cells = [d.name, str(d.total), str(d.timed), str(d.skipped), str(len(d.failed)), str(d.retimed),
                  f"{d.wall_s:.1f}", f"{d.busy_fraction:.0%}", f"{d.uploaded_bytes / 1024:.0f}", f"{d.saved_bytes / 1024:.0f}"]
