@@ -256,11 +256,9 @@ def part_c(lut_dbs: list[Path], run_dbs: list[Path], setting: str, space_name: s
             sums = _sums(table, space, batch)
             ratio = sums / measured
             rows.append({"LUT": db.name, "rows predicted": 0 if predicted is None else predicted.predicted,
-                         "end-to-end run": run, "subnets": len(measured),
-                         "within 10%": 100 * float(np.mean(np.abs(ratio - 1) <= 0.10)),
+                         "end-to-end run": run, "subnets": len(measured), **_score(sums, measured),
                          "within 5%": 100 * float(np.mean(np.abs(ratio - 1) <= 0.05)),
-                         "median bias %": 100 * float(np.median(ratio) - 1),
-                         "spearman": _spearman(sums, measured)})
+                         "median bias %": 100 * float(np.median(ratio) - 1)})
     return pd.DataFrame(rows)
 
 

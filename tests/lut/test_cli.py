@@ -153,7 +153,6 @@ def test_compare_exit_codes_tell_bad_input_from_a_failed_comparison(runner: CliR
     assert not isinstance(failed.exception, ValueError)
 
 
-
 def _column(text: str, title: str, index: int) -> str:
     """Column ``index`` (0 = first) of the rich table titled ``title`` in ``text``, its wrapped cell lines joined."""
     lines = text[text.index(title):].splitlines()
