@@ -20,6 +20,8 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 
+from lutnas._text import literal
+
 __all__ = [
     "EXIT_OK",
     "EXIT_FAILED",
@@ -29,6 +31,8 @@ __all__ = [
     "connect_timeout_option",
     "err_console",
     "fail",
+    "warn",
+    "note",
     "work_failed",
     "emit_json",
     "read_token",
@@ -59,10 +63,21 @@ err_console = Console(stderr=True)
 logger = logging.getLogger(__name__)
 
 
-def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    """Print a one-line error on stderr and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+def fail(message: object, code: int = EXIT_FAILED) -> NoReturn:
+    """Print a one-line error on stderr and exit with ``code``; the message is shown literally, controls
+    escaped (it often quotes names, file contents or an exception's text)."""
+    err_console.print(literal(("error:", "bold red"), " ", message), soft_wrap=True)
     raise typer.Exit(code)
+
+
+def warn(message: object) -> None:
+    """Print ``warning: message`` on stderr, the message shown literally (see :mod:`lutnas._text`)."""
+    err_console.print(literal(("warning:", "yellow"), " ", message), soft_wrap=True)
+
+
+def note(message: object) -> None:
+    """Print ``note: message`` on stderr, the message shown literally (see :mod:`lutnas._text`)."""
+    err_console.print(literal(("note:", "yellow"), " ", message), soft_wrap=True)
 
 
 @contextmanager
@@ -212,11 +227,10 @@ def agent_device_name(text: str, spec: AgentSpec, reported: str, consequence: st
     """
     if "=" not in text:
         spec = AgentSpec(name=reported or spec.address, address=spec.address)
-        err_console.print(f"{spec.address}: using the agent's name {spec.name!r}", highlight=False)
+        err_console.print(literal(f"{spec.address}: using the agent's name {spec.name!r}"))
     elif reported and reported != spec.name:
-        err_console.print(f"[yellow]note:[/] agent at {spec.address} calls itself {reported!r}; "
-                          f"{consequence.format(name=spec.name)} (--agent NAME wins over the agent's own name)",
-                          highlight=False, soft_wrap=True)
+        note(f"agent at {spec.address} calls itself {reported!r}; {consequence.format(name=spec.name)} "
+             "(--agent NAME wins over the agent's own name)")
     return spec
 
 
@@ -226,8 +240,7 @@ def note_case_twin(store: Any, name: str) -> None:
     names = {s.name for s in store.settings()}
     twins = sorted(n for n in names if n != name and n.casefold() == name.casefold())
     if name not in names and twins:
-        err_console.print(f"[yellow]note:[/] {name!r} is a new device; did you mean {twins[0]!r}? (device names "
-                          "are case-sensitive)", highlight=False, soft_wrap=True)
+        note(f"{name!r} is a new device; did you mean {twins[0]!r}? (device names are case-sensitive)")
 
 
 def positive_number(value: float, flag: str) -> float:
@@ -243,11 +256,9 @@ def positive_number(value: float, flag: str) -> float:
 
 def setting_doc(setting: Any) -> dict[str, Any]:
     """A device setting for ``--json``: ``device`` names it, unknown fields are null (tables show "-")."""
-    doc = setting.to_dict()
-    out = {"device": doc.pop("name")}
-    for key, value in doc.items():
-        out[key] = None if value in ("", 0) and key != "precision" else value
-    return out
+    from lut.listing import setting_fields
+
+    return setting_fields(setting)
 
 
 def predicted_note(store: Any, stored: Any) -> dict[str, Any] | None:
@@ -260,5 +271,5 @@ def predicted_note(store: Any, stored: Any) -> dict[str, Any] | None:
     status = predicted_rows(store, stored)
     if status is None:
         return None
-    err_console.print(f"[yellow]note:[/] {status.describe()}", highlight=False, soft_wrap=True)
+    note(status.describe())
     return {"device": stored.name, **status.to_dict()}

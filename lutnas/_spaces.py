@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lut.listing import coverage  # re-exported: commands import it from here
+
 __all__ = [
     "SpaceSource", "choose_space", "coverage", "lut_source", "net_config_source", "predictor_source",
     "profile_resolutions", "store_space",
@@ -50,33 +52,6 @@ class SpaceSource:
         text = f"{self.label} {self.verb} {' and '.join(fits)}" if fits else f"{self.label} covers no space fully"
         notes = [f"{name} partly ({note})" for name, note in self.partial.items()]
         return text + (f" ({'; '.join(notes)})" if notes else "")
-
-
-def coverage(table: Mapping[str, float]) -> list[dict[str, Any]]:
-    """Per space and begun resolution, how many of the blocks a subnet may need the table prices.
-
-    A resolution has begun when one of its stem blocks is priced; blocks shared with other
-    resolutions alone do not make it begun.
-
-    Returns:
-        Rows ``{"space", "resolution", "blocks", "of", "complete"}`` by space, then resolution.
-    """
-    from lut import CompiledLut
-    from space import get_space, list_spaces
-
-    keys = set(table)
-    out = []
-    for name in list_spaces():
-        space = get_space(name)
-        # The space's resolutions and every one whose stem the table prices.
-        for r in CompiledLut.from_table(table, space).compiled_resolutions:
-            stem, _ = space.stem_blocks(r)
-            if not any(b.key in keys for b in stem):
-                continue
-            need = {b.key for b in space.unique_blocks([r])}
-            have = len(need & keys)
-            out.append({"space": name, "resolution": r, "blocks": have, "of": len(need), "complete": have == len(need)})
-    return out
 
 
 def lut_source(name: str, table: Mapping[str, float]) -> SpaceSource:

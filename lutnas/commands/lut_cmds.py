@@ -22,8 +22,10 @@ from lutnas._common import (
     predicted_note,
     resolution_option,
     setting_doc,
+    warn,
     work_failed,
 )
+from lutnas._text import escape_controls, literal
 
 __all__ = ["register", "lut_app"]
 
@@ -58,44 +60,24 @@ def _store(db: str, *, create: bool = False) -> Iterator[Any]:
 def list_cmd(db: str = _DB, json_out: bool = _JSON) -> None:
     """List device settings with their row counts, predicted (few-shot) rows, coverage per space and resolution,
     and calibration."""
-    from lut.repeatability import spread_pct, stored_round_spread
-    from lut.selectors import selector_for
-    from lut.transfer import predicted_rows
-
-    from lutnas._spaces import coverage
+    from lut.listing import list_settings
 
     with _store(db) as store:
-        counts = store.count_rows()
-        out = []
-        settings = store.settings()
-        for s in settings:
-            rows = coverage(store.table(s.id))
-            complete: dict[str, list[int]] = {}
-            for row in rows:
-                if row["complete"]:
-                    complete.setdefault(row["space"], []).append(row["resolution"])
-            cal = store.calibration(s.id)
-            few_shot = predicted_rows(store, s)
-            out.append({"id": s.id, **setting_doc(s.setting), "selector": selector_for(s, settings),
-                        "rows": counts.get(s.id, 0),
-                        "predicted_rows": few_shot.predicted if few_shot else 0,
-                        "expected_error_pct": few_shot.cv_error_pct if few_shot else None,
-                        "failed_blocks": len(store.failures(s.id)), "resolutions": complete, "coverage": rows,
-                        "round_spread_pct": spread_pct(stored_round_spread(store, s)),
-                        "calibration": cal.kind if cal is not None else None, "info": s.info})
+        out = list_settings(store)
     if json_out:
         emit_json({"devices": out})
         return
-    table_ = Table(title=f"LUT store {db}")
+    table_ = Table(title=literal(f"LUT store {db}"))
     for col in ("id", "device", "--device", "runtime", "threads", "precision", "format", "rows", "predicted",
                 "round spread", "calibration"):
         # the selector is what users copy into --device: wrapped when the terminal is narrow, never cut short
         table_.add_column(col, overflow="fold" if col == "--device" else "ellipsis")
     for d in out:
         spread = d["round_spread_pct"]
-        table_.add_row(str(d["id"]), d["device"], d["selector"], f"{d['runtime']} {d['runtime_version'] or ''}".strip(),
-                       str(d["threads"] or "-"), d["precision"], d["model_format"] or "-", str(d["rows"]),
-                       _predicted_text(d), "-" if spread is None else f"{spread:.0f}%", d["calibration"] or "-")
+        cells = (d["id"], d["device"], d["selector"], f"{d['runtime']} {d['runtime_version'] or ''}".strip(),
+                 d["threads"] or "-", d["precision"], d["model_format"] or "-", d["rows"],
+                 _predicted_text(d), "-" if spread is None else f"{spread:.0f}%", d["calibration"] or "-")
+        table_.add_row(*map(literal, cells))  # names and fields come from the store: shown as they read
     err_console.print(table_)
     if any(d["round_spread_pct"] is not None for d in out):
         err_console.print("round spread: rows timed in several rounds (profile --rounds), the median over blocks of "
@@ -125,9 +107,9 @@ def _coverage_table(devices: list[dict[str, Any]]) -> Table:
             done = [r["resolution"] for r in mine if r["complete"]]
             partial = ", ".join(f"{r['resolution']}: {r['blocks']} of {r['of']}" for r in mine if not r["complete"])
             done_text = describe_resolutions(done) if done else "-"
-            table.add_row(str(d["id"]), d["device"], space, done_text, partial or "-")
+            table.add_row(*map(literal, (d["id"], d["device"], space, done_text, partial or "-")))
         if not d["coverage"]:
-            table.add_row(str(d["id"]), d["device"], "-", "-", "-")
+            table.add_row(*map(literal, (d["id"], d["device"], "-", "-", "-")))
     return table
 
 
@@ -192,8 +174,8 @@ def import_cmd(
         notes.append(f"{result.n_assumed} AvgPool2D rows absent in source, assumed 0 ms")
     if n_cal:
         notes.append(f"{n_cal} calibration(s) from the file")
-    err_console.print(f"imported {result.n_rows} rows ({'; '.join(notes)}) from {len(files)} file(s) into "
-                      f"{stored.describe()}", highlight=False)
+    err_console.print(literal(f"imported {result.n_rows} rows ({'; '.join(notes)}) from {len(files)} file(s) into "
+                              f"{stored.describe()}"))
 
 
 # -- lut export ----------------------------------------------------------------------------------
@@ -216,8 +198,7 @@ def export_cmd(
         stored = find_setting(store, device)
         few_shot = predicted_note(store, stored)
         if few_shot is not None and fmt == "ofa-yaml":  # CSV and Parquet keep each row's source; OFA yaml cannot
-            err_console.print("[yellow]warning:[/] OFA yaml has no field for it: the exported files do not say which "
-                              "rows are predicted", highlight=False)
+            warn("OFA yaml has no field for it: the exported files do not say which rows are predicted")
         try:
             paths = export_table(store, stored, fmt, out)
         except OSError as err:
@@ -226,7 +207,7 @@ def export_cmd(
         emit_json({**setting_doc(stored.setting), "setting_id": stored.id, "format": fmt,
                    "files": [str(p) for p in paths]})
         return
-    err_console.print(f"wrote {len(paths)} file(s) for {stored.describe()} to {out}")
+    err_console.print(literal(f"wrote {len(paths)} file(s) for {stored.describe()} to {out}"))
 
 
 def _export_format(out: Path) -> str:
@@ -291,7 +272,7 @@ def predict_cmd(
                 try:
                     latency = float(cal.predict({k: [v] for k, v in block_features(compiled, blocks).items()})[0])
                 except CalibrationError as err:
-                    err_console.print(f"[yellow]warning:[/] calibration not applied: {err}")
+                    warn(f"calibration not applied: {err}")
                     cal = None
         few_shot = predicted_note(store, stored)
     doc = {"device": compiled.device, "space": space_name, "latency_ms": latency, "calibrated": cal is not None,
@@ -300,7 +281,7 @@ def predict_cmd(
         emit_json(doc)
         return
     how = f"calibrated ({cal.kind}; raw LUT sum {raw_ms:.3f} ms)" if cal is not None else "raw LUT sum"
-    err_console.print(f"{compiled.device} ({space_name}): {latency:.3f} ms, {how}")
+    err_console.print(literal(f"{compiled.device} ({space_name}): {latency:.3f} ms, {how}"))
 
 
 def _run_config_resolution(net_config: Path) -> int:
@@ -332,13 +313,13 @@ def rm_cmd(
         if not yes:
             if not sys.stdin.isatty():
                 fail(f"removing {stored.describe()} ({n_rows} rows) needs --yes when not interactive", EXIT_USAGE)
-            if not typer.confirm(f"remove {stored.describe()} and its {n_rows} rows?", err=True):
+            if not typer.confirm(escape_controls(f"remove {stored.describe()} and its {n_rows} rows?"), err=True):
                 fail("nothing removed", EXIT_FAILED)
         store.remove_setting(stored.id)
     if json_out:
         emit_json({"device": stored.name, "setting_id": stored.id, "removed_rows": n_rows})
         return
-    err_console.print(f"removed {stored.describe()} ({n_rows} rows)")
+    err_console.print(literal(f"removed {stored.describe()} ({n_rows} rows)"))
 
 
 # -- lut copy ------------------------------------------------------------------------------------
@@ -364,7 +345,7 @@ def copy_cmd(
         emit_json(doc)
         return
     for item, (stored, _) in zip(doc["copied"], copied):
-        err_console.print(f"copied {stored.describe()} ({item['rows']} rows) to {dest.path} as #{item['to_id']}")
+        err_console.print(literal(f"copied {stored.describe()} ({item['rows']} rows) to {dest.path} as #{item['to_id']}"))
 
 
 # -- compare -------------------------------------------------------------------------------------
@@ -457,7 +438,7 @@ def compare_cmd(
         emit_json(doc)
         return
     _print_comparison(cmp, plot)
-    err_console.print(f"latencies: {_COMPARE_MODEL}")
+    err_console.print(literal(f"latencies: {_COMPARE_MODEL}"))
     if regret is not None:
         _print_regret(regret)
 
@@ -525,75 +506,80 @@ def _arch_summary(arch: dict[str, Any], space_name: str) -> str:
 def _print_regret(report: Any) -> None:
     from space import describe_resolutions
 
-    err_console.print(f"matched budgets: {report.space}, resolutions {describe_resolutions(report.resolutions)}, "
-                      f"{report.generations} generations per search")
+    err_console.print(literal(f"matched budgets: {report.space}, resolutions "
+                              f"{describe_resolutions(report.resolutions)}, {report.generations} generations per search"))
     for qr in report.by_quantile:
         picks = Table(title=f"best subnet per device, budget quantile {qr.quantile:g}")
         for col in ("device", "range (ms)", "budget (ms)", "pick", "predicted top-1 (%)", "latency (ms)"):
             picks.add_column(col, overflow="fold" if col == "device" else "ellipsis")
         for p in qr.picks.values():
             found = "" if p.found_by == p.device else f" (from {p.found_by}'s search; own {p.searched_accuracy:.2f})"
-            picks.add_row(p.device, f"{p.range_ms[0]:.2f}..{p.range_ms[1]:.2f}", f"{p.budget_ms:.2f}",
-                          _arch_summary(p.arch, report.space), f"{p.predicted_accuracy:.2f}{found}",
-                          f"{p.latency_ms:.2f}")
+            picks.add_row(*map(literal, (p.device, f"{p.range_ms[0]:.2f}..{p.range_ms[1]:.2f}", f"{p.budget_ms:.2f}",
+                                         _arch_summary(p.arch, report.space), f"{p.predicted_accuracy:.2f}{found}",
+                                         f"{p.latency_ms:.2f}")))
         err_console.print(picks)
         matrix = Table(title=f"regret at quantile {qr.quantile:g}",
                        caption="the row's pick on the column's device: predicted top-1 points lost "
                                "(its latency), or how far over that device's budget it runs")
         matrix.add_column("pick of", overflow="fold")
         for d in report.devices:
-            matrix.add_column(d, overflow="fold")
+            matrix.add_column(literal(d), overflow="fold")
         for a in report.devices:
             cells = []
             for b in report.devices:
                 c = qr.price(a, b)
                 if c.feasible:
-                    cells.append(f"{c.regret:+.2f} ({c.latency_ms:.2f} ms)")
+                    cells.append(literal(f"{c.regret:+.2f} ({c.latency_ms:.2f} ms)"))
                 else:
-                    cells.append(f"[red]over budget[/] +{c.over_budget_ms:.2f} ms (+{c.over_budget_pct:.1f}%)")
-            matrix.add_row(a, *cells)
+                    cells.append(literal(("over budget", "red"),
+                                         f" +{c.over_budget_ms:.2f} ms (+{c.over_budget_pct:.1f}%)"))
+            matrix.add_row(literal(a), *cells)
         err_console.print(matrix)
 
 
 def _print_comparison(cmp: Any, plot: Path | None) -> None:
     from space import describe_resolutions
 
-    err_console.print(f"{cmp.space}, resolutions {describe_resolutions(cmp.resolutions)}, {cmp.n_subnets} random subnets")
+    err_console.print(literal(f"{cmp.space}, resolutions {describe_resolutions(cmp.resolutions)}, "
+                              f"{cmp.n_subnets} random subnets"))
     pairs = Table(title="pairs (ratio = B / A)")
     for col in ("A", "B", "shared blocks", "median ratio", "block Spearman", "block Kendall",
                 "subnet Spearman", "subnet Kendall"):
         pairs.add_column(col, overflow="fold" if col in ("A", "B") else "ellipsis")  # device selectors: never cut
     for p in cmp.pairs:
-        pairs.add_row(p.a, p.b, str(p.n_shared_blocks), f"{p.median_ratio:.3f}", f"{p.block_spearman:.3f}",
-                      f"{p.block_kendall:.3f}", f"{p.subnet_spearman:.3f}", f"{p.subnet_kendall:.3f}")
+        pairs.add_row(literal(p.a), literal(p.b), str(p.n_shared_blocks), f"{p.median_ratio:.3f}",
+                      f"{p.block_spearman:.3f}", f"{p.block_kendall:.3f}", f"{p.subnet_spearman:.3f}",
+                      f"{p.subnet_kendall:.3f}")
     err_console.print(pairs)
     for p in cmp.pairs:
         for by, frame in (("kind", p.ratio_by_kind), ("group", p.ratio_by_group)):
-            table = Table(title=f"{p.b} / {p.a} by {by}")
+            table = Table(title=literal(f"{p.b} / {p.a} by {by}"))
             for col in (by, "n", "median", "geomean", "min", "max"):
                 table.add_column(col)
             for g, row in frame.iterrows():
-                table.add_row(str(g), str(int(row["n"])), *(f"{row[c]:.3f}" for c in ("median", "geomean", "min", "max")))
+                table.add_row(literal(g), str(int(row["n"])),
+                              *(f"{row[c]:.3f}" for c in ("median", "geomean", "min", "max")))
             err_console.print(table)
         _print_slower(p)
     for device, shares in cmp.dominant.items():
         top = ", ".join(f"{g} {100 * s:.1f}%" for g, s in shares[:4])
-        err_console.print(f"{device}: latency dominated by {top}")
+        err_console.print(literal(f"{device}: latency dominated by {top}"))
     if plot is not None:
-        err_console.print(f"plot written to {plot}")
+        err_console.print(literal(f"plot written to {plot}"))
 
 
 def _print_slower(pair: Any, shown: int = 10) -> None:
     """The blocks slower on B (for two precisions: where the lower precision loses)."""
     if pair.slower.empty:
-        err_console.print(f"no block is slower on {pair.b} than on {pair.a}")
+        err_console.print(literal(f"no block is slower on {pair.b} than on {pair.a}"))
         return
-    table = Table(title=f"{len(pair.slower)} of {pair.n_ratio_blocks} blocks slower on {pair.b} than on {pair.a}"
-                        + (f" (slowest {shown})" if len(pair.slower) > shown else ""))
+    table = Table(title=literal(f"{len(pair.slower)} of {pair.n_ratio_blocks} blocks slower on {pair.b} than on "
+                                f"{pair.a}" + (f" (slowest {shown})" if len(pair.slower) > shown else "")))
     for col in ("block", "group", f"{pair.a} ms", f"{pair.b} ms", "ratio"):
-        table.add_column(col, overflow="ellipsis" if col == "block" else "fold")
-    for row in pair.slower.head(shown).itertuples():
-        table.add_row(row.block_key, row.group, f"{row.a_ms:.3f}", f"{row.b_ms:.3f}", f"{row.ratio:.2f}")
+        table.add_column(literal(col), overflow="ellipsis" if col == "block" else "fold")
+    for row in pair.slower.head(shown).itertuples():  # block keys come from imported files
+        table.add_row(literal(row.block_key), literal(row.group), f"{row.a_ms:.3f}", f"{row.b_ms:.3f}",
+                      f"{row.ratio:.2f}")
     err_console.print(table)
 
 
