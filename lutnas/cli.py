@@ -10,6 +10,7 @@ import logging
 
 import typer
 
+from lutnas._text import EscapingFormatter
 from lutnas.commands import agent_cmds, demo_cmds, lut_cmds, profile_cmds, search_cmds, supernet_cmds
 
 __all__ = ["app", "main"]
@@ -30,7 +31,9 @@ for _module in (agent_cmds, lut_cmds, profile_cmds, search_cmds, supernet_cmds, 
 def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages to stderr.")) -> None:
     # Module names help a debugging reader only; a user's warning reads "warning: ...".
     fmt = "%(levelname)s %(name)s: %(message)s" if verbose else "%(levelname)s: %(message)s"
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format=fmt)
+    handler = logging.StreamHandler()  # stderr
+    handler.setFormatter(EscapingFormatter(fmt))  # a logged name or message cannot move the cursor
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
     logging.addLevelName(logging.WARNING, "warning" if not verbose else "WARNING")
 
 

@@ -22,6 +22,7 @@ from lutnas._common import (
     positive_number,
     read_token,
 )
+from lutnas._text import escape_controls, literal
 
 __all__ = ["register"]
 
@@ -62,7 +63,7 @@ def serve_cmd(
     from agent import config as agent_config
 
     def echo(line: str) -> None:
-        sys.stdout.write(line + "\n")
+        sys.stdout.write(escape_controls(line) + "\n")  # lines quote the --name and paths given
         sys.stdout.flush()
 
     # Unset flags take the agent's own defaults, so the two entry points cannot drift apart.
@@ -132,7 +133,7 @@ def cert_cmd(
         f"hosts: copy {pair.cert.name} (check its fingerprint) and pass --tls-ca {pair.cert.name}",
     ]
     for line in lines:  # no emoji codes: a fingerprint's ":cd:" is not a CD
-        err_console.print(line, highlight=False, emoji=False, markup=False, soft_wrap=True)
+        err_console.print(literal(line), soft_wrap=True)
 
 
 def _client_error_exit(err: Exception) -> NoReturn:
@@ -238,7 +239,7 @@ def devices_cmd(
         table = Table(title="lutnas agents")
         table.add_column("")
         for row in rows:
-            table.add_column(row["address"], overflow="fold")
+            table.add_column(literal(row["address"]), overflow="fold")
         facts: list[tuple[str, list[str]]] = [
             ("name", [r.get("name", "") for r in rows]),
             ("arch", [r.get("machine", "") or "-" for r in rows]),
@@ -268,11 +269,11 @@ def devices_cmd(
                 ],
             ),
         ]
-        for label, values in facts:
-            table.add_row(label, *values)
+        for label, values in facts:  # every fact is the agent's word: shown as it reads, never as markup
+            table.add_row(label, *map(literal, values))
         err_console.print(table)
         for f in failures:
-            err_console.print(f"[bold red]error:[/] {f['error']}", highlight=False, soft_wrap=True)
+            err_console.print(literal(("error:", "bold red"), " ", f["error"]), soft_wrap=True)
     if failures:
         raise typer.Exit(EXIT_FAILED)
 
@@ -326,7 +327,7 @@ def time_cmd(
     try:
         with AgentClient(spec.address, token=token, tls_ca=tls_ca, retry_s=connect_timeout_s) as client:
             spec = agent_device_name(agent, spec, client.device_info().name, "the result names it {name!r}")
-            with err_console.status(f"timing {model_file.name} on {spec.name}...", spinner="dots"):
+            with err_console.status(literal(f"timing {model_file.name} on {spec.name}..."), spinner="dots"):
                 result = client.time_model(
                     model, chosen_runtime, format=fmt, threads=threads, inputs=inputs, options=options, return_samples=samples
                 )
@@ -360,7 +361,7 @@ def time_cmd(
         emit_json(doc)
         return
     # Two columns fit narrow terminals (phones over ssh) where ten columns would be cut.
-    table = Table(title=f"{model_file.name} on {spec.name}")
+    table = Table(title=literal(f"{model_file.name} on {spec.name}"))
     table.add_column("statistic")
     table.add_column("value", justify="right")
     s = result.stats
@@ -378,8 +379,8 @@ def time_cmd(
         ("runtime", f"{result.runtime} {result.runtime_version}, {result.threads} thread{'s' if result.threads != 1 else ''}"),
         ("clock", _CLOCK_WORDS.get(doc["clock"], doc["clock"])),
     ]
-    for key, value in rows:
-        table.add_row(key, value)
+    for key, value in rows:  # the runtime's name and version and the stop reason are the agent's word
+        table.add_row(key, literal(value))
     err_console.print(table)
 
 

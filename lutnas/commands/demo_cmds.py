@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail
+from lutnas._text import literal
 
 __all__ = ["register"]
 
@@ -95,7 +96,7 @@ def demo_cmd(
                       f"{row.lut_ms:.2f}", f"{row.measured_ms:.2f}")
     err_console.print(table)
     for row in result.rows:
-        err_console.print(f"[dim]{row.budget_ms:.2f} ms:[/] {row.arch}", highlight=False)
+        err_console.print(literal((f"{row.budget_ms:.2f} ms:", "dim"), f" {row.arch}"))
 
 
 def register(app: typer.Typer) -> None:

@@ -23,6 +23,7 @@ from lutnas._common import (
     err_console,
     fail,
     find_setting,
+    note,
     note_case_twin,
     parse_agent_spec,
     parse_options,
@@ -32,6 +33,7 @@ from lutnas._common import (
     read_token,
     resolution_option,
 )
+from lutnas._text import escape_controls, literal
 
 __all__ = ["failure_reasons", "register", "parse_resolutions", "run_profile"]
 
@@ -46,22 +48,23 @@ def run_profile(store, agents, settings, token, tls_ca=None, show_progress: bool
     previous = signal.getsignal(signal.SIGINT)
 
     def on_sigint(signum, frame):  # noqa: ARG001 - signal handler signature
-        err_console.print("[yellow]stopping: finishing in-flight jobs; rerun to resume[/]")
+        err_console.print(literal(("stopping: finishing in-flight jobs; rerun to resume", "yellow")))
         if interrupted is not None:
             interrupted.set()
         stop.set()
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, on_sigint)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[failed]} failed"),
-               TimeElapsedColumn(), TimeRemainingColumn())
+    # Descriptions name devices: never read as markup, their controls escaped.
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), TimeRemainingColumn())
     try:
         with Progress(*columns, console=err_console, disable=not show_progress, transient=False) as bars:
             tasks: dict[str, int] = {}
 
             def on_progress(p) -> None:
                 if p.device not in tasks:
-                    tasks[p.device] = bars.add_task(f"profile {p.device}", total=p.total, failed=0)
+                    tasks[p.device] = bars.add_task(escape_controls(f"profile {p.device}"), total=p.total, failed=0)
                 bars.update(tasks[p.device], completed=p.done + p.failed, failed=p.failed)
 
             return profile(store, agents, settings, token=token, tls_ca=tls_ca, on_progress=on_progress, stop=stop)
@@ -109,7 +112,7 @@ def _summary_table(report) -> Table:
                  f"{d.wall_s:.1f}", f"{d.busy_fraction:.0%}", f"{d.uploaded_bytes / 1024:.0f}", f"{d.saved_bytes / 1024:.0f}"]
         if rounds:
             cells.append("-" if d.round_spread is None else f"{d.round_spread:.1%}")
-        table.add_row(*cells)
+        table.add_row(*map(literal, cells))  # the device's name is the user's or the agent's word
     return table
 
 
@@ -223,21 +226,21 @@ def _report(report, transfers: dict, counts: dict, interrupted: bool, json_out: 
         for d in report.devices:
             if d.setting_id in transfers:
                 fs = transfers[d.setting_id].summary()
-                err_console.print(f"{d.name}: measured {counts[d.setting_id]['measured']} blocks, predicted "
-                                  f"{fs['predicted']} from {', '.join(fs['sources'])} ({fs['candidate']}, "
-                                  f"cross-validated error {fs['cv_error_pct']:.1f}% per block); "
-                                  "check them with lutnas validate", highlight=False)
+                err_console.print(literal(f"{d.name}: measured {counts[d.setting_id]['measured']} blocks, predicted "
+                                          f"{fs['predicted']} from {', '.join(fs['sources'])} ({fs['candidate']}, "
+                                          f"cross-validated error {fs['cv_error_pct']:.1f}% per block); "
+                                          "check them with lutnas validate"))
         for d in report.devices:
             for reason, count in failure_reasons(d.failed).items():
                 keys = [f.block_key for f in d.failed if f.reason == reason]
                 shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
-                err_console.print(f"[red]{d.name}: {count} block(s) failed:[/] {reason} ({shown})", highlight=False)
+                err_console.print(literal((f"{d.name}: {count} block(s) failed:", "red"), f" {reason} ({shown})"))
             if d.aborted:
-                err_console.print(f"[red]aborted[/] {d.name}: {d.aborted}")
+                err_console.print(literal(("aborted", "red"), f" {d.name}: {d.aborted}"))
     if interrupted:
         left = [f"{d.name}: {_remaining(d)} of {d.total} blocks" for d in report.devices if _remaining(d)]
-        err_console.print(f"[yellow]interrupted[/]: not timed yet: {'; '.join(left) or 'none'}. Run the same "
-                          "command again to time the rest (stored blocks are skipped).", highlight=False)
+        err_console.print(literal(("interrupted", "yellow"), f": not timed yet: {'; '.join(left) or 'none'}. Run the "
+                                  "same command again to time the rest (stored blocks are skipped)."))
         raise typer.Exit(EXIT_INTERRUPTED)
     if not report.ok:
         raise typer.Exit(EXIT_FAILED)
@@ -326,14 +329,14 @@ def _agent_names(texts: list[str], specs: list, token: str | None, tls_ca: Path 
 
 
 def _fidelity_table(report) -> Table:
-    table = Table(title=f"fidelity of {report.device}'s LUT ({report.space}, {len(report.samples)} subnets)")
+    table = Table(title=literal(f"fidelity of {report.device}'s LUT ({report.space}, {len(report.samples)} subnets)"))
     for col in ("predictor", "RMSE ms", "RMSPE %", "MAPE %", "bias %", "within ±5%", "within ±10%"):
         table.add_column(col, justify="right" if col != "predictor" else "left")
     rows = [("raw LUT sum", report.raw)]
     if report.calibrated is not None:
         rows.append((f"calibrated ({report.calibration.kind}, held-out CV)", report.calibrated))
     for label, m in rows:
-        table.add_row(label, f"{m['rmse_ms']:.3f}", f"{m['rmspe']:.1f}", f"{m['mape']:.1f}", f"{m['bias']:+.1f}",
+        table.add_row(literal(label), f"{m['rmse_ms']:.3f}", f"{m['rmspe']:.1f}", f"{m['mape']:.1f}", f"{m['bias']:+.1f}",
                       f"{m['within_5pct']:.0f}%", f"{m['within_10pct']:.0f}%")
     return table
 
@@ -414,10 +417,10 @@ def validate_cmd(
     noise = report.noise
     err_console.print(f"measurement repeat noise: median {noise['repeat_median']:.1f}%, p90 {noise['repeat_p90']:.1f}%"
                       " (two independent end-to-end measurements of each subnet)")
-    for note in report.notes:
-        err_console.print(f"[yellow]note:[/] {note}")
+    for text in report.notes:
+        note(text)
     if report.calibration is not None:
-        err_console.print(f"calibration: {report.calibration.describe()}")
+        err_console.print(literal(f"calibration: {report.calibration.describe()}"))
 
 
 def _validate_with_progress(store, name, address, settings, token, tls_ca, show: bool):

@@ -20,8 +20,10 @@ from lutnas._common import (
     find_setting,
     positive_number,
     predicted_note,
+    warn,
     work_failed,
 )
+from lutnas._text import literal
 
 __all__ = ["predictor_app", "register"]
 
@@ -87,7 +89,7 @@ def train_cmd(
             else "default; pass --space to change"
         logger.info("space %s (%s)", space, how)
         if not json_out:
-            err_console.print(f"space: {space} ({how})", highlight=False)
+            err_console.print(literal(f"space: {space} ({how})"))
     try:
         space = get_space(space).name
         _warn_foreign_resolutions(accuracy.resolutions, space)
@@ -100,9 +102,9 @@ def train_cmd(
         fail(f"cannot write {out}: {err.strerror or err}", EXIT_FAILED)
     meta = pred.metadata()
     if meta["n_train"] < _FEW_POINTS:
-        err_console.print(f"[yellow]warning:[/] fit on only {meta['n_train']} subnets: its train metrics are measured "
-                          f"on those same subnets and say little; check it on other data with 'lutnas predictor eval' "
-                          f"(a few hundred subnets or more make a useful predictor)", highlight=False)
+        warn(f"fit on only {meta['n_train']} subnets: its train metrics are measured on those same subnets and say "
+             "little; check it on other data with 'lutnas predictor eval' (a few hundred subnets or more make a "
+             "useful predictor)")
     doc = {"out": str(out), "space": meta["space"], "n": meta["n_train"], "resolutions": meta["resolutions"],
            "train_metrics": meta["train_metrics"], "fit_seconds": meta["fit_seconds"],
            "data_fingerprint": meta["data_fingerprint"]}
@@ -110,8 +112,8 @@ def train_cmd(
         emit_json(doc)
         return
     m = meta["train_metrics"]
-    err_console.print(f"trained on {meta['n_train']} subnets in {meta['fit_seconds']:.2f} s "
-                      f"(train Kendall {m['kendall']:.3f}, RMSE {m['rmse']:.3f}%); saved {out}")
+    err_console.print(literal(f"trained on {meta['n_train']} subnets in {meta['fit_seconds']:.2f} s "
+                              f"(train Kendall {m['kendall']:.3f}, RMSE {m['rmse']:.3f}%); saved {out}"))
 
 
 def _warn_foreign_resolutions(resolutions: tuple[int, ...], name: str) -> None:
@@ -120,9 +122,8 @@ def _warn_foreign_resolutions(resolutions: tuple[int, ...], name: str) -> None:
 
     space = get_space(name)
     if not set(resolutions) <= set(space.resolutions):
-        err_console.print(f"[yellow]warning:[/] the data's resolutions {describe_resolutions(resolutions)} are not "
-                          f"among {name}'s ({describe_resolutions(space.resolutions)}); if the data is of another "
-                          "space, pass --space", highlight=False)
+        warn(f"the data's resolutions {describe_resolutions(resolutions)} are not among {name}'s "
+             f"({describe_resolutions(space.resolutions)}); if the data is of another space, pass --space")
 
 
 def _space_words(name: str) -> str:
@@ -156,14 +157,13 @@ def eval_cmd(
         pred = _load_any(predictor)
         data_space = infer_space(accuracy)
     if data_space is not None and data_space != pred.space_name:
-        err_console.print(f"[yellow]warning:[/] the data looks like {data_space} but the predictor is for "
-                          f"{pred.space_name}", highlight=False)
+        warn(f"the data looks like {data_space} but the predictor is for {pred.space_name}")
     with work_failed("prediction"):
         metrics = prediction_metrics(pred.predict_batch(accuracy.to_batch()), accuracy.accuracy_pct)
     if json_out:
         emit_json(metrics)
         return
-    table = Table(title=f"{predictor} on {len(accuracy)} subnets")
+    table = Table(title=literal(f"{predictor} on {len(accuracy)} subnets"))
     for col in ("kendall", "spearman", "rmse (%)", "n"):
         table.add_column(col, justify="right")
     table.add_row(f"{metrics['kendall']:.4f}", f"{metrics['spearman']:.4f}", f"{metrics['rmse']:.3f}",
@@ -305,10 +305,10 @@ def _search_cmd(
         return
     _print_results(rows, device)
     for dev, how in latency_model.items():
-        err_console.print(f"{dev} latency: {how}")
-    err_console.print(f"accuracy: {accuracy_model}")
+        err_console.print(literal(f"{dev} latency: {how}"))
+    err_console.print(literal(f"accuracy: {accuracy_model}"))
     if plot is not None:
-        err_console.print(f"front drawn to {plot}")
+        err_console.print(literal(f"front drawn to {plot}"))
 
 
 def _result_row(outcome: Any, constraints: list[Any], tables: dict[str, Any], settings: Any, pred: Any,
@@ -353,8 +353,8 @@ def _print_results(rows: list[dict[str, Any]], devices: list[str]) -> None:
 
     table = Table(title="search results")
     for dev in devices:
-        table.add_column(f"{dev} budget (ms)", justify="right", overflow="fold")  # headers name the device whole
-        table.add_column(f"{dev} latency (ms)", justify="right", overflow="fold")
+        table.add_column(literal(f"{dev} budget (ms)"), justify="right", overflow="fold")  # the device whole
+        table.add_column(literal(f"{dev} latency (ms)"), justify="right", overflow="fold")
     extra = sorted({k for r in rows for k in r.get("costs", {})})
     for name in extra:
         table.add_column(name, justify="right")
@@ -368,7 +368,7 @@ def _print_results(rows: list[dict[str, Any]], devices: list[str]) -> None:
             else:
                 lo, hi = r["achievable_ms"][dev]
                 what = "not binding" if r["limits"][dev] >= hi else "infeasible"
-                row += [f"{r['limits'][dev]:g}", f"[red]{what}[/]: achievable {lo:.1f}..{hi:.1f} ms"]
+                row += [f"{r['limits'][dev]:g}", literal((what, "red"), f": achievable {lo:.1f}..{hi:.1f} ms")]
         if r["feasible"]:
             row += [f"{r['costs'][name]:.4g}" for name in extra]
             row += [f"{r['predicted_accuracy']:.2f}", str(r["arch"]["r"]), f"{r['search_seconds']:.2f}"]
@@ -379,7 +379,7 @@ def _print_results(rows: list[dict[str, Any]], devices: list[str]) -> None:
     for r in rows:
         budget = ", ".join(f"{dev} <= {r['limits'][dev]:g} ms" for dev in devices)
         detail = json.dumps(r["arch"]) if r["feasible"] else r["reason"]
-        err_console.print(f"[bold]{budget}[/]: {detail}", highlight=False, soft_wrap=True)
+        err_console.print(literal((budget, "bold"), ": ", detail), soft_wrap=True)  # a reason may quote a name
 
 
 def _plot_front(results: list[Any], device: str, path: Path) -> None:

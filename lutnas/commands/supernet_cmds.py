@@ -12,7 +12,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail, work_failed
+from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail, warn, work_failed
+from lutnas._text import escape_controls, literal
 
 from supernet.presets import DEFAULT_CALIB_IMAGES, DIGITS_PRESET
 
@@ -247,12 +248,12 @@ def train_cmd(
         emit_json(result.to_dict())
         return
     title = f"progressive shrinking → {result.checkpoint} ({result.processes} process(es))"
-    table = Table(title=title, title_justify="left")
+    table = Table(title=literal(title), title_justify="left")
     for column in ("phase", "epochs", "seconds", "loss", "largest %", "smallest %"):
         table.add_column(column, justify="left" if column == "phase" else "right")
     for row in result.phases:
         table.add_row(
-            row["name"],
+            literal(row["name"]),
             str(row["epochs"]),
             f"{row['seconds']:.1f}",
             "-" if row["loss"] is None else f"{row['loss']:.3f}",
@@ -349,7 +350,7 @@ def _run_job(runner: Callable[..., Any], job: Any, nproc: int, on_message: Calla
 
 
 def _warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    warn(message)  # messages quote what a checkpoint file says
 
 
 def _pct(value: float | None) -> str:
@@ -366,7 +367,7 @@ class _TrainProgress:
         if not self.enabled:
             return None
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),  # a resumed run's phases: the file's word
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}"),
@@ -383,7 +384,7 @@ class _TrainProgress:
         task = self.tasks.get(event.phase_index)
         if task is None:
             label = f"{event.phase_index + 1}/{event.n_phases} {event.phase}"
-            task = self.progress.add_task(label, total=max(event.n_steps, 1), completed=event.step, loss="-")
+            task = self.progress.add_task(escape_controls(label), total=max(event.n_steps, 1), completed=event.step, loss="-")
             self.tasks[event.phase_index] = task
         loss = "-" if event.loss is None else f"{event.loss:.3f}"
         if event.kind == "phase_end":
@@ -480,12 +481,11 @@ def collect_cmd(
     if json_out:
         emit_json(summary)
         return
-    err_console.print(
+    err_console.print(literal(
         f"wrote {len(results)} subnets of {space or 'an unregistered space'} to {path}: {precision} top-1 {summary['accuracy_min']:.1f}–"
         f"{summary['accuracy_max']:.1f}% (mean {summary['accuracy_mean']:.1f}%), "
-        f"MACs {summary['macs_min']:,}–{summary['macs_max']:,}",
-        highlight=False,
-    )
+        f"MACs {summary['macs_min']:,}–{summary['macs_max']:,}"
+    ))
 
 
 def _checkpoint_file(path: Path) -> Path:
@@ -567,7 +567,7 @@ def extract_cmd(
     if json_out:
         emit_json(summary)
         return
-    err_console.print(f"wrote {chosen} subnet to {out} ({macs:,} MACs, {params:,} params)", highlight=False)
+    err_console.print(literal(f"wrote {chosen} subnet to {out} ({macs:,} MACs, {params:,} params)"))
 
 
 # --------------------------------------------------------------------------- eval
@@ -599,7 +599,7 @@ def eval_cmd(
         emit_json({**result.to_dict(), "dataset": spec, "eval_images": len(hold_data)})
         return
     table = Table(show_header=False)
-    table.add_row("top-1", f"{result.accuracy:.2f}% on {len(hold_data)} held-out images of {spec}")
+    table.add_row("top-1", literal(f"{result.accuracy:.2f}% on {len(hold_data)} held-out images of {spec}"))
     table.add_row("MACs", f"{result.macs:,}")
     table.add_row("params", f"{result.params:,}")
     table.add_row("arch", json.dumps(result.arch, separators=(",", ":")))
