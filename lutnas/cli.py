@@ -11,7 +11,7 @@ import logging
 import typer
 
 from lutnas._text import EscapingFormatter
-from lutnas.commands import agent_cmds, demo_cmds, lut_cmds, profile_cmds, search_cmds, supernet_cmds
+from lutnas.commands import agent_cmds, demo_cmds, lut_cmds, profile_cmds, report_cmds, search_cmds, supernet_cmds
 
 __all__ = ["app", "main"]
 
@@ -23,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (agent_cmds, lut_cmds, profile_cmds, search_cmds, supernet_cmds, demo_cmds):
+for _module in (agent_cmds, lut_cmds, profile_cmds, search_cmds, supernet_cmds, report_cmds, demo_cmds):
     _module.register(app)
 
 
