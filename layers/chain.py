@@ -9,6 +9,7 @@ from torch import nn
 
 from space import Block
 
+from .bottleneck import Bottleneck
 from .conv import ConvBNAct, MBConv, ResidualBlock
 from .head import Classifier, GlobalAvgPool
 
@@ -72,6 +73,9 @@ def module_output_shape(module: nn.Module, input_shape: Sequence[int]) -> tuple[
         return (n, c, 1, 1)
     if isinstance(module, ResidualBlock):
         return module_output_shape(module.conv, input_shape)
+    if isinstance(module, Bottleneck):
+        _, _, oh, ow = module_output_shape(module.conv2, (n, module.mid_chs, h, w))
+        return (n, module.out_chs, oh, ow)
     if isinstance(module, MBConv):
         _, _, oh, ow = module_output_shape(module.depth_conv, (n, module.mid_chs, h, w))
         return (n, module.out_chs, oh, ow)
@@ -80,5 +84,5 @@ def module_output_shape(module: nn.Module, input_shape: Sequence[int]) -> tuple[
         return (n, module.out_chs, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
     raise TypeError(
         f"unsupported module type {type(module).__name__}; "
-        "expected ConvBNAct, ResidualBlock, MBConv, GlobalAvgPool, Classifier or SubnetModel"
+        "expected ConvBNAct, ResidualBlock, MBConv, Bottleneck, GlobalAvgPool, Classifier or SubnetModel"
     )

@@ -3,8 +3,8 @@
 - ``DynamicSeparableConv2d``: a depthwise conv stored at the largest kernel. A smaller kernel is the
   centre crop of the next larger one, passed through a learned (k²×k²) transformation matrix per step
   (``7to5_matrix``, ``5to3_matrix``), so kernels share weights without being forced equal.
-- ``DynamicConv2d``: a 1x1 conv whose active output width slices the leading filters, and whose input
-  width follows the input tensor.
+- ``DynamicConv2d``: a dense conv (1x1 in MBConv layers) whose active output width slices the leading
+  filters, and whose input width follows the input tensor.
 - ``DynamicBatchNorm2d``: BN over the leading channels of its parameters and running statistics.
 - ``DynamicSE``: squeeze-excite that slices its convs to the active width.
 - ``DynamicMBConvLayer``: an inverted-residual layer made of the above with an active kernel and
@@ -88,22 +88,31 @@ class DynamicSeparableConv2d(nn.Module):
 
 
 class DynamicConv2d(nn.Module):
-    """1x1 conv (no bias) whose active output width takes the leading filters."""
+    """Dense conv (no bias, 1x1 unless told) whose active output width takes the leading filters.
 
-    def __init__(self, max_in_chs: int, max_out_chs: int) -> None:
+    Args:
+        max_in_chs: input channels at the largest width.
+        max_out_chs: output channels at the largest width.
+        kernel: square, odd kernel size (ResNet50's stem and middle convs are 3x3).
+        stride: spatial stride.
+    """
+
+    def __init__(self, max_in_chs: int, max_out_chs: int, kernel: int = 1, stride: int = 1) -> None:
         super().__init__()
         self.max_in_chs = max_in_chs
         self.max_out_chs = max_out_chs
-        self.conv = nn.Conv2d(max_in_chs, max_out_chs, 1, 1, 0, bias=False)
+        self.kernel = kernel
+        self.stride = stride
+        self.conv = nn.Conv2d(max_in_chs, max_out_chs, kernel, stride, same_padding(kernel), bias=False)
         self.active_out_chs = max_out_chs
 
     def get_active_filter(self, out_chs: int, in_chs: int) -> torch.Tensor:
-        """Weight slice [out_chs, in_chs, 1, 1]."""
+        """Weight slice [out_chs, in_chs, k, k]."""
         return self.conv.weight[:out_chs, :in_chs]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.get_active_filter(self.active_out_chs, x.size(1)).contiguous()
-        return F.conv2d(x, weight)
+        return F.conv2d(x, weight, None, self.stride, same_padding(self.kernel))
 
 
 class DynamicBatchNorm2d(nn.Module):
