@@ -121,6 +121,9 @@ class OFAResNets(nn.Module):
 
         self.input_stem_skipping = False
         self.runtime_depth = [len(group) for group in self.block_group_info]  # blocks each stage runs
+        # Indices into width_mult_list (stem conv 1, stem conv 3, stages); kept because narrow presets round
+        # several multipliers to one width, so widths alone do not give them back.
+        self.active_width_index = [len(self.width_mult_list) - 1] * (2 + len(self.block_group_info))
         self.active_resolution: int | None = None
 
     # ----------------------------------------------------------------- description
@@ -194,6 +197,7 @@ class OFAResNets(nn.Module):
             for block, ratio in zip(self.blocks, parsed.e):
                 block.active_expand_ratio = ratio
         if parsed.w is not None:
+            self.active_width_index = list(parsed.w)
             stem0, stem1, stem2 = self.input_stem
             stem0.active_out_chs = stem1.conv.active_out_chs = stem0.out_chs_list[parsed.w[0]]
             stem2.active_out_chs = stem2.out_chs_list[parsed.w[1]]
@@ -212,15 +216,11 @@ class OFAResNets(nn.Module):
     def active_arch(self) -> dict[str, Any]:
         """The active subnet as an arch dict (``r`` included when one was set)."""
         max_depth = max(self.depth_list)
-        stem0, _, stem2 = self.input_stem
-        widths = [stem0.out_chs_list.index(stem0.active_out_chs), stem2.out_chs_list.index(stem2.active_out_chs)]
-        widths += [self.blocks[g[0]].out_chs_list.index(self.blocks[g[0]].active_out_chs)
-                   for g in self.block_group_info]
         arch: dict[str, Any] = {
             "d": [min(self.depth_list) if self.input_stem_skipping else max_depth]
             + [depth - len(g) + max_depth for g, depth in zip(self.block_group_info, self.runtime_depth)],
             "e": [block.active_expand_ratio for block in self.blocks],
-            "w": widths,
+            "w": list(self.active_width_index),
         }
         if self.active_resolution is not None:
             arch["r"] = self.active_resolution
@@ -254,6 +254,11 @@ class OFAResNets(nn.Module):
     def set_min_net(self) -> None:
         """Activate the smallest subnet."""
         self.set_active_subnet(d=min(self.depth_list), e=min(self.expand_ratio_list), w=0)
+
+    def re_organize_middle_weights(self, expand_ratio_stage: int = 0) -> None:
+        """Sort every block's middle channels by importance (see ``DynamicBottleneck``)."""
+        for block in self.blocks:
+            block.re_organize_middle_weights(expand_ratio_stage)
 
     # ----------------------------------------------------------------- extraction
 
