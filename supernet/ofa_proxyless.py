@@ -55,6 +55,18 @@ class ProxylessSupernetConfig:
         """Plain JSON-serializable dict."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProxylessSupernetConfig:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: unknown keys.
+        """
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"supernet config keys must be among {sorted(cls.__dataclass_fields__)}, got {unknown}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
 
 class OFAProxylessNASNets(nn.Module):
     """Elastic ProxylessNAS supernet (OFA's ``OFAProxylessNASNets``).

@@ -51,6 +51,18 @@ class ResNetSupernetConfig:
         """Plain JSON-serializable dict."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ResNetSupernetConfig:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: unknown keys.
+        """
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"supernet config keys must be among {sorted(cls.__dataclass_fields__)}, got {unknown}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
 
 class OFAResNets(nn.Module):
     """Elastic ResNet50 supernet (OFA's ``OFAResNets``).

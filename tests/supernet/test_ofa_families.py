@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -201,8 +203,11 @@ def test_factory_builds_each_family_at_its_release_width() -> None:
     assert isinstance(proxyless, OFAProxylessNASNets) and proxyless.first_conv.out_chs == 40  # w1.3
     resnet = preset_supernet(digits_preset("ofa-resnet50"), n_classes=10)
     assert isinstance(resnet, OFAResNets) and resnet.classifier.linear.linear.weight.shape == (10, 512)
-    assert OFAResNets.from_config(resnet.config).config == resnet.config
-    assert OFAProxylessNASNets.from_config(proxyless.config).config == proxyless.config
+    for net in (resnet, proxyless):
+        config = type(net.config).from_dict(json.loads(json.dumps(net.config.to_dict())))
+        assert config == net.config and type(net).from_config(config).config == net.config
+    with pytest.raises(ValueError, match=r"supernet config keys must be among .*, got \['ks_list'\]"):
+        type(resnet.config).from_dict({"ks_list": [3]})
 
 
 def test_digits_presets_train_a_step() -> None:
