@@ -56,7 +56,7 @@ def report_cmd(
         fail(str(err), EXIT_USAGE)
     with err_console.status("gathering the report") as status, work_failed("report"):
         try:
-            path = build_report(db, out, settings, progress=lambda step: status.update(f"report: {step}"))
+            path = build_report(db, out, settings, progress=lambda step: status.update(literal("report: ", step)))
         except (LutError, SearchError) as err:  # no such store or device, or a predictor that is not one
             fail(str(err), EXIT_USAGE)
         except ModuleNotFoundError as err:  # plotly missing: the message says what to install
