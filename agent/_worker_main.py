@@ -24,10 +24,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from agent._logtext import EscapingFormatter
 from agent.config import allowed_cpus
 from agent.adb import job_state_source
 from agent.device import read_device_state
-from agent.errors import JobError, bad_model_code, one_line
+from agent.errors import MAX_ERROR_CHARS, JobError, bad_model_code, one_line
 from agent.runtimes import InputSpec, LoadOptions, Runtime, get_runtime
 from agent.timing import TimingPlan, summarize
 
@@ -156,12 +157,12 @@ def cap_memory(max_mb: int) -> None:
 
 
 def _failure(code: str, message: str, max_mb: int) -> dict[str, Any]:
-    """A failed job's reply; running out of memory also asks for a fresh worker."""
+    """A failed job's reply, its message bounded; running out of memory also asks for a fresh worker."""
     if code != "RESOURCE_EXHAUSTED":
-        return {"ok": False, "code": code, "message": message}
+        return {"ok": False, "code": code, "message": one_line(message, MAX_ERROR_CHARS)}
     if max_mb:
         message = f"the job needs more memory than the worker's cap of {max_mb} MB (agent --max-worker-mb): {message}"
-    return {"ok": False, "code": code, "message": message, "restart": True}
+    return {"ok": False, "code": code, "message": one_line(message, MAX_ERROR_CHARS), "restart": True}
 
 
 def _serve(
@@ -213,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         cap_memory(args.max_worker_mb)
     # Runtimes may print to stdout; keep it away from anything that reads ours.
     os.dup2(2, 1)
-    logging.basicConfig(level=logging.WARNING, format="worker %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(EscapingFormatter("worker %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     cpus = [int(c) for c in args.cpus.split(",") if c] or None
     if cpus is not None:
         os.sched_setaffinity(0, cpus)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["JobError", "JOB_ERROR_CODES", "one_line", "bad_model_code"]
+__all__ = ["JobError", "JOB_ERROR_CODES", "MAX_ERROR_CHARS", "one_line", "bad_model_code"]
+
+#: The longest error text a client gets back for a job: room for any reason, none for a file's contents.
+MAX_ERROR_CHARS = 400
 
 # How the runtimes word a failed allocation (onnxruntime's arena, torch's CPU allocator, C++).
 _OUT_OF_MEMORY = re.compile(r"failed to allocate memory|can't allocate memory|bad_alloc|out of memory", re.IGNORECASE)
@@ -25,9 +28,12 @@ JOB_ERROR_CODES = frozenset(
 
 
 def one_line(text: object, limit: int = 300) -> str:
-    """Collapse an error text to one line of at most ``limit`` characters."""
+    """Collapse an error text to one line of at most ``limit`` characters; a longer one is cut and says so."""
     line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
+    if len(line) <= limit:
+        return line
+    note = f" ...[cut: {len(line)} chars in all]"
+    return (line[: max(0, limit - len(note))] + note)[:limit]
 
 
 def bad_model_code(err: BaseException) -> str:
@@ -42,12 +48,12 @@ class JobError(Exception):
 
     Args:
         code: A name from ``JOB_ERROR_CODES``.
-        message: What went wrong, naming the bad value; collapsed to one line.
+        message: What went wrong, naming the bad value; collapsed to one line of at most ``MAX_ERROR_CHARS``.
     """
 
     def __init__(self, code: str, message: str) -> None:
         if code not in JOB_ERROR_CODES:
             raise ValueError(f"unknown job error code {code!r}; known: {', '.join(sorted(JOB_ERROR_CODES))}")
         self.code = code
-        self.message = one_line(message)
+        self.message = one_line(message, MAX_ERROR_CHARS)
         super().__init__(f"{code}: {self.message}")

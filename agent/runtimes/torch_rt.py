@@ -5,10 +5,13 @@ time CUDA-graph replays with CUDA events, because eager timing of small blocks m
 launch overhead; ``eager``: time eager calls with CUDA events).
 TorchScript has no declared shapes, so a TorchScript job must give its input shapes.
 
-A ``.pt2`` archive is inspected before ``torch.export.load`` sees it: torch unpickles weights and
+A ``.pt2`` archive is inspected before ``torch.export.load`` sees it. Its graphs are programs: every
+node must call an operator on the allowlist of pure tensor operators (:mod:`agent.runtimes._pt2_graph`
+also refuses compiled payloads, guard code and symbolic shapes). And torch unpickles weights and
 constants saved with ``use_pickle``, custom and opaque objects, and (after a failed safe load)
 legacy weight files and sample inputs, and an unpickler runs whatever the file says. Archives
 with any of those are refused; ``.pt`` members must load with ``torch.load(weights_only=True)``.
+TorchScript files stay trusted code: TorchScript can call any operator.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import posixpath
 import time
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,11 +29,14 @@ from typing import Any
 from agent.errors import JobError, bad_model_code, one_line
 from agent.runtimes import LoadOptions, RuntimeProbe
 from agent.runtimes._probe import installed_version
+from agent.runtimes._pt2_graph import check_pt2_layout, check_pt2_program, is_program_member
 from agent.timing import Measurement, TimingPlan, measure
 
 __all__ = ["TorchRuntime", "detect_torch_format", "check_pt2_archive"]
 
 _FORMATS = ("torchscript", "pt2")
+# What zipfile raises for a damaged archive: bad records, undecodable names, truncated or corrupt data.
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError)
 _GRAPH_WARMUP_RUNS = 3  # eager runs on a side stream before capture, as CUDA graphs require
 
 
@@ -42,26 +49,47 @@ def detect_torch_format(model_bytes: bytes) -> str:
     try:
         with zipfile.ZipFile(io.BytesIO(model_bytes)) as zf:
             names = zf.namelist()
-    except zipfile.BadZipFile as err:
+    except _ZIP_ERRORS as err:
         raise JobError("INVALID_ARGUMENT", "not a TorchScript or torch.export archive (not a zip file)") from err
     return "pt2" if any(n.endswith("archive_format") for n in names) else "torchscript"
 
 
 def check_pt2_archive(torch: Any, model_bytes: bytes) -> None:
-    """Refuse a torch.export archive whose loading would unpickle anything.
+    """Refuse a torch.export archive whose loading would run anything but pure tensor operators.
+
+    The zip directory is judged first (members, sizes), then the graphs and payload configs as JSON;
+    ``torch`` reads a member only after all of that passed.
 
     Raises:
-        JobError: INVALID_ARGUMENT naming the offending member.
+        JobError: INVALID_ARGUMENT naming the offending member or operator.
     """
-    with zipfile.ZipFile(io.BytesIO(model_bytes)) as zf:
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(model_bytes))
+    except _ZIP_ERRORS as err:
+        raise JobError("INVALID_ARGUMENT", f"pt2 archive: not a readable zip file: {one_line(err, 100)}") from err
+    with zf:
+        check_pt2_layout(zf.infolist(), len(model_bytes))
+        pickles = []
         for info in zf.infolist():
             # Judged by base name wherever the member sits: a payload config or a pickle in an
             # unexpected folder is checked too.
             base = posixpath.basename(info.filename)
-            if base.endswith(("_weights_config.json", "_constants_config.json")):
-                _check_payload_config(info.filename, zf.read(info))
+            if is_program_member(info.filename):
+                check_pt2_program(info.filename, _read(zf, info))
+            elif base.endswith(("_weights_config.json", "_constants_config.json")):
+                _check_payload_config(info.filename, _read(zf, info))
             elif base.endswith((".pt", ".pkl")):
-                _check_safe_pickle(torch, info.filename, zf.read(info))
+                pickles.append(info)
+        for info in pickles:
+            _check_safe_pickle(torch, info.filename, _read(zf, info))
+
+
+def _read(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    # Reads at most the declared size, which check_pt2_layout bounded.
+    try:
+        return zf.read(info)
+    except (*_ZIP_ERRORS, NotImplementedError, RuntimeError) as err:  # also: unknown compression, encrypted
+        raise JobError("INVALID_ARGUMENT", f"pt2 archive: member {info.filename[:100]!r} is damaged: {one_line(err, 100)}") from err
 
 
 def _check_payload_config(member: str, raw: bytes) -> None:
