@@ -6,7 +6,8 @@
 3. validate the LUT against whole networks and fit a calibration;
 4. train the accuracy predictor on the bundled DyNAS-T accuracies (w1.0, r=224);
 5. search at three budgets spread over the measured latency range;
-6. time each found subnet end to end on the agent and print one table.
+6. time each found subnet end to end on the agent and print one table;
+7. write the store's report page (``lutnas report``) beside the store, when plotly is installed.
 
 The agent is stopped on exit, on error and on Ctrl-C.
 """
@@ -60,6 +61,7 @@ class DemoSettings:
     final_rounds: int = 4  # interleaved rounds when timing the found subnets
     seed: int = 0
     cache_dir: Path | None = None  # host artifact cache (default ~/.cache/lutnas/artifacts)
+    report: Path | None = None  # the report page (default: the store's path with .html)
 
 
 @dataclass
@@ -85,10 +87,12 @@ class DemoResult:
     validation: dict[str, Any]
     predictor: dict[str, Any]
     stage_s: dict[str, float] = field(default_factory=dict)
+    report: str | None = None  # the report page written, or None without plotly
 
     def to_dict(self) -> dict[str, Any]:
         return {"rows": [r.to_dict() for r in self.rows], "profile": self.profile, "validation": self.validation,
-                "predictor": self.predictor, "stage_s": {k: round(v, 2) for k, v in self.stage_s.items()}}
+                "predictor": self.predictor, "stage_s": {k: round(v, 2) for k, v in self.stage_s.items()},
+                "report": self.report}
 
 
 def bundled_accuracy_files() -> tuple[list[Path], list[Path]]:
@@ -163,11 +167,30 @@ def run_demo(settings: DemoSettings, *, stage: Stage, run_profile: Callable[...,
                                    [f["arch"] for f in found], settings)
         timings["measure"] = time.monotonic() - t0
 
+        t0 = time.monotonic()
+        with stage("report"):
+            page = _write_report(store, settings, [f["budget_ms"] for f in found])
+        timings["report"] = time.monotonic() - t0
+
     rows = [DemoRow(budget_ms=f["budget_ms"], arch=f["arch"], predicted_accuracy=f["predicted_accuracy"],
                     lut_ms=f["lut_ms"], raw_lut_ms=f["raw_lut_ms"], measured_ms=m) for f, m in zip(found, measured)]
     validation = {k: val.to_dict()[k] for k in ("raw", "calibrated", "noise", "samples")}
     return DemoResult(rows=rows, profile=report.to_dict(), validation=validation, predictor=pred_info,
-                      stage_s=timings)
+                      stage_s=timings, report=page)
+
+
+def _write_report(store: Any, settings: DemoSettings, budgets: list[float]) -> str | None:
+    """The store's report page with the demo's predictor and budgets; None when plotly is not installed."""
+    from report import ReportSettings, build_report
+
+    path = settings.report or settings.db.with_suffix(".html")
+    wanted = ReportSettings(predictor=_predictor_path(settings), budgets_ms=tuple(budgets),
+                            generations=settings.generations, seed=settings.seed)
+    try:
+        return str(build_report(store, path, wanted))
+    except ModuleNotFoundError as err:  # the report extra is optional
+        log.warning("no report page: %s", err)
+        return None
 
 
 def _warm_artifacts(settings: DemoSettings) -> None:

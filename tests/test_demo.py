@@ -45,7 +45,7 @@ def test_demo_pipeline_runs_and_a_rerun_reuses_the_lut(tmp_path):
                        validate_plan=QUICK, validate_samples=6, validate_rounds=2, final_rounds=2, generations=30,
                        budget_quantiles=(0.3, 0.7))
     result, stages = _run(settings)
-    assert stages == ["profile", "validate", "predictor", "search", "measure"]
+    assert stages == ["profile", "validate", "predictor", "search", "measure", "report"]
     assert result.profile["devices"][0]["timed"] == 96
     assert len(result.rows) == 2
     for row in result.rows:
@@ -56,6 +56,10 @@ def test_demo_pipeline_runs_and_a_rerun_reuses_the_lut(tmp_path):
     assert result.validation["samples"] == 6 and result.validation["calibrated"] is not None
     assert result.predictor["kendall"] > 0.85
     json.dumps(result.to_dict())
+    page = (tmp_path / "demo.html").read_text()  # the report page, beside the store
+    assert result.report == str(tmp_path / "demo.html") and page.count("Plotly.newPlot") >= 1
+    for row in result.rows:  # the demo's picks are the report's, budget by budget
+        assert f"{row.predicted_accuracy:.2f}" in page
 
     again, _ = _run(settings)
     assert again.profile["devices"][0]["timed"] == 0  # the LUT is reused

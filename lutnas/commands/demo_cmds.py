@@ -17,11 +17,12 @@ from lutnas._text import literal
 __all__ = ["register"]
 
 _STAGES = {
-    "profile": "1/5 profile every block of ofa-mbv3-w1.0 at 224 px (onnxruntime, 1 thread)",
-    "validate": "2/5 validate the LUT against whole networks and calibrate",
-    "predictor": "3/5 train the accuracy predictor on the bundled DyNAS-T accuracies",
-    "search": "4/5 search at three latency budgets",
-    "measure": "5/5 time the found subnets end to end",
+    "profile": "1/6 profile every block of ofa-mbv3-w1.0 at 224 px (onnxruntime, 1 thread)",
+    "validate": "2/6 validate the LUT against whole networks and calibrate",
+    "predictor": "3/6 train the accuracy predictor on the bundled DyNAS-T accuracies",
+    "search": "4/6 search at three latency budgets",
+    "measure": "5/6 time the found subnets end to end",
+    "report": "6/6 write the report page (lutnas report)",
 }
 
 
@@ -97,6 +98,8 @@ def demo_cmd(
     err_console.print(table)
     for row in result.rows:
         err_console.print(literal((f"{row.budget_ms:.2f} ms:", "dim"), f" {row.arch}"))
+    if result.report is not None:
+        err_console.print(literal("report: ", result.report))
 
 
 def register(app: typer.Typer) -> None:
