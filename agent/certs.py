@@ -11,10 +11,12 @@ Needs the ``cryptography`` package (a host dependency); the agent itself only re
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import os
 import socket
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,8 +66,11 @@ def _san(names: Sequence[str]) -> list:
 def make_self_signed(out_dir: Path, names: Sequence[str], days: int = DEFAULT_DAYS, overwrite: bool = False) -> CertPair:
     """Write a new EC P-256 key and a self-signed certificate for ``names`` into ``out_dir``.
 
+    The key is created with mode 0600, never through a symlink: without ``overwrite`` any entry at either
+    path is refused; with it, each file is written beside its path and renamed over it.
+
     Raises:
-        ValueError: no names, a bad validity, or the files exist and ``overwrite`` is off.
+        ValueError: no names, a bad validity, or the files (or symlinks) exist and ``overwrite`` is off.
         ImportError: the ``cryptography`` package is missing (message names it).
         OSError: the folder or files cannot be written.
     """
@@ -83,7 +88,8 @@ def make_self_signed(out_dir: Path, names: Sequence[str], days: int = DEFAULT_DA
         raise ValueError(f"--days must be in 1..36500, got {days}")
     out_dir = Path(out_dir)
     cert_path, key_path = out_dir / "agent.crt", out_dir / "agent.key"
-    existing = [str(p) for p in (cert_path, key_path) if p.exists()]
+    # lexists: a symlink planted at either path counts, dangling or not; it is never written through.
+    existing = [str(p) for p in (cert_path, key_path) if os.path.lexists(p)]
     if existing and not overwrite:
         raise ValueError(f"{', '.join(existing)} already exist(s); pass --force to replace the pair")
     key = ec.generate_private_key(ec.SECP256R1())
@@ -105,12 +111,10 @@ def make_self_signed(out_dir: Path, names: Sequence[str], days: int = DEFAULT_DA
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key_pem)
-    os.chmod(key_path, 0o600)
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    cert_path.write_bytes(cert_pem)
+    write = _replace_file if overwrite else _create_file
+    write(key_path, key_pem, 0o600)
+    write(cert_path, cert_pem, 0o644)
     return CertPair(
         cert=cert_path,
         key=key_path,
@@ -118,3 +122,33 @@ def make_self_signed(out_dir: Path, names: Sequence[str], days: int = DEFAULT_DA
         names=tuple(names),
         not_after=cert.not_valid_after_utc.date().isoformat(),
     )
+
+
+def _create_file(path: Path, data: bytes, mode: int) -> None:
+    """Create ``path`` holding ``data``; refuse any existing entry there, a symlink included.
+
+    Raises:
+        ValueError: something appeared at ``path`` meanwhile.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, mode)
+    except FileExistsError:
+        raise ValueError(f"{path} already exists; pass --force to replace the pair") from None
+    with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fh.fileno(), mode)  # whatever the umask
+        fh.write(data)
+
+
+def _replace_file(path: Path, data: bytes, mode: int) -> None:
+    """Put ``data`` at ``path`` via a new file beside it and a rename: a symlink there is replaced, never followed."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # O_EXCL, mode 0600
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), mode)
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

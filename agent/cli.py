@@ -10,11 +10,13 @@ import argparse
 import logging
 import os
 import signal
+import stat
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from agent._logtext import EscapingFormatter
 from agent.adb import AdbDevice, AdbError, connect
 from agent.auth import generate_token, write_token_file
 from agent.device import big_cores
@@ -56,11 +58,17 @@ def resolve_token(token_file: Path | None, insecure_no_auth: bool, echo: Callabl
         return None, "none (--insecure-no-auth)"
     if token_file is not None:
         try:
-            token = Path(token_file).read_text().strip()
-        except OSError as err:
-            raise ValueError(f"cannot read --token-file {token_file}: {err.strerror}") from err
+            with open(token_file, encoding="utf-8") as fh:
+                mode = os.fstat(fh.fileno()).st_mode
+                token = fh.read().strip()
+        except (OSError, UnicodeDecodeError) as err:
+            raise ValueError(f"cannot read --token-file {token_file}: {getattr(err, 'strerror', None) or err}") from err
         if not token:
             raise ValueError(f"--token-file {token_file} is empty")
+        if mode & 0o077:
+            # As ssh does for private keys: whoever can read this file can time models here.
+            log.warning("--token-file %s has mode %04o: other users may read or change the token; run chmod 600 %s",
+                        token_file, stat.S_IMODE(mode), token_file)
         return token, f"token (file {token_file})"
     token = os.environ.get(TOKEN_ENV, "").strip()
     if token:
@@ -251,7 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m agent``; returns the exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
 
     def echo(line: str) -> None:
         sys.stdout.write(line + "\n")
