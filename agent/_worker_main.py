@@ -24,6 +24,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from agent._logtext import EscapingFormatter
 from agent.config import allowed_cpus
 from agent.adb import job_state_source
 from agent.device import read_device_state
@@ -213,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         cap_memory(args.max_worker_mb)
     # Runtimes may print to stdout; keep it away from anything that reads ours.
     os.dup2(2, 1)
-    logging.basicConfig(level=logging.WARNING, format="worker %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(EscapingFormatter("worker %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     cpus = [int(c) for c in args.cpus.split(",") if c] or None
     if cpus is not None:
         os.sched_setaffinity(0, cpus)
