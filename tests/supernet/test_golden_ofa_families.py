@@ -41,11 +41,16 @@ def family(request, family_golden) -> tuple[str, list[CaseRun]]:
     net.load_state_dict(golden.weights, strict=True)
     net.eval()
     runs = []
-    for case in golden.cases:
-        net.set_active_subnet(case["arch"])
-        subnet = net.get_active_subnet().eval()
-        with torch.no_grad():
-            runs.append(CaseRun(case, net(case["input"]), subnet, subnet(case["input"])))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # module fixtures run before the autouse one-thread fixture (see tests/conftest.py)
+    try:
+        for case in golden.cases:
+            net.set_active_subnet(case["arch"])
+            subnet = net.get_active_subnet().eval()
+            with torch.no_grad():
+                runs.append(CaseRun(case, net(case["input"]), subnet, subnet(case["input"])))
+    finally:
+        torch.set_num_threads(threads)
     return name, runs
 
 
