@@ -152,9 +152,10 @@ def parse_resnet_arch(choices: ResNetChoices, arch: Mapping[str, Any] | None = N
         ValueError: An unknown key, a field of the wrong length or type, or a value ``choices`` does not allow.
     """
     values = _merge(arch, fields, ("d", "e", "w", "r"))
-    d = _slot_values("d", values.get("d"), 1 + 4, choices.d, range(5))
+    n_stages = len(RESNET_BASE_DEPTHS)
+    d = _slot_values("d", values.get("d"), 1 + n_stages, choices.d, range(1 + n_stages))  # stem skip, stages
     e = _slot_values("e", values.get("e"), choices.n_blocks, choices.e, range(choices.n_blocks))
-    w = _slot_values("w", values.get("w"), 2 + 4, tuple(range(choices.n_widths)), range(6))
+    w = _slot_values("w", values.get("w"), 2 + n_stages, tuple(range(choices.n_widths)), range(2 + n_stages))
     return ResNetArch(
         d=tuple(int(v) for v in d) if d is not None else None,
         e=e,
