@@ -1,4 +1,4 @@
-"""One way in to model export: blocks, block chains and whole subnets, to ONNX or TFLite bytes.
+"""One way in to model export: blocks, block chains and whole subnets, to ONNX, TFLite or ``.pt2`` bytes.
 
 Exports are deterministic: the same block, format, precision, seed and exporter version always give the same bytes,
 which is what lets :class:`profiler.artifacts.ArtifactCache` and the agents' model caches address models by
@@ -17,12 +17,13 @@ from typing import Any, Literal
 
 from torch import nn
 
-from space import Block
-
 from layers import block_input_shape
+from space import Block
+from space.precision import check_precision
 
 from .builders import build_block, build_blocks, build_from_net_config, build_subnet
-from .quantize import QUANTIZE_VERSION, calibration_inputs, check_precision
+from .quantize import QUANTIZE_VERSION, calibration_inputs
+from .vocabulary import EXPORT_PRECISIONS, FORMAT_SUFFIX, FORMATS, check_format
 
 __all__ = [
     "FORMATS",
@@ -40,11 +41,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ModelFormat = Literal["onnx", "tflite"]
-#: Formats the exporters write.
-FORMATS: tuple[str, ...] = ("onnx", "tflite")
-#: File suffix of each format.
-FORMAT_SUFFIX: dict[str, str] = {"onnx": ".onnx", "tflite": ".tflite"}
+ModelFormat = Literal["onnx", "tflite", "pt2"]
 
 
 def export_pool(max_workers: int) -> cf.ProcessPoolExecutor:
@@ -63,24 +60,20 @@ def _drop_stderr() -> None:
     sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - open for the worker's life
 
 
-def check_format(fmt: str) -> str:
-    """Return ``fmt`` if it is a known format.
-
-    Raises:
-        ValueError: ``fmt`` is not one of :data:`FORMATS`.
-    """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown model format {fmt!r}; known: {', '.join(FORMATS)}")
-    return fmt
+def _check_precision(fmt: str, precision: str) -> str:
+    """``precision`` if ``fmt``'s exporter writes it (one line naming those it does, else)."""
+    return check_precision(precision, EXPORT_PRECISIONS[fmt], f"the precision of a {fmt} export")
 
 
 def exporter_version(fmt: str, precision: str = "fp32") -> str:
     """Version string of the exporter for ``fmt`` at ``precision``; it changes whenever those bytes change."""
     if check_format(fmt) == "onnx":
         from .export_onnx import ONNX_EXPORTER_VERSION as version
+    elif fmt == "pt2":
+        from .export_pt2 import PT2_EXPORTER_VERSION as version
     else:
         from .export_tflite import TFLITE_EXPORTER_VERSION as version
-    if check_precision(precision) == "fp32":
+    if _check_precision(fmt, precision) == "fp32":
         return version
     return f"{version}+{precision}-{QUANTIZE_VERSION}"
 
@@ -95,7 +88,8 @@ def export_module(
         module: A module made of :mod:`layers`, in eval mode.
         input_shape: NCHW input shape of the torch module (TFLite models take its NHWC transpose).
         fmt: One of :data:`FORMATS`.
-        precision: One of :data:`profiler.quantize.PRECISIONS`; see :mod:`profiler.quantize` for the recipes.
+        precision: One of :data:`space.precision.PRECISIONS` that ``fmt``'s exporter writes
+            (:data:`profiler.vocabulary.EXPORT_PRECISIONS`); see :mod:`profiler.quantize` for the recipes.
         seed: Seeds the int8 calibration inputs.
         calib_dir: Image folder for int8 calibration of models that take an image.
 
@@ -103,16 +97,20 @@ def export_module(
         The serialized model.
 
     Raises:
-        ValueError: ``fmt`` or ``precision`` is unknown.
+        ValueError: ``fmt`` or ``precision`` is unknown, or ``fmt`` is not written at ``precision``.
         TypeError: The module is not a :mod:`layers` module.
     """
-    check_precision(precision)
+    _check_precision(check_format(fmt), precision)
     inputs = calibration_inputs(input_shape, seed=seed, image_dir=calib_dir) if precision == "int8" else []
     if check_format(fmt) == "onnx":
         from .export_onnx import to_onnx_model
         from .quantize import quantize_onnx
 
         return quantize_onnx(to_onnx_model(module, input_shape), precision, inputs).SerializeToString()
+    if fmt == "pt2":
+        from .export_pt2 import export_pt2
+
+        return export_pt2(module, input_shape, precision)
     from .export_tflite import export_tflite
     from .quantize import quantize_tflite
 
@@ -128,7 +126,7 @@ def export_block(
         block: The block.
         fmt: One of :data:`FORMATS`.
         seed: Weight seed (and int8 calibration seed).
-        precision: One of :data:`profiler.quantize.PRECISIONS`.
+        precision: One of :data:`space.precision.PRECISIONS`.
         calib_dir: Image folder for int8 calibration (used by the first conv, whose input is the image).
 
     Returns:

@@ -24,10 +24,11 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal
-
 import numpy as np
 import onnx
+
+# The one definition of precisions, re-exported here for the exporters' callers.
+from space.precision import PRECISIONS, Precision, check_precision
 
 __all__ = [
     "CALIBRATION_SAMPLES",
@@ -46,9 +47,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Precision = Literal["fp32", "fp16", "int8"]
-#: Precisions the exporters write.
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 #: Bumped whenever the recipe (and so the bytes) of a reduced-precision export changes.
 QUANTIZE_VERSION = "q1"
 #: Calibration tensors per model: MinMax ranges settle within a few samples of the same distribution.
@@ -57,17 +55,6 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # ImageNet normalization, as OFA's data pipeline applies it.
 _MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-
-
-def check_precision(precision: str) -> str:
-    """Return ``precision`` if it is one of :data:`PRECISIONS`.
-
-    Raises:
-        ValueError: it is not.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
-    return precision
 
 
 def list_images(image_dir: str | os.PathLike[str]) -> list[Path]:

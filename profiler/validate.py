@@ -49,7 +49,7 @@ from lut.store import LutStore, StoredSetting
 from profiler.artifacts import sha256_hex
 from profiler.client import AgentClient, AgentError, make_job
 from profiler.export import export_pool, export_subnet
-from profiler.quantize import PRECISIONS
+from profiler.vocabulary import check_combination
 from space import SearchSpace, SubnetBatch, get_space, list_spaces
 
 __all__ = [
@@ -77,7 +77,6 @@ VALIDATION_PLAN: Mapping[str, float | int] = {
     "max_s": 1.5,
     "target_rel_ci": 0.01,
 }
-_FORMAT_FOR_EXPORT = {"onnx": "onnx", "tflite": "tflite"}
 _ROUND_STATS = ("min", "median")
 
 
@@ -229,7 +228,7 @@ def validate(
     if not settings.connect_timeout_s > 0:
         raise ValidationError(f"connect_timeout_s must be > 0, got {settings.connect_timeout_s!r}")
     setting = store.setting(device)
-    _export_format(setting.setting)  # fail before any timing
+    _export_format(setting.setting, settings.options)  # fail before any timing
     space, compiled = infer_space(store, setting, settings.space)
     resolutions = [r for r in compiled.resolutions if not settings.resolutions or r in settings.resolutions]
     if not resolutions:
@@ -333,23 +332,20 @@ def time_subnets(client: AgentClient, setting: DeviceSetting, space: str, archs:
     Raises:
         ValidationError: the setting's model format cannot be exported, or a timing job failed.
     """
-    fmt = _export_format(setting)
+    fmt = _export_format(setting, settings.options)
     progress = progress or (lambda stage, done, total: None)
     with tempfile.TemporaryDirectory(prefix="lutnas-validate-") as folder:
         nets = _export_all(space, archs, fmt, setting.precision, settings, folder, progress)
         return _time_rounds(client, setting, nets, settings, rng, progress)
 
 
-def _export_format(setting: DeviceSetting) -> str:
-    """The export format matching how ``setting``'s blocks were timed (checking its precision too)."""
-    fmt = _FORMAT_FOR_EXPORT.get(setting.model_format)
-    if fmt is None:
-        raise ValidationError(f"device {setting.name!r}: cannot export whole networks as "
-                              f"{setting.model_format!r}; supported: {', '.join(_FORMAT_FOR_EXPORT)}")
-    if setting.precision not in PRECISIONS:
-        raise ValidationError(f"device {setting.name!r}: cannot export whole networks at precision "
-                              f"{setting.precision!r}; supported: {', '.join(PRECISIONS)}")
-    return fmt
+def _export_format(setting: DeviceSetting, options: Mapping[str, str]) -> str:
+    """The export format matching how ``setting``'s blocks were timed (its runtime, format and precision must be
+    a combination the exporters write and the runtime times, see :mod:`profiler.vocabulary`)."""
+    try:
+        return check_combination(setting.runtime, setting.model_format, setting.precision, options)
+    except ValueError as err:
+        raise ValidationError(f"device {setting.name!r}: cannot export whole networks: {err}") from err
 
 
 def _time_rounds(client: AgentClient, s: DeviceSetting, nets: list[tuple[str, str]],

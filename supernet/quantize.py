@@ -19,24 +19,27 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+import space.precision as space_precision
+from space.precision import FP32, INT8
+
 __all__ = ["PRECISIONS", "check_precision", "fake_quantize_int8"]
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "int8")  # what ``supernet collect --precision`` can measure
+# What ``supernet collect --precision`` can measure: float accuracy, and int8 simulated with fake quantization
+# (fp16 is not simulated).
+PRECISIONS: tuple[str, ...] = (FP32, INT8)
 _WEIGHT_QMAX = 127  # symmetric int8 weights: [-127, 127]
 _ACT_QMAX = 255  # asymmetric uint8 activations: [0, 255]
 
 
-def check_precision(precision: str) -> str:
-    """``precision`` if it is one this package measures.
+def check_precision(precision: str, name: str = "precision") -> str:
+    """``precision`` if it is one this package measures (``name``: how the message names it).
 
     Raises:
-        ValueError: naming the valid ones.
+        ValueError: ``"precision must be one of fp32, int8, got 'fp16'"``.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    return precision
+    return space_precision.check_precision(precision, PRECISIONS, name)
 
 
 @torch.no_grad()

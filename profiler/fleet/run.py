@@ -124,10 +124,11 @@ def profile(
         export_fn: Replace the exporters (block, format, seed) -> bytes; for synthetic runtimes.
 
     Raises:
-        ValueError: a setting is out of range (see :meth:`ProfileSettings.validate`).
+        ValueError: a setting is out of range, or the profiler's exporters and the runtime do not go together at
+            this format and precision (see :meth:`ProfileSettings.validate`).
         ProfileError: an agent is unreachable at the start or lacks the runtime.
     """
-    settings.validate()
+    settings.validate(own_exports=export_fn is not None)
     if not agents:
         raise ProfileError("no agents given; use --agent NAME=HOST:PORT")
     stop = stop or threading.Event()

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from profiler.vocabulary import FORMAT_FOR_RUNTIME, check_combination
 from space import DEFAULT_SPACE, Block, get_space
 
 __all__ = [
@@ -29,8 +30,13 @@ DEFAULT_PLAN: Mapping[str, float | int] = {
     "target_rel_ci": 0.01,
 }
 
-# The model format each runtime times by default.
-FORMAT_FOR_RUNTIME = {"onnxruntime": "onnx", "tflite": "tflite", "benchmark_model": "tflite", "torch": "torchscript"}
+# Settings by the bound they must keep: (bound as the message says it, the test).
+_BOUNDS = {
+    ">= 1": (lambda v: v >= 1, ("threads", "max_attempts", "pipeline_depth", "rounds", "export_workers")),
+    ">= 0": (lambda v: v >= 0, ("sentinel_every", "sentinel_retries", "sentinel_cooldown_s", "retry_backoff_s",
+                                "agent_wait_s")),
+    "> 0": (lambda v: v > 0, ("sentinel_threshold", "job_timeout_s", "rpc_timeout_s", "connect_timeout_s")),
+}
 
 
 class ProfileError(Exception):
@@ -53,8 +59,8 @@ class ProfileSettings:
     resolutions: tuple[int, ...] = (224,)  # input resolutions to cover
     runtime: str = "onnxruntime"  # runtime on the agent
     threads: int = 1  # runtime threads
-    fmt: str = ""  # model format ("" picks FORMAT_FOR_RUNTIME[runtime])
-    precision: str = "fp32"  # what is built and timed: fp32, fp16 or int8 (profiler.quantize)
+    fmt: str = ""  # model format ("" picks FORMAT_FOR_RUNTIME[runtime]); see profiler.vocabulary
+    precision: str = "fp32"  # what is built and timed: fp32, fp16 or int8 (space.precision, profiler.quantize)
     calib_dir: str | None = None  # image folder for int8 calibration (None: seeded inputs)
     options: Mapping[str, str] = field(default_factory=dict)  # runtime options (e.g. device=cuda)
     plan: Mapping[str, float | int] = field(default_factory=lambda: dict(DEFAULT_PLAN))
@@ -79,26 +85,24 @@ class ProfileSettings:
 
     @property
     def model_format(self) -> str:
+        """The format the blocks are exported in: ``fmt``, else the runtime's default."""
         return self.fmt or FORMAT_FOR_RUNTIME.get(self.runtime, "onnx")
 
-    def validate(self) -> None:
-        """Raise ValueError naming the first bad setting."""
+    def validate(self, *, own_exports: bool = False) -> None:
+        """Raise ValueError naming the first bad setting (``"X must be ..., got ..."``).
+
+        Args:
+            own_exports: The caller brings its own export function (a synthetic runtime): the runtime x format x
+                precision table of :mod:`profiler.vocabulary`, which describes the profiler's exporters, does not apply.
+        """
         if not self.resolutions or any(int(r) < 1 for r in self.resolutions):
-            raise ValueError(f"resolutions should be positive ints, at least one; got {self.resolutions}")
-        for name in ("threads", "max_attempts", "pipeline_depth", "rounds", "export_workers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} should be >= 1; got {getattr(self, name)}")
-        for name in ("sentinel_every", "sentinel_retries"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} should be >= 0; got {getattr(self, name)}")
-        if not self.sentinel_threshold > 0:
-            raise ValueError(f"sentinel_threshold should be > 0; got {self.sentinel_threshold}")
-        for name in ("sentinel_cooldown_s", "retry_backoff_s", "agent_wait_s"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} should be >= 0; got {getattr(self, name)}")
-        for name in ("job_timeout_s", "rpc_timeout_s", "connect_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} should be > 0; got {getattr(self, name)}")
+            raise ValueError(f"resolutions must be positive ints, at least one, got {self.resolutions}")
+        for bound, (ok, names) in _BOUNDS.items():
+            for name in names:
+                if not ok(getattr(self, name)):
+                    raise ValueError(f"{name} must be {bound}, got {getattr(self, name)}")
+        if not own_exports:
+            check_combination(self.runtime, self.fmt, self.precision, self.options)
 
 
 def default_cache_dir() -> str:

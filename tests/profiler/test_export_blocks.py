@@ -1,6 +1,8 @@
-"""ONNX and TFLite exports equal the torch modules numerically: every block kind, real blocks, whole subnets."""
+"""ONNX, TFLite and .pt2 exports equal the torch modules numerically: every block kind, real blocks, whole subnets."""
 
 from __future__ import annotations
+
+import io
 
 import numpy as np
 import pytest
@@ -59,8 +61,14 @@ def _run_tflite(data: bytes, x: np.ndarray) -> np.ndarray:
     return out.transpose(0, 3, 1, 2) if out.ndim == 4 else out
 
 
+def _run_pt2(data: bytes, x: np.ndarray) -> np.ndarray:
+    program = torch.export.load(io.BytesIO(data))  # bytes this test exported itself
+    with torch.no_grad():
+        return program.module()(torch.from_numpy(x)).numpy()
+
+
 def _run(fmt: str, data: bytes, x: np.ndarray) -> np.ndarray:
-    return _run_onnx(data, x) if fmt == "onnx" else _run_tflite(data, x)
+    return {"onnx": _run_onnx, "tflite": _run_tflite, "pt2": _run_pt2}[fmt](data, x)
 
 
 def _assert_close(got: np.ndarray, ref: np.ndarray) -> None:
@@ -128,10 +136,19 @@ def test_export_is_deterministic_and_seeded(fmt: str) -> None:
 
 
 def test_unknown_format_is_rejected() -> None:
-    with pytest.raises(ValueError, match="unknown model format 'pb'; known: onnx, tflite"):
+    with pytest.raises(ValueError, match="^model format must be one of onnx, tflite, pt2, got 'pb'$"):
         check_format("pb")
-    with pytest.raises(ValueError, match="known: onnx, tflite"):
+    with pytest.raises(ValueError, match="model format must be one of onnx, tflite, pt2, got 'pb'"):
         export_block(KIND_CASES["avgpool"], "pb")
+
+
+def test_pt2_is_written_at_fp32_and_fp16_only() -> None:
+    block = KIND_CASES["mbconv_e4_k3_skip_hs"]
+    half = torch.export.load(io.BytesIO(export_block(block, "pt2", precision="fp16")))
+    assert half.example_inputs[0][0].dtype == torch.float16  # the agent times it with a float16 input
+    assert {p.dtype for p in half.parameters()} == {torch.float16}
+    with pytest.raises(ValueError, match="^the precision of a pt2 export must be one of fp32, fp16, got 'int8'$"):
+        export_block(block, "pt2", precision="int8")
 
 
 def test_non_builder_module_is_rejected() -> None:

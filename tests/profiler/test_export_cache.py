@@ -58,7 +58,7 @@ def test_key_covers_block_format_seed_and_exporter_version(monkeypatch: pytest.M
     before = artifact_key(BLOCK, "onnx")
     monkeypatch.setattr(artifacts, "exporter_version", lambda fmt, precision="fp32": "onnx-direct-999")
     assert artifact_key(BLOCK, "onnx") != before
-    with pytest.raises(ValueError, match="known: onnx, tflite"):
+    with pytest.raises(ValueError, match="model format must be one of onnx, tflite, pt2, got 'caffe'"):
         artifact_key(BLOCK, "caffe")
 
 

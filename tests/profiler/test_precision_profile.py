@@ -71,7 +71,7 @@ def test_cli_refuses_bad_precision_and_empty_calibration_folder(tmp_path: Path) 
     runner = CliRunner()
     base = ["profile", "--agent", "x=127.0.0.1:1", "--db", str(tmp_path / "lut.db"), "--resolutions", "128"]
     bad = runner.invoke(app, [*base, "--precision", "int4"])
-    assert bad.exit_code == 2 and "unknown precision 'int4'; known: fp32, fp16, int8" in bad.output
+    assert bad.exit_code == 2 and "precision for onnxruntime (onnx) must be one of fp32, fp16, int8, got 'int4'" in bad.output
     (tmp_path / "empty").mkdir()
     empty = runner.invoke(app, [*base, "--precision", "int8", "--calib-dir", str(tmp_path / "empty")])
     assert empty.exit_code == 2 and "holds no images" in empty.output
