@@ -127,10 +127,12 @@ def profile_cmd(
                                           "w1.2) OFA's five LUT resolutions 160,176,192,208,224."),
     runtime: str = typer.Option("onnxruntime", help="Runtime on the agents: onnxruntime, tflite, torch, benchmark_model."),
     threads: int = typer.Option(1, help="Runtime threads."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="Model format: onnx or tflite (default: the runtime's own)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="Model format: onnx, tflite or pt2 (default: the runtime's "
+                                      "own: onnx for onnxruntime, pt2 for torch, tflite for the others)."),
     option: list[str] = typer.Option([], "--option", help="Runtime option KEY=VALUE (e.g. device=cuda); repeatable."),
     precision: str = typer.Option("fp32", "--precision", help="Precision of the timed blocks: fp32, fp16 or int8 "
-                                  "(int8: static quantization, integer I/O; part of the device setting)."),
+                                  "(int8: static quantization, integer I/O; torch: fp32, or fp16 with --option "
+                                  "device=cuda; part of the device setting)."),
     calib_dir: Optional[Path] = typer.Option(None, "--calib-dir", help="Image folder for int8 calibration "
                                              "(default: seeded random inputs)."),
     db: str = typer.Option(..., "--db", help="LUT store, created if missing: a SQLite file or "
@@ -154,7 +156,6 @@ def profile_cmd(
     from lut import LutError, LutStore
     from lut.transfer import load_sources, plan_few_shot
     from profiler.fleet import AgentRef, ProfileError, ProfileSettings
-    from profiler.quantize import check_precision
     from space import get_space
 
     from lutnas._spaces import profile_resolutions
@@ -164,9 +165,6 @@ def profile_cmd(
         get_space(space)
         res = resolution_option(resolutions) or profile_resolutions(space)
         options = parse_options(option)
-        if fmt is not None and fmt not in ("onnx", "tflite", "torchscript"):
-            raise ValueError(f"--format must be onnx, tflite or torchscript, got {fmt!r}")
-        check_precision(precision)
         _check_calib_dir(calib_dir)
         settings = ProfileSettings(space=space, resolutions=res, runtime=runtime, threads=threads, fmt=fmt or "",
                                    precision=precision, calib_dir=str(calib_dir) if calib_dir else None,

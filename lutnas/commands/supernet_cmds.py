@@ -421,15 +421,17 @@ def collect_cmd(
     """Evaluate N subnets (BN recalibrated, held-out split) and write the predictor's accuracy CSV."""
     from supernet import search_space_name, write_accuracy_csv
     from supernet.jobs import CollectJob, DataSpec, run_collect_job
-    from supernet.quantize import PRECISIONS
+    from supernet.quantize import check_precision
 
     _check_positive(samples, "--samples")
     _check_positive(nproc, "--nproc")
     _check_positive(calib_images, "--calib-images")
     if threads is not None:
         _check_positive(threads, "--threads")
-    if precision not in PRECISIONS:
-        fail(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}", EXIT_USAGE)
+    try:
+        check_precision(precision, "--precision")
+    except ValueError as err:
+        fail(str(err), EXIT_USAGE)
     _world_size(nproc)
     path = _checkpoint_file(checkpoint)
     ckpt = _checkpoint(path)
