@@ -5,7 +5,9 @@ Torch-free, so the command line can show these defaults without importing torch.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 __all__ = [
     "DEFAULT_CALIB_IMAGES",
@@ -56,12 +58,14 @@ PROXYLESS_DIGITS_PRESET = SmallDataPreset(family="ofa-proxyless")
 #: trainer's kernel phases have nothing to shrink.
 RESNET_DIGITS_PRESET = SmallDataPreset(family="ofa-resnet50")
 
-#: The digits-scale preset of each family.
-DIGITS_PRESETS: dict[str, SmallDataPreset] = {
-    "ofa-mbv3": DIGITS_PRESET,
-    "ofa-proxyless": PROXYLESS_DIGITS_PRESET,
-    "ofa-resnet50": RESNET_DIGITS_PRESET,
-}
+#: The digits-scale preset of each family (read-only).
+DIGITS_PRESETS: Mapping[str, SmallDataPreset] = MappingProxyType(
+    {
+        "ofa-mbv3": DIGITS_PRESET,
+        "ofa-proxyless": PROXYLESS_DIGITS_PRESET,
+        "ofa-resnet50": RESNET_DIGITS_PRESET,
+    }
+)
 
 
 def digits_preset(family: str = "ofa-mbv3") -> SmallDataPreset:
