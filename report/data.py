@@ -168,7 +168,8 @@ def _fidelity(store: Any, device: Mapping[str, Any], notes: list[str]) -> dict[s
     columns = [c for c in ("predicted_ms", "measured_ms", "calibrated_ms", "repeat_ms") if c in frame]
     points = {c: [_round(v) for v in frame[c].to_numpy(dtype=np.float64)] for c in columns}
     points["r"] = [int(a["r"] if not isinstance(a["r"], list) else a["r"][0]) for a in frame["arch"]]
-    return {"device": device["selector"], "id": device["id"], **report.to_dict(), "points": points}
+    # ``device`` is the selector, as everywhere in the report (the validate report names the device alone)
+    return {**report.to_dict(), "device": device["selector"], "id": device["id"], "points": points}
 
 
 # -- which devices are compared and searched -------------------------------------------------------

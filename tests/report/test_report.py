@@ -32,6 +32,7 @@ def test_devices_are_what_lut_list_says(data, report_db: Path) -> None:
 
 def test_fidelity_is_what_validate_says(data, report_db: Path) -> None:
     (fid,) = data.fidelity  # only local:fp32 was validated
+    assert fid["device"] == "local:fp32"
     doc = invoke_json("validate", "--db", report_db, "--device", "local:fp32")
     for key in ("raw", "calibrated", "noise", "samples", "run_id", "space"):
         assert fid[key] == pytest.approx(doc[key]), key
