@@ -7,7 +7,7 @@ build an :class:`AgentConfig` from their flags and hand it to :func:`agent.serve
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "is_loopback",
     "parse_delegates",
     "AgentConfig",
+    "absolute_paths",
     "default_cache_dir",
     "default_token_path",
     "parse_cpus",
@@ -228,3 +229,24 @@ class AgentConfig:
     def tls(self) -> bool:
         """Whether the agent serves TLS."""
         return self.tls_cert is not None and self.tls_key is not None
+
+
+def absolute_paths(config: AgentConfig) -> AgentConfig:
+    """``config`` with every path on this machine made absolute against the current directory, once, at start.
+
+    The worker runs in an empty directory of its own: a relative ``--cache-dir cache`` or
+    ``--benchmark-model-bin ./benchmark_model`` would name nothing there. With ``--adb`` the binary is
+    a path on the phone and stays as given.
+    """
+
+    def absolute(path: Path | None) -> Path | None:
+        return None if path is None else Path(os.path.abspath(os.path.expanduser(path)))
+
+    return replace(
+        config,
+        cache_dir=absolute(config.cache_dir),
+        tls_cert=absolute(config.tls_cert),
+        tls_key=absolute(config.tls_key),
+        job_log=absolute(config.job_log),
+        benchmark_model_bin=config.benchmark_model_bin if config.adb_serial else absolute(config.benchmark_model_bin),
+    )

@@ -15,6 +15,7 @@ from typing import Any
 from agent.adb import ADB_CPUS_OPTION, ADB_SERIAL_OPTION
 from agent.errors import JobError
 from agent.runtimes._inputs import DTYPES
+from agent.runtimes.benchmark_model_rt import AGENT_FLAGS
 from agent.timing import TimingPlan
 from protos import agent_pb2
 
@@ -124,6 +125,16 @@ def validate_job(
     if job.runtime == "benchmark_model" and reserved:
         raise JobError("INVALID_ARGUMENT", f"option {reserved[0]!r} is set by the agent (--benchmark-model-bin, --adb), not by a job")
     if job.runtime == "benchmark_model":
+        # The agent times with the job's plan and threads and kills the tool at the deadline; flags that would
+        # replace them (flag.min_secs=25 under a 4 s deadline) are refused rather than clamped, so a result
+        # never silently differs from what its job asked for.
+        timing = sorted(k for k in job.options if k.startswith("flag.") and k[5:] in AGENT_FLAGS - {"graph"})
+        if timing:
+            raise JobError(
+                "INVALID_ARGUMENT",
+                f"benchmark_model option(s) {timing[:4]} are set by the agent from the job's threads and plan; "
+                "set the plan (min_s, max_s, min_reps, warmup_count, warmup_s) and threads instead",
+            )
         named = sorted(k for k in job.options if _FILE_FLAG.search(k))
         if named:
             raise JobError(

@@ -22,7 +22,7 @@ import queue
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +33,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from agent.auth import BearerTokenInterceptor
 from agent.cache import ModelCache, is_sha256
-from agent.config import AGENT_VERSION, MAX_JOB_TIMEOUT_S, AgentConfig, is_loopback
+from agent.config import AGENT_VERSION, MAX_JOB_TIMEOUT_S, AgentConfig, absolute_paths, is_loopback
 from agent.adb import device_files, job_options
 from agent.device import read_device_facts, read_device_state
 from agent.errors import JobError
@@ -62,6 +62,7 @@ _MAX_HASHES_PER_CALL = 10_000
 # calls (health, GetDeviceInfo, HasModels) answerable however many streams are open.
 _UNARY_THREADS = 8
 _END = object()  # the client closed its side of a stream
+_WAKE_S = 0.5  # how often an idle stream's handler checks that its call and the agent still run
 
 
 def resolve_runtimes(config: AgentConfig) -> tuple[dict[str, RuntimeProbe], dict[str, str]]:
@@ -149,12 +150,15 @@ class StreamLimiter:
 
 
 def _jobs_until_idle(
-    request_iterator: Iterator[agent_pb2.BenchmarkJob], context: grpc.ServicerContext, idle_s: float
+    request_iterator: Iterator[agent_pb2.BenchmarkJob], context: grpc.ServicerContext, idle_s: float,
+    stopping: threading.Event,
 ) -> Iterator[agent_pb2.BenchmarkJob]:
     """The stream's jobs; aborts the call when the client sends nothing for ``idle_s`` seconds.
 
     gRPC's request iterator blocks without a timeout, so a helper thread reads it into a one-slot
-    queue (one job buffered at most: a client cannot make the agent hold more than it runs).
+    queue (one job buffered at most: a client cannot make the agent hold more than it runs). The
+    wait ends as soon as the call does (a client that cancels sends no end-of-stream) or the agent
+    stops: a handler left waiting would hold the agent's exit for the whole idle timeout.
     """
     slot: queue.Queue = queue.Queue(maxsize=1)
 
@@ -178,16 +182,25 @@ def _jobs_until_idle(
         offer(_END)
 
     threading.Thread(target=pump, name="agent-stream-reader", daemon=True).start()
+    idle_until = time.monotonic() + idle_s
     while True:
-        try:
-            item = slot.get(timeout=idle_s)
-        except queue.Empty:
+        left_s = idle_until - time.monotonic()
+        if left_s <= 0:
             context.abort(
                 grpc.StatusCode.DEADLINE_EXCEEDED, f"no job on this stream for {idle_s:g} s; closed (agent --stream-idle-s)"
             )
-        if item is _END:
+        try:
+            item = slot.get(timeout=min(left_s, _WAKE_S))
+        except queue.Empty:
+            item = None
+        if stopping.is_set():
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the agent is stopping")
+        if item is _END or not context.is_active():
             return
+        if item is None:
+            continue
         yield item
+        idle_until = time.monotonic() + idle_s
 
 
 class AgentServicer(agent_pb2_grpc.AgentServicer):
@@ -214,6 +227,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             # every CPU a job may run on, pinned first: a host asking for more threads learns it before it exports
             self.properties["timing_cpus"] = ",".join(map(str, (*supervisor.cpus, *supervisor.spare_cpus)))
         self.streams = StreamLimiter(config.max_streams, config.max_streams_per_client)
+        self.stopping = threading.Event()  # set when the agent stops: streams end, running jobs are killed
         self._counter_lock = threading.Lock()
         self.jobs_completed = 0
         self.jobs_failed = 0
@@ -277,15 +291,24 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         if not context.add_callback(release):
             release()  # the call already ended
             return
-        for job in _jobs_until_idle(request_iterator, context, self.config.stream_idle_s):
+        for job in _jobs_until_idle(request_iterator, context, self.config.stream_idle_s, self.stopping):
             if not context.is_active():
                 return
-            yield self.run_job(job)
+            result = self.run_job(job, cancelled=lambda: self.stopping.is_set() or not context.is_active())
+            if self.stopping.is_set() and result.WhichOneof("outcome") == "error":
+                # The job was cut short, not refused: the host should retry it on a running agent.
+                context.abort(grpc.StatusCode.UNAVAILABLE, "the agent is stopping; the job did not finish")
+            yield result
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def run_job(self, job: agent_pb2.BenchmarkJob) -> agent_pb2.BenchmarkResult:
-        """Check, cache and run one job; always returns a result (statistics or a job error)."""
+    def run_job(self, job: agent_pb2.BenchmarkJob, cancelled: Callable[[], bool] | None = None) -> agent_pb2.BenchmarkResult:
+        """Check, cache and run one job; always returns a result (statistics or a job error).
+
+        Args:
+            job: The job as received.
+            cancelled: Polled while the job runs; True kills it (its stream ended, or the agent stops).
+        """
         result = agent_pb2.BenchmarkResult(job_id=job.job_id, runtime=job.runtime, threads=job.threads or 1, agent_version=AGENT_VERSION)
         try:
             doc, timeout_s = validate_job(
@@ -304,7 +327,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         if job.runtime == "benchmark_model":
             doc["options"][BINARY_OPTION] = str(self.config.benchmark_model_bin)
             doc["options"].update(job_options(self.config.adb_serial, self.facts["big_cores"]))
-        reply = self.supervisor.run(doc, timeout_s)
+        reply = self.supervisor.run(doc, timeout_s, cancelled)
         if not reply.get("ok"):
             return self._failed(result, reply.get("code", "INTERNAL"), reply.get("message", "job failed"))
         r = reply["result"]
@@ -381,10 +404,11 @@ class RunningAgent:
     supervisor: WorkerSupervisor
     auth_mode: str  # "token" or "none"
 
-    def stop(self, grace_s: float = 2.0) -> None:
-        """Stop serving and stop the worker."""
-        self.server.stop(grace_s).wait(grace_s + 1.0)
+    def stop(self, grace_s: float = 1.0) -> None:
+        """Stop serving: open streams end, a running job and its tools are killed, the worker exits."""
+        self.servicer.stopping.set()
         self.supervisor.stop()
+        self.server.stop(grace_s).wait(grace_s + 1.0)
 
     def wait(self) -> None:
         """Block until the server stops."""
@@ -441,6 +465,7 @@ def start_server(config: AgentConfig) -> RunningAgent:
             half a TLS pair or a mismatched one, bad runtimes).
         RuntimeError: the port could not be bound or the worker did not start.
     """
+    config = absolute_paths(config)  # the worker resolves nothing from its own (empty) directory
     if not config.insecure_no_auth and not config.token:
         raise ValueError("a token is required unless insecure_no_auth is set")
     if (config.tls_cert is None) != (config.tls_key is None):

@@ -111,6 +111,7 @@ def start_agent_process(
     timeout_s: float = 60.0,
     python: str = sys.executable,
     command: Sequence[str] | None = None,
+    cwd: Path | None = None,
 ) -> AgentProcess:
     """Start ``python -m agent`` as a subprocess and wait until it prints its ready line.
 
@@ -125,6 +126,8 @@ def start_agent_process(
         python: Interpreter to run the agent with.
         command: The argv that starts the agent, e.g. ``["venv/bin/lutnas", "agent", "serve"]``
             (default ``[python, "-m", "agent"]``); the flags above are appended.
+        cwd: The agent's working directory (relative paths in ``extra_args`` and ``cache_dir`` start there);
+            None: the temp dir ``stop()`` removes.
 
     Returns:
         The running agent; call ``stop()`` (or use it as a context manager).
@@ -142,6 +145,7 @@ def start_agent_process(
     else:
         token_file = tmp_path / "token"
         token_file.write_text(token)
+        token_file.chmod(0o600)  # the agent warns about a token file others may read
         args += ["--token-file", str(token_file)]
     cache = cache_dir or tmp_path / "cache"
     args += ["--cache-dir", str(cache), *extra_args]
@@ -150,7 +154,7 @@ def start_agent_process(
     child_env["PYTHONPATH"] = str(_REPO_ROOT) + (os.pathsep + child_env["PYTHONPATH"] if child_env.get("PYTHONPATH") else "")
     child_env["PYTHONUNBUFFERED"] = "1"
     child_env.update(env or {})
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env, cwd=tmp_path)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env, cwd=cwd or tmp_path)
     stderr_lines: list[str] = []
 
     def _drain_stderr() -> None:

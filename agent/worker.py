@@ -6,6 +6,10 @@ server. A job that outlives its deadline is killed and reported as DEADLINE_EXCE
 outgrows the worker's memory cap is reported as RESOURCE_EXHAUSTED and the worker is replaced.
 The worker's working directory is an empty private one, so a model that names a relative path
 finds nothing of the agent's.
+
+The worker leads a session of its own, and external tools run in process groups of their own; a
+killed worker takes them all along (:func:`agent._procs.kill_tree`). A job also ends early when its
+caller gives up on it (a cancelled stream) or the agent stops: nothing the agent started outlives it.
 """
 
 from __future__ import annotations
@@ -19,9 +23,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
+
+from agent._procs import kill_tree
 
 __all__ = ["WorkerSupervisor", "WORKER_START_TIMEOUT_S"]
 
@@ -29,6 +36,9 @@ log = logging.getLogger(__name__)
 
 # numpy import plus interpreter start; slow SD cards on a Pi need the margin.
 WORKER_START_TIMEOUT_S = 60.0
+# How often a waiting job checks whether its caller gave up or the agent is stopping; a wake-up costs
+# microseconds on the server's CPUs, never the worker's.
+_POLL_S = 0.25
 
 
 class WorkerSupervisor:
@@ -61,6 +71,7 @@ class WorkerSupervisor:
         self._writer: Connection | None = None
         self._jobs_dir: str | None = None
         self._cwd: str | None = None
+        self._stopping = threading.Event()
         self.restarts = 0
         self.worker_cpus: list[int] = []
 
@@ -114,7 +125,8 @@ class WorkerSupervisor:
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         try:
             self._proc = subprocess.Popen(
-                cmd, pass_fds=(to_child_r, from_child_w), env=env, stdin=subprocess.DEVNULL, cwd=self._cwd
+                cmd, pass_fds=(to_child_r, from_child_w), env=env, stdin=subprocess.DEVNULL, cwd=self._cwd,
+                start_new_session=True,  # its own process group: killed as one with whatever it started
             )
         finally:
             os.close(to_child_r)
@@ -133,13 +145,21 @@ class WorkerSupervisor:
         self.worker_cpus = list(hello.get("cpus", []))
         log.info("timing worker %d ready on CPUs %s", self._proc.pid, self.worker_cpus)
 
-    def run(self, job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    def run(self, job: dict[str, Any], timeout_s: float, cancelled: Callable[[], bool] | None = None) -> dict[str, Any]:
         """Run one job in the worker and return its reply document.
 
         Never raises for a job's failure: a crash, a deadline or a broken worker come back as
         ``{"ok": False, "code": ..., "message": ...}`` and the worker is restarted for the next job.
+
+        Args:
+            job: The job document.
+            timeout_s: The job's deadline; past it the worker and its tools are killed.
+            cancelled: Polled while the job runs; once it returns True (the caller gave up) the job is
+                killed the same way. :meth:`stop` kills a running job too.
         """
         with self._lock:
+            if self._stopping.is_set():
+                return {"ok": False, "code": "ABORTED", "message": "the agent is stopping"}
             try:
                 self._ensure_started()
             except (RuntimeError, OSError) as err:
@@ -148,9 +168,13 @@ class WorkerSupervisor:
                 return {"ok": False, "code": "INTERNAL", "message": "timing worker is not running"}
             try:
                 self._writer.send_bytes(json.dumps({"job": job}).encode())
-                ready = self._reader.poll(timeout_s)
+                ready = self._wait_reply(timeout_s, cancelled)
             except (OSError, EOFError):
                 ready = True  # the pipe broke: the worker died; recv below reports how
+            if ready is None:
+                log.info("job %r ended early (its stream closed or the agent is stopping); killing worker %d", job.get("job_id"), self._proc.pid)
+                self._kill()
+                return {"ok": False, "code": "ABORTED", "message": "job cancelled: its stream closed or the agent is stopping"}
             if not ready:
                 log.warning("job %s ran past its %.1f s deadline; killing worker %d", job.get("job_id"), timeout_s, self._proc.pid)
                 self._kill()
@@ -178,6 +202,19 @@ class WorkerSupervisor:
                 self._kill()
             return reply
 
+    def _wait_reply(self, timeout_s: float, cancelled: Callable[[], bool] | None) -> bool | None:
+        """Wait for the worker's reply: True when it is there, False past the deadline, None when cancelled."""
+        assert self._reader is not None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            if self._reader.poll(max(0.0, min(left, _POLL_S))):
+                return True
+            if self._stopping.is_set() or (cancelled is not None and cancelled()):
+                return None
+            if left <= _POLL_S:
+                return False
+
     def _reap(self) -> int | None:
         proc = self._proc
         code = None
@@ -192,7 +229,7 @@ class WorkerSupervisor:
 
     def _kill(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
+            kill_tree(self._proc.pid)
         self.restarts += 1
         self._reap()
 
@@ -208,8 +245,12 @@ class WorkerSupervisor:
                 shutil.rmtree(folder, ignore_errors=True)
         self._jobs_dir = self._cwd = None
 
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop the worker: close its pipe (it exits on EOF), kill it if it lingers."""
+    def stop(self, timeout_s: float = 2.0) -> None:
+        """Stop the worker: a running job is killed, an idle worker exits on its closed pipe (killed if it lingers).
+
+        Starts no worker afterwards: later jobs fail with ABORTED.
+        """
+        self._stopping.set()  # a running job sees this within _POLL_S and releases the lock
         with self._lock:
             proc = self._proc
             if self._writer is not None:
@@ -219,6 +260,6 @@ class WorkerSupervisor:
                 try:
                     proc.wait(timeout=timeout_s)
                 except subprocess.TimeoutExpired:
-                    proc.kill()
+                    kill_tree(proc.pid)  # the worker's group and any tool it started
                     proc.wait()
             self._cleanup()

@@ -3,7 +3,9 @@
 The operator names the binary (``--benchmark-model-bin``); a job cannot choose what to execute.
 The tool runs its own loop, so the result carries its aggregates only (``Stats.summary_only``):
 parsed from its ``Timings (microseconds): count= first= curr= min= max= avg= std=`` line.
-Options ``flag.<name>=<value>`` pass ``--<name>=<value>`` through (e.g. ``flag.use_gpu=true``).
+Options ``flag.<name>=<value>`` pass ``--<name>=<value>`` through (e.g. ``flag.use_gpu=true``), except the
+timing flags (:data:`AGENT_FLAGS`): those come from the job's threads and plan, so a job cannot time longer
+than its deadline allows. The tool runs in a process group of its own, killed whole when the job ends.
 
 With ``--adb SERIAL`` (:mod:`agent.adb`) the binary is a path on the phone: the model is pushed
 there once (content-addressed) and the tool runs over ``adb shell``, pinned with ``taskset`` to the
@@ -12,8 +14,10 @@ phone's big cores.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +27,14 @@ from agent.errors import JobError, one_line
 from agent.runtimes import LoadOptions, RuntimeProbe
 from agent.timing import Measurement, Stats, TimingPlan
 
-__all__ = ["BenchmarkModelRuntime", "parse_timings_line", "probe_binary", "BINARY_OPTION"]
+__all__ = ["AGENT_FLAGS", "BenchmarkModelRuntime", "parse_timings_line", "probe_binary", "BINARY_OPTION"]
 
 BINARY_OPTION = "binary"  # set by the agent from --benchmark-model-bin, never by a job
+# Flags the agent derives from the job's threads and plan; a job's flag.<name> may not set them (agent.jobs).
+# run_delay and run_frequency pace the timed runs, so they would stretch the timing just the same.
+AGENT_FLAGS = frozenset(
+    {"graph", "num_threads", "warmup_runs", "warmup_min_secs", "num_runs", "min_secs", "max_secs", "run_delay", "run_frequency"}
+)
 _FLAG_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _TIMINGS = re.compile(
     r"Timings \(microseconds\): count=(?P<count>\d+) first=(?P<first>[-+.\deE]+) curr=(?P<curr>[-+.\deE]+)"
@@ -105,8 +114,10 @@ class BenchmarkModelRuntime:
         flags = {}
         for key, value in opts.items():
             name = key.split(".", 1)[1] if key.startswith("flag.") else ""
-            if not _FLAG_NAME.match(name) or name == "graph":
+            if not _FLAG_NAME.match(name):
                 raise JobError("INVALID_ARGUMENT", f"unknown benchmark_model option {key!r}; use flag.<name>=<value>")
+            if name in AGENT_FLAGS:
+                raise JobError("INVALID_ARGUMENT", f"benchmark_model flag {name!r} is set by the agent from the job's threads and plan")
             flags[name] = value
         if serial:
             phone = AdbDevice(serial)
@@ -125,6 +136,7 @@ class BenchmarkModelRuntime:
     def time(self, loaded: _Loaded, plan: TimingPlan) -> Measurement:
         args = [
             loaded.binary,
+            *(f"--{k}={v}" for k, v in sorted(loaded.flags.items())),
             f"--graph={loaded.model_path}",
             f"--num_threads={loaded.threads}",
             f"--warmup_runs={plan.warmup_count}",
@@ -132,21 +144,14 @@ class BenchmarkModelRuntime:
             f"--num_runs={plan.min_reps}",
             f"--min_secs={plan.min_s}",
             f"--max_secs={plan.max_s}",
-            *(f"--{k}={v}" for k, v in sorted(loaded.flags.items())),
         ]
         if loaded.phone is not None:
             pin = ["taskset", taskset_mask(loaded.phone_cpus)] if loaded.phone_cpus else []
             args = [loaded.phone.adb, "-s", loaded.phone.serial, "shell", shlex.join([*pin, *args])]
-        try:
-            proc = subprocess.run(args, capture_output=True, text=True, timeout=plan.budget_s() + _EXTRA_TIMEOUT_S, check=False)
-        except OSError as err:
-            raise JobError("FAILED_PRECONDITION", f"cannot run {loaded.binary}: {err.strerror}") from err
-        except subprocess.TimeoutExpired as err:
-            raise JobError("DEADLINE_EXCEEDED", f"{loaded.binary} ran past {err.timeout:.0f} s") from err
-        output = proc.stdout + "\n" + proc.stderr
-        if proc.returncode != 0:
+        returncode, output = _run_tool(args, plan.budget_s() + _EXTRA_TIMEOUT_S, loaded.binary)
+        if returncode != 0:
             tail = one_line(output.strip().splitlines()[-1] if output.strip() else "", 200)
-            raise JobError("INVALID_ARGUMENT", f"benchmark_model exited with {proc.returncode}: {tail}")
+            raise JobError("INVALID_ARGUMENT", f"benchmark_model exited with {returncode}: {tail}")
         try:
             stats = parse_timings_line(output)
         except ValueError as err:
@@ -155,3 +160,32 @@ class BenchmarkModelRuntime:
         if loaded.phone is not None:
             settings["phone_cpus"] = ",".join(map(str, loaded.phone_cpus)) or "all"
         return Measurement(samples_ms=[], stop_reason="summary", warmup_runs=plan.warmup_count, summary=stats, settings=settings)
+
+
+def _run_tool(args: list[str], timeout_s: float, binary: str) -> tuple[int, str]:
+    """Run the tool in a session of its own; its exit status and output (stdout, then stderr).
+
+    However this ends (done, past ``timeout_s``, or the worker interrupted), the tool's whole process
+    group is killed before returning: nothing it started keeps running after the job.
+
+    Raises:
+        JobError: FAILED_PRECONDITION when it cannot start, DEADLINE_EXCEEDED past ``timeout_s``.
+    """
+    try:
+        proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
+    except OSError as err:
+        raise JobError("FAILED_PRECONDITION", f"cannot run {binary}: {err.strerror}") from err
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired as err:
+        raise JobError("DEADLINE_EXCEEDED", f"{binary} ran past {timeout_s:.0f} s") from err
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the tool if it still runs, and whatever it left behind
+        except (ProcessLookupError, PermissionError):
+            pass
+        if proc.returncode is None:
+            proc.communicate()  # reap it
+    return proc.returncode, stdout + "\n" + stderr
