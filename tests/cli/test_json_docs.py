@@ -72,6 +72,7 @@ def test_every_documented_command_has_its_documented_shape(db: Path, tmp_path: P
         "lutnas search --json": ["search", "--db", db, "--device", "note10", "--predictor", pred, "--latency-ms",
                                  "5,20", "--generations", "3", "--population", "20"],
         "lutnas compare --json": ["compare", "--db", db, "--device", "note10", "--device", "i7", "--subnets", "50"],
+        "lutnas report --json": ["report", "--db", db, "--out", tmp_path / "report.html"],
         "lutnas predictor eval --json": [
             "predictor", "eval", "--predictor", pred, "--data", DATA / "dynast" / "mbnv3w10_linasga_acc.csv"],
         "lutnas lut copy --json": ["lut", "copy", "--from", db, "--to", tmp_path / "copy.db", "--device", "note10"],
