@@ -23,6 +23,7 @@ from lut.errors import (
     StoreError,
     UnknownDeviceError,
 )
+from lut._yaml import MAX_YAML_BYTES
 from lut.exporters import EXPORT_FORMATS, export_csv, export_ofa_yaml, export_parquet, export_table
 from lut.importers import (
     ASSUMED_ZERO_NOTE,
@@ -48,6 +49,7 @@ __all__ = [
     "FEATURES",
     "FIXED_KINDS",
     "FORMATS",
+    "MAX_YAML_BYTES",
     "MODELS",
     "PREDICTED_SOURCE",
     "PROVENANCE_COLUMNS",

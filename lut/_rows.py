@@ -9,6 +9,7 @@ from typing import Any
 
 from lut.keys import check_row_key
 from lut.schema import PROVENANCE_COLUMNS, STAT_COLUMNS
+from space.bounds import quoted
 
 __all__ = ["RowTuple", "normalize_row", "check_block_key"]
 
@@ -25,7 +26,7 @@ def check_block_key(key: Any) -> str:
     """``key`` if it is a valid OFA block key, plain or resolution-qualified (:mod:`lut.keys`); ValueError naming
     it otherwise."""
     if not isinstance(key, str):
-        raise ValueError(f"block key must be a string, got {key!r}")
+        raise ValueError(f"block key must be a string, got {quoted(key)}")
     check_row_key(key)
     return key.strip()
 
@@ -34,15 +35,15 @@ def _float(key: str, name: str, value: Any, *, nonneg: bool) -> float | None:
     if value is None:
         return None
     if isinstance(value, (bool, str, bytes)):
-        raise ValueError(f"{key}: {name} must be a number, got {value!r}")
+        raise ValueError(f"{key}: {name} must be a number, got {quoted(value)}")
     try:
         out = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{key}: {name} must be a number, got {value!r}") from None
+        raise ValueError(f"{key}: {name} must be a number, got {quoted(value)}") from None
     if not math.isfinite(out):
-        raise ValueError(f"{key}: {name} must be finite, got {value!r}")
+        raise ValueError(f"{key}: {name} must be finite, got {quoted(value)}")
     if nonneg and out < 0:
-        raise ValueError(f"{key}: {name} must be >= 0, got {value!r}")
+        raise ValueError(f"{key}: {name} must be >= 0, got {quoted(value)}")
     return out
 
 
@@ -66,7 +67,8 @@ def normalize_row(
     unknown = (set(stats) - set(STAT_COLUMNS)) | (set(provenance) - set(PROVENANCE_COLUMNS))
     if unknown:
         raise ValueError(
-            f"{key}: unknown field(s) {sorted(unknown)}; valid: {', '.join(STAT_COLUMNS + PROVENANCE_COLUMNS)}"
+            f"{key}: unknown field(s) {quoted(sorted(map(str, unknown)))}; "
+            f"valid: {', '.join(STAT_COLUMNS + PROVENANCE_COLUMNS)}"
         )
     if stats.get("median_ms") is None:
         raise ValueError(f"{key}: median_ms is required")
@@ -77,7 +79,7 @@ def normalize_row(
     if n is not None:
         as_float = _float(key, "n", n, nonneg=True)
         if as_float is None or as_float != int(as_float):
-            raise ValueError(f"{key}: n must be an int >= 0, got {n!r}")
+            raise ValueError(f"{key}: n must be an int >= 0, got {quoted(n)}")
         n = int(as_float)
     values.append(n)
     for name in _TEXT_PROV:
@@ -95,11 +97,11 @@ def normalize_row(
             if not isinstance(json.loads(extra), dict):
                 raise ValueError
         except ValueError:
-            raise ValueError(f"{key}: extra must be a JSON object, got {extra!r}") from None
+            raise ValueError(f"{key}: extra must be a JSON object, got {quoted(extra)}") from None
         extra_json = extra
     elif isinstance(extra, Mapping):
         extra_json = json.dumps(dict(extra), sort_keys=True)
     else:
-        raise ValueError(f"{key}: extra must be a dict or a JSON object string, got {extra!r}")
+        raise ValueError(f"{key}: extra must be a dict or a JSON object string, got {quoted(extra)}")
     values.append(extra_json)
     return tuple(values)

@@ -1,4 +1,8 @@
-"""Safe YAML loading with line numbers for error messages (never ``yaml.load``)."""
+"""Safe YAML loading with line numbers for error messages (never ``yaml.load`` with a full loader).
+
+A LUT file is bounded before it is parsed: at most ``MAX_YAML_BYTES``, and no anchors or aliases
+(``&name``/``*name``), which a LUT never needs and which let a few hundred bytes name millions of values.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,15 @@ import yaml
 
 from lut.errors import ImportFormatError
 
-__all__ = ["load_yaml_mapping", "key_line", "SafeLoader", "SafeDumper"]
+__all__ = ["MAX_YAML_BYTES", "load_yaml_mapping", "key_line", "SafeLoader", "SafeDumper"]
 
 # The C loader/dumper when libyaml is available: same safety, ~10x faster.
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+# The largest LUT files seen: nsganetv2's i7-8700K LUT, 0.55 MB; an OFA file per resolution, ~0.1 MB.
+# 16 MiB is 30x that, and still small enough for PyYAML to hold in memory.
+MAX_YAML_BYTES = 16 << 20
 
 
 def load_yaml_mapping(path: Path) -> tuple[dict[str, Any], str]:
@@ -24,14 +32,19 @@ def load_yaml_mapping(path: Path) -> tuple[dict[str, Any], str]:
         ImportFormatError: unreadable file, YAML syntax error (with its line), or not a mapping.
     """
     try:
-        text = path.read_text()
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_YAML_BYTES + 1)
+        text = raw.decode()
     except OSError as err:
         raise ImportFormatError(f"{path}: cannot read ({err.strerror})") from err
     except UnicodeDecodeError as err:
         raise ImportFormatError(f"{path}: not a text file ({err.reason})") from err
+    if len(raw) > MAX_YAML_BYTES:
+        raise ImportFormatError(f"{path}: larger than {MAX_YAML_BYTES} bytes, the most a LUT yaml file may hold")
     fast = _parse_lut_layout(text)
     if fast is not None:
         return fast, text
+    _refuse_anchors(path, text)
     try:
         data = yaml.load(text, Loader=SafeLoader)  # noqa: S506 - SafeLoader/CSafeLoader only
     except yaml.YAMLError as err:
@@ -42,6 +55,17 @@ def load_yaml_mapping(path: Path) -> tuple[dict[str, Any], str]:
     if not isinstance(data, dict):
         raise ImportFormatError(f"{path}: line 1: expected a mapping of block keys, got {type(data).__name__}")
     return data, text
+
+
+def _refuse_anchors(path: Path, text: str) -> None:
+    """Stop at the first anchor or alias, reading parser events only (nothing is built from them)."""
+    try:
+        for event in yaml.parse(text, Loader=SafeLoader):
+            if getattr(event, "anchor", None) is not None:  # set on anchored nodes and on aliases
+                raise ImportFormatError(f"{path}: line {event.start_mark.line + 1}: YAML anchors and aliases "
+                                        "(&name, *name) are not allowed in a LUT file")
+    except yaml.YAMLError:
+        return  # the loader reports it, with its line
 
 
 def key_line(text: str, key: Any) -> int | None:

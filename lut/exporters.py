@@ -9,6 +9,13 @@ resolution-qualified row, :mod:`lut.keys`), so exporting an OFA import gives OFA
 Rows that belong to no space and resolution go to ``extra_lookup_table.yaml``. CSV and Parquet
 hold the columns of ``lut.schema.ROW_COLUMNS`` and the setting's metadata and calibrations
 (``lut._metadata``), which an import restores.
+
+A CSV is opened by spreadsheets, which run a cell that starts with ``=``, ``+``, ``-``, ``@``, tab or
+CR as a formula. Text cells that start so (after any single quotes) get one more ``'`` in front, as
+OWASP's CSV-injection advice says; numbers stay numbers; the importer removes that one quote
+(:data:`FORMULA_STARTS`). Parquet keeps its typed columns as they are: spreadsheets read it as data,
+not as text to evaluate. Every file is staged under a fresh name created exclusively (never through
+an existing file or link) and renamed into place.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ import json
 import logging
 import math
 import os
+import re
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,13 +42,18 @@ if TYPE_CHECKING:
     from lut.store import LutStore, StoredSetting
 
 __all__ = [
-    "EXPORT_FORMATS", "export_table", "export_ofa_yaml", "export_csv", "export_parquet", "ofa_yaml_files", "dump_ofa_yaml",
+    "EXPORT_FORMATS", "FORMULA_STARTS", "export_table", "export_ofa_yaml", "export_csv", "export_parquet",
+    "ofa_yaml_files", "dump_ofa_yaml",
 ]
 
 logger = logging.getLogger(__name__)
 
 EXPORT_FORMATS: tuple[str, ...] = ("ofa-yaml", "csv", "parquet")
 EXTRA_FILE = "extra_lookup_table.yaml"
+# First characters that make a spreadsheet read a cell as a formula (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_LIKE = re.compile("^'*[" + re.escape("".join(FORMULA_STARTS)) + "]")
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 
 
 def export_table(store: LutStore, device: str | int | StoredSetting, fmt: str, dest: str | Path) -> list[Path]:
@@ -62,15 +76,21 @@ def export_csv(store: LutStore, device: str | int | StoredSetting, path: str | P
     path = Path(path)
     stored = store.setting(device)
     frame = store.rows(stored)
-    meta = json.dumps(setting_metadata(store, stored), sort_keys=True)
-
-    def write(tmp: Path) -> None:
-        with tmp.open("w", newline="") as fh:
-            fh.write(f"{CSV_PREFIX}{meta}\n")
-            frame.to_csv(fh, index=False, columns=list(ROW_COLUMNS))
-
-    _atomic(path, write)
+    # A comma inside a JSON string would split the comment line into cells a spreadsheet reads on their own.
+    meta = _JSON_STRING.sub(lambda m: m.group().replace(",", "\\u002c"),
+                            json.dumps(setting_metadata(store, stored), sort_keys=True))
+    text = f"{CSV_PREFIX}{meta}\n" + _defused(frame[list(ROW_COLUMNS)]).to_csv(index=False)
+    _atomic(path, lambda fh: fh.write(text.encode()))
     return path
+
+
+def _defused(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell a spreadsheet would run as a formula behind one more ``'``."""
+    out = frame.copy()
+    for name in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[name]):  # text (object or string dtype); numbers stay numbers
+            out[name] = [f"'{v}" if isinstance(v, str) and _FORMULA_LIKE.match(v) else v for v in out[name]]
+    return out
 
 
 def export_parquet(store: LutStore, device: str | int | StoredSetting, path: str | Path) -> Path:
@@ -83,7 +103,7 @@ def export_parquet(store: LutStore, device: str | int | StoredSetting, path: str
     table = pa.Table.from_pandas(store.rows(stored)[list(ROW_COLUMNS)], preserve_index=False)
     meta = json.dumps(setting_metadata(store, stored), sort_keys=True).encode()
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), PARQUET_KEY: meta})
-    _atomic(path, lambda tmp: pq.write_table(table, tmp))
+    _atomic(path, lambda fh: pq.write_table(table, fh))
     return path
 
 
@@ -125,11 +145,11 @@ def export_ofa_yaml(store: LutStore, device: str | int | StoredSetting, out_dir:
     for name, entries in ofa_yaml_files(store.rows(device), spaces).items():
         path = out_dir / name
         text = dump_ofa_yaml(entries)
-        _atomic(path, lambda tmp, text=text: Path(tmp).write_text(text))
+        _atomic(path, lambda fh, text=text: fh.write(text.encode()))
         written.append(path)
     stored = store.setting(device)
     meta = json.dumps(setting_metadata(store, stored), sort_keys=True, indent=1)
-    _atomic(out_dir / SETTING_FILE, lambda tmp: Path(tmp).write_text(meta + "\n"))
+    _atomic(out_dir / SETTING_FILE, lambda fh: fh.write((meta + "\n").encode()))
     logger.info("wrote %d OFA yaml files and %s to %s", len(written), SETTING_FILE, out_dir)
     return [*written, out_dir / SETTING_FILE]
 
@@ -191,11 +211,18 @@ def _num(value: Any) -> float | None:
 
 
 def _atomic(path: Path, write: Any) -> None:
-    """Write through a temporary file in the same directory, then rename over ``path``."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Call ``write`` with a binary file staged beside ``path``, then rename it over ``path``.
+
+    The staging file gets a fresh random name and is created exclusively (``O_EXCL``: an existing file
+    or symlink of that name fails the call instead of being written through).
+    """
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(tmp, flags, 0o666)
     try:
-        write(tmp)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
+        if os.path.lexists(tmp):
             tmp.unlink()

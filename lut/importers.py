@@ -19,6 +19,8 @@ all rows of all files in one transaction, so a bad file leaves the store unchang
   ``extra["note"] = "absent in source, assumed 0"``.
 * **CSV / Parquet**: the columns of ``lut.schema.ROW_COLUMNS`` (``block_key`` and ``median_ms``
   required); files lutnas wrote also carry the setting's metadata (``lut._metadata.read_metadata``).
+  A CSV text cell of one or more ``'`` and then a formula's first character loses one ``'``: the
+  quote a CSV export adds so that spreadsheets show the cell as text (:mod:`lut.exporters`).
 """
 
 from __future__ import annotations
@@ -38,9 +40,11 @@ from lut._metadata import CSV_PREFIX, SETTING_FILE
 from lut._rows import normalize_row
 from lut._yaml import key_line, load_yaml_mapping
 from lut.errors import ImportFormatError
+from lut.exporters import FORMULA_STARTS
 from lut.keys import qualified_key
 from lut.schema import PROVENANCE_COLUMNS, ROW_COLUMNS, STAT_COLUMNS, DeviceSetting
 from space import Block, get_space
+from space.bounds import MAX_QUOTED_CHARS, quoted
 
 if TYPE_CHECKING:
     from lut.store import LutStore, RowInput, StoredSetting
@@ -93,7 +97,7 @@ def detect_format(path: PathLike) -> str:
             raise ImportFormatError(f"{path}: cannot read ({err.strerror})") from err
         first = head.lstrip().split(":", 1)[0]
         return "nsganetv2-yaml" if first.startswith(_NSGA_PREFIXES) else "ofa-yaml"
-    raise ImportFormatError(f"{path}: cannot tell the format from the extension {suffix!r}; "
+    raise ImportFormatError(f"{path}: cannot tell the format from the extension {quoted(suffix)}; "
                             f"pass a format ({', '.join(FORMATS)})")
 
 
@@ -116,7 +120,7 @@ def read_rows(paths: Sequence[PathLike], fmt: str | None = None) -> list[RowInpu
         for p in paths:
             rows.extend(reader(p))
         return _dedupe(rows)
-    raise ValueError(f"unknown LUT format {fmt!r}; valid: {', '.join(FORMATS)}")
+    raise ValueError(f"unknown LUT format {quoted(fmt)}; valid: {', '.join(FORMATS)}")
 
 
 def import_files(store: LutStore, setting: DeviceSetting | int | str | StoredSetting, paths: Sequence[PathLike],
@@ -208,13 +212,14 @@ def read_ofa_yaml(paths: PathLike | Sequence[PathLike]) -> list[RowInput]:
 
 def _ofa_entry(key: Any, value: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     if not isinstance(key, str):
-        raise ValueError(f"block key must be a string, got {key!r}")
+        raise ValueError(f"block key must be a string, got {quoted(key)}")
     Block.from_key(key)
     if not isinstance(value, Mapping):
-        raise ValueError(f"expected a mapping with count, mean, std; got {value!r}")
+        raise ValueError(f"expected a mapping with count, mean, std; got {quoted(value)}")
     unknown = set(value) - _OFA_FIELDS
     if unknown:
-        raise ValueError(f"unknown field(s) {sorted(map(str, unknown))}; valid: count, mean, std (median, p10, p90)")
+        raise ValueError(f"unknown field(s) {quoted(sorted(map(str, unknown)))}; "
+                         "valid: count, mean, std (median, p10, p90)")
     if "mean" not in value:
         raise ValueError("missing field 'mean'")
     if "std" not in value:
@@ -233,17 +238,17 @@ def _ofa_entry(key: Any, value: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     if value.get("count") is not None:
         count = value["count"]
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ValueError(f"count must be an int >= 0, got {count!r}")
+            raise ValueError(f"count must be an int >= 0, got {quoted(count)}")
         stats["n"] = count
     return stats, extra
 
 
 def _number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
+        raise ValueError(f"{name} must be a number, got {quoted(value)}")
     out = float(value)
     if not math.isfinite(out) or out < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        raise ValueError(f"{name} must be a finite number >= 0, got {quoted(value)}")
     return out
 
 
@@ -254,7 +259,13 @@ def _located(path: Path, text: str, key: Any, err: Exception) -> ImportFormatErr
     prefix = f"{key}: "
     if isinstance(key, str) and msg.startswith(prefix):
         msg = msg[len(prefix):]
-    return ImportFormatError(f"{path}: {where}: key {key!r}: {msg}")
+    return ImportFormatError(f"{path}: {where}: key {quoted(key)}: {_cut(msg)}")
+
+
+def _cut(msg: str) -> str:
+    """An error's text at most a few quoted values long (errors from other layers may quote a whole key)."""
+    limit = 3 * MAX_QUOTED_CHARS
+    return msg if len(msg) <= limit else msg[: limit - 1] + "…"
 
 
 # -- nsganetv2 yaml ------------------------------------------------------------------------------
@@ -331,13 +342,13 @@ def read_nsganetv2_yaml(path: PathLike) -> list[RowInput]:
     for key, value in data.items():
         try:
             if not isinstance(key, str):
-                raise ValueError(f"block key must be a string, got {key!r}")
+                raise ValueError(f"block key must be a string, got {quoted(key)}")
             ofa_key = nsganetv2_to_ofa_key(key, acts)
             if not isinstance(value, Mapping):
-                raise ValueError(f"expected a mapping with mean, var; got {value!r}")
+                raise ValueError(f"expected a mapping with mean, var; got {quoted(value)}")
             unknown = set(value) - {"mean", "var"}
             if unknown:
-                raise ValueError(f"unknown field(s) {sorted(map(str, unknown))}; valid: mean, var")
+                raise ValueError(f"unknown field(s) {quoted(sorted(map(str, unknown)))}; valid: mean, var")
             for name in ("mean", "var"):
                 if name not in value:
                     raise ValueError(f"missing field {name!r}")
@@ -349,7 +360,7 @@ def read_nsganetv2_yaml(path: PathLike) -> list[RowInput]:
         except ValueError as err:
             raise _located(path, text, key, err) from err
         if ofa_key in rows:
-            raise _located(path, text, key, ValueError(f"maps to OFA key {ofa_key!r} like an earlier entry"))
+            raise _located(path, text, key, ValueError(f"maps to OFA key {quoted(ofa_key)} like an earlier entry"))
         rows[ofa_key] = (ofa_key, stats, prov)
     n_before = len(rows)
     for ofa_key in list(rows):
@@ -364,6 +375,10 @@ def read_nsganetv2_yaml(path: PathLike) -> list[RowInput]:
 
 
 # -- CSV / Parquet -------------------------------------------------------------------------------
+_CSV_TEXT_COLUMNS = ("block_key", "source", "extra", "agent_version", "measured_at")
+_FORMULA_QUOTED = re.compile("^'(?='*[" + re.escape("".join(FORMULA_STARTS)) + "])")  # the export's added quote
+
+
 def read_csv(path: PathLike) -> list[RowInput]:
     """Rows of a CSV with ``ROW_COLUMNS`` (``block_key``, ``median_ms`` required).
 
@@ -374,12 +389,14 @@ def read_csv(path: PathLike) -> list[RowInput]:
     try:
         with path.open() as fh:
             skip = 1 if fh.readline().startswith(CSV_PREFIX) else 0  # the setting's metadata (read_metadata)
-        frame = pd.read_csv(path, dtype={"block_key": str, "source": str, "extra": str, "agent_version": str,
-                                         "measured_at": str}, keep_default_na=True, skiprows=skip)
+        frame = pd.read_csv(path, dtype=dict.fromkeys(_CSV_TEXT_COLUMNS, str), keep_default_na=True, skiprows=skip)
     except (OSError, UnicodeDecodeError) as err:
         raise ImportFormatError(f"{path}: cannot read ({err})") from err
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
         raise ImportFormatError(f"{path}: not a LUT CSV ({str(err).splitlines()[0]})") from err
+    for name in _CSV_TEXT_COLUMNS:
+        if name in frame.columns:
+            frame[name] = [_FORMULA_QUOTED.sub("", v, count=1) if isinstance(v, str) else v for v in frame[name]]
     return _frame_rows(path, frame, "csv", lambda i: f"line {i + 2 + skip}")
 
 
@@ -404,7 +421,7 @@ def read_parquet(path: PathLike) -> list[RowInput]:
 def _frame_rows(path: Path, frame: pd.DataFrame, default_source: str, where: Any) -> list[RowInput]:
     unknown = [c for c in frame.columns if c not in ROW_COLUMNS]
     if unknown:
-        raise ImportFormatError(f"{path}: line 1: unknown column(s) {unknown}; valid: {', '.join(ROW_COLUMNS)}")
+        raise ImportFormatError(f"{path}: line 1: unknown column(s) {quoted(unknown)}; valid: {', '.join(ROW_COLUMNS)}")
     for required in ("block_key", "median_ms"):
         if required not in frame.columns:
             raise ImportFormatError(f"{path}: line 1: missing column {required!r}")
@@ -421,7 +438,8 @@ def _frame_rows(path: Path, frame: pd.DataFrame, default_source: str, where: Any
             try:
                 prov["extra"] = json.loads(prov["extra"])
             except (TypeError, ValueError):
-                raise ImportFormatError(f"{path}: {where(i)}: key {key!r}: extra is not JSON: {prov['extra']!r}") from None
+                raise ImportFormatError(f"{path}: {where(i)}: key {quoted(key)}: "
+                                        f"extra is not JSON: {quoted(prov['extra'])}") from None
         try:
             if stats.get("median_ms") is None:
                 raise ValueError("median_ms is required")
@@ -430,9 +448,9 @@ def _frame_rows(path: Path, frame: pd.DataFrame, default_source: str, where: Any
             msg = str(err)
             if isinstance(key, str) and msg.startswith(f"{key}: "):
                 msg = msg[len(key) + 2:]
-            raise ImportFormatError(f"{path}: {where(i)}: key {key!r}: {msg}") from err
+            raise ImportFormatError(f"{path}: {where(i)}: key {quoted(key)}: {_cut(msg)}") from err
         if key in seen:
-            raise ImportFormatError(f"{path}: {where(i)}: key {key!r} repeats {where(seen[key])}")
+            raise ImportFormatError(f"{path}: {where(i)}: key {quoted(key)} repeats {where(seen[key])}")
         seen[key] = i
         rows.append((key, stats, prov))
     return rows

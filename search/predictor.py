@@ -30,6 +30,7 @@ from search.encoding import ENCODINGS, get_encoding
 from search.errors import NotFittedError, PredictorFormatError, SpaceMismatchError
 from search.metrics import prediction_metrics
 from space import DEFAULT_SPACE, SubnetBatch, get_space
+from space.bounds import check_archive
 
 __all__ = ["FORMAT_VERSION", "PREDICTOR_KIND", "LutnasPredictor", "SubnetsLike", "to_batch"]
 
@@ -384,6 +385,10 @@ def read_predictor_blob(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"predictor file not found: {path}")
+    try:
+        check_archive(path)  # a zip bomb is refused before torch inflates anything
+    except ValueError as err:
+        raise PredictorFormatError(str(err)) from err
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for foreign, damaged or hostile files

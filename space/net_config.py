@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from space.block import Block
+from space.bounds import loads_json
 
 __all__ = ["read_net_config", "load_net_config"]
 
@@ -20,7 +21,7 @@ def load_net_config(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     if path.is_dir():
         path = path / "net.config"
     try:
-        return json.loads(path.read_text())
+        return loads_json(path.read_text())
     except OSError as err:
         raise ValueError(f"cannot read net.config {path}: {err.strerror}") from err
     except json.JSONDecodeError as err:

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from space.bounds import check_archive
 from supernet.ofa_mbv3 import BASE_STAGE_WIDTH, OFAMobileNetV3, SupernetConfig
 from supernet.static_subnet import remap_legacy_keys
 
@@ -131,6 +132,10 @@ def load_checkpoint(path: str | Path) -> SupernetCheckpoint:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        check_archive(path)  # a zip bomb is refused before torch inflates anything
+    except ValueError as err:
+        raise CheckpointError(str(err)) from err
     try:
         # OFA's releases are plain state dicts too; anything that needs more than tensors and
         # containers is refused, never unpickled (that would run whatever the file says).

@@ -21,6 +21,7 @@ from collections import OrderedDict
 
 from layers import Classifier, ConvBNAct, GlobalAvgPool, MBConv, ResidualBlock, SubnetModel, global_avg_pool
 from space import read_net_config
+from space.bounds import check_archive
 
 __all__ = [
     "SUBNET_FORMAT_VERSION",
@@ -297,6 +298,7 @@ def load_subnet(path: str | Path) -> MobileNetV3:
     Raises:
         ValueError: the file is not a subnet file or has another format version.
     """
+    check_archive(path)  # a zip bomb is refused (ValueError) before torch inflates anything
     blob = torch.load(Path(path), map_location="cpu", weights_only=True)
     if not isinstance(blob, dict) or "config" not in blob or "state_dict" not in blob:
         raise ValueError(f"{path} is not a lutnas subnet file (expected keys config, state_dict)")

@@ -237,6 +237,7 @@ def predict_cmd(
     from lut import CalibrationError, CompiledLut, block_features
     from lut.selectors import with_precision
     from space import read_net_config
+    from space.bounds import loads_json
 
     from lutnas._spaces import net_config_source, store_space
 
@@ -259,7 +260,7 @@ def predict_cmd(
         cal = compiled.calibration
         if arch is not None:
             try:
-                arch_obj = json.loads(arch)
+                arch_obj = loads_json(arch)  # nesting bounded: one line, not a RecursionError
             except json.JSONDecodeError as err:
                 fail(f"--arch is not JSON ({err.msg} at column {err.colno})", EXIT_USAGE)
             sub = compiled.space.validate(arch_obj)

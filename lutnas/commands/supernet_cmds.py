@@ -75,12 +75,14 @@ def _epochs_setting(text: str, preset_epochs: tuple[int, ...]) -> int | list[int
 
 def _parse_arch(text: str) -> dict[str, Any]:
     """An arch dict from JSON text or from a file holding it."""
+    from space.bounds import loads_json
+
     candidate = Path(text)
     source = text
     if not text.lstrip().startswith("{") and candidate.is_file():
         source = candidate.read_text()
     try:
-        arch = json.loads(source)
+        arch = loads_json(source)  # nesting bounded: one line, not a RecursionError
     except json.JSONDecodeError as err:
         fail(f"--arch must be a JSON object or a file holding one: {err.msg} at position {err.pos}", EXIT_USAGE)
     if not isinstance(arch, dict):
