@@ -164,3 +164,30 @@ def test_cli_profiles_with_torch(agent, tmp_path: Path) -> None:
     for block in todo:
         sha = json.loads(rows.loc[block.key, "extra"])["model_sha256"]
         assert sha == hashlib.sha256(ArtifactCache(tmp_path / "artifacts").get(block, "pt2")[1]).hexdigest()
+
+
+@pytest.mark.timeout(300)
+def test_a_torch_lut_validates_against_pt2_networks(agent, tmp_path: Path) -> None:
+    from profiler.export import export_subnet
+    from profiler.validate import ValidationError, ValidationSettings, validate
+    from space import get_space
+
+    with AgentClient(agent.address, token=TOKEN) as client:
+        version = next(r.version for r in client.device_info().runtimes if r.name == "torch")
+    with LutStore(tmp_path / "lut.db") as store:
+        setting = DeviceSetting("local", "torch", version, 1, "fp32", "pt2")
+        store.import_rows(setting, [(b.key, {"median_ms": 0.01 + b.out_chs / 1e4}, None)
+                                    for b in plan_blocks(SPACE, [RES])])
+        settings = ValidationSettings(samples=3, rounds=2, plan=QUICK_PLAN, space=SPACE, resolutions=(RES,),
+                                      export_workers=0)
+        report = validate(store, "local", agent.address, settings, token=TOKEN)
+        assert len(report.samples) == 3 and (report.samples["measured_ms"] > 0).all()
+        # a LUT of a combination no exporter writes is refused before anything is timed
+        store.import_rows(DeviceSetting("old", "torch", version, 1, "fp32", "torchscript"),
+                          [(plan_blocks(SPACE, [RES])[0].key, {"median_ms": 1.0}, None)])
+        with pytest.raises(ValidationError, match="^device 'old': cannot export whole networks: the model format for "
+                                                  "runtime torch must be pt2, got 'torchscript'$"):
+            validate(store, "old", agent.address, settings, token=TOKEN)
+    sha = hashlib.sha256(export_subnet(get_space(SPACE), report.samples["arch"].iloc[0], "pt2")).hexdigest()
+    with AgentClient(agent.address, token=TOKEN) as client:
+        assert client.has_models([sha]) == {sha}  # the agent timed the whole network as a .pt2 archive
