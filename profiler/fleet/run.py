@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from lut.repeatability import round_spread
@@ -15,6 +16,8 @@ from lut.transfer import measured_keys
 from profiler.client import AgentClient, AgentError
 from profiler.quantize import unsupported_precision
 from profiler.worklist import DeviceWork, Failure, Leases, host_id
+from protos import agent_pb2
+from space import Block
 
 from .exports import CachedExports, ExportFn, Exports, FnExports
 from .reports import DeviceReport, ProfileReport, Progress, busy_fraction
@@ -40,26 +43,9 @@ def _device_setting(name: str, clients: Sequence[AgentClient], settings: Profile
             dev = client.device_info()
         except AgentError as err:
             raise ProfileError(f"device {name!r}: {err}") from err
-        runtime = next((r for r in dev.runtimes if r.name == settings.runtime), None)
-        if runtime is None or not runtime.available:
-            detail = f" ({runtime.detail})" if runtime is not None and runtime.detail else ""
-            known = ", ".join(r.name for r in dev.runtimes if r.available) or "none"
-            raise ProfileError(f"device {name!r}: agent {client.address} has no runtime {settings.runtime!r}{detail}; "
-                               f"available: {known}")
-        timing_cpus = [c for c in dev.properties.get("timing_cpus", "").split(",") if c]
-        if timing_cpus and settings.threads > len(timing_cpus):
-            raise ProfileError(f"device {name!r}: agent {client.address} times on {len(timing_cpus)} CPU(s) "
-                               f"({','.join(timing_cpus)}), fewer than --threads {settings.threads}: threads sharing "
-                               "a core time nothing that deploys; restart it with --cpus auto or more CPUs")
-        versions[client.address] = runtime.version
+        versions[client.address] = _runtime_version(name, client.address, dev, settings)
         agent_version = dev.agent_version
-        info = {"hostname": dev.hostname, "cpu_model": dev.cpu_model, "board": dev.board, "os": dev.os,
-                "machine": dev.machine, "cpu_cores": dev.cpu_cores, "agents": sorted(versions),
-                "int8_dot_product": dev.properties.get("int8_dot_product", "")}
-        if timing_cpus:  # the CPUs the jobs run on: the pinned ones, then one more per thread beyond them,
-            # written like each result's "cpus" option (ascending)
-            used = timing_cpus[:max(settings.threads, len(dev.pinned_cpus))]
-            info["timing_cpus"] = ",".join(sorted(used, key=int))
+        info = _device_info(dev, sorted(versions), settings.threads)
     if len(set(versions.values())) > 1:
         raise ProfileError(f"device {name!r}: agents disagree on {settings.runtime} version {versions}; "
                            "give them different names")
@@ -72,6 +58,39 @@ def _device_setting(name: str, clients: Sequence[AgentClient], settings: Profile
                             threads=settings.threads, precision=settings.precision,
                             model_format=settings.model_format, delegate=delegate)
     return setting, agent_version, info
+
+
+def _timing_cpus(dev: agent_pb2.DeviceInfo) -> list[str]:
+    return [c for c in dev.properties.get("timing_cpus", "").split(",") if c]
+
+
+def _runtime_version(name: str, address: str, dev: agent_pb2.DeviceInfo, settings: ProfileSettings) -> str:
+    """The version of the profile's runtime on one agent, which must offer it with CPUs enough for the threads."""
+    runtime = next((r for r in dev.runtimes if r.name == settings.runtime), None)
+    if runtime is None or not runtime.available:
+        detail = f" ({runtime.detail})" if runtime is not None and runtime.detail else ""
+        known = ", ".join(r.name for r in dev.runtimes if r.available) or "none"
+        raise ProfileError(f"device {name!r}: agent {address} has no runtime {settings.runtime!r}{detail}; "
+                           f"available: {known}")
+    timing_cpus = _timing_cpus(dev)
+    if timing_cpus and settings.threads > len(timing_cpus):
+        raise ProfileError(f"device {name!r}: agent {address} times on {len(timing_cpus)} CPU(s) "
+                           f"({','.join(timing_cpus)}), fewer than --threads {settings.threads}: threads sharing "
+                           "a core time nothing that deploys; restart it with --cpus auto or more CPUs")
+    return runtime.version
+
+
+def _device_info(dev: agent_pb2.DeviceInfo, agents: list[str], threads: int) -> dict[str, Any]:
+    """What the setting's info keeps about the device its agents run on."""
+    info = {"hostname": dev.hostname, "cpu_model": dev.cpu_model, "board": dev.board, "os": dev.os,
+            "machine": dev.machine, "cpu_cores": dev.cpu_cores, "agents": agents,
+            "int8_dot_product": dev.properties.get("int8_dot_product", "")}
+    timing_cpus = _timing_cpus(dev)
+    if timing_cpus:  # the CPUs the jobs run on: the pinned ones, then one more per thread beyond them,
+        # written like each result's "cpus" option (ascending)
+        used = timing_cpus[:max(threads, len(dev.pinned_cpus))]
+        info["timing_cpus"] = ",".join(sorted(used, key=int))
+    return info
 
 
 # Agents before this version ran every thread of a job on the one pinned core.
@@ -98,6 +117,17 @@ def _warn_shared_core_rows(store: LutStore, setting_id: int, name: str, threads:
         log.warning("device %r: %d row(s) of this %d-thread setting were timed by agent %s, which ran every thread "
                     "on one core; `lutnas lut rm --device %s` and profile again for a LUT of what deploys",
                     name, len(old), threads, ", ".join(sorted(set(old))), setting_id)
+
+
+@dataclass
+class _Device:
+    """One device name's share of a profile: its agents, what they still have to time, and its report."""
+
+    refs: list[AgentRef]
+    work: DeviceWork
+    report: DeviceReport
+    agent_version: str = ""
+    refused: list[Failure] = field(default_factory=list)  # every block, when the runtime cannot run the precision
 
 
 def profile(
@@ -129,114 +159,151 @@ def profile(
         ProfileError: an agent is unreachable at the start or lacks the runtime.
     """
     settings.validate(own_exports=export_fn is not None)
-    if not agents:
-        raise ProfileError("no agents given; use --agent NAME=HOST:PORT")
+    by_name = _group_agents(agents)
     stop = stop or threading.Event()
     start = time.monotonic()
     client_kw = {"token": token, "tls_ca": tls_ca, "retry_s": _WORKER_RETRY_S, "timeout_s": settings.rpc_timeout_s}
+    blocks = _planned_blocks(settings)
+    holder = host_id()  # this run's name on the blocks it claims in the store
+    devices = {name: _plan_device(name, refs, store, settings, blocks, holder, client_kw) for name, refs in by_name.items()}
+    exports = _exports(settings, export_fn, devices)
+    workers: list[tuple[str, AgentWorker, threading.Thread]] = []
+    try:
+        _start_workers(devices, workers, store, exports, settings, client_kw, stop, _progress(devices, on_progress))
+        _join(workers, {name: d.work for name, d in devices.items()}, stop)
+    finally:
+        _stop(devices, workers, exports, settings, stop)
+    for name, device in devices.items():
+        _fill_report(device, [w for n, w, _ in workers if n == name], time.monotonic() - start)
+    return ProfileReport(devices=[d.report for d in devices.values()], wall_s=time.monotonic() - start,
+                         export_s=exports.export_s, exported=exports.exported)
+
+
+def _group_agents(agents: Sequence[AgentRef]) -> dict[str, list[AgentRef]]:
+    """The agents by device name, in the order given."""
+    if not agents:
+        raise ProfileError("no agents given; use --agent NAME=HOST:PORT")
     by_name: dict[str, list[AgentRef]] = {}
     for ref in agents:
         by_name.setdefault(ref.name, []).append(ref)
     if len({ref.address for ref in agents}) != len(agents):
         raise ProfileError("the same agent address is given twice")
+    return by_name
 
+
+def _planned_blocks(settings: ProfileSettings) -> list[Block]:
+    """The blocks this profile covers: the space's at the resolutions, or only the chosen ones of them."""
     blocks = plan_blocks(settings.space, settings.resolutions)
     if settings.only_keys:
         wanted = set(settings.only_keys)
         blocks = [b for b in blocks if b.key in wanted]
-    holder = host_id()  # this run's name on the blocks it claims in the store
-    works: dict[str, DeviceWork] = {}
-    reports: dict[str, DeviceReport] = {}
-    versions: dict[str, str] = {}
-    refused: dict[str, list[Failure]] = {}  # devices whose runtime cannot run the precision (setting_id 0: not stored)
-    for name, refs in by_name.items():
-        clients = [AgentClient(r.address, **{**client_kw, "retry_s": settings.connect_timeout_s}) for r in refs]
-        try:
-            setting, versions[name], info = _device_setting(name, clients, settings)
-        finally:
-            for c in clients:
-                c.close()
-        refusal = unsupported_precision(settings.runtime, settings.precision, info.get("machine", ""), settings.options)
-        if refusal is not None:  # every block would fail the same way: fail them here and store nothing
-            log.warning("device %r: %s", name, refusal)
-            works[name] = DeviceWork([], rounds=settings.rounds)
-            reports[name] = DeviceReport(name=name, setting_id=0, total=len(blocks), skipped=0)
-            refused[name] = [Failure(b.key, refusal, 0) for b in blocks]
-            continue
-        setting_id = store.ensure_setting(setting, info=info)
-        have = measured_keys(store, setting_id)  # predicted (few-shot) rows are timed again
-        if settings.threads > 1:
-            _warn_shared_core_rows(store, setting_id, name, settings.threads)
-        todo = [b for b in blocks if b.key not in have]
-        leases = Leases(store, setting_id, holder, [b.key for b in todo], batch=settings.claim_batch,
-                        lease_s=settings.lease_s) if todo else None
-        works[name] = DeviceWork(todo, rounds=settings.rounds, leases=leases)
-        reports[name] = DeviceReport(name=name, setting_id=setting_id, total=len(blocks), skipped=len(blocks) - len(todo))
+    return blocks
 
-    all_todo = list(dict.fromkeys(b for w in works.values() for b in w.blocks))
+
+def _plan_device(name: str, refs: list[AgentRef], store: LutStore, settings: ProfileSettings, blocks: list[Block],
+                 holder: str, client_kw: Mapping[str, Any]) -> _Device:
+    """Ask the device's agents what they run, file the setting, and leave the blocks it lacks (resume)."""
+    clients = [AgentClient(r.address, **{**client_kw, "retry_s": settings.connect_timeout_s}) for r in refs]
+    try:
+        setting, agent_version, info = _device_setting(name, clients, settings)
+    finally:
+        for c in clients:
+            c.close()
+    refusal = unsupported_precision(settings.runtime, settings.precision, info.get("machine", ""), settings.options)
+    if refusal is not None:  # every block would fail the same way: fail them here and store nothing
+        log.warning("device %r: %s", name, refusal)
+        return _Device(refs, DeviceWork([], rounds=settings.rounds),
+                       DeviceReport(name=name, setting_id=0, total=len(blocks), skipped=0), agent_version,
+                       [Failure(b.key, refusal, 0) for b in blocks])
+    setting_id = store.ensure_setting(setting, info=info)
+    have = measured_keys(store, setting_id)  # predicted (few-shot) rows are timed again
+    if settings.threads > 1:
+        _warn_shared_core_rows(store, setting_id, name, settings.threads)
+    todo = [b for b in blocks if b.key not in have]
+    leases = Leases(store, setting_id, holder, [b.key for b in todo], batch=settings.claim_batch,
+                    lease_s=settings.lease_s) if todo else None
+    return _Device(refs, DeviceWork(todo, rounds=settings.rounds, leases=leases),
+                   DeviceReport(name=name, setting_id=setting_id, total=len(blocks), skipped=len(blocks) - len(todo)),
+                   agent_version)
+
+
+def _exports(settings: ProfileSettings, export_fn: ExportFn | None, devices: Mapping[str, _Device]) -> Exports:
+    """The caller's export function, or the exporters run ahead into the cache (the sentinel first)."""
+    if export_fn is not None:
+        return FnExports(settings, export_fn)
+    all_todo = list(dict.fromkeys(b for d in devices.values() for b in d.work.blocks))
     sentinels = [sentinel_block(settings.space, settings.resolutions[0])] if settings.sentinel_every else []
-    exports: Exports = (
-        FnExports(settings, export_fn)
-        if export_fn is not None
-        else CachedExports(settings, sentinels + all_todo if all_todo else [])
-    )
-    workers: list[tuple[str, AgentWorker, threading.Thread]] = []
+    return CachedExports(settings, sentinels + all_todo if all_todo else [])
+
+
+def _progress(devices: Mapping[str, _Device],
+              on_progress: Callable[[Progress], None] | None) -> Callable[[str], Callable[[], None]]:
+    """``emitter(name)``: a callable that reports device ``name``'s progress (one caller at a time)."""
     lock = threading.Lock()
 
-    def progress(name: str) -> Callable[[], None]:
+    def emitter(name: str) -> Callable[[], None]:
         def emit() -> None:
             if on_progress is not None:
-                done, failed = works[name].counts()
+                done, failed = devices[name].work.counts()
+                report = devices[name].report
                 with lock:
-                    on_progress(Progress(name, reports[name].skipped + done, failed, reports[name].total))
+                    on_progress(Progress(name, report.skipped + done, failed, report.total))
         return emit
 
-    try:
-        for name, refs in by_name.items():
-            progress(name)()
-            if not works[name].blocks:
-                continue
-            for ref in refs:
-                worker = AgentWorker(ref, works[name], reports[name].setting_id, store, exports, settings,
-                                      client_kw, stop, progress(name), versions[name])
-                thread = threading.Thread(target=worker.run, name=f"agent-{ref.address}", daemon=True)
-                workers.append((name, worker, thread))
-                thread.start()
-        _join(workers, works, stop)
-    finally:
-        stop.set()
-        for _, _, thread in workers:
-            thread.join(timeout=settings.job_timeout_s + 60)
-        exports.close()
-        for work in works.values():
-            if work.leases is not None:
-                work.leases.close()
+    return emitter
 
-    for name, work in works.items():
-        rep = reports[name]
-        mine = [w for n, w, _ in workers if n == name]
-        rep.timed = len(work.done)
-        rep.failed = list(work.failures) + refused.get(name, [])
-        rep.retimed = work.retimed
-        rep.aborted = work.aborted
-        rep.wall_s = time.monotonic() - start
-        rep.busy_s = sum(w.stats.busy_s for w in mine)
-        rep.agent_wall_s = sum(w.stats.wall_s for w in mine)
-        rep.idle_s = sum(w.stats.idle_s for w in mine)
-        rep.uploaded_bytes = sum(w.stats.uploaded_bytes for w in mine)
-        rep.saved_bytes = sum(w.stats.saved_bytes for w in mine)
-        rep.sentinel_drifts = sum(w.stats.drifts for w in mine)
-        rep.sentinel_transients = sum(w.stats.transients for w in mine)
-        rep.agent_busy = {w.ref.address: busy_fraction(w.stats.busy_s, w.stats.wall_s, w.stats.idle_s) for w in mine}
-        rep.agent_faults = [line for w in mine for line in w.faults]
-        rep.round_spread = round_spread(m for w in mine for m in w.stats.round_medians.values())
-        if rep.unsteady:
-            log.warning("%s: a block's rounds differ by a median %.0f%% (slowest round median over the fastest): "
-                        "timing on this device is unsteady and the LUT's rows carry that noise, although each keeps "
-                        "its fastest round. Profile it again into a new store with more --rounds or on a quieter "
-                        "device, and check the LUT with lutnas validate", name, 100 * rep.round_spread)
-    return ProfileReport(devices=[reports[n] for n in by_name], wall_s=time.monotonic() - start,
-                         export_s=exports.export_s, exported=exports.exported)
+
+def _start_workers(devices: Mapping[str, _Device], workers: list[tuple[str, AgentWorker, threading.Thread]],
+                   store: LutStore, exports: Exports, settings: ProfileSettings, client_kw: Mapping[str, Any],
+                   stop: threading.Event, emitter: Callable[[str], Callable[[], None]]) -> None:
+    """One thread per agent of every device with work left (appended to ``workers`` as they start)."""
+    for name, device in devices.items():
+        emitter(name)()
+        if not device.work.blocks:
+            continue
+        for ref in device.refs:
+            worker = AgentWorker(ref, device.work, device.report.setting_id, store, exports, settings,
+                                 client_kw, stop, emitter(name), device.agent_version)
+            thread = threading.Thread(target=worker.run, name=f"agent-{ref.address}", daemon=True)
+            workers.append((name, worker, thread))
+            thread.start()
+
+
+def _stop(devices: Mapping[str, _Device], workers: list[tuple[str, AgentWorker, threading.Thread]],
+          exports: Exports, settings: ProfileSettings, stop: threading.Event) -> None:
+    """Stop the workers, the export pool and the block claims."""
+    stop.set()
+    for _, _, thread in workers:
+        thread.join(timeout=settings.job_timeout_s + 60)
+    exports.close()
+    for device in devices.values():
+        if device.work.leases is not None:
+            device.work.leases.close()
+
+
+def _fill_report(device: _Device, mine: list[AgentWorker], wall_s: float) -> None:
+    """Sum the device's workers into its report, and warn when its rounds disagree."""
+    rep, work = device.report, device.work
+    rep.timed = len(work.done)
+    rep.failed = list(work.failures) + device.refused
+    rep.retimed = work.retimed
+    rep.aborted = work.aborted
+    rep.wall_s = wall_s
+    rep.busy_s = sum(w.stats.busy_s for w in mine)
+    rep.agent_wall_s = sum(w.stats.wall_s for w in mine)
+    rep.idle_s = sum(w.stats.idle_s for w in mine)
+    rep.uploaded_bytes = sum(w.stats.uploaded_bytes for w in mine)
+    rep.saved_bytes = sum(w.stats.saved_bytes for w in mine)
+    rep.sentinel_drifts = sum(w.stats.drifts for w in mine)
+    rep.sentinel_transients = sum(w.stats.transients for w in mine)
+    rep.agent_busy = {w.ref.address: busy_fraction(w.stats.busy_s, w.stats.wall_s, w.stats.idle_s) for w in mine}
+    rep.agent_faults = [line for w in mine for line in w.faults]
+    rep.round_spread = round_spread(m for w in mine for m in w.stats.round_medians.values())
+    if rep.unsteady:
+        log.warning("%s: a block's rounds differ by a median %.0f%% (slowest round median over the fastest): "
+                    "timing on this device is unsteady and the LUT's rows carry that noise, although each keeps "
+                    "its fastest round. Profile it again into a new store with more --rounds or on a quieter "
+                    "device, and check the LUT with lutnas validate", rep.name, 100 * rep.round_spread)
 
 
 def _join(workers: list[tuple[str, AgentWorker, threading.Thread]], works: Mapping[str, DeviceWork],

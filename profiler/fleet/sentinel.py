@@ -84,9 +84,8 @@ class Sentinel:
         """Judge a sentinel reading; returns the tasks to time again (empty unless a drift is confirmed)."""
         if result.WhichOneof("outcome") == "error" or not self.baseline_ms:
             return []
-        baseline, threshold = self.baseline_ms, self.settings.sentinel_threshold
         reading = result.stats.median_ms
-        self.last_drift = reading / baseline - 1.0
+        self.last_drift = reading / self.baseline_ms - 1.0
         if self._within(reading):
             self.since_good = []
             return []
@@ -94,17 +93,27 @@ class Sentinel:
         # persists. Read again at once and act only when the drift is confirmed.
         confirm = self._reading(session)
         if confirm is not None and self._within(confirm):
-            self.stats.transients += 1
-            self.last_drift = confirm / baseline - 1.0
-            self.since_good = []
-            log.info("%s: sentinel off by %+.1f%% once on %s, back within %.0f%% at once; no re-timing",
-                     self.ref.name, 100 * (reading / baseline - 1.0), self.ref.address, 100 * threshold)
+            self._transient(reading, confirm)
             return []
         self.stats.drifts += 1
         suspect, self.since_good = self.since_good, []
         log.warning("%s: sentinel drifted %+.1f%% on %s; cooling down and re-timing %d blocks", self.ref.name,
                     100 * self.last_drift, self.ref.address, len(suspect))
-        latest = confirm or reading
+        return self._cool_down(session, confirm or reading, suspect)
+
+    def _transient(self, reading: float, confirm: float) -> None:
+        """One reading off, the next at once within: contention, not drift."""
+        self.stats.transients += 1
+        self.last_drift = confirm / self.baseline_ms - 1.0
+        self.since_good = []
+        log.info("%s: sentinel off by %+.1f%% once on %s, back within %.0f%% at once; no re-timing",
+                 self.ref.name, 100 * (reading / self.baseline_ms - 1.0), self.ref.address,
+                 100 * self.settings.sentinel_threshold)
+
+    def _cool_down(self, session: Session, latest: float, suspect: list[Task]) -> list[Task]:
+        """Cool down and read again until the sentinel is back, else re-base on the last reading; ``suspect``
+        is timed again either way (nothing when stopping)."""
+        baseline = self.baseline_ms
         for _ in range(self.settings.sentinel_retries):
             self.stats.idle_s += self.settings.sentinel_cooldown_s
             if self.stop.wait(self.settings.sentinel_cooldown_s):

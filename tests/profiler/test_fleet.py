@@ -207,10 +207,14 @@ def test_missing_runtime_and_no_agents_are_clear_errors(tmp_path):
     a, _ = _agent(tmp_path, "a")
     try:
         with LutStore(tmp_path / "lut.db") as store:
-            with pytest.raises(ProfileError, match="has no runtime 'nonesuch'"):
-                profile(store, [AgentRef("x", a.address)], _settings(runtime="nonesuch"), token=TOKEN)
+            with pytest.raises(ProfileError, match="has no runtime 'nonesuch'"):  # a caller's exporter: the agent says
+                profile(store, [AgentRef("x", a.address)], _settings(runtime="nonesuch"), token=TOKEN,
+                        export_fn=sleep_exporter())
+            with pytest.raises(ValueError, match="^runtime must be one of onnxruntime, tflite, torch, benchmark_model, "
+                                                 "got 'nonesuch'$"):  # the profiler's exporters: refused up front
+                profile(store, [AgentRef("x", a.address)], _settings(runtime="nonesuch", fmt=""), token=TOKEN)
             with pytest.raises(ProfileError, match="no agents"):
-                profile(store, [], _settings(), token=TOKEN)
+                profile(store, [], _settings(), token=TOKEN, export_fn=sleep_exporter())
     finally:
         a.stop()
 
