@@ -92,7 +92,7 @@ def check_archive(path: str | Path) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as err:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, NotImplementedError) as err:
         raise ValueError(f"{path}: not a readable zip archive ({err})") from err
     for info in members:
         if info.file_size > MAX_ARCHIVE_MEMBER_BYTES:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from space.block import Block
-from space.bounds import loads_json
+from space.bounds import loads_json, quoted
 
 __all__ = ["read_net_config", "load_net_config"]
 
@@ -17,15 +17,27 @@ def load_net_config(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     """The net.config dict from a path (file or the folder holding ``net.config``) or a dict."""
     if isinstance(source, Mapping):
         return dict(source)
+    if not isinstance(source, (str, Path)):
+        raise ValueError(f"a net.config must be a path or a dict, got {type(source).__name__}")
     path = Path(source)
     if path.is_dir():
         path = path / "net.config"
     try:
-        return loads_json(path.read_text())
+        cfg = loads_json(path.read_text())
     except OSError as err:
-        raise ValueError(f"cannot read net.config {path}: {err.strerror}") from err
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not JSON (line {err.lineno}: {err.msg})") from err
+        raise ValueError(f"cannot read net.config {quoted(str(path))}: {err.strerror}") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{quoted(str(path))}: not JSON ({_not_json_reason(err)})") from err
+    if not isinstance(cfg, Mapping):
+        raise ValueError(f"{quoted(str(path))}: a net.config must be a JSON object, got {type(cfg).__name__}")
+    return cfg
+
+
+def _not_json_reason(err: Exception) -> str:
+    """Why a file is not JSON, in a few words (a decode error's message quotes the bytes)."""
+    if isinstance(err, json.JSONDecodeError):
+        return f"line {err.lineno}: {err.msg}"
+    return "not UTF-8 text"
 
 
 def read_net_config(source: str | Path | Mapping[str, Any], resolution: int) -> list[Block]:
@@ -37,13 +49,14 @@ def read_net_config(source: str | Path | Mapping[str, Any], resolution: int) -> 
     cfg = load_net_config(source)
     try:
         return _blocks(cfg, resolution)
-    except (KeyError, TypeError) as err:
-        raise ValueError(f"net.config is not an OFA MobileNetV3 config (missing or bad field {err})") from err
+    except (KeyError, TypeError, AttributeError, OverflowError) as err:
+        # A field of the wrong kind (a list where a layer dict goes, a string where a number goes).
+        raise ValueError(f"net.config is not an OFA MobileNetV3 config (missing or bad field {quoted(str(err))})") from err
 
 
 def _blocks(cfg: Mapping[str, Any], resolution: int) -> list[Block]:
     if "final_expand_layer" not in cfg:
-        raise ValueError(f"net.config {cfg.get('name', '?')!r} has no final_expand_layer: only OFA MobileNetV3 is supported")
+        raise ValueError(f"net.config {quoted(cfg.get('name', '?'))} has no final_expand_layer: only OFA MobileNetV3 is supported")
     first = cfg["first_conv"]
     out = [Block.first_conv(resolution, int(first["out_channels"]))]
     side = out[0].out_hw

@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from space.bounds import quoted
+
 __all__ = ["Subnet", "ArchLike"]
 
 ArchLike = Mapping[str, Any]
@@ -54,7 +56,7 @@ class Subnet:
         r = arch["r"]
         if isinstance(r, Sequence) and not isinstance(r, str):
             if len(r) != 1:
-                raise ValueError(f"subnet r must be an int or a one-element list, got {list(r)!r}")
+                raise ValueError(f"subnet r must be an int or a one-element list, got {quoted(list(r))}")
             r = r[0]
         return cls(ks=_int_tuple("ks", arch["ks"]), e=_int_tuple("e", arch["e"]), d=_int_tuple("d", arch["d"]),
                    r=_as_int("r", r))
@@ -62,17 +64,17 @@ class Subnet:
 
 def _as_int(field: str, value: Any) -> int:
     if isinstance(value, bool):
-        raise ValueError(f"subnet {field} must be an int, got {value!r}")
+        raise ValueError(f"subnet {field} must be an int, got {quoted(value)}")
     try:
         as_int = int(value)
     except (TypeError, ValueError, OverflowError) as err:  # OverflowError: inf (JSON's 1e309)
-        raise ValueError(f"subnet {field} must be an int, got {value!r}") from err
+        raise ValueError(f"subnet {field} must be an int, got {quoted(value)}") from err
     if as_int != value:
-        raise ValueError(f"subnet {field} must be an int, got {value!r}")
+        raise ValueError(f"subnet {field} must be an int, got {quoted(value)}")
     return as_int
 
 
 def _int_tuple(field: str, values: Any) -> tuple[int, ...]:
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise ValueError(f"subnet {field} must be a list of ints, got {values!r}")
+        raise ValueError(f"subnet {field} must be a list of ints, got {quoted(values)}")
     return tuple(_as_int(f"{field}[{i}]", v) for i, v in enumerate(values))

@@ -36,7 +36,7 @@ __all__ = ["TorchRuntime", "detect_torch_format", "check_pt2_archive"]
 
 _FORMATS = ("torchscript", "pt2")
 # What zipfile raises for a damaged archive: bad records, undecodable names, truncated or corrupt data.
-_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError)
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError, NotImplementedError)  # NotImplementedError: a newer zip version
 _GRAPH_WARMUP_RUNS = 3  # eager runs on a side stream before capture, as CUDA graphs require
 
 
