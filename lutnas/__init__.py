@@ -1,14 +1,32 @@
-"""lutnas package."""
+"""lutnas: block-latency lookup tables measured on real devices, and hardware-aware search of Once-for-All subnets.
 
+The commands' work as a Python API: each name is one call returning a report whose ``to_dict()`` is the
+command's ``--json`` (see docs/api.md). Names load on first use, so ``import lutnas`` (and the command line)
+loads none of their dependencies.
+"""
+
+import importlib
 from typing import Any
 
-__all__ = ["build_report", "report"]
+# Public name -> (module, name there).
+_EXPORTS = {
+    "report": ("report", "build_report"),
+    "build_report": ("report", "build_report"),
+    "train_supernet": ("supernet.runs", "train"),
+    "collect_accuracies": ("supernet.runs", "collect"),
+    "extract_subnet": ("lutnas._supernet", "extract_subnet"),
+    "evaluate_subnet": ("supernet.runs", "evaluate"),
+}
+
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    # Loaded on first use, so ``import lutnas`` (and the command line) does not load the report's dependencies.
-    if name in ("report", "build_report"):
-        from report import build_report
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'lutnas' has no attribute {name!r}")
+    module, attr = _EXPORTS[name]
+    return getattr(importlib.import_module(module), attr)
 
-        return build_report
-    raise AttributeError(f"module 'lutnas' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
