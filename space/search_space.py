@@ -1,4 +1,11 @@
-"""The OFA-MobileNetV3 search space: widths, stage rules, and the subnet → blocks decomposition."""
+"""Inverted-residual search spaces (OFA's MobileNetV3 and ProxylessNAS families, and users' own of that shape):
+widths, stage rules, and the subnet → blocks decomposition.
+
+A space is data: ``space.spec`` builds one from a space file (the built-in ones are ``space/data/*.json``).
+Its subnets are OFA's arch dicts ``{"ks": [n_slots], "e": [n_slots], "d": [n_stages], "r": int}``: a
+kernel and expand ratio per block slot, a depth per stage. Stages may have fewer slots than the largest
+depth (ProxylessNAS's last stage has one): such a stage runs ``min(d, slots)`` blocks, as OFA clips it.
+"""
 
 from __future__ import annotations
 
@@ -48,32 +55,39 @@ def describe_resolutions(values: Iterable[int]) -> str:
     return ", ".join(map(str, vals))
 
 
-def active_mask(d: np.ndarray, max_depth: int) -> np.ndarray:
-    """Which slots a population runs: (n, n_stages * max_depth) bool, True where slot
-    ``stage * max_depth + j`` has ``j < d[stage]``, for stage depths ``d`` (n, n_stages)."""
+def active_mask(d: np.ndarray, slots: int | tuple[int, ...]) -> np.ndarray:
+    """Which slots a population runs: (n, n_slots) bool, True where slot ``j`` of a stage has ``j < d[stage]``,
+    for stage depths ``d`` (n, n_stages) and ``slots`` per stage (an int: every stage has that many)."""
     d = np.asarray(d)
-    return np.repeat(d, max_depth, axis=1) > _slot_positions(d.shape[1], max_depth)
+    per_stage = (slots,) * d.shape[1] if isinstance(slots, (int, np.integer)) else tuple(slots)
+    return np.repeat(d, per_stage, axis=1) > _slot_positions(per_stage)
 
 
 @functools.lru_cache(maxsize=8)
-def _slot_positions(n_stages: int, max_depth: int) -> np.ndarray:
+def _slot_positions(per_stage: tuple[int, ...]) -> np.ndarray:
     """Each slot's position in its stage (read-only; built once, the search asks thousands of times)."""
-    pos = np.tile(np.arange(max_depth), n_stages)
+    pos = np.concatenate([np.arange(n) for n in per_stage])
     pos.setflags(write=False)
     return pos
 
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """An OFA-MobileNetV3 elastic space at one width multiplier."""
+    """An elastic inverted-residual space at one width multiplier (defaults: OFA-MobileNetV3's rules).
+
+    Blocks: the first conv, a fixed first block (expand 1), the elastic stages' slots, then the head: a
+    1x1 conv-BN-act on the last feature map (``final_expand``; ProxylessNAS's "feature mix"), and either
+    global pooling, a 1x1 conv without BN (``feature_mix``) and the classifier (MobileNetV3), or, when
+    ``feature_mix_chs`` is 0, a classifier that pools (ProxylessNAS).
+    """
 
     name: str  # registry name, e.g. "ofa-mbv3-w1.2"
     width_mult: float  # 1.0 or 1.2
     first_conv_chs: int  # stem output channels
     first_block_chs: int  # the fixed expand-1 block's output channels
-    stage_chs: tuple[int, ...]  # output channels of the five elastic stages
+    stage_chs: tuple[int, ...]  # output channels of the elastic stages
     final_expand_chs: int  # 1x1 conv after the last stage
-    feature_mix_chs: int  # 1x1 conv after global pooling
+    feature_mix_chs: int  # 1x1 conv after global pooling (0: none, the classifier pools)
     n_classes: int = 1000
     stage_strides: tuple[int, ...] = (2, 2, 2, 1, 2)
     stage_acts: tuple[str, ...] = ("relu", "relu", "h_swish", "h_swish", "h_swish")
@@ -82,6 +96,13 @@ class SearchSpace:
     expand_choices: tuple[int, ...] = (3, 4, 6)
     depth_choices: tuple[int, ...] = (2, 3, 4)
     resolutions: tuple[int, ...] = field(default_factory=lambda: tuple(range(128, 225, 4)))
+    family: str = "ofa-mbv3"  # the family the space belongs to (names its supernet and key grammar)
+    stage_slots: tuple[int, ...] = ()  # block slots per stage (empty: max(depth_choices) each)
+    stem_act: str = "h_swish"  # first conv's activation
+    first_block_act: str = "relu"  # the fixed first block's activation
+    first_block_skip: bool | None = None  # its identity skip (None: when its input and output widths agree)
+    head_act: str = "h_swish"  # final_expand's (and feature_mix's) activation
+    base_widths: tuple[int, ...] = ()  # the space file's widths at multiplier 1.0 (stem, first block, stages, head)
 
     @property
     def n_stages(self) -> int:
@@ -92,8 +113,43 @@ class SearchSpace:
         return max(self.depth_choices)
 
     @property
+    def slots_per_stage(self) -> tuple[int, ...]:
+        """Block slots of each stage."""
+        return self.stage_slots or (self.max_depth,) * self.n_stages
+
+    @property
     def n_slots(self) -> int:
-        return self.n_stages * self.max_depth
+        return sum(self.slots_per_stage)
+
+    @property
+    def uniform_stages(self) -> bool:
+        """Whether every stage has ``max_depth`` slots (slot ``stage * max_depth + j``)."""
+        return all(n == self.max_depth for n in self.slots_per_stage)
+
+    def slot_index(self, stage: int, j: int) -> int:
+        """Index of slot ``j`` of ``stage`` among all slots."""
+        return sum(self.slots_per_stage[:stage]) + j
+
+    def stage_depth_choices(self, stage: int) -> tuple[int, ...]:
+        """Depths ``d[stage]`` may take: the space's, and in a stage with fewer slots also its slot count
+        (every depth runs all of its slots there)."""
+        slots = self.slots_per_stage[stage]
+        if slots >= self.max_depth:
+            return self.depth_choices
+        return tuple(sorted({*self.depth_choices, slots}))
+
+    @property
+    def fixed_acts(self) -> dict[str, str]:
+        """Activations of the kinds whose keys do not name one (for :meth:`Block.from_key`)."""
+        return {"first_conv": self.stem_act, "final_expand": self.head_act}
+
+    def block_from_key(self, key: str) -> Block:
+        """The block of this space a key names (``space.block_from_key(b.key) == b``).
+
+        Raises:
+            ValueError: not a block key.
+        """
+        return Block.from_key(key, self.fixed_acts)
 
     # -- subnets ------------------------------------------------------------------------
     def validate(self, arch: ArchLike | Subnet) -> Subnet:
@@ -111,25 +167,29 @@ class SearchSpace:
             if len(values) != n:
                 raise ValueError(f"subnet {name} must have {n} entries for {self.name}, got {len(values)}")
             for i, v in enumerate(values):
-                if v not in choices:
-                    raise ValueError(f"subnet {name}[{i}] = {v} is not one of {list(choices)} in {self.name}")
+                allowed = self.stage_depth_choices(i) if name == "d" else choices
+                if v not in allowed:
+                    raise ValueError(f"subnet {name}[{i}] = {v} is not one of {list(allowed)} in {self.name}")
         if not MIN_RESOLUTION <= sub.r <= MAX_RESOLUTION:
             raise ValueError(f"subnet r = {sub.r} is out of range [{MIN_RESOLUTION}, {MAX_RESOLUTION}]")
         return sub
 
     def active_slots(self, arch: ArchLike | Subnet) -> list[int]:
-        """Slot indices a subnet runs (stage * max_depth + j for j < d[stage])."""
+        """Slot indices a subnet runs (slot j of each stage for j < d[stage])."""
         sub = self.validate(arch)
-        return [s * self.max_depth + j for s in range(self.n_stages) for j in range(sub.d[s])]
+        return [self.slot_index(s, j) for s in range(self.n_stages) for j in range(self._depth(sub, s))]
+
+    def _depth(self, sub: Subnet, stage: int) -> int:
+        return min(sub.d[stage], self.slots_per_stage[stage])
 
     # -- blocks -------------------------------------------------------------------------
     def stem_blocks(self, resolution: int) -> tuple[list[Block], int]:
         """The stem (first conv + fixed first block) at ``resolution`` and the side after it."""
-        stem = Block.first_conv(resolution, self.first_conv_chs)
+        stem = Block.first_conv(resolution, self.first_conv_chs, act=self.stem_act)
         side = stem.out_hw
+        skip = self.first_conv_chs == self.first_block_chs if self.first_block_skip is None else self.first_block_skip
         first = Block.mbconv(side, self.first_conv_chs, self.first_block_chs, self.first_conv_chs,
-                             kernel=3, stride=1, skip=self.first_conv_chs == self.first_block_chs,
-                             se=False, act="relu")
+                             kernel=3, stride=1, skip=skip, se=False, act=self.first_block_act)
         return [stem, first], first.out_hw
 
     def slot_block(self, stage: int, j: int, in_hw: int, kernel: int, expand: int) -> Block:
@@ -156,26 +216,36 @@ class SearchSpace:
         slots, side = [], 0
         for stage, in_side in enumerate(self.stage_input_sides(resolution)):
             side = (in_side - 1) // self.stage_strides[stage] + 1
-            slots += [(stage, j, in_side if j == 0 else side) for j in range(self.max_depth)]
+            slots += [(stage, j, in_side if j == 0 else side) for j in range(self.slots_per_stage[stage])]
         return slots, side
 
     def head_blocks(self, side: int) -> list[Block]:
-        """Final expand, pool, feature mix and classifier after the last stage at ``side``."""
-        last = self.stage_chs[-1]
+        """The head after the last stage at ``side``: final expand, then pool, feature mix and classifier
+        (or a classifier that pools, when the space has no feature mix)."""
+        final = Block.fixed("final_expand", side, self.stage_chs[-1], side, self.final_expand_chs, act=self.head_act)
+        if not self.feature_mix_chs:
+            return [final, Block.fixed("classifier", side, self.final_expand_chs, 1, self.n_classes)]
         return [
-            Block.fixed("final_expand", side, last, side, self.final_expand_chs),
+            final,
             Block.fixed("avgpool", side, self.final_expand_chs, 1, self.final_expand_chs),
             Block.fixed("feature_mix", 1, self.final_expand_chs, 1, self.feature_mix_chs),
             Block.fixed("classifier", 1, self.feature_mix_chs, 1, self.n_classes),
         ]
+
+    @property
+    def fixed_kinds(self) -> tuple[str, ...]:
+        """Kinds of the blocks outside the elastic slots, in run order (the fixed first block is ``first_block``)."""
+        head = ("final_expand", "classifier") if not self.feature_mix_chs else (
+            "final_expand", "avgpool", "feature_mix", "classifier")
+        return ("first_conv", "first_block", *head)
 
     def blocks(self, arch: ArchLike | Subnet) -> list[Block]:
         """The ordered blocks a subnet runs, exactly as OFA's LUT counts them."""
         sub = self.validate(arch)
         out, side = self.stem_blocks(sub.r)
         for stage in range(self.n_stages):
-            for j in range(sub.d[stage]):
-                slot = stage * self.max_depth + j
+            for j in range(self._depth(sub, stage)):
+                slot = self.slot_index(stage, j)
                 block = self.slot_block(stage, j, side, sub.ks[slot], sub.e[slot])
                 out.append(block)
                 side = block.out_hw
@@ -201,7 +271,7 @@ class SearchSpace:
     # -- per-slot costs ------------------------------------------------------------------
     def active_mask(self, d: np.ndarray) -> np.ndarray:
         """:meth:`active_slots` for a population: see :func:`active_mask`."""
-        return active_mask(d, self.max_depth)
+        return active_mask(d, self.slots_per_stage)
 
     def additive_range(self, fixed: np.ndarray, slot: np.ndarray) -> tuple[float, float]:
         """Exact (min, max) over every subnet of a cost ``fixed[r] + sum over active slots of slot[r, slot, ks, e]``.
@@ -213,10 +283,16 @@ class SearchSpace:
             fixed: (R,) per-resolution cost.
             slot: (R, n_slots, n_ks, n_e) per-slot costs.
         """
-        depths = np.asarray(self.depth_choices)
-        per = np.asarray(slot).reshape(len(fixed), self.n_stages, self.max_depth, -1)
-        lo = np.cumsum(per.min(axis=3), axis=2)[:, :, depths - 1].min(axis=2).sum(axis=1)
-        hi = np.cumsum(per.max(axis=3), axis=2)[:, :, depths - 1].max(axis=2).sum(axis=1)
+        flat = np.asarray(slot).reshape(len(fixed), self.n_slots, -1)
+        lo = np.zeros(len(fixed))
+        hi = np.zeros(len(fixed))
+        start = 0
+        for stage, n in enumerate(self.slots_per_stage):
+            per = flat[:, start:start + n]
+            runs = np.minimum(np.asarray(self.stage_depth_choices(stage)), n) - 1  # a stage runs min(d, slots)
+            lo += np.cumsum(per.min(axis=2), axis=1)[:, runs].min(axis=1)
+            hi += np.cumsum(per.max(axis=2), axis=1)[:, runs].max(axis=1)
+            start += n
         return float((fixed + lo).min()), float((fixed + hi).max())
 
     # -- populations ----------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 from torch import nn
 
 from layers import Bottleneck, Classifier, ConvBNAct, MBConv, ResidualBlock
-from supernet.families import bottleneck_mid_chs
+from space.families import bottleneck_mid_chs
 
 __all__ = [
     "bn_config",

@@ -20,7 +20,7 @@ from torch import nn
 
 from layers import Bottleneck, Classifier, ConvBNAct, make_act
 from supernet.elastic_layers import DynamicBatchNorm2d, DynamicConv2d, copy_bn
-from supernet.families import bottleneck_mid_chs
+from space.families import bottleneck_mid_chs
 
 __all__ = ["DynamicBottleneck", "DynamicConvLayer", "DynamicLinear", "DynamicLinearLayer"]
 

@@ -23,7 +23,7 @@ from layers import Classifier, ConvBNAct, MBConv, ResidualBlock, global_avg_pool
 from space import make_divisible
 from supernet._net_config import bn_config, set_bn_param
 from supernet.elastic_layers import DynamicMBConvLayer
-from supernet.families import (
+from space.families import (
     PROXYLESS_ACT,
     PROXYLESS_BASE_WIDTHS,
     PROXYLESS_BN_EPS,

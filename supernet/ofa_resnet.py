@@ -20,7 +20,7 @@ from layers import Bottleneck, ConvBNAct, ResidualBlock, global_avg_pool
 from space import make_divisible
 from supernet._net_config import bn_config, set_bn_param
 from supernet.elastic_resnet import DynamicBottleneck, DynamicConvLayer, DynamicLinearLayer
-from supernet.families import (
+from space.families import (
     RESNET_BASE_DEPTHS,
     RESNET_BN_EPS,
     RESNET_STAGE_STRIDES,

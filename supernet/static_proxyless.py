@@ -24,7 +24,7 @@ from supernet._net_config import (
     mbconv_block_from_config,
     set_bn_from_config,
 )
-from supernet.families import PROXYLESS_BN_EPS
+from space.families import PROXYLESS_BN_EPS
 from supernet.static_subnet import remap_legacy_keys
 
 __all__ = ["ProxylessNASNets"]

@@ -25,7 +25,7 @@ from supernet._net_config import (
     identity_config,
     set_bn_from_config,
 )
-from supernet.families import RESNET_BN_EPS
+from space.families import RESNET_BN_EPS
 
 __all__ = ["ResNets"]
 

@@ -14,6 +14,7 @@ from space import Block, Genome, SubnetBatch, get_space, list_spaces, read_net_c
 
 from tests.conftest import SHARED_DATA as DATA
 SPACES = ["ofa-mbv3-w0.25", "ofa-mbv3-w1.0", "ofa-mbv3-w1.2"]
+ALL_SPACES = [*SPACES, "ofa-proxyless-w1.3", "ofa-resnet50"]
 
 
 def _arch(ks=5, e=4, d=3, r=224) -> dict:
@@ -21,9 +22,10 @@ def _arch(ks=5, e=4, d=3, r=224) -> dict:
 
 
 def test_registry_lists_and_rejects_unknown():
-    assert list_spaces() == SPACES
+    assert list_spaces() == ALL_SPACES
     assert list_spaces("*w1.2") == ["ofa-mbv3-w1.2"]
-    with pytest.raises(ValueError, match="unknown space 'mbv4'; known: ofa-mbv3-w0.25, ofa-mbv3-w1.0, ofa-mbv3-w1.2"):
+    with pytest.raises(ValueError, match="unknown space 'mbv4'; known: ofa-mbv3-w0.25, ofa-mbv3-w1.0, ofa-mbv3-w1.2, "
+                                         "ofa-proxyless-w1.3, ofa-resnet50"):
         get_space("mbv4")
 
 
@@ -158,19 +160,20 @@ def test_net_config_matches_space_blocks():
     assert all(b.key in keys for b in blocks)
 
 
-def test_every_mbv3_net_config_parses_and_proxyless_is_rejected():
-    n_ok = 0
+def test_every_specialized_net_config_parses_into_its_spaces_blocks():
+    families = {"ofa-mbv3": 0, "ofa-proxyless": 0}
     for folder in sorted((DATA / "ofa" / "specialized").iterdir()):
         cfg = json.loads((folder / "net.config").read_text())
         r = json.loads((folder / "run.config").read_text())["image_size"]
-        if "final_expand_layer" in cfg:
-            blocks = read_net_config(cfg, r)
-            assert blocks[0].in_hw == r
-            n_ok += 1
-        else:
-            with pytest.raises(ValueError, match="only OFA MobileNetV3"):
-                read_net_config(cfg, r)
-    assert n_ok == 34  # the other 16 folders hold ProxylessNAS nets
+        blocks = read_net_config(cfg, r)
+        assert blocks[0].in_hw == r
+        family = space.net_config_family(cfg)
+        families[family] += 1
+        # Every block is one its family's released supernet can run at r.
+        fits = [n for n in ALL_SPACES if get_space(n).family == family
+                and {b.key for b in blocks} <= {b.key for b in get_space(n).unique_blocks(r)}]
+        assert fits, folder.name
+    assert families == {"ofa-mbv3": 34, "ofa-proxyless": 16}
 
 
 def test_population_ops_are_vectorized_and_valid():

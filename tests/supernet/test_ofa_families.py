@@ -18,7 +18,7 @@ from supernet import (
     digits_preset,
     preset_supernet,
 )
-from supernet.families import bottleneck_mid_chs, parse_proxyless_arch, parse_resnet_arch
+from space.families import bottleneck_mid_chs, parse_proxyless_arch, parse_resnet_arch
 
 from .conftest import recipe_weights
 

@@ -1,9 +1,11 @@
-"""OFA's ProxylessNAS and ResNet50 families: their fixed sizes, and reading their arch dicts.
+"""OFA's ProxylessNAS and ResNet50 families: their fixed sizes, and reading their arch dicts the supernets' way.
 
 The sizes are OFA's (mit-han-lab/once-for-all, MIT): ``elastic_nn/networks/ofa_proxyless.py`` for
 ProxylessNAS, ``networks/resnets.py`` (``ResNets.BASE_DEPTH_LIST``, ``STAGE_WIDTH_LIST``) and
-``elastic_nn/networks/ofa_resnets.py`` for ResNet50. ``../shared/data/ofa/golden/*_shapes.json`` lists the
-state_dict they give; the golden tests check these constants against it.
+``elastic_nn/networks/ofa_resnets.py`` for ResNet50. They are defined once, in the built-in space files
+(``space/data/ofa-proxyless-w1.3.json``, ``ofa-resnet50.json``); the constants here are read from those
+spaces. ``../shared/data/ofa/golden/*_shapes.json`` lists the state_dict they give; the golden tests check
+these constants against it.
 
 Arch dicts (OFA's forms; an int or float applies to every slot, ``r`` may be an int or a one-element list):
 
@@ -15,7 +17,8 @@ Arch dicts (OFA's forms; an int or float applies to every slot, ``r`` may be an 
   per block; ``w`` are indices into ``width_mult_list`` for the stem's first conv, its last conv and the
   four stages.
 
-Torch-free.
+These readers are the supernets' (``set_active_subnet`` takes partial archs and OFA's keyword form);
+``SearchSpace.validate`` and ``ResNetSpace.validate`` read whole archs for the rest of lutnas.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from space import make_divisible
+from space.registry import get_space
+from space.resnet_space import ResNetSpace
+from space.search_space import SearchSpace, make_divisible
 
 __all__ = [
     "PROXYLESS_ACT",
@@ -46,18 +51,20 @@ __all__ = [
     "parse_resnet_arch",
 ]
 
+_PROXYLESS: SearchSpace = get_space("ofa-proxyless-w1.3")  # type: ignore[assignment]
+_RESNET: ResNetSpace = get_space("ofa-resnet50")  # type: ignore[assignment]
 # ProxylessNAS: widths at width_mult 1.0 (stem, fixed first block, six stages, feature mix); OFA's w1.3 supernet
 # rounds each times 1.3 to a multiple of 8.
-PROXYLESS_BASE_WIDTHS = (32, 16, 24, 40, 80, 96, 192, 320, 1280)
-PROXYLESS_STAGE_STRIDES = (2, 2, 2, 1, 2, 1)  # first block of each stage
-PROXYLESS_ACT = "relu6"  # every conv layer but the projections; no squeeze-excite anywhere
+PROXYLESS_BASE_WIDTHS = _PROXYLESS.base_widths
+PROXYLESS_STAGE_STRIDES = _PROXYLESS.stage_strides  # first block of each stage
+PROXYLESS_ACT = _PROXYLESS.stem_act  # every conv layer but the projections; no squeeze-excite anywhere
 PROXYLESS_BN_EPS = 1e-3  # OFA's bn_param for ProxylessNAS (MobileNetV3 and ResNet50 use 1e-5)
 
 # ResNet50 (OFA's ResNet50-D form: a three-conv input stem, avg-pool downsampling).
-RESNET_STEM_WIDTH = 64  # input stem output; its first two convs have half
-RESNET_STAGE_WIDTHS = (256, 512, 1024, 2048)  # block outputs per stage
-RESNET_BASE_DEPTHS = (2, 2, 4, 2)  # blocks per stage at depth 0 (+ up to max(depth_list))
-RESNET_STAGE_STRIDES = (1, 2, 2, 2)
+RESNET_STEM_WIDTH = _RESNET.stem_chs  # input stem output; its first two convs have half
+RESNET_STAGE_WIDTHS = _RESNET.stage_chs  # block outputs per stage
+RESNET_BASE_DEPTHS = _RESNET.base_depths  # blocks per stage at depth 0 (+ up to max(depth_list))
+RESNET_STAGE_STRIDES = _RESNET.stage_strides
 RESNET_BN_EPS = 1e-5
 
 
