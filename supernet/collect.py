@@ -55,6 +55,8 @@ def search_space_name(config: SupernetConfig) -> str | None:
     widths = tuple(make_divisible(w * config.width_mult, 8) for w in config.base_stage_width)
     for name in list_spaces():
         space = get_space(name)
+        if space.family != "ofa-mbv3":  # this supernet is a MobileNetV3; other families have other fields
+            continue
         if (
             widths == (space.first_conv_chs, space.first_block_chs, *space.stage_chs, space.final_expand_chs,
                        space.feature_mix_chs)
