@@ -26,12 +26,13 @@ _FORMAT_VERSION = 1
 
 def setting_metadata(store: LutStore, stored: StoredSetting) -> dict[str, Any]:
     """The setting's fields (all but its name) and its newest calibration per space, JSON-ready."""
+    from lut.calibration import Calibration
     from space import list_spaces
 
     fields = {k: v for k, v in stored.setting.to_dict().items() if k != "name"}
     calibrations = []
     for space in list_spaces():
-        cal = store.calibration(stored.id, space)
+        cal = Calibration.from_store(store, stored.id, space)  # checked: a damaged document is not exported
         if cal is not None and cal.to_json() not in calibrations:
             calibrations.append(cal.to_json())
     return {"format_version": _FORMAT_VERSION, "device": stored.name, "setting": fields,

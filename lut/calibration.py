@@ -37,6 +37,7 @@ from lut.errors import CalibrationError
 
 if TYPE_CHECKING:
     from lut.predict import CompiledLut
+    from lut.store import LutStore, StoredSetting
     from space import Block, SubnetBatch
 
 __all__ = [
@@ -219,6 +220,19 @@ class Calibration:
                        candidates=dict(data.get("candidates", {})), raw_metrics=dict(data.get("raw_metrics", {})))
         except (KeyError, TypeError, ValueError) as err:
             raise CalibrationError(f"calibration JSON lacks or mangles field {err}") from err
+
+    @classmethod
+    def from_store(cls, store: LutStore, setting: int | str | StoredSetting, space: str | None = None
+                   ) -> Calibration | None:
+        """The setting's newest calibration in ``store`` (fitted for ``space``, or for any space, when given).
+
+        The store keeps documents; this builds the model from the newest one that fits.
+
+        Raises:
+            CalibrationError: the stored document is of an unknown format.
+        """
+        docs = store.calibration_docs(setting, space)
+        return cls.from_json(docs[0]) if docs else None
 
     def describe(self) -> str:
         """``affine: 0.512 + 0.934*raw_ms (CV RMSPE 3.1%, n=100)``."""

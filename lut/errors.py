@@ -44,8 +44,11 @@ class ImportFormatError(LutError, ValueError):
     """A file being imported is malformed; the message names the file and the line or key."""
 
 
-class MissingBlocksError(LutError, KeyError):
-    """A subnet needs blocks the LUT does not have; the message names the missing keys."""
+class MissingBlocksError(LutError, KeyError, ValueError):
+    """A subnet needs blocks the LUT does not have; the message names the missing keys.
+
+    A ValueError too: asking a LUT for a resolution or subnet it does not cover is bad input.
+    """
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""

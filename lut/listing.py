@@ -56,6 +56,7 @@ def setting_fields(setting: DeviceSetting) -> dict[str, Any]:
 
 def list_settings(store: LutStore) -> list[dict[str, Any]]:
     """Every setting of ``store`` as ``lutnas lut list --json`` lists it (its ``devices``), in id order."""
+    from lut.calibration import Calibration
     from lut.repeatability import spread_pct, stored_round_spread
     from lut.selectors import selector_for
     from lut.transfer import predicted_rows
@@ -69,7 +70,7 @@ def list_settings(store: LutStore) -> list[dict[str, Any]]:
         for row in rows:
             if row["complete"]:
                 complete.setdefault(row["space"], []).append(row["resolution"])
-        cal = store.calibration(s.id)
+        cal = Calibration.from_store(store, s.id)
         few_shot = predicted_rows(store, s)
         out.append({"id": s.id, **setting_fields(s.setting), "selector": selector_for(s, settings),
                     "rows": counts.get(s.id, 0),

@@ -149,7 +149,9 @@ class CompiledLut:
         """
         stored = store.setting(device)
         space = get_space(space)
-        calibration = store.calibration(stored.id, space.name) if calibrated else None
+        from lut.calibration import Calibration
+
+        calibration = Calibration.from_store(store, stored.id, space.name) if calibrated else None
         return cls.from_table(store.table(stored.id, stat), space, calibration=calibration, device=stored.name)
 
     def with_calibration(self, calibration: Calibration | None) -> CompiledLut:

@@ -35,7 +35,6 @@ from lut.schema import PREDICTED_SOURCE, ROW_COLUMNS, DeviceSetting
 from lut.selectors import select_setting
 
 if TYPE_CHECKING:
-    from lut.calibration import Calibration
     from space import SearchSpace
 
 __all__ = ["LutStore", "StoredSetting", "SettingDump", "RowInput", "BUSY_TIMEOUT_MS", "copy_settings"]
@@ -505,18 +504,31 @@ class LutStore:
         return frame
 
     # -- calibrations --------------------------------------------------------------------
-    def save_calibration(self, setting_id: int, calibration: Calibration,
+    # The store keeps each calibration as the JSON document the calibration wrote; building a model from it
+    # is lut.calibration's job (Calibration.from_store).
+    def save_calibration(self, setting_id: int, calibration: Mapping[str, Any] | str | Any,
                          cv_metrics: Mapping[str, Any] | None = None) -> int:
-        """Store a fitted calibration (as JSON) for the setting; the newest one is the one used.
+        """Store a fitted calibration's JSON document for the setting; the newest one is the one used.
+
+        Args:
+            setting_id: the setting's id.
+            calibration: the document (a mapping or its JSON text), or anything with ``to_json()``.
+            cv_metrics: its cross-validated metrics (default: the document's ``cv_metrics``).
 
         Returns:
             The calibration's id.
         """
-        metrics = dict(cv_metrics) if cv_metrics is not None else dict(calibration.cv_metrics)
+        if isinstance(calibration, str):
+            model_json = calibration
+        elif isinstance(calibration, Mapping):
+            model_json = json.dumps(_plain(dict(calibration)))
+        else:
+            model_json = calibration.to_json()
+        if cv_metrics is None:
+            cv_metrics = json.loads(model_json).get("cv_metrics") or {}
         with self._write() as conn:
             self._check_setting_id(conn, setting_id)
-            return self._insert_calibration(conn, setting_id, calibration.to_json(), _now(),
-                                            json.dumps(_plain(metrics)))
+            return self._insert_calibration(conn, setting_id, model_json, _now(), json.dumps(_plain(dict(cv_metrics))))
 
     @staticmethod
     def _insert_calibration(conn: Connection, setting_id: int, model_json: str, created_at: str,
@@ -526,17 +538,12 @@ class LutStore:
             "VALUES (:sid, :model, :at, :metrics) RETURNING id"),
             {"sid": setting_id, "model": model_json, "at": created_at, "metrics": metrics_json}).scalar_one())
 
-    def calibration(self, setting_id: int | str | StoredSetting, space: str | None = None) -> Calibration | None:
-        """The newest calibration of the setting (fitted for ``space`` when given), or None."""
-        from lut.calibration import Calibration
-
+    def calibration_docs(self, setting_id: int | str | StoredSetting, space: str | None = None) -> list[dict[str, Any]]:
+        """The setting's calibration documents, newest first (those fitted for ``space`` or any, when given)."""
         sid = self._id(setting_id)
-        for (model,) in self._query("SELECT model FROM calibrations WHERE setting_id = :sid ORDER BY id DESC",
-                                    {"sid": sid}):
-            cal = Calibration.from_json(model)
-            if space is None or cal.space is None or cal.space == space:
-                return cal
-        return None
+        docs = [json.loads(model) for (model,) in self._query(
+            "SELECT model FROM calibrations WHERE setting_id = :sid ORDER BY id DESC", {"sid": sid})]
+        return [d for d in docs if space is None or d.get("space") is None or d.get("space") == space]
 
     def calibrations(self, setting_id: int | str | StoredSetting) -> pd.DataFrame:
         """Every calibration of the setting: id, created_at, kind, cv_metrics (dict), newest last."""

@@ -441,7 +441,7 @@ def report_from_store(store: LutStore, device: str | int | StoredSetting, *, cal
     first = np.array([e.get("first_ms", np.nan) for e in frame["extra"]], dtype=float)
     samples = pd.DataFrame({"arch": list(frame["arch"]), "predicted_ms": predicted, "measured_ms": measured,
                             "repeat_ms": frame["repeat_ms"].to_numpy()})
-    calibration = store.calibration(setting, space_obj.name)
+    calibration = Calibration.from_store(store, setting, space_obj.name)
     calibrated = None
     if calibrate:
         features = subnet_features(compiled, batch)

@@ -159,7 +159,7 @@ def import_cmd(
         stored = store.setting(result.setting_id)
         new = len(store.keys(stored.id)) - before
         n_cal = 0
-        if meta.get("calibrations") and store.calibration(stored.id) is None:
+        if meta.get("calibrations") and not store.calibration_docs(stored.id):
             for doc in meta["calibrations"]:
                 store.save_calibration(stored.id, Calibration.from_json(doc))
                 n_cal += 1

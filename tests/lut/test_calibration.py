@@ -123,7 +123,10 @@ def test_store_refit_and_calibrated_predictions(ref_store: LutStore) -> None:
     cal2 = fit_calibration(feats, measured, models=["per_stage"], space="ofa-mbv3-w1.2")
     ref_store.save_calibration(sid, cal2)
     assert CompiledLut.from_store(ref_store, "note10", "ofa-mbv3-w1.2").calibration == cal2
-    assert ref_store.calibration(sid, "ofa-mbv3-w1.0") is None
+    assert Calibration.from_store(ref_store, sid, "ofa-mbv3-w1.0") is None
+    # The store keeps documents, newest first; Calibration builds itself from them.
+    assert [d["kind"] for d in ref_store.calibration_docs(sid)] == ["per_stage", "affine"]
+    assert Calibration.from_store(ref_store, sid) == cal2
     assert ref_store.calibrations(sid).kind.tolist() == ["affine", "per_stage"]
 
 

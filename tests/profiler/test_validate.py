@@ -94,7 +94,7 @@ def test_validate_against_local_agent_stores_run_and_calibration(agent, db: Path
         assert list(runs["id"]) == [report.run_id]
         meta = runs.iloc[0]["meta"]
         assert meta["clock"] == "thread_cpu" and meta["rounds"] == 2 and meta["round_stat"] == "min"
-        cal = store.calibration("local", SPACE)
+        cal = Calibration.from_store(store, "local", SPACE)
         assert cal is not None and cal.n_samples == 5 and cal == report.calibration
         # the stored run re-renders to the same measurements without an agent
         again = report_from_store(store, "local")
@@ -143,12 +143,12 @@ def test_calibration_fit_and_refit_from_stored_runs(db: Path) -> None:
         assert first.raw["within_10pct"] < 50  # 15% slower than the sums: the raw LUT misses
         assert first.calibrated["within_5pct"] >= 95 and first.calibrated["within_10pct"] == 100
         assert first.calibration.kind != "identity" and first.calibration.n_samples == 40
-        assert store.calibration("local", SPACE) == first.calibration
+        assert Calibration.from_store(store, "local", SPACE) == first.calibration
         # refit: a second stored run joins the training set; the newest calibration is the one used
         _stored_run(store, "local", 30, seed=2)
         second = report_from_store(store, "local", calibrate=True)
         assert second.calibration.n_samples == 70 and len(second.samples) == 70
-        assert store.calibration("local", SPACE) == second.calibration
+        assert Calibration.from_store(store, "local", SPACE) == second.calibration
         assert Calibration.from_json(second.calibration.to_json()) == second.calibration
         # the calibrated LUT prediction now follows the measurements
         compiled = CompiledLut.from_store(store, "local", SPACE)
