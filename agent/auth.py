@@ -10,13 +10,14 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
 
-__all__ = ["BearerTokenInterceptor", "EXEMPT_METHOD_PREFIXES", "generate_token", "write_token_file"]
+__all__ = ["BearerTokenInterceptor", "EXEMPT_METHOD_PREFIXES", "create_token_file", "generate_token", "write_token_file"]
 
 EXEMPT_METHOD_PREFIXES = ("/grpc.health.v1.Health/",)
 _SCHEME = "bearer "
@@ -35,6 +36,34 @@ def write_token_file(path: Path, token: str) -> Path:
     with os.fdopen(fd, "w") as fh:
         fh.write(token + "\n")
     os.chmod(path, 0o600)
+    return path
+
+
+def create_token_file(path: Path, overwrite: bool = False) -> Path:
+    """Write a fresh token to a new file at ``path`` that only its owner may read (mode 0600).
+
+    The file is created exclusively and a symlink there is never followed; with ``overwrite`` a new file is
+    renamed over an existing one.
+
+    Raises:
+        ValueError: ``path`` exists and ``overwrite`` is not set.
+    """
+    path = Path(path)
+    data = (generate_token() + "\n").encode()
+    if overwrite:
+        fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.")  # O_EXCL, mode 0600
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+        return path
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        raise ValueError(f"--out must name a new file, got {str(path)!r}, which exists (--force replaces it)") from None
+    with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fh.fileno(), 0o600)  # whatever the umask
+        fh.write(data)
     return path
 
 

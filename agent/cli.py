@@ -7,9 +7,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
+import socket
 import stat
 import sys
 import threading
@@ -187,6 +189,7 @@ def serve(config: AgentConfig, auth_desc: str, echo: Callable[[str], None]) -> N
     """
     from agent.server import start_server
 
+    _check_port_free(config.host, config.port)
     running = start_server(config)
     _keep_off_timing_cpus(running.supervisor.worker_cpus)
     offered = ",".join(sorted(running.servicer.offered)) or "none"
@@ -206,6 +209,27 @@ def serve(config: AgentConfig, auth_desc: str, echo: Callable[[str], None]) -> N
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         running.stop()
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a port something already listens on, in one line, before the worker starts (gRPC would log its own
+    bind errors first)."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    except OSError:
+        return  # the server's own bind reports a name it cannot resolve
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed agent's TIME_WAIT is no conflict
+        try:
+            probe.bind(address)
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise RuntimeError(f"port {port} on {host} is in use (another agent?): stop it, pick another "
+                                   "--port, or --port 0 for a free one") from None
+            raise RuntimeError(f"cannot bind {host}:{port}: {err.strerror or err}") from None
 
 
 def _keep_off_timing_cpus(timing_cpus: Sequence[int]) -> None:

@@ -16,6 +16,14 @@ _EXPORTS = {
     "collect_accuracies": ("supernet.runs", "collect"),
     "extract_subnet": ("lutnas._supernet", "extract_subnet"),
     "evaluate_subnet": ("supernet.runs", "evaluate"),
+    # Measuring on agents: profile -> ProfileRun, validate -> ValidationRun, time_model -> TimingReport,
+    # devices -> DevicesReport (lutnas profile, validate, time, devices).
+    "profile": ("profiler.profile_run", "profile_lut"),
+    "ProfileSettings": ("profiler.fleet", "ProfileSettings"),
+    "validate": ("profiler.validate_run", "validate_lut"),
+    "ValidationSettings": ("profiler.validate", "ValidationSettings"),
+    "time_model": ("profiler.agents", "time_model_file"),
+    "devices": ("profiler.agents", "device_facts"),
 }
 
 __all__ = sorted(_EXPORTS)

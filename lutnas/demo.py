@@ -14,8 +14,10 @@ The agent is stopped on exit, on error and on Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -103,80 +105,87 @@ def bundled_accuracy_files() -> tuple[list[Path], list[Path]]:
 
 
 Stage = Callable[[str], Any]
+ProgressFn = Callable[[str, int, "int | None"], None]
 
 
-def run_demo(settings: DemoSettings, *, stage: Stage, run_profile: Callable[..., Any],
-             run_validate: Callable[..., Any]) -> DemoResult:
-    """Run every step; ``stage(name)`` is a context manager the CLI uses to show progress.
+def run_demo(settings: DemoSettings, *, stage: Stage | None = None, progress: ProgressFn | None = None) -> DemoResult:
+    """Run every step with the public API (:func:`lutnas.profile`, :func:`lutnas.validate`, the search).
 
-    ``run_profile`` and ``run_validate`` are the CLI's progress-bar wrappers of
-    :func:`profiler.fleet.profile` and :func:`profiler.validate.validate`.
+    Args:
+        settings: The demo's settings.
+        stage: ``stage(name)``, a context manager around each step (the CLI shows its title and time).
+        progress: ``progress(task, done, total)`` of the profile and the validation.
     """
     from agent.testing import start_agent_process
     from lut import CompiledLut, LutStore
-    from profiler.fleet import AgentRef, ProfileSettings
-    from profiler.validate import ValidationSettings, report_from_store
 
+    stage = stage or (lambda name: contextlib.nullcontext())
     timings: dict[str, float] = {}
     device = f"{DEVICE}:{settings.precision}"  # the store may hold the demo device at several precisions
-    with start_agent_process(token="") as agent, LutStore(settings.db) as store:
-        t0 = time.monotonic()
-        with stage("profile"):
-            # The agent shares this machine: export every block first, so no export competes with timing.
-            _warm_artifacts(settings)
-            prof = ProfileSettings(space=settings.space, resolutions=(settings.resolution,), runtime=settings.runtime,
-                                   threads=settings.threads, precision=settings.precision,
-                                   plan=dict(settings.block_plan),
-                                   rounds=settings.block_rounds,
-                                   sentinel_every=settings.sentinel_every,
-                                   cache_dir=str(settings.cache_dir) if settings.cache_dir else None)
-            report = run_profile(store, [AgentRef(DEVICE, agent.address)], prof, agent.token)
-        timings["profile"] = time.monotonic() - t0
-        dev = report.devices[0]
-        if dev.aborted or dev.failed:
-            raise RuntimeError(f"profile incomplete: {dev.aborted or f'{len(dev.failed)} blocks failed'}")
-
-        t0 = time.monotonic()
-        with stage("validate"):
-            if dev.timed == 0 and store.calibration(device, settings.space) is not None:
-                # Nothing was re-measured: the stored validation and calibration still hold.
-                val = report_from_store(store, device, space=settings.space)
-            else:
-                val = run_validate(store, device, agent.address,
-                                   ValidationSettings(samples=settings.validate_samples,
-                                                      rounds=settings.validate_rounds, space=settings.space,
-                                                      plan=dict(settings.validate_plan), calibrate=True,
-                                                      seed=settings.seed),
-                                   agent.token)
-        timings["validate"] = time.monotonic() - t0
-
-        t0 = time.monotonic()
-        with stage("predictor"):
+    with start_agent_process(token="") as agent:
+        with _timed(timings, "profile"), stage("profile"):
+            report = _profile(settings, agent, progress)
+        with _timed(timings, "validate"), stage("validate"):
+            val = _validate(settings, device, agent, report.devices[0].timed, progress)
+        with _timed(timings, "predictor"), stage("predictor"):
             predictor, pred_info = _train_predictor(settings)
-        timings["predictor"] = time.monotonic() - t0
-
-        t0 = time.monotonic()
-        compiled = CompiledLut.from_store(store, device, settings.space)
-        with stage("search"):
-            found = _search(compiled, predictor, settings)
-        timings["search"] = time.monotonic() - t0
-
-        t0 = time.monotonic()
-        with stage("measure"):
-            measured = _time_found(agent.address, agent.token, store.setting(device).setting,
-                                   [f["arch"] for f in found], settings)
-        timings["measure"] = time.monotonic() - t0
-
-        t0 = time.monotonic()
-        with stage("report"):
-            page = _write_report(store, settings, [f["budget_ms"] for f in found])
-        timings["report"] = time.monotonic() - t0
-
+        with LutStore(settings.db) as store:
+            compiled = CompiledLut.from_store(store, device, settings.space)
+            with _timed(timings, "search"), stage("search"):
+                found = _search(compiled, predictor, settings)
+            with _timed(timings, "measure"), stage("measure"):
+                measured = _time_found(agent.address, agent.token, store.setting(device).setting,
+                                       [f["arch"] for f in found], settings)
+            with _timed(timings, "report"), stage("report"):
+                page = _write_report(store, settings, [f["budget_ms"] for f in found])
     rows = [DemoRow(budget_ms=f["budget_ms"], arch=f["arch"], predicted_accuracy=f["predicted_accuracy"],
                     lut_ms=f["lut_ms"], raw_lut_ms=f["raw_lut_ms"], measured_ms=m) for f, m in zip(found, measured)]
-    validation = {k: val.to_dict()[k] for k in ("raw", "calibrated", "noise", "samples")}
+    validation = {k: val[k] for k in ("raw", "calibrated", "noise", "samples")}
     return DemoResult(rows=rows, profile=report.to_dict(), validation=validation, predictor=pred_info,
                       stage_s=timings, report=page)
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    """Record the seconds the body takes as ``timings[name]``."""
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        timings[name] = time.monotonic() - start
+
+
+def _profile(settings: DemoSettings, agent: Any, progress: ProgressFn | None) -> Any:
+    """Profile every block into the demo's store (a rerun resumes); the fleet's report."""
+    from lutnas import ProfileSettings, profile
+
+    # The agent shares this machine: export every block first, so no export competes with timing.
+    _warm_artifacts(settings)
+    prof = ProfileSettings(space=settings.space, resolutions=(settings.resolution,), runtime=settings.runtime,
+                           threads=settings.threads, precision=settings.precision, plan=dict(settings.block_plan),
+                           rounds=settings.block_rounds, sentinel_every=settings.sentinel_every,
+                           cache_dir=str(settings.cache_dir) if settings.cache_dir else None)
+    run = profile(settings.db, [f"{DEVICE}={agent.address}"], prof, token=agent.token, progress=progress)
+    dev = run.report.devices[0]
+    if dev.aborted or dev.failed:
+        raise RuntimeError(f"profile incomplete: {dev.aborted or f'{len(dev.failed)} blocks failed'}")
+    return run.report
+
+
+def _validate(settings: DemoSettings, device: str, agent: Any, timed: int, progress: ProgressFn | None) -> dict:
+    """Validate and calibrate the LUT on the agent, or (nothing re-measured and a calibration stored) re-read
+    the stored validation; the report as JSON."""
+    from lut import LutStore
+    from lutnas import ValidationSettings, validate
+
+    with LutStore(settings.db) as store:
+        calibrated = not store.calibrations(device).empty
+    if timed == 0 and calibrated:  # the stored validation and calibration still hold
+        return validate(settings.db, device=device, settings=ValidationSettings(space=settings.space)).to_dict()
+    wanted = ValidationSettings(samples=settings.validate_samples, rounds=settings.validate_rounds, space=settings.space,
+                                plan=dict(settings.validate_plan), calibrate=True, seed=settings.seed)
+    return validate(settings.db, agent=f"{DEVICE}={agent.address}", device=device, settings=wanted,
+                    token=agent.token, progress=progress).to_dict()
 
 
 def _write_report(store: Any, settings: DemoSettings, budgets: list[float]) -> str | None:

@@ -36,12 +36,16 @@ __all__ = [
     "runtime_for_path",
     "DEFAULT_TIMEOUT_S",
     "DEFAULT_RETRY_S",
+    "DEFAULT_REFUSED_S",
 ]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 30.0  # one unary call
 DEFAULT_RETRY_S = 10.0  # total time to keep retrying UNAVAILABLE
+# A refused connection means nothing listens there (the agent is not running, or not yet): give up on it
+# after a second unless the caller asks to wait longer (refused_s), instead of retrying it for retry_s.
+DEFAULT_REFUSED_S = 1.0
 _RETRY_PAUSE_S = (0.1, 0.2, 0.5, 1.0)
 _BENCHMARK_SLACK_S = 60.0  # stream deadline beyond the jobs' own deadlines (upload, model load)
 _EXTENSIONS = {".onnx": "onnxruntime", ".tflite": "tflite", ".pt": "torch", ".pt2": "torch", ".ptl": "torch"}
@@ -198,6 +202,8 @@ class AgentClient:
         tls_ca: PEM file of the CA (or self-signed cert) to trust; None for plaintext.
         timeout_s: Deadline of each unary call.
         retry_s: Total time to keep retrying UNAVAILABLE.
+        refused_s: Total time to keep retrying a refused connection (nothing listens: the agent is not running,
+            or still starting); at most ``retry_s``.
         max_message_mb: Largest message to send or accept.
         tls_server_name: Name to check the agent's certificate against (default: the host).
 
@@ -214,8 +220,10 @@ class AgentClient:
         retry_s: float = DEFAULT_RETRY_S,
         max_message_mb: int = 64,
         tls_server_name: str | None = None,
+        refused_s: float = DEFAULT_REFUSED_S,
     ) -> None:
         self.address = address
+        self.refused_s = min(refused_s, retry_s)
         self.token = token
         self.tls_ca = tls_ca
         self.timeout_s = timeout_s
@@ -385,7 +393,7 @@ class AgentClient:
     # -- plumbing -----------------------------------------------------------------------------
 
     def _call(self, what: str, fn: Callable[[float], _T]) -> _T:
-        deadline = time.monotonic() + self.retry_s
+        start = time.monotonic()
         attempts = 0
         while True:
             attempts += 1
@@ -396,7 +404,7 @@ class AgentClient:
                 if code != grpc.StatusCode.UNAVAILABLE:
                     raise self._error(what, err, attempts) from err
                 pause = _RETRY_PAUSE_S[min(attempts - 1, len(_RETRY_PAUSE_S) - 1)]
-                if time.monotonic() + pause >= deadline:
+                if time.monotonic() + pause >= start + (self.refused_s if _refused(err) else self.retry_s):
                     raise self._error(what, err, attempts) from err
                 log.debug("%s to %s unavailable (attempt %d); retrying in %.1f s", what, self.address, attempts, pause)
                 time.sleep(pause)
@@ -408,7 +416,15 @@ class AgentClient:
         name = code.name if code is not None else "UNKNOWN"
         tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}"
         if code == grpc.StatusCode.UNAVAILABLE:
-            return AgentUnavailable(f"agent at {self.address} unreachable{tries}: {details}", self.address, name, attempts)
+            hint = "; is it running? (lutnas agent serve)" if _refused(err) else ""
+            return AgentUnavailable(f"agent at {self.address} unreachable{tries}: {details}{hint}", self.address, name,
+                                    attempts)
         if code == grpc.StatusCode.UNAUTHENTICATED:
             return AgentAuthError(f"agent at {self.address} rejected the token: {details}", self.address, name, attempts)
         return AgentCallError(f"{what} on agent at {self.address} failed{tries}: {name}: {details}", self.address, name, attempts)
+
+
+def _refused(err: grpc.RpcError) -> bool:
+    """Whether an UNAVAILABLE error is a refused connection: nothing listens at the address."""
+    details = err.details() if hasattr(err, "details") else ""
+    return "connection refused" in (details or "").lower()

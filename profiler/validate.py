@@ -49,12 +49,14 @@ from lut.store import LutStore, StoredSetting
 from profiler.artifacts import sha256_hex
 from profiler.client import AgentClient, AgentError, make_job
 from profiler.export import export_pool, export_subnet
+from profiler.fleet.settings import connect_kw
 from profiler.vocabulary import check_combination
 from space import SearchSpace, SubnetBatch, get_space, list_spaces
 
 __all__ = [
     "VALIDATION_PLAN",
     "ValidationError",
+    "ValidationInputError",
     "ValidationReport",
     "ValidationSettings",
     "draw_stratified",
@@ -84,6 +86,10 @@ class ValidationError(Exception):
     """Validation could not run (one line: what and where)."""
 
 
+class ValidationInputError(ValidationError, ValueError):
+    """Validation was asked for something the settings or the LUT rule out (bad input)."""
+
+
 @dataclass(frozen=True)
 class ValidationSettings:
     """How to validate a device's LUT."""
@@ -102,7 +108,7 @@ class ValidationSettings:
     options: Mapping[str, str] = field(default_factory=dict)  # runtime options; use the profile's
     round_stat: str = "min"  # how a network's round medians combine: min | median
     calib_dir: str | None = None  # int8 calibration images; use the profile's (None: seeded inputs)
-    connect_timeout_s: float = 10.0  # how long to keep trying an unreachable agent
+    connect_timeout_s: float | None = None  # how long to keep trying an unreachable agent (see ProfileSettings)
 
 
 @dataclass
@@ -222,17 +228,17 @@ def validate(
     """
     start = time.monotonic()
     if settings.rounds < 2:
-        raise ValidationError(f"rounds must be >= 2 (even and odd rounds measure the repeat noise), got {settings.rounds}")
+        raise ValidationInputError(f"rounds must be >= 2 (even and odd rounds measure the repeat noise), got {settings.rounds}")
     if settings.round_stat not in _ROUND_STATS:
-        raise ValidationError(f"round_stat must be one of {', '.join(_ROUND_STATS)}, got {settings.round_stat!r}")
-    if not settings.connect_timeout_s > 0:
-        raise ValidationError(f"connect_timeout_s must be > 0, got {settings.connect_timeout_s!r}")
+        raise ValidationInputError(f"round_stat must be one of {', '.join(_ROUND_STATS)}, got {settings.round_stat!r}")
+    if settings.connect_timeout_s is not None and not settings.connect_timeout_s > 0:
+        raise ValidationInputError(f"connect_timeout_s must be > 0, got {settings.connect_timeout_s!r}")
     setting = store.setting(device)
     _export_format(setting.setting, settings.options)  # fail before any timing
     space, compiled = infer_space(store, setting, settings.space)
     resolutions = [r for r in compiled.resolutions if not settings.resolutions or r in settings.resolutions]
     if not resolutions:
-        raise ValidationError(f"device {setting.name!r}: none of {list(settings.resolutions)} is covered by the LUT "
+        raise ValidationInputError(f"device {setting.name!r}: none of {list(settings.resolutions)} is covered by the LUT "
                               f"(covered: {list(compiled.resolutions)})")
     rng = np.random.default_rng(settings.seed)
     batch = draw_stratified(compiled, settings.samples, rng, resolutions, pool=settings.pool)
@@ -241,7 +247,7 @@ def validate(
     notes: list[str] = []
     progress = on_progress or (lambda stage, done, total: None)
 
-    with AgentClient(address, token=token, tls_ca=tls_ca, retry_s=settings.connect_timeout_s) as client:
+    with AgentClient(address, token=token, tls_ca=tls_ca, **connect_kw(settings.connect_timeout_s)) as client:
         notes += _check_runtime(client, setting)
         medians, clocks = time_subnets(client, setting.setting, space.name, archs, settings, rng, progress)
     notes += _check_clock(store, setting, clocks)

@@ -9,8 +9,6 @@ from dataclasses import replace
 import pytest
 
 from lutnas.demo import DemoSettings, bundled_accuracy_files, run_demo
-from profiler.fleet import profile
-from profiler.validate import validate
 
 QUICK = (("warmup_count", 1), ("warmup_s", 0.0), ("min_reps", 3), ("min_s", 0.0), ("max_reps", 5), ("max_s", 0.05),
          ("target_rel_ci", 0.1))
@@ -24,14 +22,7 @@ def _run(settings: DemoSettings):
         stages.append(name)
         yield
 
-    def run_profile(store, agents, prof, token):
-        return profile(store, agents, prof, token=token)
-
-    def run_validate(store, name, address, val, token):
-        return validate(store, name, address, val, token=token)
-
-    result = run_demo(settings, stage=stage, run_profile=run_profile, run_validate=run_validate)
-    return result, stages
+    return run_demo(settings, stage=stage), stages
 
 
 def test_bundled_accuracy_files_are_shipped():

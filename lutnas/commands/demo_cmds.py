@@ -7,11 +7,13 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail
+from lutnas._progress import rich_progress
 from lutnas._text import literal
 
 __all__ = ["register"]
@@ -42,44 +44,39 @@ def demo_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the final table as JSON on stdout."),
 ) -> None:
     """Run the whole pipeline here: agent, profile, validate, predictor, search, end-to-end timing."""
-    from lutnas.commands.profile_cmds import _validate_with_progress, run_profile
     from lutnas.demo import DemoSettings, run_demo
     from profiler.quantize import check_precision
 
+    start = time.monotonic()
     try:
         check_precision(precision)
     except ValueError as err:
         fail(str(err), EXIT_USAGE)
-    start = time.monotonic()
-
-    @contextlib.contextmanager
-    def stage(name: str) -> Iterator[None]:
-        t0 = time.monotonic()
-        err_console.rule(_STAGES[name], style="cyan")
-        if name in ("profile", "validate"):
-            yield
-        else:
-            with err_console.status(f"{name} ..."):
-                yield
-        err_console.print(f"[green]done[/] {name} in {time.monotonic() - t0:.1f} s")
-
-    def profile_step(store, agents, settings, token):
-        return run_profile(store, agents, settings, token, show_progress=not json_out)
-
-    def validate_step(store, name, address, settings, token):
-        return _validate_with_progress(store, name, address, settings, token, None, show=not json_out)
-
     try:
-        result = run_demo(DemoSettings(db=db, precision=precision), stage=stage, run_profile=profile_step, run_validate=validate_step)
+        with rich_progress(enabled=not json_out) as progress:
+            result = run_demo(DemoSettings(db=db, precision=precision), stage=_stage, progress=progress)
     except KeyboardInterrupt:
         fail("interrupted; the agent is stopped and the LUT kept (a rerun resumes)", 130)
-    except Exception as err:  # the demo reports any failure on one line; the traceback with -v
+    except Exception as err:  # noqa: BLE001 - the demo reports any failure on one line; the traceback with -v
         logging.getLogger(__name__).debug("demo failed", exc_info=True)
         fail(f"demo failed: {type(err).__name__}: {err}", EXIT_FAILED)
-
     if json_out:
         emit_json(result.to_dict())
-        return
+    else:
+        _render(result, precision, time.monotonic() - start)
+
+
+@contextlib.contextmanager
+def _stage(name: str) -> Iterator[None]:
+    """A step's title before it and its time after it, on stderr."""
+    t0 = time.monotonic()
+    err_console.rule(_STAGES[name], style="cyan")
+    yield
+    err_console.print(f"[green]done[/] {name} in {time.monotonic() - t0:.1f} s")
+
+
+def _render(result: Any, precision: str, elapsed_s: float) -> None:
+    """The fidelity and predictor lines and the table of found subnets, on stderr."""
     val = result.validation
     err_console.print(
         f"LUT fidelity on {val['samples']} subnets: raw within ±10% {val['raw']['within_10pct']:.0f}%, calibrated "
@@ -88,8 +85,7 @@ def demo_cmd(
     pred = result.predictor
     err_console.print(f"predictor: Kendall tau {pred['kendall']:.3f} on {pred['n']} held-out DyNAS-T subnets "
                       f"(trained in {pred['train_s']:.1f} s)")
-    table = Table(title=f"best subnets on this machine (ofa-mbv3-w1.0, 224 px, {precision}) — "
-                        f"{time.monotonic() - start:.0f} s")
+    table = Table(title=f"best subnets on this machine (ofa-mbv3-w1.0, 224 px, {precision}) — {elapsed_s:.0f} s")
     for col in ("budget ms", "subnet (depths, kernel·expand per block)", "pred. top-1 %", "LUT ms", "measured ms"):
         table.add_column(col, justify="left" if col.startswith("subnet") else "right")
     for row in result.rows:

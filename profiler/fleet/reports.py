@@ -81,6 +81,7 @@ class ProfileReport:
     wall_s: float = 0.0
     export_s: float = 0.0  # total export time spent by the pool (all blocks exported this run)
     exported: int = 0
+    stopped: bool = False  # the caller's stop event ended the profile early (Ctrl-C); a rerun resumes
 
     @property
     def ok(self) -> bool:

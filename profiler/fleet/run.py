@@ -13,7 +13,7 @@ from lut.repeatability import round_spread
 from lut.schema import DeviceSetting
 from lut.store import LutStore
 from lut.transfer import measured_keys
-from profiler.client import AgentClient, AgentError
+from profiler.client import DEFAULT_RETRY_S, AgentClient, AgentError
 from profiler.quantize import unsupported_precision
 from profiler.worklist import DeviceWork, Failure, Leases, host_id
 from protos import agent_pb2
@@ -22,7 +22,7 @@ from space import Block
 from .exports import CachedExports, ExportFn, Exports, FnExports
 from .reports import DeviceReport, ProfileReport, Progress, busy_fraction
 from .sentinel import sentinel_block
-from .settings import AgentRef, ProfileError, ProfileSettings, plan_blocks
+from .settings import AgentRef, ProfileError, ProfileSettings, connect_kw, plan_blocks
 from .worker import AgentWorker
 
 __all__ = ["profile"]
@@ -171,12 +171,13 @@ def profile(
     try:
         _start_workers(devices, workers, store, exports, settings, client_kw, stop, _progress(devices, on_progress))
         _join(workers, {name: d.work for name, d in devices.items()}, stop)
+        stopped = stop.is_set()  # by the caller (Ctrl-C), before _stop sets it to end the workers
     finally:
         _stop(devices, workers, exports, settings, stop)
     for name, device in devices.items():
         _fill_report(device, [w for n, w, _ in workers if n == name], time.monotonic() - start)
     return ProfileReport(devices=[d.report for d in devices.values()], wall_s=time.monotonic() - start,
-                         export_s=exports.export_s, exported=exports.exported)
+                         export_s=exports.export_s, exported=exports.exported, stopped=stopped)
 
 
 def _group_agents(agents: Sequence[AgentRef]) -> dict[str, list[AgentRef]]:
@@ -203,7 +204,8 @@ def _planned_blocks(settings: ProfileSettings) -> list[Block]:
 def _plan_device(name: str, refs: list[AgentRef], store: LutStore, settings: ProfileSettings, blocks: list[Block],
                  holder: str, client_kw: Mapping[str, Any]) -> _Device:
     """Ask the device's agents what they run, file the setting, and leave the blocks it lacks (resume)."""
-    clients = [AgentClient(r.address, **{**client_kw, "retry_s": settings.connect_timeout_s}) for r in refs]
+    kw = {**client_kw, "retry_s": DEFAULT_RETRY_S, **connect_kw(settings.connect_timeout_s)}
+    clients = [AgentClient(r.address, **kw) for r in refs]
     try:
         setting, agent_version, info = _device_setting(name, clients, settings)
     finally:

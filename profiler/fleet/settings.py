@@ -15,6 +15,7 @@ __all__ = [
     "AgentRef",
     "ProfileError",
     "ProfileSettings",
+    "connect_kw",
     "default_cache_dir",
     "plan_blocks",
 ]
@@ -76,7 +77,9 @@ class ProfileSettings:
     pipeline_depth: int = 2  # jobs on their way to an agent (the agent still runs one at a time)
     rounds: int = 1  # readings per block, in interleaved rounds; the row keeps the lowest median
     rpc_timeout_s: float = 30.0  # deadline of unary calls; also a job's allowance beyond job_timeout_s (upload, reply)
-    connect_timeout_s: float = 10.0  # how long the start keeps trying an unreachable agent (later outages: agent_wait_s)
+    # How long the start keeps trying an unreachable agent (later outages: agent_wait_s); None: 10 s, and 1 s for
+    # one that refuses connections (not running); a number waits that long for either (an agent still starting).
+    connect_timeout_s: float | None = None
     export_workers: int = 1  # export processes running ahead of the agents
     claim_batch: int = 16  # blocks claimed from the store at a time (hosts sharing a setting split by these)
     lease_s: float = 30.0  # a claim lapses this long after its host stops renewing it (killed hosts)
@@ -99,10 +102,17 @@ class ProfileSettings:
             raise ValueError(f"resolutions must be positive ints, at least one, got {self.resolutions}")
         for bound, (ok, names) in _BOUNDS.items():
             for name in names:
-                if not ok(getattr(self, name)):
+                if getattr(self, name) is not None and not ok(getattr(self, name)):
                     raise ValueError(f"{name} must be {bound}, got {getattr(self, name)}")
         if not own_exports:
             check_combination(self.runtime, self.fmt, self.precision, self.options)
+
+
+def connect_kw(connect_timeout_s: float | None) -> dict[str, float]:
+    """The :class:`~profiler.client.AgentClient` retry arguments of a ``connect_timeout_s`` setting."""
+    if connect_timeout_s is None:
+        return {}
+    return {"retry_s": connect_timeout_s, "refused_s": connect_timeout_s}
 
 
 def default_cache_dir() -> str:

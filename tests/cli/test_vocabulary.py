@@ -86,7 +86,7 @@ def test_agent_name_and_host_name_differ_note_and_case_twins(db: Path, tmp_path:
 
     model = tmp_path / "m.onnx"
     model.write_bytes(onnx_matmul_relu(8, 8, 8))
-    with start_agent_process(token=None, extra_args=["--name", "box"]) as agent:
+    with start_agent_process(token=None, extra_args=["--name", "box", "--runtimes", "onnxruntime"]) as agent:
         addr = agent.address
         # time: the note goes to stderr; stdout stays one JSON document naming the host's NAME.
         result = invoke("time", model, "--agent", f"pc={addr}", "--json")
@@ -104,14 +104,14 @@ def test_agent_name_and_host_name_differ_note_and_case_twins(db: Path, tmp_path:
         assert table.exit_code == 0 and "m.onnx on box" in table.stderr and addr not in table.stderr.split("\n", 1)[1]
         # A profile that fails before its first row (the agent lacks the runtime) removes the store it created.
         new = tmp_path / "new.db"
-        result = invoke("profile", "--agent", f"box={addr}", "--db", new, "--runtime", "nonesuch")
-        assert result.exit_code == 1 and "has no runtime 'nonesuch'" in one_line(result.stderr)
+        result = invoke("profile", "--agent", f"box={addr}", "--db", new, "--runtime", "tflite")
+        assert result.exit_code == 1 and "has no runtime 'tflite'" in one_line(result.stderr)
         assert not new.exists() and list(tmp_path.glob("new.db*")) == []
         # profile: the note, and a new name that differs from a stored device only in case gets a
         # "did you mean" (a runtime the agent lacks then stops it before any timing).
-        result = invoke("profile", "--agent", f"Note10={addr}", "--db", db, "--runtime", "nonesuch")
+        result = invoke("profile", "--agent", f"Note10={addr}", "--db", db, "--runtime", "tflite")
         text = one_line(result.stderr)
-        assert result.exit_code == 1 and "has no runtime 'nonesuch'" in text
+        assert result.exit_code == 1 and "has no runtime 'tflite'" in text
         assert f"note: agent at {addr} calls itself 'box'; rows are stored under 'Note10'" in text
         assert "note: 'Note10' is a new device; did you mean 'note10'? (device names are case-sensitive)" in text
         # validate: a stored device name's "did you mean" (before the agent is asked anything), then the note
@@ -122,10 +122,10 @@ def test_agent_name_and_host_name_differ_note_and_case_twins(db: Path, tmp_path:
         assert "unknown device 'Note10'" in text and "did you mean 'note10'?" in text
         with LutStore(db) as store:
             rows = [(k, {"median_ms": v}, {}) for k, v in store.table("note10").items()]
-            store.import_rows(DeviceSetting("pc", "nonesuch", threads=1, model_format="onnx"), rows)
+            store.import_rows(DeviceSetting("pc", "tflite", threads=1, model_format="tflite"), rows)
         result = invoke("validate", "--agent", f"pc={addr}", "--db", db, "--samples", "3", "--json")
         text = one_line(result.stderr)
-        assert result.exit_code == 1 and result.stdout == "" and "has no runtime 'nonesuch'" in text
+        assert result.exit_code == 1 and result.stdout == "" and "has no runtime 'tflite'" in text
         assert f"note: agent at {addr} calls itself 'box'; the LUT of 'pc' is validated" in text
 
 

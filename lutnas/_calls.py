@@ -1,0 +1,59 @@
+"""How the commands that reach agents call the library: one exit code per kind of failure, the agent options.
+
+Bad input (a ValueError, a refused token, a model the agent refuses) exits 2; work that failed (an agent that
+does not answer, a profile that could not finish) exits 1; each with one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+
+from lutnas._common import EXIT_FAILED, EXIT_USAGE, fail
+
+__all__ = ["connect_timeout", "connect_timeout_option", "library_call"]
+
+logger = logging.getLogger(__name__)
+
+# Failures the library reports in one line that already says what and where.
+_KNOWN = ("AgentError", "ProfileError", "ValidationError", "LutError", "RuntimeError", "OSError")
+
+
+@contextmanager
+def library_call() -> Iterator[None]:
+    """Around one library call: exit 2 for bad input, 1 for failed work, with the error's one line."""
+    from profiler.client import AgentAuthError
+
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except AgentAuthError as err:  # the token is the user's input
+        hint = "" if "LUTNAS_TOKEN" in str(err) else " (check --token-file or LUTNAS_TOKEN)"
+        fail(f"{err}{hint}", EXIT_USAGE)
+    except ValueError as err:
+        fail(str(err), EXIT_USAGE)
+    except Exception as err:  # noqa: BLE001 - the input was checked: whatever else fails, the work failed
+        logger.debug("the work failed", exc_info=True)
+        known = any(c.__name__ in _KNOWN for c in type(err).__mro__)
+        fail(str(err) if known else f"{type(err).__name__}: {err}", EXIT_FAILED)
+
+
+def connect_timeout_option() -> Any:
+    """The ``--connect-timeout-s`` option, the same in every command that reaches agents."""
+    return typer.Option(None, "--connect-timeout-s", show_default=False,
+                        help="How long to keep trying an agent that does not answer, seconds (default 10; one that "
+                        "refuses connections, i.e. is not running, is given up after 1 s unless this is set).")
+
+
+def connect_timeout(value: float | None) -> float | None:
+    """``--connect-timeout-s`` checked: None (the defaults) or a finite number > 0; else exit 2."""
+    if value is not None and (not math.isfinite(value) or value <= 0):
+        fail(f"--connect-timeout-s must be a finite number > 0, got {value!r}", EXIT_USAGE)
+    return value
+
