@@ -13,7 +13,6 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -27,8 +26,6 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_USAGE",
     "CONNECT_TIMEOUT_S",
-    "AgentSpec",
-    "connect_timeout_option",
     "err_console",
     "fail",
     "warn",
@@ -36,14 +33,10 @@ __all__ = [
     "work_failed",
     "emit_json",
     "read_token",
-    "parse_agent_spec",
-    "parse_address",
     "parse_options",
     "parse_resolutions",
     "resolution_option",
     "find_setting",
-    "agent_device_name",
-    "note_case_twin",
     "predicted_note",
     "positive_number",
     "setting_doc",
@@ -124,38 +117,6 @@ def read_token(token_file: Path | None) -> str | None:
     return token or None
 
 
-@dataclass(frozen=True)
-class AgentSpec:
-    """One ``--agent NAME=HOST:PORT`` argument."""
-
-    name: str  # device name the LUT rows are filed under
-    address: str  # host:port
-
-
-def connect_timeout_option() -> Any:
-    """The ``--connect-timeout-s`` option, the same in every command that reaches agents."""
-    return typer.Option(CONNECT_TIMEOUT_S, "--connect-timeout-s",
-                        help="How long to keep trying an unreachable agent, seconds.")
-
-
-def parse_address(text: str) -> str:
-    """Check ``HOST:PORT`` and return it unchanged; raise ValueError naming the bad value."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
-    return text
-
-
-def parse_agent_spec(text: str) -> AgentSpec:
-    """Parse ``NAME=HOST:PORT`` (or bare ``HOST:PORT``, named after the address)."""
-    name, sep, address = text.partition("=")
-    if not sep:
-        name, address = text, text
-    if not name:
-        raise ValueError(f"--agent expects NAME=HOST:PORT, got {text!r}")
-    return AgentSpec(name=name, address=parse_address(address))
-
-
 def parse_options(texts: list[str]) -> dict[str, str]:
     """``--option KEY=VALUE`` arguments as a dict; raise ValueError naming a malformed one."""
     options = {}
@@ -215,32 +176,6 @@ def find_setting(store: Any, ref: str | int) -> Any:
         if not guesses:
             raise
         raise UnknownDeviceError(f"{err}; did you mean {guesses[0]!r}?") from None
-
-
-def agent_device_name(text: str, spec: AgentSpec, reported: str, consequence: str) -> AgentSpec:
-    """``spec`` of ``--agent`` ``text`` named by the one rule of ``profile``, ``validate`` and ``time``, once the
-    agent has said its own name (``reported``: ``agent serve --name``, else its hostname).
-
-    ``NAME=HOST:PORT`` keeps NAME, with a note on stderr when the agent calls itself otherwise (``consequence``
-    says what NAME is used for, ``{name}`` standing for it, e.g. ``"rows are stored under {name!r}"``). A bare
-    ``HOST:PORT`` takes the agent's name (its address when it reports none), said on stderr.
-    """
-    if "=" not in text:
-        spec = AgentSpec(name=reported or spec.address, address=spec.address)
-        err_console.print(literal(f"{spec.address}: using the agent's name {spec.name!r}"))
-    elif reported and reported != spec.name:
-        note(f"agent at {spec.address} calls itself {reported!r}; {consequence.format(name=spec.name)} "
-             "(--agent NAME wins over the agent's own name)")
-    return spec
-
-
-def note_case_twin(store: Any, name: str) -> None:
-    """A note when ``name`` is new to the store but differs only in case from a stored device (names are
-    case-sensitive: profiling ``Pi`` beside ``pi`` starts a second LUT)."""
-    names = {s.name for s in store.settings()}
-    twins = sorted(n for n in names if n != name and n.casefold() == name.casefold())
-    if name not in names and twins:
-        note(f"{name!r} is a new device; did you mean {twins[0]!r}? (device names are case-sensitive)")
 
 
 def positive_number(value: float, flag: str) -> float:
