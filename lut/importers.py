@@ -4,7 +4,8 @@ Every reader validates the whole file before anything is written and reports the
 with the file and the line (YAML, CSV) or row (Parquet) and key. :func:`import_files` then writes
 all rows of all files in one transaction, so a bad file leaves the store unchanged.
 
-* **OFA yaml** (``{resolution}_lookup_table.yaml``): ``key: {count, mean, std}``. OFA stores no
+* **OFA yaml** (``{resolution}_lookup_table.yaml``): ``key: {count, mean, std}`` (ProxylessNAS's table
+  writes ``var`` for ``std``: the standard deviation is its square root). OFA stores no
   median, so ``median_ms`` takes the mean and the row says so in ``extra``. Files written by
   :mod:`lut.exporters` also carry ``median``, ``p10`` and ``p90``, which are read back.
   A key present in several files (OFA times the head's feature mix and classifier, and the blocks two
@@ -150,7 +151,7 @@ def _dedupe(rows: list[RowInput]) -> list[RowInput]:
 
 
 # -- OFA yaml ----------------------------------------------------------------------------------
-_OFA_FIELDS = {"count", "mean", "std", "median", "p10", "p90"}
+_OFA_FIELDS = {"count", "mean", "std", "var", "median", "p10", "p90"}
 _RES_RE = re.compile(r"^(\d+)_")
 
 
@@ -219,13 +220,14 @@ def _ofa_entry(key: Any, value: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     unknown = set(value) - _OFA_FIELDS
     if unknown:
         raise ValueError(f"unknown field(s) {quoted(sorted(map(str, unknown)))}; "
-                         "valid: count, mean, std (median, p10, p90)")
+                         "valid: count, mean, std or var (median, p10, p90)")
     if "mean" not in value:
         raise ValueError("missing field 'mean'")
-    if "std" not in value:
-        raise ValueError("missing field 'std'")
+    if ("std" in value) == ("var" in value):
+        raise ValueError("missing field 'std'" if "std" not in value else "give std or var, not both")
     mean = _number("mean", value["mean"])
-    stats: dict[str, Any] = {"mean_ms": mean, "std_ms": _number("std", value["std"])}
+    std = _number("std", value["std"]) if "std" in value else math.sqrt(_number("var", value["var"]))
+    stats: dict[str, Any] = {"mean_ms": mean, "std_ms": std}
     extra: dict[str, Any] = {}
     if "median" in value:
         stats["median_ms"] = _number("median", value["median"])

@@ -5,12 +5,13 @@ For every resolution the LUT can price, a subnet's latency is
     fixed[r] + sum over active slots (j < d[stage]) of T[r, slot, ks, e]
 
 where ``fixed[r]`` prices the stem (first conv, fixed first block) and the head (final expand,
-pool, feature mix, classifier), and ``T[r, slot]`` holds the 3x3 kernel-by-expand latencies of
+pool, feature mix, classifier; ``SearchSpace.fixed_kinds``), and ``T[r, slot]`` holds the 3x3 kernel-by-expand latencies of
 the block a slot runs (which depends only on the slot's position and the resolution). All
 resolutions are stacked into one flat array indexed by (resolution, slot, ks * e_span + e), so a
 whole :class:`~space.SubnetBatch` is priced with one advanced-indexing gather and a row dot
 product with the depth mask (slots beyond a stage's depth weigh 0). Populations are processed in
-cache-sized chunks.
+cache-sized chunks. This covers every inverted-residual space (MobileNetV3, ProxylessNAS, users' own);
+a ResNet space's subnets are priced block by block (:mod:`lut.blocksum`), which ``from_table`` picks.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ __all__ = ["CompiledLut", "predict", "FIXED_KINDS"]
 
 logger = logging.getLogger(__name__)
 
-# Blocks outside the elastic slots, in run order (the fixed first block is an mbconv).
+# Blocks outside the elastic slots of an OFA-MobileNetV3 space, in run order (the fixed first block is an
+# mbconv); other spaces name theirs in ``SearchSpace.fixed_kinds``.
 FIXED_KINDS: tuple[str, ...] = ("first_conv", "first_block", "final_expand", "avgpool", "feature_mix", "classifier")
 # Subnets priced per pass: keeps the index arrays cache-resident (~2x faster than one pass for 1M).
 _CHUNK = 8192
@@ -65,7 +67,7 @@ class CompiledLut:
         self.compiled_resolutions = tuple(int(r) for r in compiled_resolutions)
         self._table = dict(table)
         self._at_resolution = _qualified_values(self._table)  # r -> {block key: ms} timed for r (lut.keys)
-        self._fixed_parts = fixed_parts  # (R, len(FIXED_KINDS)) ms, NaN where missing
+        self._fixed_parts = fixed_parts  # (R, len(space.fixed_kinds)) ms, NaN where missing
         self._fixed = fixed_parts.sum(axis=1)  # (R,)
         self._slot_table = slot_table  # (R, n_slots, n_ks, n_e) ms, NaN where missing
         n_r, n_slots, n_k, n_e = slot_table.shape
@@ -84,10 +86,11 @@ class CompiledLut:
         self._by_code = by_code.reshape(-1)
         self._slot_base = (np.arange(n_slots, dtype=np.int64) * self._n_codes)[None, :]
         self._res_stride = n_slots * self._n_codes
-        # Depth d -> which of a stage's slots run (1.0) or not (0.0).
-        self._depth_mask = (np.arange(space.max_depth)[None, :] < np.arange(space.max_depth + 1)[:, None]).astype(float)
-        self._d_ok = np.zeros(space.max_depth + 1, dtype=bool)
-        self._d_ok[[d for d in space.depth_choices if d <= space.max_depth]] = True
+        # Per stage, which depths are choices (a stage with fewer slots also takes its slot count).
+        self._d_ok = np.zeros((space.n_stages, space.max_depth + 1), dtype=bool)
+        for stage in range(space.n_stages):
+            self._d_ok[stage, list(space.stage_depth_choices(stage))] = True
+        self._stage_starts = np.cumsum((0, *space.slots_per_stage[:-1]))
         covered = ~np.isnan(self._fixed) & ~np.isnan(slot_table).reshape(n_r, -1).any(axis=1)
         self.resolutions = tuple(r for r, ok in zip(self.compiled_resolutions, covered) if ok)
         self._covered = covered
@@ -109,6 +112,10 @@ class CompiledLut:
                 resolution whose stem the table prices).
         """
         space = get_space(space)
+        if not isinstance(space, SearchSpace):
+            from lut.blocksum import BlockSumLut
+
+            return BlockSumLut.from_table(table, space, calibration=calibration, device=device, resolutions=resolutions)
         if resolutions is None:
             res = set(space.resolutions) | _stem_resolutions(table, space)
         else:
@@ -117,7 +124,7 @@ class CompiledLut:
             if bad:
                 raise ValueError(f"resolutions {sorted(bad)} out of range [{MIN_RESOLUTION}, {MAX_RESOLUTION}]")
         ordered = sorted(res)
-        fixed = np.full((len(ordered), len(FIXED_KINDS)), np.nan)
+        fixed = np.full((len(ordered), len(space.fixed_kinds)), np.nan)
         slots = np.full((len(ordered), space.n_slots, len(space.ks_choices), len(space.expand_choices)), np.nan)
         at_resolution = _qualified_values(table)
         for i, r in enumerate(ordered):
@@ -169,7 +176,7 @@ class CompiledLut:
         """Predicted latency (ms) of every subnet in ``batch``.
 
         Args:
-            batch: the population (ks/e (n, 20), d (n, 5), r (n,)).
+            batch: the population (ks/e (n, n_slots), d (n, n_stages), r (n,)).
             calibrated: apply :attr:`calibration` when one is attached (raw block sums otherwise).
 
         Returns:
@@ -182,7 +189,7 @@ class CompiledLut:
         n = len(batch)
         out = np.empty(n, dtype=np.float64)
         const, w_fixed, w_stage, w_blocks = self._linear_weights(calibrated)
-        w_slot = np.repeat(w_stage, self.space.max_depth)
+        w_slot = np.repeat(w_stage, self.space.slots_per_stage)
         plain = const == 0.0 and w_fixed == 1.0 and w_blocks == 0.0 and np.all(w_slot == 1.0)
         for start in range(0, n, _CHUNK):
             chunk = _chunk(batch, start)
@@ -192,7 +199,7 @@ class CompiledLut:
                 part += self._fixed[ri]
             else:
                 part = (np.einsum("ij,ij->i", vals, mask * w_slot) + w_fixed * self._fixed[ri] + const
-                        + w_blocks * chunk.d.sum(axis=1))
+                        + w_blocks * mask.sum(axis=1))
             bad = ~np.isfinite(part)
             if bad.any():  # an invalid gene, or NaN (missing) / -inf in a slot: redo those rows exactly
                 active = self._active_values(vals[bad], mask[bad], chunk.take(np.flatnonzero(bad)))
@@ -200,7 +207,7 @@ class CompiledLut:
                     part[bad] = active.sum(axis=1) + self._fixed[ri[bad]]
                 else:
                     part[bad] = (active @ w_slot + w_fixed * self._fixed[ri[bad]] + const
-                                 + w_blocks * chunk.d[bad].sum(axis=1))
+                                 + w_blocks * mask[bad].sum(axis=1))
             out[start:start + _CHUNK] = part
         if np.isnan(out).any():
             self._raise_missing(batch, np.flatnonzero(np.isnan(out)))
@@ -259,17 +266,18 @@ class CompiledLut:
         return parts
 
     def fixed_components(self, resolution: int) -> dict[str, float]:
-        """The fixed blocks' latencies (ms) at ``resolution``, by kind (see ``FIXED_KINDS``)."""
+        """The fixed blocks' latencies (ms) at ``resolution``, by kind (see ``SearchSpace.fixed_kinds``)."""
         i = self._res_index(resolution)
-        return {kind: float(v) for kind, v in zip(FIXED_KINDS, self._fixed_parts[i])}
+        return {kind: float(v) for kind, v in zip(self.space.fixed_kinds, self._fixed_parts[i])}
 
     def _parts_from(self, ri: np.ndarray, vals: np.ndarray, batch: SubnetBatch) -> dict[str, np.ndarray]:
-        stage_ms = vals.reshape(len(ri), self.space.n_stages, self.space.max_depth).sum(axis=2)
+        stage_ms = np.add.reduceat(vals, self._stage_starts, axis=1) if len(ri) else np.zeros((0, self.space.n_stages))
         parts: dict[str, np.ndarray] = {"fixed_ms": self._fixed[ri]}
         for s in range(stage_ms.shape[1]):
             parts[f"stage{s + 1}_ms"] = stage_ms[:, s]
         parts["raw_ms"] = stage_ms.sum(axis=1) + parts["fixed_ms"]
-        parts["n_blocks"] = batch.d.sum(axis=1).astype(np.float64) + len(FIXED_KINDS)
+        n_active = self.space.active_mask(batch.d).sum(axis=1)
+        parts["n_blocks"] = n_active.astype(np.float64) + len(self.space.fixed_kinds)
         return parts
 
     def _check_shapes(self, batch: SubnetBatch) -> None:
@@ -307,12 +315,12 @@ class CompiledLut:
         if code.min() < 0 or code.max() >= self._n_codes:  # with e in range, this bounds ks
             raise ValueError(f"subnet ks values {_bad_values(ks, self.space.ks_choices)} are not in "
                              f"{list(self.space.ks_choices)}")
-        if d.min() < 0 or d.max() >= len(self._d_ok) or not self._d_ok[d].all():
+        if d.min() < 0 or d.max() > self.space.max_depth or not self._d_ok[np.arange(d.shape[1]), d].all():
             raise ValueError(f"subnet d values {_bad_values(d, self.space.depth_choices)} are not in "
                              f"{list(self.space.depth_choices)}")
         code += self._slot_base
         code += (ri * self._res_stride)[:, None]
-        mask = np.take(self._depth_mask, d, axis=0).reshape(len(r), n_slots)
+        mask = self.space.active_mask(d).astype(np.float64)
         return ri, self._by_code[code], mask
 
     def _active_values(self, vals: np.ndarray, mask: np.ndarray, batch: SubnetBatch) -> np.ndarray:
@@ -364,9 +372,9 @@ class CompiledLut:
         if not calibrated or self.calibration is None:
             return 0.0, 1.0, np.ones(n_stages), 0.0
         w = self.calibration.weights()
-        const = self.calibration.intercept_ms + w["n_blocks"] * len(FIXED_KINDS)
+        const = self.calibration.intercept_ms + w["n_blocks"] * len(self.space.fixed_kinds)
         w_fixed = w["raw_ms"] + w["fixed_ms"]
-        w_stage = np.array([w["raw_ms"] + w[f"stage{s + 1}_ms"] for s in range(n_stages)])
+        w_stage = np.array([w["raw_ms"] + w.get(f"stage{s + 1}_ms", 0.0) for s in range(n_stages)])
         return const, w_fixed, w_stage, w["n_blocks"]
 
     def additive_tables(self, resolutions: Iterable[int], calibrated: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -389,7 +397,7 @@ class CompiledLut:
         """
         idx = [self._res_index(r) for r in resolutions]
         const, w_fixed, w_stage, w_blocks = self._linear_weights(calibrated)
-        w_slot = np.repeat(w_stage, self.space.max_depth)[None, :, None, None]
+        w_slot = np.repeat(w_stage, self.space.slots_per_stage)[None, :, None, None]
         return const + w_fixed * self._fixed[idx], self._slot_table[idx] * w_slot + w_blocks
 
     def value_range(self, resolutions: Iterable[int] | None = None,
@@ -480,6 +488,10 @@ def _qualified_values(table: Mapping[str, float]) -> dict[int, dict[str, float]]
 
 def _stem_resolutions(table: Mapping[str, float], space: SearchSpace) -> set[int]:
     """Resolutions whose first conv (with this space's stem width) the table prices."""
+    if not isinstance(space, SearchSpace):
+        from lut.blocksum import _stem_resolutions as resnet_stem_resolutions
+
+        return resnet_stem_resolutions(table, space)
     out = set()
     for key in table:
         if key.startswith("Conv-"):
@@ -494,17 +506,11 @@ def _stem_resolutions(table: Mapping[str, float], space: SearchSpace) -> set[int
 
 
 def _resolution_keys(space: SearchSpace, r: int) -> tuple[list[str], list[list[list[str]]]]:
-    """Keys of the fixed blocks (FIXED_KINDS order) and of every slot's kernel x expand grid at ``r``."""
+    """Keys of the fixed blocks (``space.fixed_kinds`` order) and of every slot's kernel x expand grid at ``r``."""
     stem, _ = space.stem_blocks(r)
-    sides = space.stage_input_sides(r)
-    slot_keys = []
-    side = sides[0]
-    for stage, in_side in enumerate(sides):
-        for j in range(space.max_depth):
-            side_j = in_side if j == 0 else (in_side - 1) // space.stage_strides[stage] + 1
-            slot_keys.append([[space.slot_block(stage, j, side_j, k, e).key for e in space.expand_choices]
-                              for k in space.ks_choices])
-        side = (in_side - 1) // space.stage_strides[stage] + 1
+    slots, side = space.slot_sides(r)
+    slot_keys = [[[space.slot_block(stage, j, side_j, k, e).key for e in space.expand_choices]
+                  for k in space.ks_choices] for stage, j, side_j in slots]
     head = space.head_blocks(side)
     return [b.key for b in stem] + [b.key for b in head], slot_keys
 

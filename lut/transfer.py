@@ -160,13 +160,15 @@ def block_descriptors(blocks: Sequence[Block]) -> pd.DataFrame:
     (activation elements read and written plus weights: a proxy of bytes moved at any precision).
     """
     rows = []
+    # One-hot columns for the kinds present only: a column that is 0 for every block carries nothing.
+    kinds = [k for k in BLOCK_KINDS if any(b.kind == k for b in blocks)]
     for b in blocks:
         mid = b.mid_chs or b.out_chs
         traffic = b.in_hw**2 * b.in_chs + b.out_hw**2 * b.out_chs + block_params(b)
         if b.kind == "mbconv":
             expanded = 0 if b.mid_chs == b.in_chs else 2 * b.in_hw**2 * mid  # 1x1 expand writes, depthwise reads
             traffic += expanded + 2 * b.out_hw**2 * mid  # depthwise writes, 1x1 project reads
-        row = {f"kind_{k}": float(b.kind == k) for k in BLOCK_KINDS}
+        row = {f"kind_{k}": float(b.kind == k) for k in kinds}
         row.update(
             kernel=float(b.kernel), expand=float(b.expand_ratio), stride=float(b.stride), se=float(b.se),
             hs=float(b.act == "h_swish"), log_in_hw=math.log2(b.in_hw), log_out_hw=math.log2(b.out_hw),

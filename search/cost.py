@@ -88,21 +88,20 @@ class AdditiveTable:
 
 def _build(space: SearchSpace | str, resolutions: Iterable[int] | None, cost, name: str) -> AdditiveTable:
     space = get_space(space)
+    if not isinstance(space, SearchSpace):
+        raise ValueError(f"{name} tables need a space of kernel/expand slots; {space.name} is not one")
     res = tuple(sorted(set(space.resolutions if resolutions is None else (int(r) for r in resolutions))))
     n_k, n_e = len(space.ks_choices), len(space.expand_choices)
     fixed = np.zeros(len(res))
     slot = np.zeros((len(res), space.n_slots, n_k, n_e))
     for i, r in enumerate(res):
         stem, _ = space.stem_blocks(r)
-        sides = space.stage_input_sides(r)
-        last = (sides[-1] - 1) // space.stage_strides[-1] + 1
+        slots, last = space.slot_sides(r)
         fixed[i] = sum(cost(b) for b in stem) + sum(cost(b) for b in space.head_blocks(last))
-        for stage, side0 in enumerate(sides):
-            for j in range(space.max_depth):
-                side = side0 if j == 0 else (side0 - 1) // space.stage_strides[stage] + 1
-                for a, k in enumerate(space.ks_choices):
-                    for b, e in enumerate(space.expand_choices):
-                        slot[i, stage * space.max_depth + j, a, b] = cost(space.slot_block(stage, j, side, k, e))
+        for index, (stage, j, side) in enumerate(slots):
+            for a, k in enumerate(space.ks_choices):
+                for b, e in enumerate(space.expand_choices):
+                    slot[i, index, a, b] = cost(space.slot_block(stage, j, side, k, e))
     return AdditiveTable(space, res, fixed, slot, name)
 
 

@@ -291,12 +291,15 @@ def infer_space(data: AccuracyData, candidates: Sequence[str] | None = None) -> 
     if data.macs is None:
         return None
     matches = []
+    batch = _batch(data)
     for name in candidates or list_spaces():
+        space = get_space(name)
+        if getattr(space, "n_slots", None) != batch.ks.shape[1] or space.n_stages != batch.d.shape[1]:
+            continue  # another family's arch shape
         try:
             table = macs_table(name, data.resolutions)
         except ValueError:
             continue
-        batch = _batch(data)
         if np.array_equal(table.predict_batch(batch), data.macs):
             matches.append(name)
     return matches[0] if len(matches) == 1 else None

@@ -261,7 +261,7 @@ class Block:
                 block = parse(m.groups())
                 break
         else:
-            raise ValueError(f"not a block key: {key!r} (expected {_GRAMMARS})")
+            raise ValueError(f"not an OFA block key: {key!r} (expected {_GRAMMARS})")
         _check_square(key, block)
         if acts and block.kind in acts and block.kind in UNNAMED_ACT_KINDS:
             return cls.fixed(block.kind, block.in_hw, block.in_chs, block.out_hw, block.out_chs, act=acts[block.kind])

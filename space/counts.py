@@ -29,7 +29,13 @@ def block_macs(block: Block) -> int:
         return hw_in * block.in_chs * block.out_chs
     if block.kind in ("feature_mix", "classifier"):
         return block.in_chs * block.out_chs
-    return 0  # avgpool
+    if block.kind == "conv_bn_act":
+        return hw_out * block.in_chs * block.out_chs * block.kernel * block.kernel
+    if block.kind == "bottleneck":
+        mid = block.mid_chs
+        macs = hw_in * block.in_chs * mid + hw_out * mid * mid * block.kernel * block.kernel + hw_out * mid * block.out_chs
+        return macs + (0 if block.skip else hw_out * block.in_chs * block.out_chs)  # the downsample 1x1 conv
+    return 0  # avgpool, maxpool
 
 
 def block_params(block: Block) -> int:
@@ -50,4 +56,11 @@ def block_params(block: Block) -> int:
         return block.in_chs * block.out_chs  # no bias, no batch norm
     if block.kind == "classifier":
         return block.in_chs * block.out_chs + block.out_chs
-    return 0  # avgpool
+    if block.kind == "conv_bn_act":
+        return block.in_chs * block.out_chs * block.kernel * block.kernel + 2 * block.out_chs
+    if block.kind == "bottleneck":
+        mid = block.mid_chs
+        params = block.in_chs * mid + 2 * mid + mid * mid * block.kernel * block.kernel + 2 * mid
+        params += mid * block.out_chs + 2 * block.out_chs
+        return params + (0 if block.skip else block.in_chs * block.out_chs + 2 * block.out_chs)
+    return 0  # avgpool, maxpool

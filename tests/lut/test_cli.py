@@ -56,8 +56,12 @@ def test_import_list_predict(runner: CliRunner, tmp_path: Path) -> None:
     doc = _json(runner.invoke(app, ["lut", "predict", "--db", str(db), "--device", "i7", "--space", "ofa-mbv3-w1.0",
                                     "--arch", json.dumps(arch), "--json"]))
     assert doc["space"] == "ofa-mbv3-w1.0" and doc["latency_ms"] > 0
-    human = runner.invoke(app, ["lut", "predict", "--db", str(db), "--device", "i7", "--arch", json.dumps(arch)])
+    human = runner.invoke(app, ["lut", "predict", "--db", str(db), "--device", "note10", "--arch", json.dumps(arch)])
     assert human.exit_code == 0 and human.stdout == "" and "raw LUT sum" in human.stderr
+    # i7's LUT holds w1.0 and w1.2 and the arch is a subnet of both: never priced as one of them silently
+    both = runner.invoke(app, ["lut", "predict", "--db", str(db), "--device", "i7", "--arch", json.dumps(arch)])
+    assert both.exit_code == 2 and "several spaces fit (ofa-mbv3-w1.0, ofa-mbv3-w1.2)" in both.stderr
+    assert "pass --space" in both.stderr and len(both.stderr.strip().splitlines()) == 1
 
 
 def test_reimport_into_existing_device(runner: CliRunner, db: Path) -> None:
