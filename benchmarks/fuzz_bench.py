@@ -42,7 +42,7 @@ def run(scale: float) -> tuple[dict[str, dict], str, float]:
                 rows[doc["test"]] = {"cases": doc["cases"], "seconds": None, "outcome": "passed"}
         if junit.exists():
             text = junit.read_text()
-            for name, seconds, body in re.findall(r'<testcase [^>]*name="([^"]+)"[^>]*time="([0-9.]+)"(/>|>.*?</testcase>)', text, re.S):
+            for name, seconds, body in re.findall(r'<testcase [^>]*name="([^"]+)"[^>]*time="([0-9.]+)"[^>]*?(/>|>.*?</testcase>)', text, re.S):
                 row = rows.setdefault(name, {"cases": 0, "seconds": None, "outcome": "passed"})
                 row["seconds"] = float(seconds)
                 if "<failure" in body or "<error" in body:

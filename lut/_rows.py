@@ -38,7 +38,7 @@ def _float(key: str, name: str, value: Any, *, nonneg: bool) -> float | None:
         raise ValueError(f"{key}: {name} must be a number, got {quoted(value)}")
     try:
         out = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer too large for a float
         raise ValueError(f"{key}: {name} must be a number, got {quoted(value)}") from None
     if not math.isfinite(out):
         raise ValueError(f"{key}: {name} must be finite, got {quoted(value)}")

@@ -248,7 +248,10 @@ def _ofa_entry(key: Any, value: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 def _number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number, got {quoted(value)}")
-    out = float(value)
+    try:
+        out = float(value)
+    except OverflowError:  # an integer too large for a float
+        raise ValueError(f"{name} must be a finite number >= 0, got {quoted(value)}") from None
     if not math.isfinite(out) or out < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {quoted(value)}")
     return out
@@ -411,12 +414,11 @@ def read_parquet(path: PathLike) -> list[RowInput]:
     path = Path(path)
     try:
         frame = pd.read_parquet(path)
-    except (OSError, ValueError) as err:
-        raise ImportFormatError(f"{path}: not a readable Parquet file ({str(err).splitlines()[0]})") from err
-    except Exception as err:  # pyarrow raises its own ArrowInvalid for corrupt files
-        if type(err).__module__.startswith("pyarrow"):
-            raise ImportFormatError(f"{path}: not a readable Parquet file ({str(err).splitlines()[0]})") from err
+    except MemoryError:
         raise
+    except Exception as err:  # noqa: BLE001 - pyarrow's ArrowInvalid, or pandas' KeyError/TypeError on damaged metadata
+        reason = (str(err).splitlines() or [type(err).__name__])[0]
+        raise ImportFormatError(f"{path}: not a readable Parquet file ({quoted(reason)})") from err
     return _frame_rows(path, frame, "parquet", lambda i: f"row {i + 1}")
 
 
