@@ -22,7 +22,7 @@ _NOT_PRINTABLE_ASCII = re.compile(r"[^ -~]")
 
 def _escape(match: re.Match[str]) -> str:
     char = match.group()
-    if unicodedata.category(char) not in _HIDDEN:
+    if char.isprintable() or unicodedata.category(char) not in _HIDDEN:
         return char
     if char in _SHORT:
         return _SHORT[char]
