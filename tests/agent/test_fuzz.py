@@ -9,26 +9,13 @@ from hypothesis import strategies as st
 from agent.testing import AgentProcess, onnx_matmul_relu, sleep_model
 from profiler.client import AgentCallError, AgentClient, make_job
 from protos import agent_pb2
+from tests.security._fuzz import mutate_bytes
 
 from .conftest import FAST_PLAN
 
 _VALID_ONNX = onnx_matmul_relu(8, 8, 8)
 _SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), database=None)
 _ALLOWED_JOB_ERRORS = {"INVALID_ARGUMENT", "FAILED_PRECONDITION", "NOT_FOUND", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED"}
-
-
-def _mutate(blob: bytes, data: st.DataObject) -> bytes:
-    kind = data.draw(st.sampled_from(["truncate", "flip", "splice"]))
-    if kind == "truncate":
-        return blob[: data.draw(st.integers(0, len(blob) - 1))]
-    buf = bytearray(blob)
-    if kind == "flip":
-        for _ in range(data.draw(st.integers(1, 16))):
-            i = data.draw(st.integers(0, len(buf) - 1))
-            buf[i] ^= data.draw(st.integers(1, 255))
-        return bytes(buf)
-    i = data.draw(st.integers(0, len(buf)))
-    return bytes(buf[:i]) + data.draw(st.binary(max_size=64)) + bytes(buf[i:])
 
 
 _plans = st.fixed_dictionaries(
@@ -75,7 +62,7 @@ def _job(data: st.DataObject) -> agent_pb2.BenchmarkJob:
     if source == "random":
         blob = data.draw(st.binary(max_size=4096))
     elif source == "mutated-onnx":
-        blob = _mutate(_VALID_ONNX, data)
+        blob = mutate_bytes(_VALID_ONNX, data)
     elif source == "valid-onnx":
         blob = _VALID_ONNX
     else:
