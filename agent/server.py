@@ -38,6 +38,7 @@ from agent.adb import device_files, job_options
 from agent.device import read_device_facts, read_device_state
 from agent.errors import JobError
 from agent.jobs import validate_job
+from agent.replay import RecentResults, job_fingerprint
 from agent.runtimes import RUNTIMES, RuntimeProbe, get_runtime, load_runtime_class
 from agent.runtimes.benchmark_model_rt import BINARY_OPTION, probe_binary
 from agent.worker import WorkerSupervisor
@@ -231,6 +232,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         self._counter_lock = threading.Lock()
         self.jobs_completed = 0
         self.jobs_failed = 0
+        self.recent = RecentResults()  # answers to jobs a host sends again after its stream broke
 
     # -- RPCs ---------------------------------------------------------------------------------
 
@@ -323,6 +325,12 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         except JobError as err:
             return self._failed(result, err.code, err.message)
         result.model_sha256 = sha
+        fingerprint = job_fingerprint(job, sha)
+        if job.resend:
+            kept = self.recent.recall(fingerprint)
+            if kept is not None:  # it ran here already; its result was lost on the way
+                log.info("job %r sent again: answered with the result of its earlier run", job.job_id)
+                return kept
         doc["model_path"] = str(path)
         if job.runtime == "benchmark_model":
             doc["options"][BINARY_OPTION] = str(self.config.benchmark_model_bin)
@@ -344,6 +352,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         with self._counter_lock:
             self.jobs_completed += 1
             self._log_job(sha, job, result)
+        self.recent.remember(fingerprint, result)
         return result
 
     def _model_path(self, job: agent_pb2.BenchmarkJob) -> tuple[str, Path]:

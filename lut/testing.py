@@ -57,13 +57,18 @@ class TemporaryPostgres:
 
     Args:
         fast: fsync and synchronous commit off (for tests).
+        listen: The address the server listens on (and its URLs name).
+        netns: Run the server inside this network namespace (``ip netns exec``; needs root), e.g. a test's
+            own namespace with ``listen`` its address there.
 
     Raises:
         PostgresUnavailable: no server binaries, or running as root without a ``postgres`` user.
     """
 
-    def __init__(self, fast: bool = True) -> None:
+    def __init__(self, fast: bool = True, listen: str = "127.0.0.1", netns: str | None = None) -> None:
         self.fast = fast
+        self.listen = listen
+        self.netns = netns
         self.port = 0
         self.root: Path | None = None
 
@@ -76,6 +81,8 @@ class TemporaryPostgres:
 
     def _run(self, args: list[str]) -> subprocess.CompletedProcess:
         prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.netns:
+            prefix = ["ip", "netns", "exec", self.netns, *prefix]
         return subprocess.run(prefix + args, capture_output=True, text=True, check=False, timeout=_START_TIMEOUT_S)
 
     def start(self) -> None:
@@ -93,8 +100,12 @@ class TemporaryPostgres:
                           "--no-sync"])
         if init.returncode != 0:
             raise RuntimeError(f"initdb failed: {init.stderr.strip() or init.stdout.strip()}")
+        if self.listen not in ("127.0.0.1", "localhost"):
+            # initdb trusts loopback only; let in the hosts on the server's own subnets (a test's private network)
+            with open(data / "pg_hba.conf", "a", encoding="utf-8") as hba:
+                hba.write("host all all samenet trust\n")
         self.port = _free_port()
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        options = f"-p {self.port} -k {self.root} -c listen_addresses={self.listen} -c max_connections=200"
         if self.fast:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         started = self._run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(self.root / "server.log"),
@@ -113,8 +124,8 @@ class TemporaryPostgres:
         self.root = None
 
     def url(self, database: str = "postgres") -> str:
-        """``postgresql://postgres@127.0.0.1:PORT/DATABASE``."""
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        """``postgresql://postgres@LISTEN:PORT/DATABASE``."""
+        return f"postgresql://postgres@{self.listen}:{self.port}/{database}"
 
     def create_database(self, name: str, template: str | None = None) -> str:
         """Create database ``name`` (a copy of ``template`` when given) and return its URL."""

@@ -170,7 +170,7 @@ class TimingPlan(_message.Message):
     def __init__(self, warmup_count: _Optional[int] = ..., warmup_s: _Optional[float] = ..., min_reps: _Optional[int] = ..., min_s: _Optional[float] = ..., max_reps: _Optional[int] = ..., max_s: _Optional[float] = ..., target_rel_ci: _Optional[float] = ..., cooldown_s: _Optional[float] = ...) -> None: ...
 
 class BenchmarkJob(_message.Message):
-    __slots__ = ("job_id", "model_blob", "model_sha256", "format", "runtime", "threads", "inputs", "plan", "options", "return_samples", "timeout_s")
+    __slots__ = ("job_id", "model_blob", "model_sha256", "format", "runtime", "threads", "inputs", "plan", "options", "return_samples", "timeout_s", "resend")
     class OptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -189,6 +189,7 @@ class BenchmarkJob(_message.Message):
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     RETURN_SAMPLES_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    RESEND_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     model_blob: bytes
     model_sha256: str
@@ -200,7 +201,8 @@ class BenchmarkJob(_message.Message):
     options: _containers.ScalarMap[str, str]
     return_samples: bool
     timeout_s: float
-    def __init__(self, job_id: _Optional[str] = ..., model_blob: _Optional[bytes] = ..., model_sha256: _Optional[str] = ..., format: _Optional[str] = ..., runtime: _Optional[str] = ..., threads: _Optional[int] = ..., inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., plan: _Optional[_Union[TimingPlan, _Mapping]] = ..., options: _Optional[_Mapping[str, str]] = ..., return_samples: _Optional[bool] = ..., timeout_s: _Optional[float] = ...) -> None: ...
+    resend: bool
+    def __init__(self, job_id: _Optional[str] = ..., model_blob: _Optional[bytes] = ..., model_sha256: _Optional[str] = ..., format: _Optional[str] = ..., runtime: _Optional[str] = ..., threads: _Optional[int] = ..., inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., plan: _Optional[_Union[TimingPlan, _Mapping]] = ..., options: _Optional[_Mapping[str, str]] = ..., return_samples: _Optional[bool] = ..., timeout_s: _Optional[float] = ..., resend: _Optional[bool] = ...) -> None: ...
 
 class Stats(_message.Message):
     __slots__ = ("median_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "p10_ms", "p90_ms", "n", "rel_ci_median", "summary_only")
@@ -235,7 +237,7 @@ class JobError(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class BenchmarkResult(_message.Message):
-    __slots__ = ("job_id", "stats", "error", "model_sha256", "runtime", "runtime_version", "threads", "options", "samples_ms", "stop_reason", "warmup_runs", "load_ms", "wall_s", "before", "after", "agent_version")
+    __slots__ = ("job_id", "stats", "error", "model_sha256", "runtime", "runtime_version", "threads", "options", "samples_ms", "stop_reason", "warmup_runs", "load_ms", "wall_s", "before", "after", "agent_version", "replayed")
     class OptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -259,6 +261,7 @@ class BenchmarkResult(_message.Message):
     BEFORE_FIELD_NUMBER: _ClassVar[int]
     AFTER_FIELD_NUMBER: _ClassVar[int]
     AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     stats: Stats
     error: JobError
@@ -275,4 +278,5 @@ class BenchmarkResult(_message.Message):
     before: DeviceState
     after: DeviceState
     agent_version: str
-    def __init__(self, job_id: _Optional[str] = ..., stats: _Optional[_Union[Stats, _Mapping]] = ..., error: _Optional[_Union[JobError, _Mapping]] = ..., model_sha256: _Optional[str] = ..., runtime: _Optional[str] = ..., runtime_version: _Optional[str] = ..., threads: _Optional[int] = ..., options: _Optional[_Mapping[str, str]] = ..., samples_ms: _Optional[_Iterable[float]] = ..., stop_reason: _Optional[str] = ..., warmup_runs: _Optional[int] = ..., load_ms: _Optional[float] = ..., wall_s: _Optional[float] = ..., before: _Optional[_Union[DeviceState, _Mapping]] = ..., after: _Optional[_Union[DeviceState, _Mapping]] = ..., agent_version: _Optional[str] = ...) -> None: ...
+    replayed: bool
+    def __init__(self, job_id: _Optional[str] = ..., stats: _Optional[_Union[Stats, _Mapping]] = ..., error: _Optional[_Union[JobError, _Mapping]] = ..., model_sha256: _Optional[str] = ..., runtime: _Optional[str] = ..., runtime_version: _Optional[str] = ..., threads: _Optional[int] = ..., options: _Optional[_Mapping[str, str]] = ..., samples_ms: _Optional[_Iterable[float]] = ..., stop_reason: _Optional[str] = ..., warmup_runs: _Optional[int] = ..., load_ms: _Optional[float] = ..., wall_s: _Optional[float] = ..., before: _Optional[_Union[DeviceState, _Mapping]] = ..., after: _Optional[_Union[DeviceState, _Mapping]] = ..., agent_version: _Optional[str] = ..., replayed: _Optional[bool] = ...) -> None: ...

@@ -45,6 +45,7 @@ class DeviceReport:
     agent_busy: dict[str, float] = field(default_factory=dict)  # per agent address: its busy fraction
     aborted: str = ""
     agent_faults: list[str] = field(default_factory=list)  # one line per incident: stopped answering, back, given up
+    recovered: int = 0  # results an agent kept for jobs it ran while its link was down (sent again, not re-timed)
     # With several rounds: over the blocks timed in this run, the median of (slowest round median / fastest - 1).
     # How far two readings of one block on this device disagree; None with one round.
     round_spread: float | None = None
@@ -69,6 +70,7 @@ class DeviceReport:
             "agent_busy": {a: round(f, 4) for a, f in self.agent_busy.items()}, "aborted": self.aborted,
             "failures": [{"block_key": f.block_key, "reason": f.reason, "attempts": f.attempts} for f in self.failed],
             "agent_faults": list(self.agent_faults),
+            "recovered": self.recovered,
             "round_spread_pct": spread_pct(self.round_spread),
         }
 

@@ -169,7 +169,8 @@ def profile(
     exports = _exports(settings, export_fn, devices)
     workers: list[tuple[str, AgentWorker, threading.Thread]] = []
     try:
-        _start_workers(devices, workers, store, exports, settings, client_kw, stop, _progress(devices, on_progress))
+        _start_workers(devices, workers, store, exports, settings, client_kw, stop, _progress(devices, on_progress),
+                       holder)
         _join(workers, {name: d.work for name, d in devices.items()}, stop)
         stopped = stop.is_set()  # by the caller (Ctrl-C), before _stop sets it to end the workers
     finally:
@@ -257,15 +258,16 @@ def _progress(devices: Mapping[str, _Device],
 
 def _start_workers(devices: Mapping[str, _Device], workers: list[tuple[str, AgentWorker, threading.Thread]],
                    store: LutStore, exports: Exports, settings: ProfileSettings, client_kw: Mapping[str, Any],
-                   stop: threading.Event, emitter: Callable[[str], Callable[[], None]]) -> None:
-    """One thread per agent of every device with work left (appended to ``workers`` as they start)."""
+                   stop: threading.Event, emitter: Callable[[str], Callable[[], None]], host: str) -> None:
+    """One thread per agent of every device with work left (appended to ``workers`` as they start); ``host`` names
+    this run in the rows it stores."""
     for name, device in devices.items():
         emitter(name)()
         if not device.work.blocks:
             continue
         for ref in device.refs:
             worker = AgentWorker(ref, device.work, device.report.setting_id, store, exports, settings,
-                                 client_kw, stop, emitter(name), device.agent_version)
+                                 client_kw, stop, emitter(name), device.agent_version, host=host)
             thread = threading.Thread(target=worker.run, name=f"agent-{ref.address}", daemon=True)
             workers.append((name, worker, thread))
             thread.start()
@@ -300,6 +302,7 @@ def _fill_report(device: _Device, mine: list[AgentWorker], wall_s: float) -> Non
     rep.sentinel_transients = sum(w.stats.transients for w in mine)
     rep.agent_busy = {w.ref.address: busy_fraction(w.stats.busy_s, w.stats.wall_s, w.stats.idle_s) for w in mine}
     rep.agent_faults = [line for w in mine for line in w.faults]
+    rep.recovered = sum(w.stats.recovered for w in mine)
     rep.round_spread = round_spread(m for w in mine for m in w.stats.round_medians.values())
     if rep.unsteady:
         log.warning("%s: a block's rounds differ by a median %.0f%% (slowest round median over the fastest): "

@@ -30,6 +30,7 @@ class AgentStats:
     uploaded_bytes: int = 0
     saved_bytes: int = 0
     drifts: int = 0
+    recovered: int = 0  # results of jobs the agent ran while the link was down, sent again and not re-timed
     round_medians: dict[str, list[float]] = field(default_factory=dict)  # block key -> its round medians (last timing)
 
 
@@ -126,8 +127,12 @@ class Session:
         self.outstanding: deque[Sent] = deque()
         self.known: set[str] = set()  # blobs the agent holds
 
-    def send(self, block: Block, task: Task | None, force_blob: bool = False) -> Sent:
-        """Queue a job for ``block`` (bytes only when the agent lacks them) and track it as outstanding."""
+    def send(self, block: Block, task: Task | None, force_blob: bool = False, resend: bool = False) -> Sent:
+        """Queue a job for ``block`` (bytes only when the agent lacks them) and track it as outstanding.
+
+        ``resend`` marks a job whose earlier send got no result (its stream broke): an agent that ran it
+        meanwhile answers with that run's result instead of timing it again (see ``agent.replay``).
+        """
         sha = self.exports.sha(block)
         if sha not in self.known and not force_blob:
             candidates = {sha, *self.exports.ready_hashes()} - self.known
@@ -140,6 +145,7 @@ class Session:
             format=s.model_format, threads=s.threads, plan=s.plan, options=s.options, job_timeout_s=s.job_timeout_s,
             job_id=block.key,
         )
+        job.resend = resend
         if data is not None:
             self.stats.uploaded_bytes += len(data)
             self.known.add(sha)  # it will be, once this job arrives
@@ -153,7 +159,8 @@ class Session:
     def receive(self) -> tuple[Sent, agent_pb2.BenchmarkResult]:
         """The next result and the job it answers; the job stays outstanding if the stream breaks."""
         result = self.stream.receive()
-        self.stats.busy_s += result.wall_s
+        self.stats.busy_s += result.wall_s  # a replayed result's device time was spent while the link was down
+        self.stats.recovered += int(result.replayed)
         return self.outstanding.popleft(), result
 
     def blob_lost(self, sent: Sent, result: agent_pb2.BenchmarkResult) -> bool:

@@ -36,8 +36,9 @@ class AgentWorker:
 
     def __init__(self, ref: AgentRef, work: DeviceWork, setting_id: int, store: LutStore, exports: Exports,
                  settings: ProfileSettings, client_kw: Mapping[str, Any], stop: threading.Event,
-                 on_row: Callable[[], None], agent_version: str) -> None:
+                 on_row: Callable[[], None], agent_version: str, host: str = "") -> None:
         self.ref = ref
+        self.host = host  # this profiling run's name (its lease holder), kept in every row it stores
         self.work = work
         self.setting_id = setting_id
         self.store = store
@@ -50,6 +51,7 @@ class AgentWorker:
         self.stats = AgentStats()
         self.sentinel = Sentinel(ref, settings, self.stats, stop)
         self.faults: list[str] = []  # one line per incident, for the final report
+        self._unanswered: set[Task] = set()  # sent to this agent on a stream that broke before their results came
 
     # -- loop ----------------------------------------------------------------------------
     def run(self) -> None:
@@ -65,6 +67,7 @@ class AgentWorker:
                     requeued = [sent.task for sent in session.outstanding if sent.task is not None]
                     for task in requeued:
                         self.work.give_back(self.ref.address, task)
+                    self._unanswered.update(requeued)
                     self.faults.append(f"{self.ref.address}: {err.code}: {len(requeued)} job(s) requeued")
                     log.warning("%s: agent %s: %s; its jobs are requeued", self.ref.name, self.ref.address, err)
                     if not self._wait_for_agent(client):
@@ -106,7 +109,8 @@ class AgentWorker:
             if task is None:
                 return
             try:
-                session.send(task.block, task)
+                session.send(task.block, task, resend=task in self._unanswered)
+                self._unanswered.discard(task)
             except ExportError as err:  # deterministic: no retry, the block fails with the reason
                 self._job_failed(task, str(err), max_attempts=1)
                 continue
@@ -124,6 +128,9 @@ class AgentWorker:
         if result.WhichOneof("outcome") == "error":
             self._job_failed(task, f"{result.error.code}: {result.error.message}")
             return
+        if result.replayed:
+            self.faults.append(f"{self.ref.address}: {task.block.key} recovered from the agent (it ran there while "
+                               "its result could not arrive), not timed again")
         readings = self.work.complete(self.ref.address, task, self._reading(result))
         self.sentinel.since_good.append(task)
         if readings is not None:
@@ -141,7 +148,7 @@ class AgentWorker:
             "temp_after_c": _max_temp(result.after),
             "sentinel_drift": self.sentinel.last_drift,
             "source": "measured",
-            "extra": {"agent": self.ref.address, "rel_ci_median": st.rel_ci_median, "stop_reason": result.stop_reason,
+            "extra": {"agent": self.ref.address, "host": self.host, "rel_ci_median": st.rel_ci_median, "stop_reason": result.stop_reason,
                       "load_ms": result.load_ms, "model_sha256": result.model_sha256,
                       "options": dict(result.options)},  # runtime options in effect, e.g. the clock
         }
