@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import typer
 
-from lutnas._common import EXIT_FAILED, EXIT_USAGE, fail
+from lutnas._common import EXIT_FAILED, EXIT_USAGE, err_console, fail
+from lutnas._text import literal
 
-__all__ = ["connect_timeout", "connect_timeout_option", "library_call"]
+__all__ = ["connect_timeout", "connect_timeout_option", "ctrl_c_stops", "library_call"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,3 +60,20 @@ def connect_timeout(value: float | None) -> float | None:
         fail(f"--connect-timeout-s must be a finite number > 0, got {value!r}", EXIT_USAGE)
     return value
 
+
+@contextmanager
+def ctrl_c_stops() -> Iterator[threading.Event]:
+    """An event Ctrl-C sets (the profile finishes its in-flight jobs and returns) instead of raising."""
+    stop = threading.Event()
+
+    def on_sigint(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal handler signature
+        err_console.print(literal(("stopping: finishing in-flight jobs; rerun to resume", "yellow")))
+        stop.set()
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if main else None
+    try:
+        yield stop
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)

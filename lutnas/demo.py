@@ -91,6 +91,15 @@ class DemoResult:
     stage_s: dict[str, float] = field(default_factory=dict)
     report: str | None = None  # the report page written, or None without plotly
 
+    def describe(self) -> list[str]:
+        """The LUT's fidelity and the predictor's rank correlation, one line each."""
+        val, pred = self.validation, self.predictor
+        return [f"LUT fidelity on {val['samples']} subnets: raw within ±10% {val['raw']['within_10pct']:.0f}%, "
+                f"calibrated (held-out) {val['calibrated']['within_10pct']:.0f}% (repeat noise median "
+                f"{val['noise']['repeat_median']:.1f}%)",
+                f"predictor: Kendall tau {pred['kendall']:.3f} on {pred['n']} held-out DyNAS-T subnets "
+                f"(trained in {pred['train_s']:.1f} s)"]
+
     def to_dict(self) -> dict[str, Any]:
         return {"rows": [r.to_dict() for r in self.rows], "profile": self.profile, "validation": self.validation,
                 "predictor": self.predictor, "stage_s": {k: round(v, 2) for k, v in self.stage_s.items()},

@@ -199,6 +199,56 @@ class DevicesReport:
     def to_dict(self) -> dict[str, Any]:
         return {"devices": self.devices, "errors": self.errors}
 
+    def facts(self) -> list[tuple[str, list[str]]]:
+        """The facts a reader compares, one ``(label, [text per device])`` row each (``-`` when unknown):
+        ``device`` is the user's NAME, ``agent's name`` what the agent calls itself."""
+        return [(label, [fact(row) for row in self.devices]) for label, fact in _FACTS]
+
+
+def _max_threads(row: dict[str, Any]) -> str:
+    """How many threads a job may ask for: one per CPU the timing worker may use (``-``: unpinned, any)."""
+    cpus = [c for c in (row.get("properties") or {}).get("timing_cpus", "").split(",") if c]
+    return f"{len(cpus)} (CPUs {','.join(cpus)})" if cpus else "-"
+
+
+def _governors(row: dict[str, Any]) -> str:
+    names = sorted({c.get("governor", "") for c in (row.get("state") or {}).get("cpus", []) if c.get("governor")})
+    return ",".join(names) or "-"
+
+
+def _max_temp(row: dict[str, Any]) -> str:
+    temps = [z.get("temp_c", 0.0) for z in (row.get("state") or {}).get("thermal", [])]
+    return f"{max(temps):.1f}" if temps else "-"
+
+
+def _runtimes(row: dict[str, Any]) -> str:
+    return ", ".join(f"{x['name']} {x.get('version', '')}".strip() for x in row.get("runtimes", []) if x.get("available"))
+
+
+def _agent(row: dict[str, Any]) -> str:
+    return (f"{row.get('agent_version', '')} (auth {'on' if row.get('auth_required') else 'off'}, "
+            f"tls {'on' if row.get('tls') else 'off'})")
+
+
+_FACTS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
+    ("device", lambda r: r.get("device", "")),
+    ("agent's name", lambda r: r.get("name", "") or "-"),
+    ("arch", lambda r: r.get("machine", "") or "-"),
+    ("board", lambda r: r.get("board", "") or "-"),
+    ("CPU", lambda r: r.get("cpu_model", "") or "-"),
+    ("cores", lambda r: str(r.get("cpu_cores", ""))),
+    ("int8 dot", lambda r: (r.get("properties") or {}).get("int8_dot_product", "") or "-"),
+    ("RAM MB", lambda r: str(r.get("ram_mb", ""))),
+    ("OS", lambda r: r.get("os", "")),
+    ("pinned CPUs", lambda r: ",".join(map(str, r.get("pinned_cpus", []))) or "-"),
+    ("threads up to", _max_threads),
+    ("governor", _governors),
+    ("max temp °C", _max_temp),
+    ("runtimes", _runtimes),
+    ("accelerators", lambda r: ", ".join(a.get("name", "") for a in r.get("accelerators", [])) or "-"),
+    ("agent", _agent),
+)
+
 
 def device_facts(agents: Sequence[str | AgentSpec], *, token: str | None = None, tls_ca: str | Path | None = None,
                  connect_timeout_s: float | None = None) -> DevicesReport:
@@ -288,6 +338,26 @@ class TimingReport:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.doc)
+
+    def summary(self) -> list[tuple[str, str]]:
+        """``(statistic, text)`` pairs for a reader: the latency statistics, the CI, the runtime and the clock."""
+        doc = self.doc
+        rows = [(f"{s} ms", f"{doc[f'{s}_ms']:.4f}" if doc[f"{s}_ms"] < 1 else f"{doc[f'{s}_ms']:.3f}")
+                for s in ("median", "mean", "std", "min", "p10", "p90", "max")]
+        ci = doc.get("rel_ci_median")
+        threads = f"{doc['threads']} thread{'s' if doc['threads'] != 1 else ''}"
+        return rows + [("n", str(doc["n"])), ("95% CI of median", "-" if ci is None else f"±{100 * ci:.2f}%"),
+                       ("stopped by", doc["stop_reason"]),
+                       ("runtime", f"{doc['runtime']} {doc['runtime_version']}, {threads}"),
+                       ("clock", _CLOCK_WORDS.get(doc["clock"], doc["clock"]))]
+
+
+_CLOCK_WORDS = {
+    "thread_cpu": "thread CPU time (preemption excluded; --option clock=wall for wall time)",
+    "wall": "wall clock",
+    "cuda_event": "CUDA events",
+    "benchmark_model": "benchmark_model's own timer",
+}
 
 
 def time_model_file(agent: str | AgentSpec, path: str | Path, *, runtime: str | None = None, threads: int = 1,

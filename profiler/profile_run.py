@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -56,6 +57,31 @@ class ProfileRun:
     def ok(self) -> bool:
         """Whether every device finished with no failed block."""
         return self.report.ok
+
+    def describe(self) -> list[str]:
+        """Lines for a reader beside the summary table: each few-shot transfer, each failure reason with a few of
+        its blocks, each aborted device."""
+        lines = []
+        for d in self.report.devices:
+            if d.setting_id in self.transfers:
+                fs = self.transfers[d.setting_id].summary()
+                lines.append(f"{d.name}: measured {self.counts[d.setting_id]['measured']} blocks, predicted "
+                             f"{fs['predicted']} from {', '.join(fs['sources'])} ({fs['candidate']}, cross-validated "
+                             f"error {fs['cv_error_pct']:.1f}% per block); check them with lutnas validate")
+        for d in self.report.devices:
+            for reason, count in Counter(f.reason for f in d.failed).most_common():
+                keys = [f.block_key for f in d.failed if f.reason == reason]
+                shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+                lines.append(f"{d.name}: {count} block(s) failed: {reason} ({shown})")
+            if d.aborted:
+                lines.append(f"aborted {d.name}: {d.aborted}")
+        return lines
+
+    def untimed(self) -> str:
+        """What is left to time, device by device (``none`` when nothing)."""
+        left = [f"{d.name}: {remaining_blocks(d)} of {d.total} blocks" for d in self.report.devices
+                if remaining_blocks(d)]
+        return "; ".join(left) or "none"
 
     def to_dict(self) -> dict[str, Any]:
         """``lutnas profile --json``."""

@@ -144,77 +144,23 @@ def devices_cmd(
     if json_out:
         emit_json(report.to_dict())
     else:
-        err_console.print(_devices_table(report.devices))
+        err_console.print(_devices_table(report))
         for f in report.errors:
             err_console.print(literal(("error:", "bold red"), " ", f["error"]), soft_wrap=True)
     if not report.ok:
         raise typer.Exit(EXIT_FAILED)
 
 
-def _devices_table(rows: list[dict[str, Any]]) -> Table:
+def _devices_table(report: Any) -> Table:
     """One column per device (ten facts side by side would not fit a terminal); every fact is the agent's word,
     shown as it reads, never as markup."""
     table = Table(title="lutnas agents")
     table.add_column("")
-    for row in rows:
+    for row in report.devices:
         table.add_column(literal(row["address"]), overflow="fold")
-    for label, fact in _FACTS:
-        table.add_row(label, *(literal(fact(r)) for r in rows))
+    for label, values in report.facts():
+        table.add_row(label, *map(literal, values))
     return table
-
-
-def _max_threads(row: dict) -> str:
-    """How many threads a job may ask for: one per CPU the timing worker may use (``-``: unpinned, any)."""
-    cpus = [c for c in (row.get("properties") or {}).get("timing_cpus", "").split(",") if c]
-    return f"{len(cpus)} (CPUs {','.join(cpus)})" if cpus else "-"
-
-
-def _governors(row: dict[str, Any]) -> str:
-    names = sorted({c.get("governor", "") for c in (row.get("state") or {}).get("cpus", []) if c.get("governor")})
-    return ",".join(names) or "-"
-
-
-def _max_temp(row: dict[str, Any]) -> str:
-    temps = [z.get("temp_c", 0.0) for z in (row.get("state") or {}).get("thermal", [])]
-    return f"{max(temps):.1f}" if temps else "-"
-
-
-def _runtimes(row: dict[str, Any]) -> str:
-    return ", ".join(f"{x['name']} {x.get('version', '')}".strip() for x in row.get("runtimes", []) if x.get("available"))
-
-
-def _agent(row: dict[str, Any]) -> str:
-    return (f"{row.get('agent_version', '')} (auth {'on' if row.get('auth_required') else 'off'}, "
-            f"tls {'on' if row.get('tls') else 'off'})")
-
-
-# The rows of the devices table: label, the fact of one device's JSON. ``device`` is the user's NAME
-# (of NAME=HOST:PORT), ``agent's name`` what the agent calls itself.
-_FACTS = (
-    ("device", lambda r: r.get("device", "")),
-    ("agent's name", lambda r: r.get("name", "") or "-"),
-    ("arch", lambda r: r.get("machine", "") or "-"),
-    ("board", lambda r: r.get("board", "") or "-"),
-    ("CPU", lambda r: r.get("cpu_model", "") or "-"),
-    ("cores", lambda r: str(r.get("cpu_cores", ""))),
-    ("int8 dot", lambda r: (r.get("properties") or {}).get("int8_dot_product", "") or "-"),
-    ("RAM MB", lambda r: str(r.get("ram_mb", ""))),
-    ("OS", lambda r: r.get("os", "")),
-    ("pinned CPUs", lambda r: ",".join(map(str, r.get("pinned_cpus", []))) or "-"),
-    ("threads up to", _max_threads),
-    ("governor", _governors),
-    ("max temp °C", _max_temp),
-    ("runtimes", _runtimes),
-    ("accelerators", lambda r: ", ".join(a.get("name", "") for a in r.get("accelerators", [])) or "-"),
-    ("agent", _agent),
-)
-
-_CLOCK_WORDS = {
-    "thread_cpu": "thread CPU time (preemption excluded; --option clock=wall for wall time)",
-    "wall": "wall clock",
-    "cuda_event": "CUDA events",
-    "benchmark_model": "benchmark_model's own timer",
-}
 
 
 def time_cmd(
@@ -243,24 +189,16 @@ def time_cmd(
     if json_out:
         emit_json(report.to_dict())
     else:
-        err_console.print(_timing_table(model_file.name, report.to_dict()))
+        err_console.print(_timing_table(model_file.name, report))
 
 
-def _timing_table(model: str, doc: dict[str, Any]) -> Table:
+def _timing_table(model: str, report: Any) -> Table:
     """Two columns, which fit narrow terminals (phones over ssh) where ten columns would be cut; the runtime's name
     and version and the stop reason are the agent's word."""
-    table = Table(title=literal(f"{model} on {doc['device']}"))
+    table = Table(title=literal(f"{model} on {report.device}"))
     table.add_column("statistic")
     table.add_column("value", justify="right")
-    for stat in ("median", "mean", "std", "min", "p10", "p90", "max"):
-        value = doc[f"{stat}_ms"]
-        table.add_row(f"{stat} ms", f"{value:.4f}" if value < 1 else f"{value:.3f}")
-    ci = doc.get("rel_ci_median")
-    threads = f"{doc['threads']} thread{'s' if doc['threads'] != 1 else ''}"
-    for key, value in (("n", str(doc["n"])), ("95% CI of median", "-" if ci is None else f"±{100 * ci:.2f}%"),
-                       ("stopped by", doc["stop_reason"]),
-                       ("runtime", f"{doc['runtime']} {doc['runtime_version']}, {threads}"),
-                       ("clock", _CLOCK_WORDS.get(doc["clock"], doc["clock"]))):
+    for key, value in report.summary():
         table.add_row(key, literal(value))
     return table
 

@@ -77,14 +77,8 @@ def _stage(name: str) -> Iterator[None]:
 
 def _render(result: Any, precision: str, elapsed_s: float) -> None:
     """The fidelity and predictor lines and the table of found subnets, on stderr."""
-    val = result.validation
-    err_console.print(
-        f"LUT fidelity on {val['samples']} subnets: raw within ±10% {val['raw']['within_10pct']:.0f}%, calibrated "
-        f"(held-out) {val['calibrated']['within_10pct']:.0f}% (repeat noise median {val['noise']['repeat_median']:.1f}%)"
-    )
-    pred = result.predictor
-    err_console.print(f"predictor: Kendall tau {pred['kendall']:.3f} on {pred['n']} held-out DyNAS-T subnets "
-                      f"(trained in {pred['train_s']:.1f} s)")
+    for line in result.describe():
+        err_console.print(line)
     table = Table(title=f"best subnets on this machine (ofa-mbv3-w1.0, 224 px, {precision}) — {elapsed_s:.0f} s")
     for col in ("budget ms", "subnet (depths, kernel·expand per block)", "pred. top-1 %", "LUT ms", "measured ms"):
         table.add_column(col, justify="left" if col.startswith("subnet") else "right")

@@ -6,18 +6,13 @@ The work is :func:`profiler.profile_run.profile_lut` and :func:`profiler.validat
 
 from __future__ import annotations
 
-import signal
-import threading
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 from rich.table import Table
 
-from lutnas._calls import connect_timeout, connect_timeout_option, library_call
+from lutnas._calls import connect_timeout, connect_timeout_option, ctrl_c_stops, library_call
 from lutnas._common import EXIT_FAILED, emit_json, err_console, note, parse_options, read_token, resolution_option, warn
 from lutnas._progress import rich_progress
 from lutnas._text import literal
@@ -26,24 +21,6 @@ __all__ = ["register"]
 
 # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C.
 EXIT_INTERRUPTED = 130
-
-
-@contextmanager
-def _ctrl_c_stops() -> Iterator[threading.Event]:
-    """An event Ctrl-C sets (the profile finishes its in-flight jobs and returns) instead of raising."""
-    stop = threading.Event()
-
-    def on_sigint(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal handler signature
-        err_console.print(literal(("stopping: finishing in-flight jobs; rerun to resume", "yellow")))
-        stop.set()
-
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_sigint) if main else None
-    try:
-        yield stop
-    finally:
-        if main:
-            signal.signal(signal.SIGINT, previous)
 
 
 def profile_cmd(
@@ -97,39 +74,21 @@ def profile_cmd(
             cache_dir=str(cache_dir) if cache_dir else None, connect_timeout_s=connect_timeout(connect_timeout_s))
         sources = [s for s in (from_ or "").split(",") if s.strip()]
         token = read_token(token_file)
-        with _ctrl_c_stops() as stop, rich_progress(enabled=not json_out) as progress:
+        with ctrl_c_stops() as stop, rich_progress(enabled=not json_out) as progress:
             run = profile_lut(db, agent, settings, few_shot=few_shot, sources=sources, token=token, tls_ca=tls_ca,
                               progress=progress, stop=stop, notify=note)
     if json_out:
         emit_json(run.to_dict())
     else:
-        _render_profile(run)
+        err_console.print(_summary_table(run.report))
+        for line in run.describe():
+            err_console.print(literal(line), soft_wrap=True)
     if run.interrupted:
-        left = [f"{d['device']}: {d['remaining']} of {d['total']} blocks" for d in run.to_dict()["devices"] if d["remaining"]]
-        err_console.print(literal(("interrupted", "yellow"), f": not timed yet: {'; '.join(left) or 'none'}. Run the "
-                                  "same command again to time the rest (stored blocks are skipped)."))
+        err_console.print(literal(("interrupted", "yellow"), f": not timed yet: {run.untimed()}. Run the same command "
+                                  "again to time the rest (stored blocks are skipped)."))
         raise typer.Exit(EXIT_INTERRUPTED)
     if not run.ok:
         raise typer.Exit(EXIT_FAILED)
-
-
-def _render_profile(run: Any) -> None:
-    """The summary table, the few-shot lines and one line per failure reason, on stderr."""
-    err_console.print(_summary_table(run.report))
-    doc = run.to_dict()
-    for d in doc["devices"]:
-        if d["few_shot"] is not None:
-            fs = d["few_shot"]
-            err_console.print(literal(f"{d['device']}: measured {d['measured']} blocks, predicted {fs['predicted']} "
-                                      f"from {', '.join(fs['sources'])} ({fs['candidate']}, cross-validated error "
-                                      f"{fs['cv_error_pct']:.1f}% per block); check them with lutnas validate"))
-    for d in run.report.devices:
-        for reason, count in Counter(f.reason for f in d.failed).most_common():
-            keys = [f.block_key for f in d.failed if f.reason == reason]
-            shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
-            err_console.print(literal((f"{d.name}: {count} block(s) failed:", "red"), f" {reason} ({shown})"))
-        if d.aborted:
-            err_console.print(literal(("aborted", "red"), f" {d.name}: {d.aborted}"))
 
 
 def _summary_table(report: Any) -> Table:
