@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
-from space import Block, SearchSpace, SubnetBatch, get_space
+from space import Block, ResNetSpace, SearchSpace, SubnetBatch, get_space
 from space.batch import choice_index
 from space.counts import block_macs, block_params
 
@@ -86,11 +87,11 @@ class AdditiveTable:
         return self._fixed[idx], self._slot[idx]
 
 
-def _build(space: SearchSpace | str, resolutions: Iterable[int] | None, cost, name: str) -> AdditiveTable:
+def _build(space: SearchSpace | ResNetSpace | str, resolutions: Iterable[int] | None, cost, name: str) -> Any:
     space = get_space(space)
-    if not isinstance(space, SearchSpace):
-        raise ValueError(f"{name} tables need a space of kernel/expand slots; {space.name} is not one")
     res = tuple(sorted(set(space.resolutions if resolutions is None else (int(r) for r in resolutions))))
+    if isinstance(space, ResNetSpace):
+        return _block_sum(space, res, cost)
     n_k, n_e = len(space.ks_choices), len(space.expand_choices)
     fixed = np.zeros(len(res))
     slot = np.zeros((len(res), space.n_slots, n_k, n_e))
@@ -105,8 +106,17 @@ def _build(space: SearchSpace | str, resolutions: Iterable[int] | None, cost, na
     return AdditiveTable(space, res, fixed, slot, name)
 
 
-def macs_table(space: SearchSpace | str, resolutions: Iterable[int] | None = None) -> AdditiveTable:
-    """A table pricing subnets of ``space`` in multiply-adds (MACs).
+def _block_sum(space: ResNetSpace, res: tuple[int, ...], cost: Any) -> Any:
+    """A ResNet space's counts, summed block by block like its latency LUT (a block's width depends on the
+    previous stage's, so there is no per-slot table)."""
+    from lut.blocksum import BlockSumLut
+
+    return BlockSumLut.from_table({b.key: float(cost(b)) for b in space.unique_blocks(res)}, space, resolutions=res)
+
+
+def macs_table(space: SearchSpace | ResNetSpace | str, resolutions: Iterable[int] | None = None) -> Any:
+    """A table pricing subnets of ``space`` in multiply-adds (MACs): an :class:`AdditiveTable`, or for a
+    ResNet space a block-sum table with the same interface.
 
     Args:
         space: a space name or SearchSpace.
@@ -115,8 +125,8 @@ def macs_table(space: SearchSpace | str, resolutions: Iterable[int] | None = Non
     return _build(space, resolutions, block_macs, "macs")
 
 
-def params_table(space: SearchSpace | str, resolutions: Iterable[int] | None = None) -> AdditiveTable:
-    """A table counting the parameters of subnets of ``space`` (independent of resolution).
+def params_table(space: SearchSpace | ResNetSpace | str, resolutions: Iterable[int] | None = None) -> Any:
+    """A table counting the parameters of subnets of ``space`` (independent of resolution; see :func:`macs_table`).
 
     Args:
         space: a space name or SearchSpace.

@@ -33,8 +33,9 @@ from search.errors import (
     InfeasibleSearchError,
     SpaceMismatchError,
 )
+from search.genomes import genome_for
 from search.prediction_cache import PredictionCache
-from space import Genome, SearchSpace, SubnetBatch, describe_resolutions, get_space
+from space import Genome, ResNetSpace, SearchSpace, SubnetBatch, describe_resolutions, get_space
 from space.batch import choice_index
 
 __all__ = [
@@ -113,12 +114,12 @@ def latency_constraint(device: str, table: Any, budget_ms: float) -> Constraint:
     return Constraint(name=device, kind="latency", model=table, limit=float(budget_ms), unit="ms")
 
 
-def macs_constraint(space: SearchSpace | str, max_macs: float) -> Constraint:
+def macs_constraint(space: SearchSpace | ResNetSpace | str, max_macs: float) -> Constraint:
     """At most ``max_macs`` multiply-adds."""
     return Constraint(name="macs", kind="macs", model=macs_table(space), limit=float(max_macs))
 
 
-def params_constraint(space: SearchSpace | str, max_params: float) -> Constraint:
+def params_constraint(space: SearchSpace | ResNetSpace | str, max_params: float) -> Constraint:
     """At most ``max_params`` parameters."""
     return Constraint(name="params", kind="params", model=params_table(space), limit=float(max_params))
 
@@ -223,7 +224,7 @@ def _model_space_name(model: Any) -> str | None:
     return None if name is None else str(name)
 
 
-def search_resolutions(space: SearchSpace | str, constraints: Sequence[Constraint], predictor: Any = None,
+def search_resolutions(space: SearchSpace | ResNetSpace | str, constraints: Sequence[Constraint], predictor: Any = None,
                        resolutions: Iterable[int] | None = None) -> tuple[int, ...]:
     """The resolutions a search may use: the space's, held by every constraint's model and
     trained on by the predictor, optionally narrowed to ``resolutions``.
@@ -251,7 +252,7 @@ def search_resolutions(space: SearchSpace | str, constraints: Sequence[Constrain
     return tuple(sorted(allowed))
 
 
-def check_constraints(space: SearchSpace | str, constraints: Sequence[Constraint], predictor: Any,
+def check_constraints(space: SearchSpace | ResNetSpace | str, constraints: Sequence[Constraint], predictor: Any,
                       resolutions: tuple[int, ...]) -> None:
     """Fail fast on a space mismatch or a bound no subnet can meet (or every subnet meets).
 
@@ -331,11 +332,11 @@ class _Evaluator:
     """Prices subnets against all constraints (exactly through each model's ``predict_batch``,
     or, for gene rows, through :class:`_StackedTables` when every model is additive)."""
 
-    def __init__(self, constraints: Sequence[Constraint], genome: Genome | None = None) -> None:
+    def __init__(self, constraints: Sequence[Constraint], genome: Any = None) -> None:
         self.constraints = list(constraints)
         self.limits = np.array([c.limit for c in self.constraints], dtype=np.float64)
         self._stacked = None
-        if genome is not None and self.constraints and all(
+        if isinstance(genome, Genome) and self.constraints and all(
                 hasattr(c.model, "additive_tables") for c in self.constraints):
             stacked = _StackedTables(genome, [c.model for c in self.constraints])
             self._stacked = stacked if stacked.finite else None
@@ -373,9 +374,9 @@ def _shrink(space: SearchSpace, batch: SubnetBatch, prob: float, rng: np.random.
     return SubnetBatch(*out)
 
 
-def initial_population(space: SearchSpace, evaluator: _Evaluator, n: int, rng: np.random.Generator,
+def initial_population(space: SearchSpace | ResNetSpace, evaluator: _Evaluator, n: int, rng: np.random.Generator,
                        resolutions: tuple[int, ...], settings: EvolutionSettings,
-                       seed_population: SubnetBatch | None = None) -> SubnetBatch:
+                       seed_population: Any = None) -> Any:
     """``n`` feasible subnets: the feasible part of ``seed_population`` first, then uniform
     random subnets kept when feasible (OFA's rejection sampling); when those are too rare,
     draws biased toward the smallest choices.
@@ -383,7 +384,8 @@ def initial_population(space: SearchSpace, evaluator: _Evaluator, n: int, rng: n
     Raises:
         InfeasibleSearchError: fewer than ``n`` feasible subnets after ``max_init_samples`` draws.
     """
-    parts: list[SubnetBatch] = []
+    genome = genome_for(space, resolutions)
+    parts: list[Any] = []
     have = 0
     if seed_population is not None and len(seed_population):
         ok = np.isin(seed_population.r, resolutions)
@@ -400,9 +402,7 @@ def initial_population(space: SearchSpace, evaluator: _Evaluator, n: int, rng: n
                 "the constraints may be jointly unreachable"
             )
         chunk = min(max(4 * (n - have), 256), settings.max_init_samples - drawn)
-        cand = space.sample(chunk, rng, resolutions=resolutions)
-        if shrink > 0:
-            cand = _shrink(space, cand, shrink, rng, resolutions)
+        cand = _draw(genome, chunk, rng, shrink, resolutions)
         drawn += chunk
         ok = np.flatnonzero(evaluator.feasible(cand))
         if len(ok):
@@ -412,7 +412,17 @@ def initial_population(space: SearchSpace, evaluator: _Evaluator, n: int, rng: n
         # Rare feasible subnets: lean toward the smallest choices, more each round.
         if have < n and len(ok) < 0.01 * chunk and drawn >= 16 * n:
             shrink = min(1.0, shrink + 0.1)
-    return SubnetBatch.concat(parts) if len(parts) > 1 else parts[0]
+    return type(parts[0]).concat(parts) if len(parts) > 1 else parts[0]
+
+
+def _draw(genome: Any, n: int, rng: np.random.Generator, shrink: float, resolutions: tuple[int, ...]) -> Any:
+    """``n`` random subnets, each gene set to its smallest choice with probability ``shrink``."""
+    genes = genome.sample(n, rng)
+    if shrink <= 0:
+        return genome.to_batch(genes)
+    if isinstance(genome, Genome):
+        return _shrink(genome.space, genome.to_batch(genes), shrink, rng, resolutions)
+    return genome.to_batch(genome.shrink(genes, shrink, rng))
 
 
 class _TryPlan:
@@ -438,7 +448,7 @@ class _TryPlan:
             self.rate[kind] = max(feasible / candidates, 0.01)
 
 
-def _breed(genome: Genome, parents: np.ndarray, mut_parent: np.ndarray, pair: np.ndarray,
+def _breed(genome: Any, parents: np.ndarray, mut_parent: np.ndarray, pair: np.ndarray,
            settings: EvolutionSettings, evaluator: _Evaluator, rng: np.random.Generator,
            plan: _TryPlan) -> tuple[np.ndarray, int]:
     """One generation's children (gene rows): mutants of ``parents[mut_parent]``, then crossovers of the ``pair`` rows.
@@ -522,7 +532,7 @@ def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
 
 
 def evolutionary_search(
-    space: SearchSpace | str,
+    space: SearchSpace | ResNetSpace | str,
     constraints: Sequence[Constraint],
     predictor: AccuracyModel,
     settings: EvolutionSettings | None = None,
@@ -559,7 +569,7 @@ def evolutionary_search(
 
 
 def _evolutionary_search(
-    space: SearchSpace | str,
+    space: SearchSpace | ResNetSpace | str,
     constraints: Sequence[Constraint],
     predictor: AccuracyModel,
     settings: EvolutionSettings | None,
@@ -577,7 +587,7 @@ def _evolutionary_search(
     resolutions = search_resolutions(space, constraints, predictor, settings.resolutions)
     check_constraints(space, constraints, predictor, resolutions)
     rng = np.random.default_rng(random_state)
-    genome = Genome(space, resolutions)
+    genome = genome_for(space, resolutions)
     evaluator = _Evaluator(constraints, genome)
     if cache is None:
         cache = PredictionCache(predictor, genome)

@@ -27,8 +27,9 @@ from search.evolution import (
     evolutionary_search,
     search_resolutions,
 )
+from search.genomes import genome_for
 from search.prediction_cache import PredictionCache
-from space import Genome, SearchSpace, get_space
+from space import SearchSpace
 
 __all__ = ["independent_sweep", "pareto_front", "pareto_sweep"]
 
@@ -67,7 +68,7 @@ def pareto_sweep(
         res = search_resolutions(space, cons, predictor, settings.resolutions if settings else None)
         check_constraints(space, cons, predictor, res)
     rng = np.random.default_rng(random_state)
-    cache = PredictionCache(predictor, Genome(get_space(space)))  # points share the networks they score
+    cache = PredictionCache(predictor, genome_for(space))  # points share the networks they score
     results: list[SearchResult] = []
     previous = None
     for point in points:
@@ -102,7 +103,7 @@ def independent_sweep(
         One entry per point, in the order given: its result, or the error that says why no subnet
         fits it (out of the achievable range, or jointly unreachable).
     """
-    cache = PredictionCache(predictor, Genome(get_space(space)))
+    cache = PredictionCache(predictor, genome_for(space))
     out: list[SearchResult | BudgetOutOfRangeError | InfeasibleSearchError] = []
     for point in points:
         try:

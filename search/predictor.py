@@ -42,12 +42,11 @@ PREDICTOR_KIND = "lutnas-accuracy-predictor"  # marks a lutnas predictor file
 SubnetsLike = SubnetBatch | Sequence[Mapping[str, Any]]
 
 
-def to_batch(subnets: SubnetsLike, space_name: str) -> SubnetBatch:
-    """A SubnetBatch from a batch (passed through) or a sequence of OFA arch dicts (validated)."""
-    if isinstance(subnets, SubnetBatch):
-        return subnets
-    space = get_space(space_name)
-    return SubnetBatch.from_subnets([space.validate(a) for a in subnets])
+def to_batch(subnets: SubnetsLike, space_name: str) -> Any:
+    """A population of the space's family from a batch (passed through) or a sequence of arch dicts (validated)."""
+    from search.genomes import as_batch
+
+    return as_batch(subnets, space_name)
 
 
 def _kernel(a: np.ndarray, b: np.ndarray, length_scale: float, variance: float) -> np.ndarray:
@@ -360,6 +359,13 @@ class LutnasPredictor:
             )
         pred.members_ = members
         pred._encoders = {name: get_encoding(name, pred.space) for name in pred.encodings}
+        for m in members:  # the encoding is derived from the space: a file of another space's shape is named
+            width = pred._encoders[m["encoding"]].width
+            if len(m["mean"]) != width:
+                raise SpaceMismatchError(
+                    f"predictor {path} holds a {len(m['mean'])}-float {m['encoding']!r} encoding, but space "
+                    f"{meta['space']!r} encodes subnets in {width} floats; retrain it for this space"
+                )
         pred.y_mean_ = float(meta["y_mean"])
         pred.y_scale_ = float(meta["y_scale"])
         pred.resolutions_ = tuple(int(r) for r in meta["resolutions"])

@@ -80,7 +80,7 @@ def test_lutnas_encoding_contents():
     sp = get_space("ofa-mbv3-w1.0")
     batch = sp.sample(16, np.random.default_rng(3))
     enc = LutnasEncoding(sp)(batch)
-    assert enc.shape == (16, LutnasEncoding.width) and np.isfinite(enc).all()
+    assert enc.shape == (16, LutnasEncoding(sp).width) == (16, 151) and np.isfinite(enc).all()
     np.testing.assert_array_equal(enc[:, :120], OFAEncoding(sp)(batch)[:, :120])
     depth_hot = enc[:, 120:135].reshape(16, 5, 3)
     np.testing.assert_array_equal(depth_hot.argmax(axis=2), batch.d - 2)
