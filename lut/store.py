@@ -251,6 +251,50 @@ class LutStore:
         """
         self.put_rows(setting_id, [(block_key, stats, provenance)])
 
+    _INSERT_NEW = _sql(
+        f"INSERT INTO lut_rows (setting_id, {', '.join(ROW_COLUMNS)}) "
+        f"VALUES (:setting_id, {', '.join(':' + c for c in ROW_COLUMNS)}) "
+        "ON CONFLICT (setting_id, block_key) DO NOTHING"
+    )
+
+    def put_claimed_row(self, setting_id: int, block_key: str, stats: Mapping[str, Any],
+                        provenance: Mapping[str, Any] | None, holder: str) -> bool:
+        """Write a row a profiling host timed under its work lease, unless another host's row got there first.
+
+        Hosts sharing a setting can time one block twice: a host cut off from the store for longer than
+        its lease comes back with results for blocks another host has taken over since. The row already
+        stored stays; the late one is not written. The row names its host in ``extra["host"]``, which
+        must be ``holder``; a row of ``holder``'s own (a re-timing after a sentinel drift) and a predicted
+        row are replaced, as :meth:`put_row` would.
+
+        Returns:
+            Whether the row was written (False: another host's measured row is there).
+
+        Raises:
+            ValueError: a bad key or value, or ``extra["host"]`` is not ``holder``.
+        """
+        row = normalize_row(block_key, stats, provenance)
+        params = {"setting_id": setting_id, **dict(zip(ROW_COLUMNS, row))}
+        host = json.loads(params["extra"] or "{}").get("host")
+        if host != holder:
+            raise ValueError(f"extra['host'] must be the holder {holder!r}, got {host!r}")
+        with self._write() as conn:
+            self._check_setting_id(conn, setting_id)
+            there = conn.execute(_sql("SELECT source, extra FROM lut_rows WHERE setting_id = :sid AND block_key = :key"
+                                      + self._db.for_update), {"sid": setting_id, "key": row[0]}).first()
+            if there is None:
+                # Two hosts may both find no row: the second insert does nothing, and that host's row is the late one.
+                if conn.execute(self._INSERT_NEW, params).rowcount == 0:
+                    return False
+            elif there[0] != PREDICTED_SOURCE and json.loads(there[1] or "{}").get("host") != holder:
+                return False
+            else:
+                conn.execute(self._UPSERT, params)
+            done = {"sid": setting_id, "key": row[0]}
+            conn.execute(_sql("DELETE FROM failed_blocks WHERE setting_id = :sid AND block_key = :key"), done)
+            conn.execute(_sql("DELETE FROM work_leases WHERE setting_id = :sid AND block_key = :key"), done)
+        return True
+
     def put_rows(self, setting_id: int, rows: Iterable[RowInput], *, default_source: str = "measured") -> int:
         """Write many rows in one transaction: all of them or, on any bad row, none.
 

@@ -161,7 +161,13 @@ class AgentWorker:
             medians = [r[0]["median_ms"] for r in readings]
             self.stats.round_medians[block.key] = medians
             provenance = {**provenance, "extra": {**provenance["extra"], ROUND_MEDIANS: medians}}
-        self.store.put_row(self.setting_id, block.key, stats, provenance)
+        if not self.store.put_claimed_row(self.setting_id, block.key, stats, provenance, holder=self.host):
+            # This host's claim lapsed (it lost the store for longer than the lease) and another host stored the
+            # block meanwhile: that row stays.
+            self.faults.append(f"{self.ref.address}: {block.key} already stored by another host; this late result "
+                               "is dropped")
+            log.warning("%s: %s was stored by another host while this one could not reach the store; its late "
+                        "result is dropped", self.ref.name, block.key)
 
     def _job_failed(self, task: Task, reason: str, max_attempts: int | None = None) -> None:
         failure = self.work.job_failed(self.ref.address, task, reason, max_attempts or self.settings.max_attempts)

@@ -1,0 +1,129 @@
+"""Two profiling hosts on their own network stacks share a PostgreSQL server on a third; one loses the database.
+
+Host A and host B are
+``python -m tests.reliability._profile_host`` processes, each in a namespace with its own agent in
+another, all filing rows under one device name, so they split the blocks through work leases. Once A
+has stored some rows, A's link to the database is cut for several lease lengths (its link to its agent
+stays up). B takes A's lapsed claims over and finishes them; when A's link heals, its late results
+must neither replace B's rows nor add rows: every block has one row, and every row B stored during the
+outage is still B's, unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from lut import LutStore
+from lut.testing import PostgresUnavailable, TemporaryPostgres
+
+from ._harness import TOKEN, block_keys, kill_pid, timed_keys, wait_for
+from ._netagents import NetAgent
+from ._netlab import NetLab, Node, unavailable
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+LEASE_S = 3.0  # short leases: B takes A's claims over soon after A loses the database
+CUT_AFTER_ROWS = 8
+SCALE = 4.0  # block latencies x4: the profile lasts long enough to cut A mid-run
+
+
+@pytest.fixture
+def lab():
+    reason = unavailable()
+    if reason is not None:
+        pytest.skip(f"real-network tests need network namespaces: {reason}")
+    lab = NetLab()
+    yield lab
+    lab.close()
+
+
+def _host(node: Node, tmp_path: Path, url: str, address: str, run: str, env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    report = tmp_path / f"report-{run}.json"
+    args = node.python("-m", "tests.reliability._profile_host", "--db", url, "--agent", f"board={address}",
+                       "--token-file", str(token_file), "--report", str(report), "--scale", str(SCALE),
+                       "--lease-s", str(LEASE_S), "--claim-batch", "4")
+    child_env = {**os.environ, **env, "PYTHONPATH": str(_REPO_ROOT)}
+    with open(tmp_path / f"host-{run}.log", "w") as log:
+        proc = subprocess.Popen(args, cwd=_REPO_ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT)
+    return proc, report
+
+
+def _rows(url: str) -> dict[str, list[tuple]]:
+    """block key -> its rows as (host, agent, median_ms)."""
+    with LutStore(url, create=False) as store:
+        found: dict[str, list[tuple]] = {}
+        for key, extra, median in store._query("SELECT block_key, extra, median_ms FROM lut_rows"):
+            e = json.loads(extra)
+            found.setdefault(key, []).append((e.get("host"), e["agent"], median))
+        return found
+
+
+def test_host_cut_from_database_longer_than_the_lease(lab: NetLab, tmp_path: Path, tally) -> None:
+    keys = block_keys()
+    db_node, host_a, host_b = lab.node("db"), lab.node("hosta"), lab.node("hostb")
+    try:
+        pg = TemporaryPostgres(fast=True, listen=db_node.ip, netns=db_node.ns)
+        pg.start()
+    except PostgresUnavailable as err:
+        pytest.skip(f"needs PostgreSQL: {err}")
+    agents = [NetAgent(lab.node("deva"), tmp_path / "a").start(), NetAgent(lab.node("devb"), tmp_path / "b").start()]
+    hosts: list[subprocess.Popen] = []
+    try:
+        url = pg.create_database("lut")
+        LutStore(url).close()
+        proc_a, report_a = _host(host_a, tmp_path, url, agents[0].address, "a", {})
+        proc_b, report_b = _host(host_b, tmp_path, url, agents[1].address, "b", {})
+        hosts += [proc_a, proc_b]
+        wait_for(lambda: sum(r[0][1] == agents[0].address for r in _rows(url).values()) >= CUT_AFTER_ROWS, 120.0,
+                 f"host A to store {CUT_AFTER_ROWS} rows", poll_s=0.05)
+        host_a.partition(db_node)
+        tally.add(faults_injected=1)
+        # B takes over: rows keep coming while A cannot write, well past A's leases.
+        wait_for(lambda: proc_b.poll() is not None, 120.0, "host B to finish", poll_s=0.2)
+        during = _rows(url)
+        host_a.heal()
+        assert proc_b.returncode == 0, (tmp_path / "host-b.log").read_text()[-2000:]
+        assert proc_a.wait(120.0) == 0, (tmp_path / "host-a.log").read_text()[-3000:]
+    finally:
+        for proc in hosts:
+            if proc.poll() is None:
+                kill_pid(proc.pid, signal.SIGKILL)
+                proc.wait(10.0)
+        for agent in agents:
+            agent.stop()
+        pg_rows = None
+        try:
+            pg_rows = _rows(url) if "url" in locals() else None
+        finally:
+            pg.stop()
+    assert pg_rows is not None
+    final = pg_rows
+    count = Counter({k: len(v) for k, v in final.items()})
+    tally.add(rows_lost=len(set(keys) - set(final)), rows_duplicated=sum(n - 1 for n in count.values()))
+    assert set(final) == set(keys) and set(count.values()) == {1}
+    # Every row says which agent timed it and which host stored it.
+    assert all(host and agent in {a.address for a in agents} for (host, agent, _), in final.values())
+    # What B stored while A was cut off is still there, untouched by A's late results.
+    by_b = {k: v for k, v in during.items() if v[0][1] == agents[1].address}
+    assert all(final[k] == v for k, v in by_b.items())
+    (dev_a,) = json.loads(report_a.read_text())["devices"]
+    (dev_b,) = json.loads(report_b.read_text())["devices"]
+    late = [f for d in (dev_a, dev_b) for f in d["agent_faults"] if "stored by another host" in f]
+    timed = timed_keys(*(a.job_log for a in agents))
+    twice = [k for k, n in timed.items() if n > 1]
+    # A block is timed by both hosts only when one of them came too late to store it, and the report says so.
+    assert set(timed) == set(keys) and max(timed.values()) <= 2
+    assert set(twice) == {f.split(": ")[1].split(" ")[0] for f in late}, (twice, late)
+    tally.add(in_flight_retimed=len(twice))
+    tally.note(f"host cut from PostgreSQL until B finished (leases {LEASE_S:g} s): A stored "
+               f"{sum(r[0][1] == agents[0].address for r in final.values())} rows, B {dev_b['timed']}; "
+               f"{len(late)} late result(s) of A dropped, {len(twice)} block(s) timed by both hosts")
