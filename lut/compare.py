@@ -21,20 +21,37 @@ import numpy as np
 import pandas as pd
 
 from lut.errors import MissingBlocksError
-from lut.predict import FIXED_KINDS, CompiledLut
-from space import SearchSpace
+from lut.predict import CompiledLut
+from space import ResNetSpace, SearchSpace
 
 __all__ = ["PairComparison", "Comparison", "comparable_resolutions", "compare_luts", "plot_comparison", "block_groups",
-           "GROUPS"]
+           "GROUPS", "space_groups", "space_kinds"]
 
 logger = logging.getLogger(__name__)
 
 # Blocks listed by name in a pair's JSON (slowest first); the count covers all of them.
 SLOWER_LISTED = 50
 
-# Latency groups of a subnet, in run order: the fixed blocks and the five elastic stages.
+# Latency groups of an OFA-MobileNetV3 subnet, in run order: the fixed blocks and the five elastic stages
+# (other spaces: space_groups).
 GROUPS: tuple[str, ...] = ("first_conv", "first_block", "stage1", "stage2", "stage3", "stage4", "stage5",
                            "final_expand", "avgpool", "feature_mix", "classifier")
+
+
+def space_groups(space: SearchSpace | ResNetSpace) -> tuple[str, ...]:
+    """A space's latency groups in run order: its fixed blocks and one group per stage (a ResNet's stem is one)."""
+    stages = tuple(f"stage{s + 1}" for s in range(space.n_stages))
+    if isinstance(space, ResNetSpace):
+        return ("stem", *stages, "classifier")
+    fixed = space.fixed_kinds
+    return (*fixed[:2], *stages, *fixed[2:])
+
+
+def space_kinds(space: SearchSpace | ResNetSpace) -> tuple[str, ...]:
+    """A space's block kinds in run order (what ``ratio_by_kind`` and ``dominant_kinds`` are keyed by)."""
+    if isinstance(space, ResNetSpace):
+        return ("conv_bn_act", "maxpool", "bottleneck", "classifier")
+    return ("first_conv", "mbconv", *space.fixed_kinds[2:])
 
 
 @dataclass(frozen=True)
@@ -96,8 +113,10 @@ class Comparison:
         }
 
 
-def block_groups(space: SearchSpace, resolutions: Iterable[int]) -> dict[str, tuple[str, str]]:
-    """``{block_key: (kind, group)}`` for every block of ``space`` at ``resolutions`` (group from ``GROUPS``)."""
+def block_groups(space: SearchSpace | ResNetSpace, resolutions: Iterable[int]) -> dict[str, tuple[str, str]]:
+    """``{block_key: (kind, group)}`` for every block of ``space`` at ``resolutions`` (group from :func:`space_groups`)."""
+    if isinstance(space, ResNetSpace):
+        return _resnet_groups(space, resolutions)
     out: dict[str, tuple[str, str]] = {}
     for r in resolutions:
         stem, _ = space.stem_blocks(r)
@@ -113,6 +132,18 @@ def block_groups(space: SearchSpace, resolutions: Iterable[int]) -> dict[str, tu
     return out
 
 
+def _resnet_groups(space: ResNetSpace, resolutions: Iterable[int]) -> dict[str, tuple[str, str]]:
+    """ResNet blocks: the stem's convs and pool, bottlenecks by stage (their output widths differ per stage)."""
+    stage_of = {chs: s for s in range(space.n_stages) for chs in space.stage_widths(s)}
+    out: dict[str, tuple[str, str]] = {}
+    for block in space.unique_blocks(list(resolutions)):
+        if block.kind == "bottleneck":
+            out[block.key] = ("bottleneck", f"stage{stage_of[block.out_chs] + 1}")
+        else:
+            out[block.key] = (block.kind, "classifier" if block.kind == "classifier" else "stem")
+    return out
+
+
 def _ratio_summary(ratios: pd.Series, labels: pd.Series, order: Sequence[str]) -> pd.DataFrame:
     rows = {}
     for label in order:
@@ -125,25 +156,47 @@ def _ratio_summary(ratios: pd.Series, labels: pd.Series, order: Sequence[str]) -
 
 
 def _group_shares(lut: CompiledLut, batch: Any) -> tuple[dict[str, float], dict[str, float]]:
+    if isinstance(lut.space, ResNetSpace):
+        return _block_shares(lut, batch)
     parts = lut.components(batch)
     total = parts["raw_ms"]
     per_group: dict[str, np.ndarray] = {}
     fixed = _fixed_by_r(lut, batch.r)
-    for i, kind in enumerate(FIXED_KINDS):
+    for i, kind in enumerate(lut.space.fixed_kinds):
         per_group[kind] = fixed[:, i]
     for s in range(lut.space.n_stages):
         per_group[f"stage{s + 1}"] = parts[f"stage{s + 1}_ms"]
     safe_total = np.where(total > 0, total, np.nan)
-    groups = {g: float(np.nanmean(per_group[g] / safe_total)) for g in GROUPS}
+    groups = {g: float(np.nanmean(per_group[g] / safe_total)) for g in space_groups(lut.space)}
     kinds = {"first_conv": groups["first_conv"],
              "mbconv": groups["first_block"] + sum(groups[f"stage{s + 1}"] for s in range(lut.space.n_stages))}
-    kinds.update({k: groups[k] for k in ("final_expand", "avgpool", "feature_mix", "classifier")})
+    kinds.update({k: groups[k] for k in lut.space.fixed_kinds[2:]})
+    return groups, kinds
+
+
+def _block_shares(lut: Any, batch: Any) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean latency shares by group and by kind, summed block by block (ResNet subnets)."""
+    space = lut.space
+    subs = list(batch)
+    labels = block_groups(space, sorted({s.r for s in subs}))
+    groups = dict.fromkeys(space_groups(space), 0.0)
+    kinds = dict.fromkeys(space_kinds(space), 0.0)
+    for sub in subs:
+        blocks = space.blocks(sub)
+        ms = np.asarray(lut.block_latencies(blocks, sub.r))
+        total = ms.sum() * len(subs)
+        if total <= 0:
+            continue
+        for block, v in zip(blocks, ms):
+            kind, group = labels[block.key]
+            groups[group] += v / total
+            kinds[kind] += v / total
     return groups, kinds
 
 
 def _fixed_by_r(lut: CompiledLut, r: np.ndarray) -> np.ndarray:
     uniq, inverse = np.unique(r, return_inverse=True)
-    table = np.array([[lut.fixed_components(int(x))[k] for k in FIXED_KINDS] for x in uniq])
+    table = np.array([[lut.fixed_components(int(x))[k] for k in lut.space.fixed_kinds] for x in uniq])
     return table[inverse]
 
 
@@ -193,7 +246,10 @@ def compare_luts(luts: Mapping[str, CompiledLut], *, resolutions: Sequence[int] 
     names = list(luts)
     space = next(iter(luts.values())).space
     rng = np.random.default_rng(random_state)
-    batch = space.sample(n_subnets, rng, resolutions=res)
+    if isinstance(space, ResNetSpace):  # priced block by block: a list of subnets is its batch
+        batch: Any = space.sample_archs(n_subnets, rng, resolutions=res)
+    else:
+        batch = space.sample(n_subnets, rng, resolutions=res)
     subnet_ms = {n: luts[n].predict_batch(batch, calibrated=False) for n in names}
     groups = block_groups(space, res)
     per_res_keys = {r: [b.key for b in space.unique_blocks(r)] for r in res}
@@ -215,10 +271,10 @@ def compare_luts(luts: Mapping[str, CompiledLut], *, resolutions: Sequence[int] 
             subnet_kendall=_corr(kendalltau, subnet_ms[a], subnet_ms[b]),
             median_ratio=float(ratios.median()) if len(ratios) else float("nan"),
             subnet_median_ratio=float(np.median(subnet_ms[b] / subnet_ms[a])),
-            ratio_by_kind=_ratio_summary(ratios, kinds, ("first_conv", "mbconv", "final_expand", "avgpool",
-                                                         "feature_mix", "classifier")),
-            ratio_by_group=_ratio_summary(ratios, grps, GROUPS),
-            ratio_by_resolution=_ratio_by_resolution(tables[a], tables[b], per_res_keys, groups),
+            ratio_by_kind=_ratio_summary(ratios, kinds, space_kinds(space)),
+            ratio_by_group=_ratio_summary(ratios, grps, space_groups(space)),
+            ratio_by_resolution=_ratio_by_resolution(tables[a], tables[b], per_res_keys, groups,
+                                                     space_groups(space)),
             slower=_slower_blocks([k for k, keep in zip(shared, ok) if keep], lat_a[ok], lat_b[ok], groups),
         ))
     dominant, dominant_kinds = {}, {}
@@ -240,15 +296,15 @@ def _slower_blocks(keys: Sequence[str], lat_a: np.ndarray, lat_b: np.ndarray,
 
 
 def _ratio_by_resolution(ta: Mapping[str, float], tb: Mapping[str, float], per_res_keys: Mapping[int, list[str]],
-                         groups: Mapping[str, tuple[str, str]]) -> pd.DataFrame:
+                         groups: Mapping[str, tuple[str, str]], order: Sequence[str] = GROUPS) -> pd.DataFrame:
     rows = {}
     for r, keys in per_res_keys.items():
         by_group: dict[str, list[float]] = {}
         for k in keys:
             if ta.get(k, 0) > 0 and tb.get(k, 0) > 0:
                 by_group.setdefault(groups[k][1], []).append(tb[k] / ta[k])
-        rows[r] = {g: float(np.median(by_group[g])) if g in by_group else np.nan for g in GROUPS}
-    return pd.DataFrame.from_dict(rows, orient="index", columns=list(GROUPS))
+        rows[r] = {g: float(np.median(by_group[g])) if g in by_group else np.nan for g in order}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(order))
 
 
 def _corr(fn: Any, x: np.ndarray, y: np.ndarray) -> float:
@@ -290,7 +346,7 @@ def plot_comparison(cmp: Comparison, path: str | Path, max_points: int = 5000) -
         ax.grid(alpha=0.3)
     heat = axes[-1]
     frames = [(p.b, p.ratio_by_resolution) for p in others]
-    cols = [g for g in GROUPS if any(f[g].notna().any() for _, f in frames)]
+    cols = [g for g in frames[0][1].columns if any(f[g].notna().any() for _, f in frames)] if frames else []
     labels = [f"{b} r={r}" if len(frames) > 1 else f"r={r}" for b, f in frames for r in f.index]
     data = np.vstack([f[cols].to_numpy(dtype=np.float64) for _, f in frames])
     logdata = np.log2(np.where(data > 0, data, np.nan))
