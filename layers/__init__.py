@@ -11,6 +11,7 @@ from layers.bottleneck import DOWNSAMPLE_MODES, Bottleneck
 from layers.chain import SubnetModel, block_input_shape, block_output_shape, module_output_shape
 from layers.conv import ConvBNAct, MBConv, ResidualBlock, SqueezeExcite, fold_conv_bn, same_padding
 from layers.head import Classifier, GlobalAvgPool, global_avg_pool
+from layers.pool import MaxPool
 
 __all__ = [
     "ACTIVATIONS",
@@ -22,6 +23,7 @@ __all__ = [
     "HSigmoid",
     "HSwish",
     "MBConv",
+    "MaxPool",
     "ResidualBlock",
     "SqueezeExcite",
     "SubnetModel",

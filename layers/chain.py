@@ -12,6 +12,7 @@ from space import Block
 from .bottleneck import Bottleneck
 from .conv import ConvBNAct, MBConv, ResidualBlock
 from .head import Classifier, GlobalAvgPool
+from .pool import MaxPool
 
 __all__ = ["SubnetModel", "block_input_shape", "block_output_shape", "module_output_shape"]
 
@@ -71,6 +72,9 @@ def module_output_shape(module: nn.Module, input_shape: Sequence[int]) -> tuple[
     _, c, h, w = input_shape
     if isinstance(module, GlobalAvgPool):
         return (n, c, 1, 1)
+    if isinstance(module, MaxPool):
+        k, s, p = module.kernel, module.pool_stride, module.kernel // 2
+        return (n, c, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
     if isinstance(module, ResidualBlock):
         return module_output_shape(module.conv, input_shape)
     if isinstance(module, Bottleneck):
@@ -84,5 +88,5 @@ def module_output_shape(module: nn.Module, input_shape: Sequence[int]) -> tuple[
         return (n, module.out_chs, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
     raise TypeError(
         f"unsupported module type {type(module).__name__}; "
-        "expected ConvBNAct, ResidualBlock, MBConv, Bottleneck, GlobalAvgPool, Classifier or SubnetModel"
+        "expected ConvBNAct, ResidualBlock, MBConv, Bottleneck, MaxPool, GlobalAvgPool, Classifier or SubnetModel"
     )

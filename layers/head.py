@@ -1,4 +1,4 @@
-"""The fixed head of OFA-MobileNetV3 after the final expand conv: global pooling and the classifier."""
+"""The fixed heads of OFA's networks: global pooling and the classifier (which may pool first)."""
 
 from __future__ import annotations
 
@@ -27,15 +27,19 @@ class Classifier(nn.Module):
         in_chs: Input features.
         out_chs: Classes.
         dropout_rate: Dropout before the linear layer (training only).
+        pool: Pool globally first: ProxylessNAS's and ResNet50's ``Logits`` entry is keyed by the map it pools.
     """
 
-    def __init__(self, in_chs: int, out_chs: int, dropout_rate: float = 0.0) -> None:
+    def __init__(self, in_chs: int, out_chs: int, dropout_rate: float = 0.0, pool: bool = False) -> None:
         super().__init__()
         self.in_chs = in_chs
         self.out_chs = out_chs
         self.dropout_rate = dropout_rate
+        self.pool = pool
         self.dropout = nn.Dropout(dropout_rate) if dropout_rate > 0 else nn.Identity()
         self.linear = nn.Linear(in_chs, out_chs, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pool:
+            x = global_avg_pool(x)
         return self.linear(self.dropout(torch.flatten(x, 1)))

@@ -1,17 +1,22 @@
-"""Block and subnet builders: the torch modules of the blocks an OFA-MobileNetV3 LUT times, with seeded weights.
+"""Block and subnet builders: the torch modules of the blocks a LUT times, with seeded weights, for every family.
 
 Every block kind has a module made of :mod:`layers`, with Once-for-All semantics:
 
-- ``first_conv``: 3×3 stride-2 :class:`layers.ConvBNAct` with h_swish.
+- ``first_conv``: 3×3 stride-2 :class:`layers.ConvBNAct` with the block's activation (h_swish, or ReLU6 in
+  ProxylessNAS).
 - ``mbconv``: :class:`layers.ResidualBlock` around a :class:`layers.MBConv` (identity add when ``skip``).
-- ``final_expand``: 1×1 conv → BN → h_swish.
+- ``final_expand``: 1×1 conv → BN → activation (ProxylessNAS's feature mix on the last map is this kind).
 - ``avgpool``: :class:`layers.GlobalAvgPool`.
 - ``feature_mix``: 1×1 conv (no bias, no BN) → h_swish.
-- ``classifier``: :class:`layers.Classifier`.
+- ``classifier``: :class:`layers.Classifier`, pooling globally first when its input map is larger than 1×1.
+- ``conv_bn_act``: k×k :class:`layers.ConvBNAct` (ResNet50's stem), in a :class:`layers.ResidualBlock` when
+  ``skip``.
+- ``maxpool``: :class:`layers.MaxPool`.
+- ``bottleneck``: :class:`layers.Bottleneck` (avg-pool + 1×1 conv shortcut when it changes shape).
 
 Weights, biases and BN statistics are drawn from a ``torch.Generator`` seeded from the block key and a
 seed, so the same block always gets the same module: He-normal conv and linear weights, BN scale in
-[0.5, 1.5] (in [0.1, 0.3] on the project conv of a block with an identity skip, so activations stay O(10)
+[0.5, 1.5] (in [0.1, 0.3] on the last BN of a block's branch with an identity skip, so activations stay O(10)
 through a whole subnet), random BN shift, mean and variance. Modules are returned in eval mode; the
 exporters fold BN into the convolutions with :func:`layers.fold_conv_bn`.
 
@@ -31,9 +36,11 @@ import torch
 from torch import nn
 
 from layers import (
+    Bottleneck,
     Classifier,
     ConvBNAct,
     GlobalAvgPool,
+    MaxPool,
     MBConv,
     ResidualBlock,
     SubnetModel,
@@ -71,7 +78,14 @@ def _module_for(block: Block) -> nn.Module:
     if kind == "feature_mix":
         return ConvBNAct(block.in_chs, block.out_chs, 1, act=block.act, bn=False)
     if kind == "classifier":
-        return Classifier(block.in_chs, block.out_chs)
+        return Classifier(block.in_chs, block.out_chs, pool=block.in_hw > 1)
+    if kind == "conv_bn_act":
+        conv = ConvBNAct(block.in_chs, block.out_chs, block.kernel, block.stride, act=block.act)
+        return ResidualBlock(conv, shortcut=True) if block.skip else conv
+    if kind == "maxpool":
+        return MaxPool(block.kernel, block.stride)
+    if kind == "bottleneck":
+        return Bottleneck(block.in_chs, block.mid_chs, block.out_chs, block.kernel, block.stride, act=block.act)
     raise ValueError(f"unknown block kind {kind!r}; known: {', '.join(BLOCK_KINDS)}")
 
 
@@ -99,11 +113,22 @@ def _build(block: Block, seed: int, tag: str) -> nn.Module:
     module = module.to_empty(device="cpu")
     gen = torch.Generator().manual_seed(_derive_seed(seed, tag))
     _randomize(module, gen)
-    if isinstance(module, ResidualBlock) and module.has_skip:
+    last_bn = _identity_branch_bn(module)
+    if last_bn is not None:
         # A small residual-branch scale keeps activations O(1) through a whole subnet's identity adds.
         with torch.no_grad():
-            module.conv.point_linear.bn.weight.uniform_(0.1, 0.3, generator=gen)
+            last_bn.weight.uniform_(0.1, 0.3, generator=gen)
     return module.eval()
+
+
+def _identity_branch_bn(module: nn.Module) -> nn.BatchNorm2d | None:
+    """The last BatchNorm of the branch that an identity shortcut is added to, if the module has one."""
+    if isinstance(module, Bottleneck):
+        return module.conv3.bn if module.keeps_shape else None
+    if not (isinstance(module, ResidualBlock) and module.has_skip):
+        return None
+    branch = module.conv
+    return branch.point_linear.bn if isinstance(branch, MBConv) else branch.bn
 
 
 def build_block(block: Block, seed: int = 0) -> nn.Module:

@@ -3,8 +3,9 @@
 The graph is written from the BN-folded weights of the modules of :mod:`layers`, so an export takes
 milliseconds (torch's exporter takes hundreds). Layout NCHW, batch 1, float32, opset :data:`ONNX_OPSET`.
 
-Ops used: Conv (``group`` for depthwise, symmetric ``pads`` of ``k // 2``), Relu, HardSwish, HardSigmoid
-(``alpha=1/6, beta=0.5``, i.e. relu6(x + 3) / 6), GlobalAveragePool, Mul, Add, Flatten, Gemm.
+Ops used: Conv (``group`` for depthwise, symmetric ``pads`` of ``k // 2``), Relu, Clip (ReLU6), HardSwish,
+HardSigmoid (``alpha=1/6, beta=0.5``, i.e. relu6(x + 3) / 6), GlobalAveragePool, MaxPool (symmetric ``pads``),
+AveragePool (``ceil_mode``, a bottleneck's downsample shortcut), Mul, Add, Flatten, Gemm.
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from layers import (
+    Bottleneck,
     Classifier,
     ConvBNAct,
     GlobalAvgPool,
+    MaxPool,
     MBConv,
     ResidualBlock,
     SqueezeExcite,
     SubnetModel,
+    fold_conv_bn,
     module_output_shape,
 )
 
@@ -74,11 +78,14 @@ class _Graph:
 def _act(g: _Graph, x: str, act: str, hint: str) -> str:
     if act == "relu":
         return g.op("Relu", [x], f"{hint}.relu")
+    if act == "relu6":
+        bounds = [g.const(f"{hint}.min", np.array(0.0)), g.const(f"{hint}.max", np.array(6.0))]
+        return g.op("Clip", [x, *bounds], f"{hint}.relu6")
     if act == "h_swish":
         return g.op("HardSwish", [x], f"{hint}.hswish")
     if act == "none":
         return x
-    raise ValueError(f"unknown activation {act!r}; known: relu, h_swish, none")
+    raise ValueError(f"unknown activation {act!r}; known: relu, relu6, h_swish, none")
 
 
 def _conv(g: _Graph, x: str, m: ConvBNAct, hint: str) -> str:
@@ -125,6 +132,30 @@ def _mbconv(g: _Graph, x: str, block: ResidualBlock, hint: str) -> str:
     return y
 
 
+def _residual_conv(g: _Graph, x: str, block: ResidualBlock, hint: str) -> str:
+    y = _conv(g, x, block.conv, hint)
+    return g.op("Add", [x, y], f"{hint}.add") if block.has_skip else y
+
+
+def _bottleneck(g: _Graph, x: str, m: Bottleneck, hint: str) -> str:
+    y = _conv(g, x, m.conv1, f"{hint}.conv1")
+    y = _conv(g, y, m.conv2, f"{hint}.conv2")
+    y = _conv(g, y, m.conv3, f"{hint}.conv3")
+    shortcut = x
+    if m.downsample is not None:
+        pool = getattr(m.downsample, "avg_pool", None)
+        if pool is not None and m.stride > 1:
+            # ceil_mode keeps the last, partial window as torch does (averaged over its cells only).
+            shortcut = g.op("AveragePool", [shortcut], f"{hint}.down.pool", kernel_shape=[m.stride, m.stride],
+                            strides=[m.stride, m.stride], ceil_mode=1)
+        conv = m.downsample.conv
+        w, b = fold_conv_bn(conv, m.downsample.bn)
+        stride = list(conv.stride)
+        shortcut = g.op("Conv", [shortcut, g.const(f"{hint}.down.weight", w), g.const(f"{hint}.down.bias", b)],
+                        f"{hint}.down.conv", kernel_shape=[1, 1], strides=stride)
+    return _act(g, g.op("Add", [y, shortcut], f"{hint}.add"), m.act_name, hint)
+
+
 def _emit(g: _Graph, x: str, module: nn.Module, hint: str) -> str:
     if isinstance(module, SubnetModel):
         for i, layer in enumerate(module.layers):
@@ -132,18 +163,28 @@ def _emit(g: _Graph, x: str, module: nn.Module, hint: str) -> str:
         return x
     if isinstance(module, ResidualBlock) and isinstance(module.conv, MBConv):
         return _mbconv(g, x, module, hint)
+    if isinstance(module, ResidualBlock) and isinstance(module.conv, ConvBNAct) and module.conv.se is None:
+        return _residual_conv(g, x, module, hint)
     if isinstance(module, ConvBNAct) and module.se is None:
         return _conv(g, x, module, hint)
+    if isinstance(module, Bottleneck):
+        return _bottleneck(g, x, module, hint)
+    if isinstance(module, MaxPool):
+        k, s, p = module.kernel, module.pool_stride, module.kernel // 2
+        return g.op("MaxPool", [x], f"{hint}.maxpool", kernel_shape=[k, k], strides=[s, s], pads=[p, p, p, p])
     if isinstance(module, GlobalAvgPool):
         return g.op("GlobalAveragePool", [x], f"{hint}.pool")
     if isinstance(module, Classifier):
+        if module.pool:
+            x = g.op("GlobalAveragePool", [x], f"{hint}.pool")
         flat = g.op("Flatten", [x], f"{hint}.flatten", axis=1)
         w = g.const(f"{hint}.weight", module.linear.weight.detach().numpy())
         b = g.const(f"{hint}.bias", module.linear.bias.detach().numpy())
         return g.op("Gemm", [flat, w, b], f"{hint}.gemm", transB=1)
     raise TypeError(
         f"cannot export module of type {type(module).__name__}; "
-        "expected ConvBNAct, ResidualBlock(MBConv), GlobalAvgPool, Classifier or SubnetModel"
+        "expected ConvBNAct, ResidualBlock(MBConv or ConvBNAct), Bottleneck, MaxPool, GlobalAvgPool, Classifier or "
+        "SubnetModel"
     )
 
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from layers import ConvBNAct
+from layers import Bottleneck, ConvBNAct, fold_conv_bn
 from space.precision import FP16, FP32, check_precision
 
 __all__ = ["PT2_EXPORTER_VERSION", "PT2_PRECISIONS", "export_pt2"]
@@ -60,14 +60,17 @@ def _folded(module: nn.Module) -> nn.Module:
     model = copy.deepcopy(module)
     for layer in model.modules():
         if isinstance(layer, ConvBNAct) and layer.bn is not None:
-            layer.conv = _conv_with_bias(layer)
+            layer.conv = _conv_with_bias(layer.conv, layer.bn)
             layer.bn = None
+        elif isinstance(layer, Bottleneck) and layer.downsample is not None:
+            # the shortcut's conv and BN are plain torch layers (OFA's key layout), not a ConvBNAct
+            layer.downsample.conv = _conv_with_bias(layer.downsample.conv, layer.downsample.bn)
+            layer.downsample.bn = nn.Identity()
     return model
 
 
-def _conv_with_bias(layer: ConvBNAct) -> nn.Conv2d:
-    weight, bias = layer.folded()
-    old = layer.conv
+def _conv_with_bias(old: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    weight, bias = fold_conv_bn(old, bn)
     conv = nn.Conv2d(old.in_channels, old.out_channels, old.kernel_size, old.stride, old.padding,
                      groups=old.groups, bias=True)
     with torch.no_grad():

@@ -5,14 +5,18 @@ inside a real network. Weights are the BN-folded float32 weights of the modules 
 
 Ops used:
 
-- CONV_2D (weights OHWI) and DEPTHWISE_CONV_2D (weights ``[1, k, k, C]``), ReLU fused into the conv.
+- CONV_2D (weights OHWI) and DEPTHWISE_CONV_2D (weights ``[1, k, k, C]``), ReLU and ReLU6 fused into the conv.
 - HARD_SWISH after a conv for h_swish.
 - PAD before a conv only where TFLite's SAME padding differs from OFA's symmetric ``k // 2`` padding
   (stride 2 on an even input side); otherwise SAME.
+- MAX_POOL_2D; where SAME padding differs from torch's ``k // 2``, a MIRROR_PAD (SYMMETRIC) first, which
+  repeats the edge cells so a padded cell never changes a window's max (as torch's ``-inf`` padding), then VALID.
 - MEAN over H and W (keep dims) for the global pool and the squeeze of squeeze-excite.
 - h_sigmoid in squeeze-excite as the excite conv with ``bias + 3`` and fused RELU6, then MUL by 1/6
   on the 1×1×C gate; MUL to apply the gate; ADD for the identity skip.
-- FULLY_CONNECTED for the classifier (it flattens its ``[1, 1, 1, C]`` input itself).
+- A bottleneck: three convs, the shortcut (AVERAGE_POOL_2D, SAME, which averages a partial edge window over its
+  cells as torch's ``ceil_mode`` does, then a 1×1 conv) and ADD with the activation fused.
+- FULLY_CONNECTED for the classifier (it flattens its ``[1, 1, 1, C]`` input itself), after a MEAN when it pools.
 
 Constant buffers are numpy ``uint8`` arrays aligned to 16 bytes in the file.
 """
@@ -27,13 +31,16 @@ import numpy as np
 from torch import nn
 
 from layers import (
+    Bottleneck,
     Classifier,
     ConvBNAct,
     GlobalAvgPool,
+    MaxPool,
     MBConv,
     ResidualBlock,
     SqueezeExcite,
     SubnetModel,
+    fold_conv_bn,
     module_output_shape,
 )
 
@@ -150,11 +157,13 @@ def _fused(act: str) -> tuple[int, bool]:
     """(fused activation for a conv, whether a HARD_SWISH op must follow)."""
     if act == "relu":
         return _Act.RELU, False
+    if act == "relu6":
+        return _Act.RELU6, False
     if act == "h_swish":
         return _Act.NONE, True
     if act == "none":
         return _Act.NONE, False
-    raise ValueError(f"unknown activation {act!r}; known: relu, h_swish, none")
+    raise ValueError(f"unknown activation {act!r}; known: relu, relu6, h_swish, none")
 
 
 def _conv(g: _Graph, x: int, shape: Shape, m: ConvBNAct, hint: str) -> tuple[int, Shape]:
@@ -247,13 +256,90 @@ def _mbconv(g: _Graph, x: int, shape: Shape, block: ResidualBlock, hint: str) ->
         y, y_shape = _se(g, y, y_shape, m.se, f"{hint}.se")
     y, y_shape = _conv(g, y, y_shape, m.point_linear, f"{hint}.project")
     if block.has_skip:
-        z = g.tensor(f"{hint}.add", y_shape)
-        g.op(_Op.ADD, [x, y], [z], _Opt.AddOptions, schema.AddOptionsT())
-        y = z
+        y = _add(g, x, y, y_shape, f"{hint}.add")
     return y, y_shape
 
 
+def _add(g: _Graph, a: int, b: int, shape: Shape, hint: str, fused: int = _Act.NONE) -> int:
+    y = g.tensor(hint, shape)
+    opts = schema.AddOptionsT()
+    opts.fusedActivationFunction = fused
+    g.op(_Op.ADD, [a, b], [y], _Opt.AddOptions, opts)
+    return y
+
+
+def _residual_conv(g: _Graph, x: int, shape: Shape, block: ResidualBlock, hint: str) -> tuple[int, Shape]:
+    y, y_shape = _conv(g, x, shape, block.conv, hint)
+    return (_add(g, x, y, y_shape, f"{hint}.add"), y_shape) if block.has_skip else (y, y_shape)
+
+
+def _pool(g: _Graph, code: int, x: int, shape: Shape, kernel: int, stride: int, padding: int,
+          hint: str) -> tuple[int, Shape]:
+    n, h, w, c = shape
+    if padding == schema.Padding.SAME:
+        oh, ow = -(-h // stride), -(-w // stride)
+    else:
+        oh, ow = (h - kernel) // stride + 1, (w - kernel) // stride + 1
+    out_shape = (n, oh, ow, c)
+    y = g.tensor(hint, out_shape)
+    opts = schema.Pool2DOptionsT()
+    opts.padding, opts.strideH, opts.strideW = padding, stride, stride
+    opts.filterHeight, opts.filterWidth = kernel, kernel
+    g.op(code, [x], [y], _Opt.Pool2DOptions, opts)
+    return y, out_shape
+
+
+def _maxpool(g: _Graph, x: int, shape: Shape, m: MaxPool, hint: str) -> tuple[int, Shape]:
+    n, h, w, c = shape
+    k, s, p = m.kernel, m.pool_stride, m.kernel // 2
+    if same_padding_matches(h, k, s) and same_padding_matches(w, k, s):
+        return _pool(g, _Op.MAX_POOL_2D, x, shape, k, s, schema.Padding.SAME, f"{hint}.maxpool")
+    oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    pad_h, pad_w = max((oh - 1) * s + k - h - p, 0), max((ow - 1) * s + k - w - p, 0)
+    paddings = np.array([[0, 0], [p, pad_h], [p, pad_w], [0, 0]], dtype=np.int32)
+    padded = (n, h + p + pad_h, w + p + pad_w, c)
+    xp = g.tensor(f"{hint}.pad", padded)
+    opts = schema.MirrorPadOptionsT()
+    opts.mode = schema.MirrorPadMode.SYMMETRIC
+    g.op(_Op.MIRROR_PAD, [x, g.const(f"{hint}.paddings", paddings)], [xp], _Opt.MirrorPadOptions, opts)
+    return _pool(g, _Op.MAX_POOL_2D, xp, padded, k, s, schema.Padding.VALID, f"{hint}.maxpool")
+
+
+def _bottleneck(g: _Graph, x: int, shape: Shape, m: Bottleneck, hint: str) -> tuple[int, Shape]:
+    y, y_shape = _conv(g, x, shape, m.conv1, f"{hint}.conv1")
+    y, y_shape = _conv(g, y, y_shape, m.conv2, f"{hint}.conv2")
+    y, y_shape = _conv(g, y, y_shape, m.conv3, f"{hint}.conv3")
+    shortcut = x
+    if m.downsample is not None:
+        s_shape = shape
+        conv = m.downsample.conv
+        if getattr(m.downsample, "avg_pool", None) is not None and m.stride > 1:
+            shortcut, s_shape = _pool(g, _Op.AVERAGE_POOL_2D, shortcut, s_shape, m.stride, m.stride,
+                                      schema.Padding.SAME, f"{hint}.down.pool")
+        weight, bias = fold_conv_bn(conv, m.downsample.bn)
+        shortcut, s_shape = _strided_1x1(g, shortcut, s_shape, weight, bias, conv.stride[0], f"{hint}.down")
+    fused, hard_swish = _fused(m.act_name)
+    if hard_swish:
+        raise ValueError(f"a bottleneck's activation must be one TFLite fuses into ADD, got {m.act_name!r}")
+    return _add(g, y, shortcut, y_shape, f"{hint}.add", fused), y_shape
+
+
+def _strided_1x1(g: _Graph, x: int, shape: Shape, weight: np.ndarray, bias: np.ndarray, stride: int,
+                 hint: str) -> tuple[int, Shape]:
+    """A 1x1 conv with bias at ``stride`` (cells 0, s, 2s, ...: VALID equals torch's unpadded conv)."""
+    n, h, w, _ = shape
+    out_shape = (n, (h - 1) // stride + 1, (w - 1) // stride + 1, weight.shape[0])
+    y = g.tensor(hint, out_shape)
+    opts = schema.Conv2DOptionsT()
+    opts.padding, opts.strideH, opts.strideW = schema.Padding.VALID, stride, stride
+    w_idx = g.const(f"{hint}.weight", weight.transpose(0, 2, 3, 1))
+    g.op(_Op.CONV_2D, [x, w_idx, g.const(f"{hint}.bias", bias)], [y], _Opt.Conv2DOptions, opts)
+    return y, out_shape
+
+
 def _classifier(g: _Graph, x: int, shape: Shape, m: Classifier, hint: str) -> tuple[int, Shape]:
+    if m.pool:
+        x, shape = _mean_hw(g, x, shape, f"{hint}.pool")
     out_shape = (shape[0], m.out_chs)
     y = g.tensor(hint, out_shape)
     w = g.const(f"{hint}.weight", m.linear.weight.detach().numpy())
@@ -269,15 +355,22 @@ def _emit(g: _Graph, x: int, shape: Shape, module: nn.Module, hint: str) -> tupl
         return x, shape
     if isinstance(module, ResidualBlock) and isinstance(module.conv, MBConv):
         return _mbconv(g, x, shape, module, hint)
+    if isinstance(module, ResidualBlock) and isinstance(module.conv, ConvBNAct) and module.conv.se is None:
+        return _residual_conv(g, x, shape, module, hint)
     if isinstance(module, ConvBNAct) and module.se is None:
         return _conv(g, x, shape, module, hint)
+    if isinstance(module, Bottleneck):
+        return _bottleneck(g, x, shape, module, hint)
+    if isinstance(module, MaxPool):
+        return _maxpool(g, x, shape, module, hint)
     if isinstance(module, GlobalAvgPool):
         return _mean_hw(g, x, shape, f"{hint}.pool")
     if isinstance(module, Classifier):
         return _classifier(g, x, shape, module, hint)
     raise TypeError(
         f"cannot export module of type {type(module).__name__}; "
-        "expected ConvBNAct, ResidualBlock(MBConv), GlobalAvgPool, Classifier or SubnetModel"
+        "expected ConvBNAct, ResidualBlock(MBConv or ConvBNAct), Bottleneck, MaxPool, GlobalAvgPool, Classifier or "
+        "SubnetModel"
     )
 
 

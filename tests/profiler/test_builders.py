@@ -8,9 +8,11 @@ import torch
 from torch import nn
 
 from layers import (
+    Bottleneck,
     Classifier,
     ConvBNAct,
     GlobalAvgPool,
+    MaxPool,
     MBConv,
     ResidualBlock,
     SubnetModel,
@@ -20,7 +22,7 @@ from layers import (
     module_output_shape,
 )
 from profiler.builders import build_block, build_blocks, build_from_net_config, build_subnet
-from space import Block, get_space, make_divisible, read_net_config
+from space import Block, ResNetSpace, get_space, make_divisible, read_net_config
 
 KIND_BLOCKS = {
     "first_conv": Block.first_conv(64, 16),
@@ -161,5 +163,74 @@ def test_build_from_net_config(shared_data) -> None:
     folder = shared_data / "ofa" / "specialized" / "note10_lat-8ms_top1-71.4_finetune-25"
     model = build_from_net_config(folder / "net.config", 160)
     assert model.blocks == tuple(read_net_config(folder / "net.config", resolution=160))
+    with torch.no_grad():
+        assert tuple(model(_x(model.input_shape)).shape) == (1, 1000)
+
+
+FAMILY_BLOCKS = {
+    "proxyless_first_conv": Block.first_conv(64, 40, act="relu6"),
+    "proxyless_mbconv_e1": Block.mbconv(32, 40, 24, 40, kernel=3, stride=1, skip=False, se=False, act="relu6"),
+    "proxyless_mbconv_skip": Block.mbconv(8, 56, 56, 336, kernel=7, stride=1, skip=True, se=False, act="relu6"),
+    "proxyless_feature_mix": Block.fixed("final_expand", 4, 416, 4, 1664, act="relu6"),
+    "pooling_classifier": Block.fixed("classifier", 4, 1664, 1, 1000),
+    "resnet_stem": Block.conv_bn_act(64, 3, 24, kernel=3, stride=2, act="relu"),
+    "resnet_stem_skip": Block.conv_bn_act(32, 24, 24, kernel=3, stride=1, act="relu", skip=True),
+    "resnet_maxpool": Block.maxpool(32, 48),
+    "resnet_bottleneck_down": Block.bottleneck(9, 256, 104, 512, stride=2),
+    "resnet_bottleneck_identity": Block.bottleneck(8, 256, 64, 256, stride=1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY_BLOCKS))
+def test_new_family_block_modules_run_with_block_shapes(name: str) -> None:
+    block = FAMILY_BLOCKS[name]
+    module = build_block(block)
+    with torch.no_grad():
+        y = module(_x(block_input_shape(block)))
+    assert tuple(y.shape) == block_output_shape(block)
+    assert module_output_shape(module, block_input_shape(block)) == block_output_shape(block)
+    assert torch.isfinite(y).all()
+
+
+def test_new_family_blocks_follow_ofa() -> None:
+    stem = build_block(FAMILY_BLOCKS["proxyless_first_conv"])
+    assert isinstance(stem, ConvBNAct) and isinstance(stem.act, nn.ReLU6)
+    first = build_block(FAMILY_BLOCKS["proxyless_mbconv_e1"]).conv
+    assert first.inverted_bottleneck is None and isinstance(first.depth_conv.act, nn.ReLU6)
+    clf = build_block(FAMILY_BLOCKS["pooling_classifier"])
+    x = _x((1, 1664, 4, 4))
+    with torch.no_grad():
+        assert torch.allclose(clf(x), clf.linear(x.mean(dim=(2, 3))), atol=1e-5)
+    skip = build_block(FAMILY_BLOCKS["resnet_stem_skip"])
+    assert isinstance(skip, ResidualBlock) and isinstance(skip.conv, ConvBNAct) and skip.has_skip
+    scale = skip.conv.bn.weight.detach()
+    assert 0.1 <= float(scale.min()) and float(scale.max()) <= 0.3
+    pool = build_block(FAMILY_BLOCKS["resnet_maxpool"])
+    assert isinstance(pool, MaxPool) and (pool.kernel_size, pool.stride, pool.padding) == (3, 2, 1)
+    down = build_block(FAMILY_BLOCKS["resnet_bottleneck_down"])
+    assert isinstance(down, Bottleneck) and down.downsample is not None and down.conv2.stride == 2
+    assert list(down.state_dict())[:2] == ["conv1.conv.weight", "conv1.bn.weight"]
+    identity = build_block(FAMILY_BLOCKS["resnet_bottleneck_identity"])
+    assert identity.downsample is None and float(identity.conv3.bn.weight.detach().max()) <= 0.3
+
+
+@pytest.mark.parametrize("space_name", ["ofa-proxyless-w1.3", "ofa-resnet50"])
+def test_subnets_of_every_family_are_their_space_blocks(space_name: str) -> None:
+    space = get_space(space_name)
+    rng = np.random.default_rng(0)
+    archs = space.sample_archs(2, rng) if isinstance(space, ResNetSpace) else space.sample(2, rng).to_subnets()
+    for arch in archs:
+        model = build_subnet(space, arch)
+        assert model.blocks == tuple(space.blocks(arch))
+        with torch.no_grad():
+            y = model(_x(model.input_shape))
+        assert tuple(y.shape) == (1, 1000) and torch.isfinite(y).all()
+
+
+def test_build_from_a_proxyless_net_config(shared_data) -> None:
+    folder = shared_data / "ofa" / "specialized" / "cpu_lat-10ms_top1-71.1_finetune-25"
+    model = build_from_net_config(folder / "net.config", 144)
+    assert model.blocks == tuple(read_net_config(folder / "net.config", resolution=144))
+    assert {b.act for b in model.blocks if b.kind != "classifier"} == {"relu6"}
     with torch.no_grad():
         assert tuple(model(_x(model.input_shape)).shape) == (1, 1000)

@@ -39,6 +39,24 @@ KIND_CASES: dict[str, Block] = {
     "avgpool": Block.fixed("avgpool", 4, 960, 1, 960),
     "feature_mix": Block.fixed("feature_mix", 1, 960, 1, 1280),
     "classifier": Block.fixed("classifier", 1, 1280, 1, 1000),
+    # ProxylessNAS: ReLU6 everywhere, a pooling classifier
+    "proxyless_first_conv_even": Block.first_conv(64, 40, act="relu6"),
+    "proxyless_mbconv_e1_k3": _MB(16, 40, 24, 40, kernel=3, stride=1, skip=False, se=False, act="relu6"),
+    "proxyless_mbconv_e6_k7_s2_even": _MB(16, 24, 32, 144, kernel=7, stride=2, skip=False, se=False, act="relu6"),
+    "proxyless_mbconv_e3_k5_s2_odd": _MB(9, 32, 56, 96, kernel=5, stride=2, skip=False, se=False, act="relu6"),
+    "proxyless_mbconv_e4_k5_skip": _MB(5, 56, 56, 224, kernel=5, stride=1, skip=True, se=False, act="relu6"),
+    "proxyless_feature_mix": Block.fixed("final_expand", 4, 416, 4, 1664, act="relu6"),
+    "proxyless_classifier": Block.fixed("classifier", 4, 1664, 1, 1000),
+    # ResNet50: conv-BN-act stem (one with an identity skip), max pool, bottlenecks, a pooling classifier
+    "resnet_stem_conv_even": Block.conv_bn_act(32, 3, 24, kernel=3, stride=2, act="relu"),
+    "resnet_stem_conv_skip": Block.conv_bn_act(16, 24, 24, kernel=3, stride=1, act="relu", skip=True),
+    "resnet_maxpool_even": Block.maxpool(16, 48),
+    "resnet_maxpool_odd": Block.maxpool(15, 48),
+    "resnet_bottleneck_s1_project": Block.bottleneck(8, 48, 48, 256, stride=1),
+    "resnet_bottleneck_identity": Block.bottleneck(8, 256, 64, 256, stride=1),
+    "resnet_bottleneck_s2_even": Block.bottleneck(8, 256, 104, 512, stride=2),
+    "resnet_bottleneck_s2_odd": Block.bottleneck(7, 512, 144, 1024, stride=2),
+    "resnet_classifier": Block.fixed("classifier", 3, 2048, 1, 1000),
 }
 TOL = 1e-4
 
@@ -115,6 +133,33 @@ def test_whole_subnet_matches_torch(fmt: str) -> None:
         ref = model(torch.from_numpy(x)).numpy()
     _assert_close(_run(fmt, export_subnet(space, arch, fmt, seed=5), x), ref)
     _assert_close(_run(fmt, export_module(model, model.input_shape, fmt), x), ref)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize(("name", "arch"), [
+    ("ofa-proxyless-w1.3", {"ks": [7, 5, 3] * 7, "e": [6, 3, 4] * 7, "d": [2, 3, 4, 2, 3, 4], "r": 128}),
+    ("ofa-resnet50", {"d": [0, 1, 2, 0, 1], "e": [0.2, 0.25, 0.35] * 6, "w": [0, 1, 2, 0, 1, 2], "r": 128}),
+])
+def test_whole_subnet_of_every_family_matches_torch(name: str, arch: dict, fmt: str) -> None:
+    space = get_space(name)
+    model = build_subnet(space, arch, seed=4)
+    assert model.blocks == tuple(space.blocks(arch))
+    x = _input(model.input_shape)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    _assert_close(_run(fmt, export_subnet(space, arch, fmt, seed=4), x), ref)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("name", ["ofa-proxyless-w1.3", "ofa-resnet50"])
+def test_real_blocks_of_every_family_match_torch(name: str, fmt: str) -> None:
+    blocks = get_space(name).unique_blocks([128])
+    by_kind: dict[str, list[Block]] = {}
+    for block in blocks:
+        by_kind.setdefault(block.kind, []).append(block)
+    sample = [b for kind_blocks in by_kind.values() for b in kind_blocks[::max(1, len(kind_blocks) // 4)]]
+    for block in sample:
+        _check_block(block, fmt, seed=3)
 
 
 def test_net_config_export_matches_torch(shared_data) -> None:
