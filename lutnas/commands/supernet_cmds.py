@@ -35,7 +35,6 @@ _PRESET_HELP = (
     "teacher) then 1 epoch per shrinking phase. Off a terminal, progress is a line per tenth of each phase."
 )
 _NPROC_HELP = "Processes to run on this host (torch.distributed: gloo on CPUs, NCCL on GPUs). Under torchrun leave it at 1."
-_RES_HELP = "Resolutions, e.g. 12,16 or 12-24:4."
 _PRESET = DIGITS_PRESET
 
 
@@ -48,8 +47,15 @@ def _json_option() -> Any:
     return typer.Option(False, "--json", help="Print one JSON document on stdout.")
 
 
-def _preset(value: Any) -> Any:
-    return typer.Option(None, show_default=str(value))
+def _preset(flag: str, help_text: str, value: Any, default: Any = None) -> Any:
+    """An option whose default (None or []) means the preset's value, shown in its help."""
+    shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+    return typer.Option(default, flag, show_default=False, help=f"{help_text} \\[default: {shown}]")  # \\[ is not markup
+
+
+def _old_resolution() -> Any:
+    # The singular spelling profile also takes; hidden so the help shows one name per flag.
+    return typer.Option([], "--resolution", hidden=True)
 
 
 # --------------------------------------------------------------------------- train
@@ -64,24 +70,16 @@ def train_cmd(
     resume: bool = typer.Option(
         False, "--resume", help="Continue from OUT/last.pt (with the run's own settings unless flags are given)."
     ),
-    epochs: str | None = typer.Option(
-        None,
-        "--epochs",
-        show_default=",".join(map(str, _PRESET.epochs)),
-        help="Epochs per phase: N,N,... in phase order (full, kernel-1, kernel-2, depth-1, depth-2, expand-1, "
-        "expand-2), or name=N,... for some phases (the rest keep the default), or one N for every phase.",
-    ),
-    resolutions: list[str] = typer.Option([], "--resolutions", "--resolution", show_default=",".join(
-        map(str, _PRESET.resolutions)), help="Training sides. " + _RES_HELP),
-    width_mult: float | None = typer.Option(None, "--width-mult", show_default=str(_PRESET.width_mult),
-                                            help="Channel multiplier."),
-    batch_size: int | None = typer.Option(None, "--batch-size", show_default=str(_PRESET.batch_size),
-                                          help="Images per step, over all processes."),
-    lr: float | None = typer.Option(None, "--lr", show_default=str(_PRESET.lr), help="Peak LR of the shrinking phases."),
-    full_lr: float | None = typer.Option(None, "--full-lr", show_default=str(_PRESET.full_lr),
-                                         help="Peak LR of the full-network phase."),
-    kd_ratio: float | None = typer.Option(None, "--kd-ratio", show_default=str(_PRESET.kd_ratio),
-                                          help="Distillation weight λ in CE + λ·KD."),
+    epochs: str | None = _preset("--epochs", "Epochs per phase: N,N,... in phase order (full, kernel-1, kernel-2, "
+                                 "depth-1, depth-2, expand-1, expand-2), or name=N,... for some phases (the rest keep "
+                                 "the default), or one N for every phase.", _PRESET.epochs),
+    resolutions: list[str] = _preset("--resolutions", "Training sides, e.g. 12,16 or 12-24:4.", _PRESET.resolutions, []),
+    resolution: list[str] = _old_resolution(),
+    width_mult: float | None = _preset("--width-mult", "Channel multiplier.", _PRESET.width_mult),
+    batch_size: int | None = _preset("--batch-size", "Images per step, over all processes.", _PRESET.batch_size),
+    lr: float | None = _preset("--lr", "Peak LR of the shrinking phases.", _PRESET.lr),
+    full_lr: float | None = _preset("--full-lr", "Peak LR of the full-network phase.", _PRESET.full_lr),
+    kd_ratio: float | None = _preset("--kd-ratio", "Distillation weight λ in CE + λ·KD.", _PRESET.kd_ratio),
     seed: int = typer.Option(0, "--seed", help="Seeds the initial weights, sampling and shuffling."),
     validate: bool = typer.Option(
         True, "--validate/--no-validate", help="Measure the largest and smallest subnet after each phase."
@@ -95,7 +93,7 @@ def train_cmd(
     from supernet.runs import train
 
     with _library_call(ctx):
-        res = resolution_option(resolutions) or None
+        res = resolution_option([*resolutions, *resolution]) or None
         parsed_epochs = None if epochs is None else _parse_epochs(epochs)
         if isinstance(parsed_epochs, int):
             warn(f"--epochs {epochs} gives every phase {epochs} epoch(s), the full-network phase that trains the "
@@ -155,8 +153,9 @@ def collect_cmd(
     out: Path = typer.Option(..., "--out", help="CSV to write (arch,accuracy,macs,params,precision,space)."),
     samples: int = typer.Option(100, "--samples", help="Subnets to evaluate (stratified over MACs)."),
     dataset: str | None = typer.Option(None, "--dataset", help=_DATASET_HELP + " [default: the training set]"),
-    resolutions: list[str] = typer.Option([], "--resolutions", "--resolution", show_default="training",
-                                          help="Sides to sample r from. " + _RES_HELP),
+    resolutions: list[str] = typer.Option([], "--resolutions", show_default=False, help="Sides to sample r from, "
+                                          "e.g. 12,16 or 12-24:4. \\[default: the training sides]"),
+    resolution: list[str] = _old_resolution(),
     calib_images: int = typer.Option(DEFAULT_CALIB_IMAGES, "--calib-images", help="BN recalibration images per subnet."),
     precision: str = typer.Option(
         "fp32", "--precision", help="fp32, or int8: accuracy of each subnet fake-quantized (static int8, on the CPU)."
@@ -170,7 +169,7 @@ def collect_cmd(
     from supernet.runs import collect
 
     with _library_call(ctx):
-        res = resolution_option(resolutions) or None
+        res = resolution_option([*resolutions, *resolution]) or None
         with rich_progress() as progress:
             report = collect(checkpoint, out, samples=samples, dataset=dataset, resolutions=res,
                              calib_images=calib_images, precision=precision, seed=seed, threads=threads, nproc=nproc,
