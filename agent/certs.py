@@ -21,9 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CertPair", "make_self_signed", "fingerprint", "default_names"]
+__all__ = ["CLOCK_SKEW", "CertPair", "make_self_signed", "fingerprint", "default_names"]
 
 DEFAULT_DAYS = 825  # the longest validity mainstream TLS clients accept for a server certificate
+CLOCK_SKEW = dt.timedelta(days=1)  # how far a host's clock may lag the agent's that made the certificate
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,10 @@ def make_self_signed(out_dir: Path, names: Sequence[str], days: int = DEFAULT_DA
         .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))  # tolerate a little clock skew
+        # The one check in lutnas that reads two machines' clocks: hosts check this start against their own clock.
+        # A board without a battery-backed clock may run hours ahead of the host; hosts pin this very
+        # certificate, so starting its validity a day early gives nothing away.
+        .not_valid_before(now - CLOCK_SKEW)
         .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.SubjectAlternativeName(_san(names)), critical=False)
         # Its own trust anchor: hosts pin this very certificate as their CA.

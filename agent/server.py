@@ -62,6 +62,9 @@ _MAX_HASHES_PER_CALL = 10_000
 # Each open Benchmark stream holds a server thread; these threads beyond the stream cap keep unary
 # calls (health, GetDeviceInfo, HasModels) answerable however many streams are open.
 _UNARY_THREADS = 8
+_MIN_PING_INTERVAL_MS = 5_000  # the most often a host may ping (see start_server)
+_KEEPALIVE_MS = 30_000  # the agent's own pings to hosts: after 30 s of silence ...
+_KEEPALIVE_TIMEOUT_MS = 20_000  # ... and 20 s without an answer, the connection is dead
 _END = object()  # the client closed its side of a stream
 _WAKE_S = 0.5  # how often an idle stream's handler checks that its call and the agent still run
 
@@ -497,6 +500,13 @@ def start_server(config: AgentConfig) -> RunningAgent:
             ("grpc.max_receive_message_length", max_bytes),
             ("grpc.max_send_message_length", max_bytes),
             ("grpc.so_reuseport", 0),  # two agents must never share a port silently
+            # Hosts ping every 10 s on open calls (profiler.client.KEEPALIVE_S); accept that instead of the default
+            # 5 minutes, past which gRPC answers pings with GOAWAY ("too_many_pings").
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", _MIN_PING_INTERVAL_MS),
+            # The agent pings too: a host gone with its link (no FIN, no RST) ends its stream, and the job it left
+            # running is stopped, within about a minute instead of at the stream's idle timeout.
+            ("grpc.keepalive_time_ms", _KEEPALIVE_MS),
+            ("grpc.keepalive_timeout_ms", _KEEPALIVE_TIMEOUT_MS),
         ],
         # Beyond this, callers get RESOURCE_EXHAUSTED at once instead of queueing behind held streams.
         maximum_concurrent_rpcs=threads,

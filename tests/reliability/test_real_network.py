@@ -217,7 +217,9 @@ def test_partition_healed_within_agent_wait_resumes_without_timing_twice(
     exporter = PaddedExporter(trap_key=KEYS[trap_index], trap_path=str(trap.path))
     before = timed_keys(agent.job_log)
     with _LogWatch(agent.address, "requeued") as lost:
-        thread, box = _in_thread(lambda: _profile(tmp_path / "lut.db", [agent], exporter, agent_wait_s=60.0))
+        # A job deadline far beyond the test's patience: only keepalive can notice the dead link in time.
+        thread, box = _in_thread(lambda: _profile(tmp_path / "lut.db", [agent], exporter, agent_wait_s=60.0,
+                                                  job_timeout_s=120.0))
         try:
             _partition_mid_job(lab, agent, trap, trap_index)
             tally.add(faults_injected=1)
@@ -228,6 +230,7 @@ def test_partition_healed_within_agent_wait_resumes_without_timing_twice(
         report = _joined(thread, box)
     (dev,) = report.devices
     assert report.ok and dev.timed == len(KEYS), dev.to_dict()
+    assert any("UNAVAILABLE" in f and "requeued" in f for f in dev.agent_faults), dev.agent_faults  # keepalive
     assert any("back after" in f for f in dev.agent_faults) and not any("given up" in f for f in dev.agent_faults)
     assert any("recovered" in f for f in dev.agent_faults), dev.agent_faults  # the report says how it resumed
     check_rows(tmp_path / "lut.db", KEYS, {agent.address}, tally)
@@ -310,3 +313,48 @@ def test_agent_reboot_on_the_same_address(lab: NetLab, agents: list[NetAgent], t
     check_rows(tmp_path / "lut.db", KEYS, {agent.address}, tally)
     check_timed_once([agent.job_log], KEYS, tally)  # the job cut by the power cut never completed there
     tally.note(f"agent reboot: {'; '.join(dev.agent_faults)}")
+
+
+# -- TLS and tokens on the link, clocks apart ----------------------------------------------------------------------
+def test_tls_and_token_over_a_slow_link_with_the_agent_clock_ahead(lab: NetLab, agents: list[NetAgent],
+                                                                   tmp_path: Path, tally) -> None:
+    """The agent serves TLS with a certificate it made itself and checks the token, across a 150 ms link.
+
+    Clocks cannot differ between namespaces of one kernel, so the agent's clock running ahead is what its
+    certificate shows: made on the board, it must already be valid on a host whose clock lags by hours.
+    Nothing else in a profile compares the two clocks (leases run on the database's clock; deadlines,
+    keepalive and the agent's memory of results on each machine's monotonic clock).
+    """
+    import datetime as dt
+
+    import grpc
+    from cryptography import x509
+
+    from agent.certs import make_self_signed
+
+    node = lab.node("tls")
+    node.loss(1)
+    pair = make_self_signed(tmp_path / "pki", [node.ip])
+    cert = x509.load_pem_x509_certificate(pair.cert.read_bytes())
+    host_lag = dt.timedelta(hours=6)  # a host that far behind the board still finds the certificate valid
+    assert cert.not_valid_before_utc <= dt.datetime.now(dt.timezone.utc) - host_lag
+    agent = NetAgent(node, tmp_path / "tls", rtt_ms=150.0, tls=(pair.cert, pair.key)).start()
+    agents.append(agent)
+    assert "tls=on" in agent.agent.ready_line
+    with LutStore(tmp_path / "lut.db") as store:
+        report = profile(store, [AgentRef("board", agent.address)], _settings(), token=TOKEN, tls_ca=str(pair.cert),
+                         export_fn=PaddedExporter())
+    (dev,) = report.devices
+    assert report.ok and dev.timed == len(KEYS), dev.to_dict()
+    check_rows(tmp_path / "lut.db", KEYS, {agent.address}, tally)
+    check_timed_once([agent.job_log], KEYS, tally)
+    refusals = []
+    for token, ca in (("not-the-token", pair.cert), (TOKEN, None)):  # a wrong token; plaintext to a TLS agent
+        with AgentClient(agent.address, token=token, tls_ca=ca, timeout_s=5.0, retry_s=1.0) as client:
+            try:
+                client.device_info()
+            except Exception as err:  # noqa: BLE001 - the refusal is the point
+                refusals.append(getattr(err, "code", type(err).__name__))
+    assert refusals == [grpc.StatusCode.UNAUTHENTICATED.name, grpc.StatusCode.UNAVAILABLE.name]
+    tally.add(requests_tried=2, faults_injected=2)
+    tally.note(f"TLS + token over 150 ms RTT, 1% loss: {report.wall_s:.1f} s for {len(KEYS)} blocks")
