@@ -93,13 +93,15 @@ class SleepExporter:
     hold_key: str = ""
     hold_marker: str = ""
     hold_s: float = 600.0
+    pad_bytes: int = 0  # padding in every model (a large block's upload)
 
     def __call__(self, block: Block, fmt: str, seed: int) -> bytes:
         if block.key == self.hold_key:
             Path(self.hold_marker).touch()
             time.sleep(self.hold_s)  # the test kills this process long before
         drift = self.trap_path if block.key == self.trap_key else None
-        return sleep_model(block_latency_ms(block, self.scale), drift_file=drift, tag=block.key, exact=True)
+        return sleep_model(block_latency_ms(block, self.scale), drift_file=drift, tag=block.key + "." * self.pad_bytes,
+                           exact=True)
 
 
 def profile_settings(**overrides: object) -> ProfileSettings:

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one profile; exit 0 when every block has a row, 1 otherwise."""
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--db", required=True, help="SQLite path or postgresql:// URL")
-    p.add_argument("--agent", required=True, help="NAME=HOST:PORT")
+    p.add_argument("--agent", required=True, action="append", help="NAME=HOST:PORT (repeat for more agents)")
     p.add_argument("--token-file", type=Path, required=True)
     p.add_argument("--report", type=Path, required=True, help="where to write the report JSON")
     p.add_argument("--trap-key", default="")
@@ -35,14 +35,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", type=float, default=1.0, help="multiplies every block's latency")
     p.add_argument("--lease-s", type=float, default=None, help="work lease length (default the profiler's)")
     p.add_argument("--claim-batch", type=int, default=None, help="blocks per claim (default the profiler's)")
+    p.add_argument("--resolutions", default="", help="comma-separated resolutions (default the suite's)")
+    p.add_argument("--agent-wait-s", type=float, default=None, help="how long to wait for a vanished agent")
+    p.add_argument("--pad-bytes", type=int, default=0, help="padding in every model (large uploads)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    name, _, address = args.agent.partition("=")
+    refs = [AgentRef(*spec.split("=", 1)) for spec in args.agent]
     exporter = SleepExporter(scale=args.scale, trap_key=args.trap_key, trap_path=args.trap_path, hold_key=args.hold_key,
-                             hold_marker=args.hold_marker)
+                             hold_marker=args.hold_marker, pad_bytes=args.pad_bytes)
     with LutStore(args.db) as store:
-        overrides = {k: v for k, v in (("lease_s", args.lease_s), ("claim_batch", args.claim_batch)) if v is not None}
-        report = profile(store, [AgentRef(name, address)], profile_settings(**overrides),
+        overrides = {k: v for k, v in (("lease_s", args.lease_s), ("claim_batch", args.claim_batch),
+                                       ("agent_wait_s", args.agent_wait_s)) if v is not None}
+        if args.resolutions:
+            overrides["resolutions"] = tuple(int(r) for r in args.resolutions.split(","))
+        report = profile(store, refs, profile_settings(**overrides),
                          token=args.token_file.read_text().strip(), export_fn=exporter)
     args.report.write_text(json.dumps(report.to_dict()))
     return 0 if report.ok else 1
