@@ -109,7 +109,9 @@ def fidelity_metrics(predicted_ms: Sequence[float] | np.ndarray, measured_ms: Se
 def subnet_features(compiled: CompiledLut, batch: SubnetBatch) -> pd.DataFrame:
     """The calibration features (``FEATURES`` columns) of every subnet in ``batch``, from the raw LUT."""
     parts = compiled.components(batch)
-    return pd.DataFrame({name: parts[name] for name in FEATURES})
+    # A space with fewer stages than FEATURES names (ResNet50 has four) has no time in the others.
+    zeros = np.zeros(len(parts["raw_ms"]))
+    return pd.DataFrame({name: parts.get(name, zeros) for name in FEATURES})
 
 
 def block_features(compiled: CompiledLut, blocks: Sequence[Block]) -> dict[str, float]:

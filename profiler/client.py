@@ -46,6 +46,8 @@ DEFAULT_RETRY_S = 10.0  # total time to keep retrying UNAVAILABLE
 # A refused connection means nothing listens there (the agent is not running, or not yet): give up on it
 # after a second unless the caller asks to wait longer (refused_s), instead of retrying it for retry_s.
 DEFAULT_REFUSED_S = 1.0
+#: Largest message the client sends: a whole fp32 network of every family fits (the agent may accept less).
+MAX_SEND_MB = 512
 _RETRY_PAUSE_S = (0.1, 0.2, 0.5, 1.0)
 # Keepalive: after KEEPALIVE_S without a byte from the agent the channel pings it, and a ping unanswered for
 # KEEPALIVE_TIMEOUT_S closes the connection: its calls fail UNAVAILABLE, so a dead link (Wi-Fi gone, a partition)
@@ -211,7 +213,7 @@ class AgentClient:
         retry_s: Total time to keep retrying UNAVAILABLE.
         refused_s: Total time to keep retrying a refused connection (nothing listens: the agent is not running,
             or still starting); at most ``retry_s``.
-        max_message_mb: Largest message to send or accept.
+        max_message_mb: Largest message to accept (and to send, where larger than :data:`MAX_SEND_MB`).
         tls_server_name: Name to check the agent's certificate against (default: the host).
 
     Raises:
@@ -238,7 +240,9 @@ class AgentClient:
         self.max_message_mb = max_message_mb
         self.tls_server_name = tls_server_name
         options = [
-            ("grpc.max_send_message_length", max_message_mb << 20),
+            # The agent's own limit decides what it accepts (a whole ResNet50 is ~140 MB); this side only bounds
+            # what it takes in.
+            ("grpc.max_send_message_length", max(max_message_mb, MAX_SEND_MB) << 20),
             ("grpc.max_receive_message_length", max_message_mb << 20),
             ("grpc.keepalive_time_ms", int(KEEPALIVE_S * 1000)),
             ("grpc.keepalive_timeout_ms", int(KEEPALIVE_TIMEOUT_S * 1000)),

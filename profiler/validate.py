@@ -51,7 +51,7 @@ from profiler.client import AgentClient, AgentError, make_job
 from profiler.export import export_pool, export_subnet
 from profiler.fleet.settings import connect_kw
 from profiler.vocabulary import check_combination
-from space import SearchSpace, SubnetBatch, get_space, list_spaces
+from space import AnySpace, ResNetSpace, SubnetBatch, get_space, list_spaces
 
 __all__ = [
     "VALIDATION_PLAN",
@@ -147,7 +147,7 @@ class ValidationReport:
 # -- drawing subnets ----------------------------------------------------------------------------
 
 
-def infer_space(store: LutStore, setting: StoredSetting, space: str | None) -> tuple[SearchSpace, CompiledLut]:
+def infer_space(store: LutStore, setting: StoredSetting, space: str | None) -> tuple[AnySpace, CompiledLut]:
     """The space (given, or the first registered one the LUT fully covers) and its compiled LUT."""
     names = [space] if space else list_spaces()
     for name in names:
@@ -159,16 +159,24 @@ def infer_space(store: LutStore, setting: StoredSetting, space: str | None) -> t
 
 
 def draw_stratified(compiled: CompiledLut, n: int, rng: np.random.Generator, resolutions: Sequence[int],
-                    pool: int = 20_000) -> SubnetBatch:
+                    pool: int = 20_000) -> SubnetBatch | list[Any]:
     """``n`` distinct subnets spread evenly over the LUT-predicted latency range.
 
     A random pool is cut into ``n`` equal-width latency bins and one subnet is taken from each;
-    empty bins (the range's thin tails) are filled from the rest of the pool.
+    empty bins (the range's thin tails) are filled from the rest of the pool. ResNet50's subnets come as a list
+    (its LUT prices them one by one), the other families' as a :class:`SubnetBatch`.
     """
     if n < 1:
         raise ValueError(f"samples must be >= 1, got {n}")
+    if isinstance(compiled.space, ResNetSpace):
+        archs = compiled.space.sample_archs(max(pool, 4 * n), rng, resolutions=list(resolutions))
+        return [archs[i] for i in _stratified(compiled.predict_batch(archs, calibrated=False), n, rng)]
     candidates = compiled.space.sample(max(pool, 4 * n), rng, resolutions=list(resolutions))
-    lat = compiled.predict_batch(candidates, calibrated=False)
+    return candidates.take(_stratified(compiled.predict_batch(candidates, calibrated=False), n, rng))
+
+
+def _stratified(lat: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``n`` of the latencies ``lat``, one per equal-width bin, the rest drawn from the remainder."""
     edges = np.linspace(lat.min(), lat.max(), n + 1)
     bins = np.clip(np.searchsorted(edges, lat, side="right") - 1, 0, n - 1)
     chosen: list[int] = []
@@ -178,7 +186,11 @@ def draw_stratified(compiled: CompiledLut, n: int, rng: np.random.Generator, res
             chosen.append(int(rng.choice(members)))
     rest = np.setdiff1d(np.arange(len(lat)), chosen)
     chosen += [int(i) for i in rng.choice(rest, size=n - len(chosen), replace=False)]
-    return candidates.take(np.asarray(chosen))
+    return np.asarray(chosen)
+
+
+def _subnets(batch: SubnetBatch | list[Any]) -> list[Any]:
+    return batch.to_subnets() if isinstance(batch, SubnetBatch) else list(batch)
 
 
 # -- exporting whole networks ---------------------------------------------------------------------
@@ -243,7 +255,7 @@ def validate(
     rng = np.random.default_rng(settings.seed)
     batch = draw_stratified(compiled, settings.samples, rng, resolutions, pool=settings.pool)
     predicted = compiled.predict_batch(batch, calibrated=False)
-    archs = [s.to_arch() for s in batch.to_subnets()]
+    archs = [s.to_arch() for s in _subnets(batch)]
     notes: list[str] = []
     progress = on_progress or (lambda stage, done, total: None)
 
@@ -342,7 +354,19 @@ def time_subnets(client: AgentClient, setting: DeviceSetting, space: str, archs:
     progress = progress or (lambda stage, done, total: None)
     with tempfile.TemporaryDirectory(prefix="lutnas-validate-") as folder:
         nets = _export_all(space, archs, fmt, setting.precision, settings, folder, progress)
+        _check_message_size(client, nets)
         return _time_rounds(client, setting, nets, settings, rng, progress)
+
+
+def _check_message_size(client: AgentClient, nets: list[tuple[str, str]]) -> None:
+    """Refuse, before timing anything, a network larger than one message the agent accepts (a whole ResNet50 at
+    fp32 is up to ~140 MB; the agent's default is 64 MB)."""
+    limit = client.device_info().max_message_bytes
+    largest = max(os.path.getsize(path) for _, path in nets)
+    if limit and largest + (1 << 20) > limit:  # a job carries a little more than the model
+        raise ValidationError(f"the largest network is {largest / 2**20:.0f} MB and the agent at {client.address} "
+                              f"accepts {limit / 2**20:.0f} MB messages; start it with --max-message-mb "
+                              f"{int(largest / 2**20) + 16} or more")
 
 
 def _export_format(setting: DeviceSetting, options: Mapping[str, str]) -> str:
@@ -441,7 +465,8 @@ def report_from_store(store: LutStore, device: str | int | StoredSetting, *, cal
     frame = store.validation_samples([int(i) for i in runs["id"]])
     meta = runs.iloc[-1]["meta"]
     space_obj, compiled = infer_space(store, setting, space or meta.get("space"))
-    batch = SubnetBatch.from_subnets([space_obj.validate(a) for a in frame["arch"]])
+    subnets = [space_obj.validate(a) for a in frame["arch"]]
+    batch = subnets if isinstance(space_obj, ResNetSpace) else SubnetBatch.from_subnets(subnets)
     predicted = compiled.predict_batch(batch, calibrated=False)
     measured = frame["measured_ms"].to_numpy()
     first = np.array([e.get("first_ms", np.nan) for e in frame["extra"]], dtype=float)

@@ -7,7 +7,7 @@ import threading
 
 from profiler.worklist import Task
 from protos import agent_pb2
-from space import Block, get_space
+from space import Block, ResNetSpace, get_space
 
 from .session import AgentStats, Session
 from .settings import AgentRef, ProfileSettings
@@ -18,9 +18,14 @@ log = logging.getLogger(__name__)
 
 
 def sentinel_block(space: str, resolution: int) -> Block:
-    """The drift sentinel: a mid-network MBConv (stage 3, first slot, k5, e4) at ``resolution``."""
+    """The drift sentinel: a mid-network MBConv (stage 3, first slot, k5, e4) at ``resolution``; in ResNet50, the
+    middle one of the bottlenecks of stage 3's first slot."""
     sp = get_space(space)
     side = sp.stage_input_sides(resolution)[2]
+    if isinstance(sp, ResNetSpace):
+        firsts = [b for b in sp.unique_blocks([resolution]) if b.kind == "bottleneck" and b.in_hw == side
+                  and not b.skip]
+        return sorted(firsts, key=lambda b: (b.in_chs, b.mid_chs, b.out_chs))[len(firsts) // 2]
     return sp.slot_block(2, 0, side, 5, 4)
 
 
