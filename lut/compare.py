@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lut.errors import MissingBlocksError
+from lut.errors import MissingBlocksError, WorkFailedError
 from lut.predict import CompiledLut
 from space import ResNetSpace, SearchSpace
 
@@ -366,3 +366,99 @@ def plot_comparison(cmp: Comparison, path: str | Path, max_points: int = 5000) -
     fig.savefig(path, dpi=110)
     logger.info("wrote comparison plot %s", path)
     return path
+
+
+# -- the compare command as one call --------------------------------------------------------------
+#: What compare's latencies are: a ratio of two devices' blocks means the same whether or not either is calibrated.
+COMPARE_MODEL = "raw LUT sums (device calibrations are not applied)"
+
+
+@dataclass(frozen=True)
+class CompareReport:
+    """What ``lutnas compare`` reports: the comparison, few-shot notes, the plot and (with a predictor) regret.
+
+    ``to_dict()`` is ``lutnas compare --json``. ``luts`` are the compiled (raw) LUTs compared, by name.
+    """
+
+    comparison: Comparison
+    few_shot: list[dict[str, Any]]
+    plot: str | None = None
+    regret: Any = None  # a search.RegretReport, added by search.compare
+    extrapolation: dict[str, Any] | None = None  # with regret: picks predicted above the predictor's data
+    notes: tuple[str, ...] = field(default=(), compare=False)
+    luts: Mapping[str, CompiledLut] = field(default_factory=dict, compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = {**self.comparison.to_dict(), "latency_model": COMPARE_MODEL, "few_shot": self.few_shot}
+        if self.plot is not None:
+            doc["plot"] = self.plot
+        if self.regret is not None:
+            doc["regret"] = {**self.regret.to_dict(), "extrapolation": self.extrapolation}
+        return doc
+
+
+def compare_names(devices: Sequence[str], precision: str | Sequence[str] | None = None) -> list[str]:
+    """The selectors compared: ``devices`` (each may be ``A,B``), narrowed to one precision, or one device
+    at two precisions (``["cpu"], "fp32,int8"`` -> ``cpu:fp32``, ``cpu:int8``).
+
+    Raises:
+        ValueError: other precision counts, or fewer than two distinct devices.
+    """
+    from lut.selectors import with_precision
+
+    names = [n for item in devices for n in str(item).split(",") if n]
+    text = ",".join(precision) if isinstance(precision, (list, tuple)) else (precision or "")
+    precisions = [p for p in text.split(",") if p]
+    if len(precisions) == 2 and len(names) == 1:
+        names = [f"{names[0]}:{p}" for p in precisions]
+    elif len(precisions) == 1:
+        names = [str(with_precision(n, precisions[0])) for n in names]
+    elif precisions:
+        raise ValueError(f"precision must be one precision, or two (A,B) with one device; got {text!r} for {names}")
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise ValueError(f"compare needs two or more distinct devices (--device A --device B), got {names}")
+    return names
+
+
+def compare(store: Any, devices: Sequence[str], *, precision: str | Sequence[str] | None = None,
+            space: str | None = None, resolutions: Sequence[int] | None = None, subnets: int = 10_000,
+            seed: int = 0, plot: str | Path | None = None, sources: Sequence[Any] = ()) -> CompareReport:
+    """Compare devices' LUTs: block latency ratios, rank correlations, dominant block kinds (raw LUT sums).
+
+    Args:
+        store: the LUT store (a LutStore or its locator).
+        devices: names, selectors or ids (two or more; each may be ``A,B``); one device with two
+            ``precision`` values compares those two settings of it.
+        precision: one precision for every device, or two (``fp32,int8``) of one device.
+        space: the search space (default: the one every LUT, and ``sources``, fit).
+        resolutions: resolutions to compare at (default: every one all LUTs cover).
+        subnets: random subnets to rank.
+        seed: seed of the subnet draw.
+        plot: write a PNG there (latency scatter and per-stage ratio heat map).
+        sources: more inputs the space must fit (``lut.spaces`` sources, e.g. a predictor's).
+
+    Raises:
+        ValueError: bad devices, precisions, space or resolutions (a LutError subclass where the store says).
+        OSError: the plot cannot be written.
+    """
+    from lut.manage import few_shot_status, open_store, store_space
+    from lut.selectors import resolve_all
+
+    names = compare_names(devices, precision)
+    if subnets < 2:
+        raise ValueError(f"subnets must be at least 2, got {subnets}")
+    with open_store(store) as opened:
+        stored = dict(zip(names, resolve_all(opened.settings(), names)))
+        space_name = store_space(opened, stored, list(sources), space)
+        luts = {name: CompiledLut.from_store(opened, s, space_name, calibrated=False) for name, s in stored.items()}
+        status = [few_shot_status(opened, s) for s in stored.values()]
+    compared = comparable_resolutions(luts, list(resolutions) if resolutions else None)
+    try:
+        cmp = compare_luts(luts, resolutions=compared, n_subnets=subnets, random_state=seed)
+    except Exception as err:  # noqa: BLE001 - the input was checked above: what the comparison raises is its failure
+        raise WorkFailedError.wrapping(err, "comparison") from err
+    if plot is not None:
+        plot_comparison(cmp, plot)
+    return CompareReport(comparison=cmp, few_shot=[doc for doc, _ in status if doc is not None],
+                         plot=str(plot) if plot is not None else None,
+                         notes=tuple(note for _, note in status if note), luts=luts)

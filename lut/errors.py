@@ -12,6 +12,7 @@ __all__ = [
     "StoreError",
     "SchemaVersionError",
     "UnknownDeviceError",
+    "WorkFailedError",
     "AmbiguousDeviceError",
     "ImportFormatError",
     "MissingBlocksError",
@@ -60,3 +61,13 @@ class CalibrationError(LutError, ValueError):
 
 class CopyConflictError(LutError, ValueError):
     """A copy would overwrite a device setting the destination store already has."""
+
+
+class WorkFailedError(LutError, RuntimeError):
+    """A computation failed once its input had been checked (never bad input): the message is the
+    work and the original error's type and text."""
+
+    @classmethod
+    def wrapping(cls, err: Exception, what: str) -> WorkFailedError:
+        """The failure ``err`` (any error raised by the work) as one of these: ``{what} failed: {type}: {text}``."""
+        return cls(f"{what} failed: {type(err).__name__}: {err}")

@@ -24,6 +24,22 @@ _EXPORTS = {
     "ValidationSettings": ("profiler.validate", "ValidationSettings"),
     "time_model": ("profiler.agents", "time_model_file"),
     "devices": ("profiler.agents", "device_facts"),
+    # Searching and the stores: search/sweep -> SearchReport, compare -> CompareReport, train_predictor ->
+    # TrainReport, evaluate_predictor -> EvalReport, predict_latency -> LatencyReport, the lut ... commands.
+    "search": ("search.budgets", "search"),
+    "sweep": ("search.budgets", "sweep"),
+    "plot_front": ("search.budgets", "plot_front"),
+    "compare": ("search.regret", "compare"),
+    "train_predictor": ("search.fitting", "train_predictor"),
+    "evaluate_predictor": ("search.fitting", "evaluate_predictor"),
+    "EvolutionSettings": ("search.evolution", "EvolutionSettings"),
+    "LutStore": ("lut.store", "LutStore"),
+    "predict_latency": ("lut.latency", "predict_latency"),
+    "list_luts": ("lut.manage", "list_luts"),
+    "import_luts": ("lut.manage", "import_luts"),
+    "export_lut": ("lut.manage", "export_lut"),
+    "remove_lut": ("lut.manage", "remove_lut"),
+    "copy_luts": ("lut.manage", "copy_luts"),
 }
 
 __all__ = sorted(_EXPORTS)

@@ -8,6 +8,7 @@ __all__ = [
     "NotFittedError",
     "PredictorFormatError",
     "SearchError",
+    "SearchFailedError",
     "SpaceMismatchError",
 ]
 
@@ -34,3 +35,13 @@ class PredictorFormatError(SearchError, ValueError):
 
 class NotFittedError(SearchError, AttributeError):
     """A predictor was used before ``fit`` (or ``load``)."""
+
+
+class SearchFailedError(SearchError, RuntimeError):
+    """The search itself failed once its input had been checked (never bad input): the message is the
+    work and the original error's type and text."""
+
+    @classmethod
+    def wrapping(cls, err: Exception, what: str) -> SearchFailedError:
+        """The failure ``err`` (any error raised by the work) as one of these: ``{what} failed: {type}: {text}``."""
+        return cls(f"{what} failed: {type(err).__name__}: {err}")

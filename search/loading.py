@@ -11,7 +11,7 @@ from search.ofa_predictor import OFAAccuracyPredictor, ofa_predictor_from_blob
 from search.predictor import PREDICTOR_KIND, LutnasPredictor, read_predictor_blob
 from space import get_space
 
-__all__ = ["AnyPredictor", "load_predictor"]
+__all__ = ["AnyPredictor", "load_predictor", "predictor_and_label"]
 
 AnyPredictor = LutnasPredictor | OFAAccuracyPredictor
 
@@ -42,3 +42,16 @@ def load_predictor(path: str | Path, space: str | None = None) -> AnyPredictor:
             f"OFA's predictor {path} is for space {pred.space_name!r}, but the search space is {get_space(space).name!r}"
         )
     return pred
+
+
+def predictor_and_label(predictor: str | Path | Any) -> tuple[Any, str]:
+    """A predictor given as a file (either format) or already loaded, and how messages name it.
+
+    Raises:
+        ValueError: no such file, or neither format.
+    """
+    if not isinstance(predictor, (str, Path)):
+        return predictor, type(predictor).__name__
+    if not Path(predictor).is_file():
+        raise ValueError(f"predictor file not found: {predictor}")
+    return load_predictor(predictor), str(predictor)

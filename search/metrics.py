@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 __all__ = ["kendall_tau", "prediction_metrics", "rmse", "spearman_rho"]
 
 
 def kendall_tau(predicted: np.ndarray, measured: np.ndarray) -> float:
     """Kendall's tau-b between predictions and measurements."""
+    from scipy import stats  # here, not at import: scipy.stats takes ~1 s to load and a search never ranks
+
     return float(stats.kendalltau(np.asarray(predicted), np.asarray(measured)).statistic)
 
 
 def spearman_rho(predicted: np.ndarray, measured: np.ndarray) -> float:
     """Spearman's rank correlation between predictions and measurements."""
+    from scipy import stats
+
     return float(stats.spearmanr(np.asarray(predicted), np.asarray(measured)).statistic)
 
 

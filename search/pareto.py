@@ -12,7 +12,7 @@ failing the sweep. Both share one prediction cache, so no network is scored twic
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -87,6 +87,7 @@ def independent_sweep(
     settings: EvolutionSettings | None = None,
     random_state: int | None = None,
     extra_constraints: Sequence[Constraint] = (),
+    progress: Callable[[str, int, int | None], None] | None = None,
 ) -> list[SearchResult | BudgetOutOfRangeError | InfeasibleSearchError]:
     """Run one search per point, each exactly as a search of that point alone with ``random_state``.
 
@@ -98,6 +99,7 @@ def independent_sweep(
         random_state: the seed every point's search starts from (an int, so each point draws the
             same stream it would draw alone; None draws fresh entropy per point).
         extra_constraints: constraints added to every point (e.g. MACs).
+        progress: called ``("searching budgets", done, total)`` as points finish.
 
     Returns:
         One entry per point, in the order given: its result, or the error that says why no subnet
@@ -112,6 +114,8 @@ def independent_sweep(
         except (BudgetOutOfRangeError, InfeasibleSearchError) as err:
             logger.debug("sweep point %s: %s", [c.describe_limit() for c in point], err)
             out.append(err)
+        if progress is not None:
+            progress("searching budgets", len(out), len(points))
     return out
 
 

@@ -193,6 +193,8 @@ class LutnasPredictor:
         self._encoders = {name: get_encoding(name, self.space) for name in self.encodings}
         self.resolutions_ = tuple(int(r) for r in np.unique(batch.r))
         self.n_train_ = len(y)
+        # The accuracies it learned from: a prediction far above them is an extrapolation (see search.extrapolation).
+        self.accuracy_range_ = (float(y.min()), float(y.max()))
         self.train_metrics_ = prediction_metrics(self.predict(batch), y)
         self.fit_seconds_ = time.perf_counter() - start
         self.data_fingerprint_ = getattr(self, "data_fingerprint_", "")
@@ -278,6 +280,7 @@ class LutnasPredictor:
             "data_fingerprint": self.data_fingerprint_,
             "data_sources": list(self.data_sources_),
             "accuracy_precision": self.accuracy_precision_,  # what the predicted top-1 means: fp32 or int8
+            "accuracy_range": list(self.accuracy_range_) if self.accuracy_range_ else None,
             "y_mean": self.y_mean_,
             "y_scale": self.y_scale_,
             "torch_version": torch.__version__,
@@ -375,6 +378,8 @@ class LutnasPredictor:
         pred.data_fingerprint_ = str(meta["data_fingerprint"])
         pred.data_sources_ = tuple(meta["data_sources"])
         pred.accuracy_precision_ = str(meta.get("accuracy_precision", "fp32"))  # files before it: fp32 data
+        rng = meta.get("accuracy_range")  # files before it: unknown
+        pred.accuracy_range_ = (float(rng[0]), float(rng[1])) if rng else None
         return pred
 
 

@@ -45,6 +45,7 @@ from search.evolution import (
     latency_constraint,
     search_resolutions,
 )
+from search.errors import InfeasibleSearchError, SearchFailedError
 from search.prediction_cache import PredictionCache
 from space import Genome, SearchSpace, SubnetBatch, get_space
 
@@ -54,6 +55,7 @@ __all__ = [
     "DevicePick",
     "QuantileRegret",
     "RegretReport",
+    "compare",
     "cross_device_regret",
 ]
 
@@ -288,3 +290,58 @@ def _cross_price(source: DevicePick, target: DevicePick, latency_ms: float) -> C
     regret = target.predicted_accuracy - source.predicted_accuracy if feasible else None
     return CrossPrice(source=source.device, target=target.device, latency_ms=latency_ms, budget_ms=budget,
                       feasible=feasible, over_budget_ms=over, over_budget_pct=100.0 * over / budget, regret=regret)
+
+
+def compare(store: Any, devices: Sequence[str], *, predictor: Any = None, quantiles: Sequence[float] | None = None,
+            generations: int | None = None, seed: int = 0, resolutions: Sequence[int] | None = None,
+            **options: Any) -> Any:
+    """``lutnas compare`` as one call: :func:`lut.compare.compare`, and with a predictor the best subnet per
+    device at matched budgets and the cross-device regret (``regret`` in the report).
+
+    Args:
+        store: the LUT store (a LutStore or its locator).
+        devices: names, selectors or ids (two or more), as :func:`lut.compare.compare`.
+        predictor: a predictor file (lutnas's or OFA's format) or a loaded predictor; None compares LUTs only.
+        quantiles: with a predictor, budget quantiles of each device's achievable range (default
+            :data:`DEFAULT_QUANTILES`).
+        generations: with a predictor, generations per search (default OFA's 500).
+        seed: seed of the subnet draw and of the searches.
+        resolutions: resolutions to compare (and search) at.
+        **options: ``precision``, ``space``, ``subnets``, ``plot`` of :func:`lut.compare.compare`.
+
+    Returns:
+        A :class:`lut.compare.CompareReport`.
+
+    Raises:
+        ValueError: bad input (nothing searched).
+        InfeasibleSearchError: a matched-budget search found no subnet.
+    """
+    from lut.compare import compare as compare_luts
+    from lut.manage import space_sources
+    from search.loading import predictor_and_label
+    from search.fitting import extrapolation
+
+    if predictor is None:
+        if quantiles is not None or generations is not None:
+            raise ValueError("--budgets and --generations go with --predictor P")
+        return compare_luts(store, devices, resolutions=resolutions, seed=seed, **options)
+    qs = [float(q) for q in (DEFAULT_QUANTILES if quantiles is None else quantiles)]
+    if not qs or any(not 0.0 < q < 1.0 for q in qs):
+        raise ValueError(f"budget quantiles must lie strictly between 0 and 1, got {qs}")
+    settings = EvolutionSettings()
+    if generations is not None:
+        settings = dataclasses.replace(settings, generations=generations)
+    if resolutions:
+        settings = dataclasses.replace(settings, resolutions=tuple(int(r) for r in resolutions))
+    settings.validate()
+    pred, label = predictor_and_label(predictor)
+    report = compare_luts(store, devices, resolutions=resolutions, seed=seed,
+                          sources=[space_sources().predictor_source(label, pred)], **options)
+    try:
+        regret = cross_device_regret(report.comparison.space, report.luts, pred, qs, settings, random_state=seed)
+    except InfeasibleSearchError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the input was checked: what the searches raise is their failure
+        raise SearchFailedError.wrapping(err, "regret search") from err
+    picked = [p.predicted_accuracy for qr in regret.by_quantile for p in qr.picks.values()]
+    return dataclasses.replace(report, regret=regret, extrapolation=extrapolation(pred, picked))

@@ -78,9 +78,9 @@ def test_reimport_into_existing_device(runner: CliRunner, db: Path) -> None:
     (["lut", "predict", "--device", "note10", "--arch", '{"ks": [3], "e": [3], "d": [2], "r": 224}'],
      "subnet ks must have 20 entries"),
     (["lut", "predict", "--device", "note10"], "give exactly one of --arch JSON or --net-config FILE"),
-    (["lut", "predict", "--device", "note10", "--net-config", "x"], "--net-config needs --resolution R"),
+    (["lut", "predict", "--device", "note10", "--net-config", "x"], "no such file: x"),
     (["lut", "predict", "--device", "note10", "--space", "mbv4", "--arch", "{}"], "unknown space 'mbv4'"),
-    (["lut", "export", "--device", "note10", "--format", "onnx", "--out", "x"], "--format 'onnx' is unknown"),
+    (["lut", "export", "--device", "note10", "--format", "onnx", "--out", "x"], "format must be one of ofa-yaml, csv, parquet, got 'onnx'"),
     (["compare", "--devices", "note10"], "two or more distinct devices"),
 ])
 def test_bad_input_exits_2(runner: CliRunner, db: Path, args: list[str], message: str) -> None:
@@ -103,10 +103,11 @@ def test_malformed_import_exits_2_and_writes_nothing(runner: CliRunner, db: Path
     assert missing.exit_code == 2 and "no LUT store at" in missing.stderr
 
 
-def test_missing_blocks_exit_1(runner: CliRunner, db: Path) -> None:
+def test_an_uncovered_resolution_is_bad_input(runner: CliRunner, db: Path, tmp_path: Path) -> None:
+    """A subnet at a resolution the LUT does not cover is what the user asked for: exit 2, one line."""
     arch = {"ks": [3] * 20, "e": [3] * 20, "d": [2] * 5, "r": 128}
     result = runner.invoke(app, ["lut", "predict", "--db", str(db), "--device", "note10", "--arch", json.dumps(arch)])
-    assert result.exit_code == 1 and "lacks blocks for 1 of 1 subnet(s); missing keys: " in result.stderr
+    assert result.exit_code == 2 and "lacks blocks for 1 of 1 subnet(s); missing keys: " in result.stderr
 
 
 def test_export_and_rm(runner: CliRunner, db: Path, tmp_path: Path) -> None:

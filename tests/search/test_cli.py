@@ -51,8 +51,11 @@ def test_search_json_sweep_and_errors(note10_db, tmp_path):
     plot = tmp_path / "front.png"
     docs = _json(runner.invoke(app, [*base, "--latency-ms", "20,15", "--json", "--plot", str(plot)]))["results"]
     assert [d["limits"]["note10"] for d in docs] == [15.0, 20.0] and plot.stat().st_size > 0
+    # A budget no subnet meets is an answer, alone as in a sweep: one JSON document, exit 0.
     res = runner.invoke(app, [*base, "--latency-ms", "3"])
-    assert res.exit_code == 2 and "achievable range" in res.output
+    assert res.exit_code == 0 and "achievable range" in res.output
+    (alone,) = _json(runner.invoke(app, [*base, "--latency-ms", "3", "--json"]))["results"]
+    assert alone["feasible"] is False and alone["achievable_ms"]["note10"][0] > 3
     res = runner.invoke(app, [*base, "--latency-ms", "25", "--device", "phone"])
     assert res.exit_code == 2
     human = runner.invoke(app, [*base, "--latency-ms", "25"])
