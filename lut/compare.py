@@ -324,10 +324,30 @@ def plot_comparison(cmp: Comparison, path: str | Path, max_points: int = 5000) -
     Returns:
         ``path``.
     """
+    path = Path(path)
+    fig = comparison_figure(cmp, max_points)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    logger.info("wrote comparison plot %s", path)
+    return path
+
+
+# Characters of a 9-point title that fit one 5-inch subplot; longer titles (long selectors) wrap onto more lines
+# instead of running into the next subplot's.
+_TITLE_CHARS = 52
+
+
+def _wrapped(text: str, width: int = _TITLE_CHARS) -> str:
+    import textwrap
+
+    return textwrap.fill(text, width=width, break_on_hyphens=False)
+
+
+def comparison_figure(cmp: Comparison, max_points: int = 5000) -> Any:
+    """The matplotlib Figure :func:`plot_comparison` writes (titles and labels wrapped to their subplot)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    path = Path(path)
     ref = cmp.devices[0]
     others = [p for p in cmp.pairs if p.a == ref]
     n_plots = len(others) + 1
@@ -339,10 +359,10 @@ def plot_comparison(cmp: Comparison, path: str | Path, max_points: int = 5000) -
     for ax, pair in zip(axes, others):
         y_all = cmp.subnet_ms[pair.b]
         ax.scatter(x_all[shown], y_all[shown], s=3, alpha=0.35, linewidths=0)
-        ax.set_xlabel(f"{ref} predicted latency (ms)")
-        ax.set_ylabel(f"{pair.b} predicted latency (ms)")
-        ax.set_title(f"{pair.b} vs {ref}: Spearman {pair.subnet_spearman:.3f}, Kendall {pair.subnet_kendall:.3f}",
-                     fontsize=9)
+        ax.set_xlabel(_wrapped(f"{ref} predicted latency (ms)"))
+        ax.set_ylabel(_wrapped(f"{pair.b} predicted latency (ms)", 40))
+        ax.set_title(_wrapped(f"{pair.b} vs {ref}: Spearman {pair.subnet_spearman:.3f}, "
+                              f"Kendall {pair.subnet_kendall:.3f}"), fontsize=9)
         ax.grid(alpha=0.3)
     heat = axes[-1]
     frames = [(p.b, p.ratio_by_resolution) for p in others]
@@ -359,13 +379,10 @@ def plot_comparison(cmp: Comparison, path: str | Path, max_points: int = 5000) -
             for j in range(data.shape[1]):
                 if np.isfinite(data[i, j]):
                     heat.text(j, i, f"{data[i, j]:.2f}", ha="center", va="center", fontsize=6)
-    heat.set_title(f"median block latency ratio vs {ref}, per stage and resolution", fontsize=9)
+    heat.set_title(_wrapped(f"median block latency ratio vs {ref}, per stage and resolution"), fontsize=9)
     fig.colorbar(image, ax=heat, label="log2 ratio")
     fig.suptitle(f"{cmp.space}, r in {list(cmp.resolutions)}, {cmp.n_subnets} random subnets", fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    logger.info("wrote comparison plot %s", path)
-    return path
+    return fig
 
 
 # -- the compare command as one call --------------------------------------------------------------

@@ -68,8 +68,8 @@ def predict_latency(store: StoreLike, device: str | int, *, arch: Mapping[str, A
         if blocks is not None:
             others = [sources.net_config_source(str(net_config), blocks)]
         else:  # an arch's shape tells its family; one of no space is refused below, naming what is wrong
-            fits = sources.arch_source("--arch", arch) if hasattr(sources, "arch_source") else None
-            others = [fits] if fits is not None and fits.spaces else []
+            fits = sources.arch_source("--arch", arch)
+            others = [fits] if fits.spaces else []
         space_name = store_space(opened, {stored.name: stored}, others, space)
         few_shot, note = few_shot_status(opened, stored)
         from lut.predict import CompiledLut

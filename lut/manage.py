@@ -303,10 +303,7 @@ def store_space(store: LutStore, stored: dict[str, StoredSetting], others: Seque
     Raises:
         ValueError: no space fits every input; the message names what each input covers.
     """
-    try:
-        from lut.spaces import choose_space, lut_source
-    except ImportError:  # transition: the space inference still lives beside the command line
-        from lutnas._spaces import choose_space, lut_source  # type: ignore[no-redef]
+    from lut.spaces import choose_space, lut_source
 
     sources = [lut_source(name, store.table(s.id)) for name, s in stored.items()]
     return choose_space([*sources, *others], given)
@@ -314,8 +311,6 @@ def store_space(store: LutStore, stored: dict[str, StoredSetting], others: Seque
 
 def space_sources() -> Any:
     """The module that describes inputs as space sources (``predictor_source``, ``net_config_source``)."""
-    try:
-        import lut.spaces as spaces
-    except ImportError:  # transition, as in store_space
-        import lutnas._spaces as spaces  # type: ignore[no-redef]
-    return spaces
+    import lut.spaces
+
+    return lut.spaces

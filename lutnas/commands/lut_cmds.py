@@ -42,13 +42,13 @@ def list_cmd(db: str = _DB, json_out: bool = _JSON) -> None:
     if json_out:
         emit_json(report.to_dict())
         return
-    table = summary_table(f"LUT store {db}", ("id", "device", "--device", "runtime", "threads", "precision",
-                                                "format", "rows", "predicted", "round spread", "calibration"))
+    # The selector names the device; the setting's fields share one cell: eleven columns do not fit 80.
+    table = summary_table(f"LUT store {db}", ("id", "--device", "setting", "rows", "predicted", "round spread",
+                                                "calibration"), right=("rows",))
     for d in report.devices:
         spread = d["round_spread_pct"]
-        cells = (d["id"], d["device"], d["selector"], f"{d['runtime']} {d['runtime_version'] or ''}".strip(),
-                 d["threads"] or "-", d["precision"], d["model_format"] or "-", d["rows"],
-                 _predicted_text(d), "-" if spread is None else f"{spread:.0f}%", d["calibration"] or "-")
+        cells = (d["id"], d["selector"], _setting_text(d), d["rows"], _predicted_text(d),
+                 "-" if spread is None else f"{spread:.0f}%", d["calibration"] or "-")
         table.add_row(*map(literal, cells))  # names and fields come from the store: shown as they read
     err_console.print(table)
     if any(d["round_spread_pct"] is not None for d in report.devices):
@@ -56,6 +56,15 @@ def list_cmd(db: str = _DB, json_out: bool = _JSON) -> None:
                           "how far the slowest round's median is above the fastest; the row keeps the fastest",
                           highlight=False)
     err_console.print(_coverage_table(report.devices))
+
+
+def _setting_text(d: dict[str, Any]) -> str:
+    """``onnxruntime 1.20, 1 thread, int8, onnx``: the fields that tell a device's settings apart."""
+    threads = d["threads"]
+    parts = [f"{d['runtime']} {d['runtime_version'] or ''}".strip(),
+             "threads unknown" if not threads else f"{threads} thread{'s' if threads != 1 else ''}",
+             d["precision"], d["model_format"], d["delegate"]]
+    return ", ".join(str(p) for p in parts if p)
 
 
 def _predicted_text(d: dict[str, Any]) -> str:
