@@ -58,6 +58,7 @@ def _run_scenario(name: str, args: argparse.Namespace, workdir: Path) -> dict:
                 node.loss(2)
             agents.append(NetAgent(node, workdir / f"dev{i}", rtt_ms=150.0 if phone else 0.0).start())
         hosts = [lab.node(f"host{h}") for h in range(HOSTS)]
+        workdir.mkdir(parents=True, exist_ok=True)
         token = workdir / "token"
         token.write_text(TOKEN)
         reports = []
@@ -140,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fault-after-rows", type=int, default=40)
     p.add_argument("--timeout-s", type=float, default=600.0)
     p.add_argument("--scenarios", default="clean,phone,partition,reboot,db-partition")
+    p.add_argument("--keep", type=Path, default=None, help="keep each scenario's host logs and reports here")
     args = p.parse_args(argv)
     reason = unavailable()
     if reason is not None:
@@ -147,8 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     results = []
     for name in args.scenarios.split(","):
-        with tempfile.TemporaryDirectory(prefix=f"net-bench-{name}-") as tmp:
-            results.append(_run_scenario(name, args, Path(tmp)))
+        if args.keep is not None:
+            results.append(_run_scenario(name, args, args.keep / name))
+        else:
+            with tempfile.TemporaryDirectory(prefix=f"net-bench-{name}-") as tmp:
+                results.append(_run_scenario(name, args, Path(tmp)))
         r = results[-1]
         print(f"{name}: {r}", file=sys.stderr, flush=True)
     clean = next((r for r in results if r["scenario"] == "clean"), None)

@@ -7,8 +7,8 @@ through a veth of its own, so the in-process profiler is a node too (``lab.root_
 * bandwidth: ``tbf`` on both ends of the node's veth (uplink on the node's end, downlink on the hub's);
 * loss: nftables ``numgen random`` drops on the node's veth, both directions;
 * partitions: nftables drops between the node and chosen peers (or everyone), removed by :meth:`Node.heal`;
-* latency: ``tc netem`` where the kernel has it; these hosts refuse it, so :mod:`._relay` (a delaying TCP
-  relay run inside the node) holds each chunk for half the round trip in each direction.
+* latency: :mod:`._relay`, a delaying TCP relay run inside the node, holds each chunk for half the round trip in
+  each direction (many cloud kernels refuse ``tc netem``; :meth:`Node.netem_delay` uses it where it exists).
 
 Everything is named after one random lab id (namespaces ``lutnas-<id>-<node>``, links ``ln<id>...``), so
 parallel runs never collide, and :meth:`NetLab.close` removes it all. :func:`unavailable` says why a host
@@ -24,13 +24,11 @@ import secrets
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 __all__ = ["NetLab", "Node", "netem_available", "unavailable"]
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 _TABLE = "lutnas_lab"
 # Base chains jump to these; loss and partitions are rules in them, flushed to undo.
 _CHAINS = ("loss_in", "loss_out", "part_in", "part_out")
@@ -219,9 +217,6 @@ class NetLab:
             f"add rule inet {_TABLE} out oifname {node.veth} jump loss_out\n")
         self.nodes[name] = node
         return node
-
-    def nodes_named(self, names: Iterable[str]) -> list[Node]:
-        return [self.nodes[n] for n in names]
 
     def close(self) -> None:
         """Delete the caller's veth and every namespace of this lab (their links go with them)."""
