@@ -27,7 +27,7 @@ def coverage(table: Mapping[str, float]) -> list[dict[str, Any]]:
     Returns:
         Rows ``{"space", "resolution", "blocks", "of", "complete"}`` by space, then resolution.
     """
-    from lut.predict import CompiledLut
+    from lut.predict import _stem_resolutions
     from space import get_space, list_spaces
 
     keys = set(table)
@@ -35,7 +35,8 @@ def coverage(table: Mapping[str, float]) -> list[dict[str, Any]]:
     for name in list_spaces():
         space = get_space(name)
         # The space's resolutions and every one whose stem the table prices.
-        for r in CompiledLut.from_table(table, space).compiled_resolutions:
+        # The resolutions a compiled LUT would hold, without compiling one per space (5 spaces: ~0.2 s).
+        for r in sorted(set(space.resolutions) | _stem_resolutions(table, space)):
             stem, _ = space.stem_blocks(r)
             if not any(b.key in keys for b in stem):
                 continue

@@ -59,6 +59,10 @@ def few_shot_status(store: LutStore, stored: StoredSetting) -> tuple[dict[str, A
 
     Every report of a LUT carries this, so predicted (few-shot) rows never pass for measured ones.
     """
+    from lut.schema import PREDICTED_SOURCE
+
+    if not store.count_rows(PREDICTED_SOURCE).get(stored.id):  # one count, not the transfer model's imports
+        return None, None
     from lut.transfer import predicted_rows
 
     status = predicted_rows(store, stored)

@@ -156,9 +156,12 @@ class CompiledLut:
         """
         stored = store.setting(device)
         space = get_space(space)
-        from lut.calibration import Calibration
+        calibration = None
+        docs = store.calibration_docs(stored.id, space.name) if calibrated else []
+        if docs:  # the model's module (and pandas) load only for a calibrated LUT
+            from lut.calibration import Calibration
 
-        calibration = Calibration.from_store(store, stored.id, space.name) if calibrated else None
+            calibration = Calibration.from_json(docs[0])
         return cls.from_table(store.table(stored.id, stat), space, calibration=calibration, device=stored.name)
 
     def with_calibration(self, calibration: Calibration | None) -> CompiledLut:

@@ -24,7 +24,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -35,6 +34,8 @@ from lut.schema import PREDICTED_SOURCE, ROW_COLUMNS, DeviceSetting
 from lut.selectors import select_setting
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from space import SearchSpace
 
 __all__ = ["LutStore", "StoredSetting", "SettingDump", "RowInput", "BUSY_TIMEOUT_MS", "copy_settings"]
@@ -352,6 +353,8 @@ class LutStore:
 
     def rows(self, setting_id: int | str | StoredSetting) -> pd.DataFrame:
         """The setting's rows as a DataFrame with ``ROW_COLUMNS`` (``extra`` as a JSON string), sorted by key."""
+        import pandas as pd  # here, not at import: a search never builds a frame
+
         sid = self._id(setting_id)
         rows = self._query(
             f"SELECT {', '.join(ROW_COLUMNS)} FROM lut_rows WHERE setting_id = :sid ORDER BY block_key", {"sid": sid}
@@ -370,9 +373,14 @@ class LutStore:
         rows = self._query(f"SELECT block_key, {stat} FROM lut_rows WHERE setting_id = :sid", {"sid": sid})
         return {k: v for k, v in rows if v is not None}
 
-    def count_rows(self) -> dict[int, int]:
-        """``{setting_id: number of LUT rows}`` for every setting."""
-        counts = dict(self._query("SELECT setting_id, COUNT(*) FROM lut_rows GROUP BY setting_id"))
+    def count_rows(self, source: str | None = None) -> dict[int, int]:
+        """``{setting_id: number of LUT rows}`` for every setting (only rows of ``source``, when given)."""
+        if source is None:
+            rows = self._query("SELECT setting_id, COUNT(*) FROM lut_rows GROUP BY setting_id")
+        else:
+            rows = self._query("SELECT setting_id, COUNT(*) FROM lut_rows WHERE source = :source GROUP BY setting_id",
+                               {"source": source})
+        counts = dict(rows)
         return {s.id: int(counts.get(s.id, 0)) for s in self.settings()}
 
     # -- failures ------------------------------------------------------------------------
@@ -398,6 +406,8 @@ class LutStore:
 
     def failures(self, setting_id: int | str | StoredSetting) -> pd.DataFrame:
         """Blocks that failed for the setting: columns block_key, reason, attempts, at."""
+        import pandas as pd  # here, not at import: a search never builds a frame
+
         sid = self._id(setting_id)
         rows = self._query(
             "SELECT block_key, reason, attempts, at FROM failed_blocks WHERE setting_id = :sid ORDER BY block_key",
@@ -489,7 +499,8 @@ class LutStore:
         Returns:
             The run id.
         """
-        records = samples.to_dict("records") if isinstance(samples, pd.DataFrame) else [dict(s) for s in samples]
+        # A DataFrame gives its rows as records (duck-typed: pandas is not loaded for this).
+        records = samples.to_dict("records") if hasattr(samples, "to_dict") else [dict(s) for s in samples]
         if not records:
             raise ValueError("a validation run needs at least one sample")
         prepared = []
@@ -520,6 +531,8 @@ class LutStore:
 
     def validation_runs(self, setting_id: int | str | StoredSetting | None = None) -> pd.DataFrame:
         """Validation runs (all, or the setting's): columns id, setting_id, created_at, n_samples, meta (dict)."""
+        import pandas as pd  # here, not at import: a search never builds a frame
+
         sql = ("SELECT r.id, r.setting_id, r.created_at, COUNT(s.idx), r.meta FROM validation_runs r "
                "LEFT JOIN validation_samples s ON s.run_id = r.id")
         params: dict[str, Any] = {}
@@ -533,6 +546,8 @@ class LutStore:
 
     def validation_samples(self, run_ids: int | Sequence[int]) -> pd.DataFrame:
         """Samples of one or more runs: run_id, idx, arch (dict), predicted_ms, measured_ms, repeat_ms, extra (dict)."""
+        import pandas as pd  # here, not at import: a search never builds a frame
+
         ids = [run_ids] if isinstance(run_ids, int) else list(run_ids)
         if not ids:
             raise ValueError("validation_samples needs at least one run id")
@@ -591,6 +606,8 @@ class LutStore:
 
     def calibrations(self, setting_id: int | str | StoredSetting) -> pd.DataFrame:
         """Every calibration of the setting: id, created_at, kind, cv_metrics (dict), newest last."""
+        import pandas as pd  # here, not at import: a search never builds a frame
+
         sid = self._id(setting_id)
         rows = self._query(
             "SELECT id, created_at, model, cv_metrics FROM calibrations WHERE setting_id = :sid ORDER BY id",
