@@ -36,7 +36,6 @@ __all__ = [
     "parse_options",
     "parse_resolutions",
     "resolution_option",
-    "find_setting",
     "predicted_note",
     "positive_number",
     "setting_doc",
@@ -154,28 +153,6 @@ def parse_resolutions(text: str) -> tuple[int, ...]:
 def resolution_option(texts: list[str] | None) -> tuple[int, ...]:
     """Every ``--resolutions`` value (each a list or range; the option may repeat) as one tuple; () when none."""
     return tuple(dict.fromkeys(r for text in texts or [] for r in parse_resolutions(text)))
-
-
-def find_setting(store: Any, ref: str | int) -> Any:
-    """``store.setting(ref)``, with a "did you mean" for a name that differs only in case or by a typo.
-
-    Raises:
-        UnknownDeviceError: nothing matches (the message lists the known devices and the likely one).
-    """
-    import difflib
-
-    from lut import UnknownDeviceError
-
-    try:
-        return store.setting(ref)
-    except UnknownDeviceError as err:
-        names = sorted({s.name for s in store.settings()})
-        text = str(ref)
-        guesses = [n for n in names if n.casefold() == text.casefold()]
-        guesses = guesses or difflib.get_close_matches(text, names, n=1, cutoff=0.6)
-        if not guesses:
-            raise
-        raise UnknownDeviceError(f"{err}; did you mean {guesses[0]!r}?") from None
 
 
 def positive_number(value: float, flag: str) -> float:

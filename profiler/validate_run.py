@@ -8,14 +8,13 @@ runs), and say when the LUT is of no use for the device or the chosen calibratio
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lut.calibration import Calibration
-from lut.errors import LutError, UnknownDeviceError
+from lut.errors import LutError
 from lut.selectors import with_precision
 from lut.store import LutStore, StoredSetting
 from lut.transfer import predicted_rows
@@ -149,17 +148,8 @@ def _agent_device(spec: AgentSpec | None, settings: ValidationSettings, token: s
 
 
 def _find_setting(store: LutStore, ref: str | int) -> StoredSetting:
-    """``store.setting(ref)``, with a "did you mean" for a name that differs only in case or by a typo."""
-    try:
-        return store.setting(ref)
-    except UnknownDeviceError as err:
-        names = sorted({s.name for s in store.settings()})
-        text = str(ref)
-        guesses = [n for n in names if n.casefold() == text.casefold()]
-        guesses = guesses or difflib.get_close_matches(text, names, n=1, cutoff=0.6)
-        if not guesses:
-            raise
-        raise UnknownDeviceError(f"{err}; did you mean {guesses[0]!r}?") from None
+    """``store.setting(ref)``: an unknown name's error already says "did you mean" (lut.selectors)."""
+    return store.setting(ref)
 
 
 def _few_shot(store: LutStore, stored: StoredSetting, notes: Notes) -> dict[str, Any] | None:

@@ -133,6 +133,7 @@ def test_lut_help_names_rm() -> None:
 def test_selectors_say_did_you_mean(db: Path) -> None:
     typo = invoke("lut", "predict", "--db", db, "--device", "note1O", "--arch", "{}")
     assert typo.exit_code == 2 and "did you mean 'note10'?" in one_line(typo.stderr)
+    assert typo.stderr.count("did you mean") == 1
     _two_precisions(db)
     qualifier = invoke("lut", "predict", "--db", db, "--device", "note10:int9", "--arch", "{}")
     assert qualifier.exit_code == 2 and "did you mean 'note10:int8'?" in one_line(qualifier.stderr)
