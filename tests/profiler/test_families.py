@@ -145,3 +145,21 @@ def test_a_published_proxyless_net_is_priced_exported_and_timed(agent, tmp_path:
     assert doc["runtime"] == "onnxruntime" and doc["median_ms"] > 0
     # the blocks run back to back cost about what the whole net does (a loose bound: this host is shared)
     assert 0.2 < doc["median_ms"] / priced < 5
+
+
+@pytest.mark.timeout(300)
+def test_validate_resends_a_network_the_agents_cache_dropped(tmp_path: Path) -> None:
+    """Whole nets of these families are tens of MB: a small LRU cache turns over within one round."""
+    proc = start_agent_process(token=TOKEN, extra_args=["--cache-mb", "30"])
+    try:
+        space = "ofa-proxyless-w1.3"
+        with LutStore(tmp_path / "lut.db") as store:
+            store.import_rows(_ort_setting(proc.address, "lru"),
+                              [(b.key, {"median_ms": 1.0}, None) for b in plan_blocks(space, [RES])])
+            settings = ValidationSettings(samples=3, rounds=2, plan=QUICK_PLAN, space=space, resolutions=(RES,),
+                                          export_workers=0, pool=50)
+            report = validate(store, "lru", proc.address, settings, token=TOKEN)
+        assert (report.samples["round_medians_ms"].map(len) == 2).all()
+        assert (report.samples["measured_ms"] > 0).all()
+    finally:
+        proc.stop()
