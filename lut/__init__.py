@@ -17,7 +17,6 @@ _NAMES: dict[str, str] = {
     "block_features": "lut.calibration",
     "Calibration": "lut.calibration",
     "CalibrationError": "lut.errors",
-    "compare": "lut.compare",
     "compare_luts": "lut.compare",
     "CompareReport": "lut.compare",
     "Comparison": "lut.compare",
@@ -57,7 +56,6 @@ _NAMES: dict[str, str] = {
     "PairComparison": "lut.compare",
     "plan_few_shot": "lut.transfer",
     "plot_comparison": "lut.compare",
-    "predict": "lut.predict",
     "predict_latency": "lut.latency",
     "PREDICTED_SOURCE": "lut.transfer",
     "PROVENANCE_COLUMNS": "lut.schema",
@@ -88,7 +86,11 @@ _NAMES: dict[str, str] = {
     "WorkFailedError": "lut.errors",
 }
 
-__all__ = sorted(_NAMES)
+# ``predict`` is also the name of its module: bound here, since importing the submodule would otherwise shadow
+# the function with the module object.
+from lut.predict import predict  # noqa: E402
+
+__all__ = sorted([*_NAMES, "predict"])
 
 if TYPE_CHECKING:
     from lut._metadata import SETTING_FILE, read_metadata
@@ -102,7 +104,7 @@ if TYPE_CHECKING:
         fit_calibration,
         subnet_features,
     )
-    from lut.compare import CompareReport, Comparison, PairComparison, compare, compare_luts, plot_comparison
+    from lut.compare import CompareReport, Comparison, PairComparison, compare_luts, plot_comparison
     from lut.errors import (
         AmbiguousDeviceError,
         CalibrationError,
@@ -143,7 +145,7 @@ if TYPE_CHECKING:
         open_store,
         remove_lut,
     )
-    from lut.predict import CompiledLut, FIXED_KINDS, predict
+    from lut.predict import CompiledLut, FIXED_KINDS
     from lut.schema import DeviceSetting, PROVENANCE_COLUMNS, ROW_COLUMNS, SCHEMA_VERSION, STAT_COLUMNS
     from lut.store import LutStore, StoredSetting, copy_settings
     from lut.transfer import (
