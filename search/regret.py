@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +60,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_REGRET_TASK = "searching the best subnet per device and budget"
 
 # Budget quantiles of each device's achievable latency range used when none are given.
 DEFAULT_QUANTILES: tuple[float, ...] = (0.25, 0.5, 0.75)
@@ -192,6 +194,7 @@ def cross_device_regret(
     quantiles: Sequence[float] | None = None,
     settings: EvolutionSettings | None = None,
     random_state: SeedLike = None,
+    progress: Callable[[str, int, int | None], None] | None = None,
 ) -> RegretReport:
     """Best subnet per device at matched budgets and the regret of deploying each pick elsewhere.
 
@@ -206,6 +209,7 @@ def cross_device_regret(
             narrow the shared resolutions.
         random_state: an int seed, a numpy Generator or None; searches run in quantile then
             device order from one generator.
+        progress: called ``(task, searches done, searches in all)`` after each search.
 
     Returns:
         The picks and the cross-device prices and regrets per quantile.
@@ -246,6 +250,8 @@ def cross_device_regret(
             result = evolutionary_search(space, [latency_constraint(d, compiled_by_device[d], budget)], predictor,
                                          settings, rng, prediction_cache=cache)
             picks[d] = _pick(d, budget, (lo, hi), result)
+            if progress is not None:
+                progress(_REGRET_TASK, len(by_quantile) * len(devices) + len(picks), len(qs) * len(devices))
             batches[d] = SubnetBatch.from_subnets([space.validate(result.arch)])
             logger.debug("q=%g %s: budget %.3f ms, pick %.3f ms, %.2f%%", q, d, budget, result.latency_ms[d],
                          result.predicted_accuracy)
@@ -294,7 +300,7 @@ def _cross_price(source: DevicePick, target: DevicePick, latency_ms: float) -> C
 
 def compare(store: Any, devices: Sequence[str], *, predictor: Any = None, quantiles: Sequence[float] | None = None,
             generations: int | None = None, seed: int = 0, resolutions: Sequence[int] | None = None,
-            **options: Any) -> Any:
+            progress: Callable[[str, int, int | None], None] | None = None, **options: Any) -> Any:
     """``lutnas compare`` as one call: :func:`lut.compare.compare`, and with a predictor the best subnet per
     device at matched budgets and the cross-device regret (``regret`` in the report).
 
@@ -307,6 +313,7 @@ def compare(store: Any, devices: Sequence[str], *, predictor: Any = None, quanti
         generations: with a predictor, generations per search (default OFA's 500).
         seed: seed of the subnet draw and of the searches.
         resolutions: resolutions to compare (and search) at.
+        progress: called ``(task, done, total)`` as the matched-budget searches finish.
         **options: ``precision``, ``space``, ``subnets``, ``plot`` of :func:`lut.compare.compare`.
 
     Returns:
@@ -338,7 +345,8 @@ def compare(store: Any, devices: Sequence[str], *, predictor: Any = None, quanti
     report = compare_luts(store, devices, resolutions=resolutions, seed=seed,
                           sources=[space_sources().predictor_source(label, pred)], **options)
     try:
-        regret = cross_device_regret(report.comparison.space, report.luts, pred, qs, settings, random_state=seed)
+        regret = cross_device_regret(report.comparison.space, report.luts, pred, qs, settings, random_state=seed,
+                                     progress=progress)
     except InfeasibleSearchError:
         raise
     except Exception as err:  # noqa: BLE001 - the input was checked: what the searches raise is their failure

@@ -11,6 +11,7 @@ from typing import Any
 import typer
 
 from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail, note, warn, work_failed
+from lutnas._progress import rich_progress
 from lutnas._tables import summary_table
 from lutnas._text import literal
 
@@ -150,10 +151,12 @@ def _search_cmd(
     devices = names(device)
     if not devices:
         fail("give --device NAME (repeat, or A,B, for several)", EXIT_USAGE)
-    with library_errors("search"):
-        report = sweep(db, devices, _budgets(latency_ms, devices), predictor, precision=precision, space=space,
+    budgets = _budgets(latency_ms, devices)
+    sweeping = max(len(b) for b in budgets.values()) > 1  # a bar per sweep; one budget needs none
+    with library_errors("search"), rich_progress(enabled=sweeping) as progress:
+        report = sweep(db, devices, budgets, predictor, precision=precision, space=space,
                        seed=seed, max_macs=max_macs, max_params=max_params, raw=raw,
-                       settings=_evolution(generations, population, distinct_parents))
+                       settings=_evolution(generations, population, distinct_parents), progress=progress)
     for line in report.notes:
         note(line)
     if report.extrapolation is not None:
