@@ -12,6 +12,11 @@ Two formats are read, detected from the header row:
 Subnets that occur more than once (DyNAS-T evaluates some subnets in several runs)
 are merged into one row holding the mean accuracy. Slots beyond a stage's depth are
 ignored when deciding whether two subnets are the same.
+
+Archs are read as their space's family writes them: a file whose ``space`` column names a
+ProxylessNAS space holds its 21-slot archs, one naming a ResNet space ``{d, e, w, r}`` archs
+(validated by the space; ``AccuracyData.w`` holds the width indices and ``ks`` is empty). A file
+without a space column holds OFA-MobileNetV3 archs.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from search.cost import macs_table
-from space import SubnetBatch, active_mask, get_space, list_spaces
+from space import ResNetSpace, SubnetBatch, active_mask, get_space, list_spaces
 
 __all__ = [
     "AccuracyData",
@@ -76,6 +81,8 @@ class AccuracyData:
             ``supernet collect`` writes; files without one, like DyNAS-T's, are fp32).
         space: the search space the files declare (a ``space`` column, as ``supernet collect``
             writes), else None.
+        w: ResNet spaces' width indices, int array of shape (n, 2 + n_stages) (``e`` then holds
+            float expand ratios per block and ``ks`` has no columns); None for MBConv spaces.
     """
 
     ks: np.ndarray
@@ -88,6 +95,7 @@ class AccuracyData:
     macs: np.ndarray | None = None
     precision: str = "fp32"
     space: str | None = None
+    w: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.r.shape[0])
@@ -101,15 +109,18 @@ class AccuracyData:
         """The rows selected by an integer or boolean index (fingerprint recomputed)."""
         ks, e, d, r, acc = (a[index] for a in (self.ks, self.e, self.d, self.r, self.accuracy_pct))
         macs = None if self.macs is None else self.macs[index]
-        return AccuracyData(ks, e, d, r, acc, self.sources, _fingerprint(ks, e, d, r, acc), macs, self.precision,
-                            self.space)
+        w = None if self.w is None else self.w[index]
+        return AccuracyData(ks, e, d, r, acc, self.sources, _fingerprint(ks, e, d, r, acc, w), macs, self.precision,
+                            self.space, w)
 
-    def to_batch(self) -> SubnetBatch:
-        """The subnets as a :class:`space.SubnetBatch`."""
+    def to_batch(self) -> Any:
+        """The subnets as a :class:`space.SubnetBatch` (a :class:`search.genomes.ResNetBatch` for ResNet data)."""
         return _batch(self)
 
     def archs(self) -> list[dict[str, Any]]:
         """The subnets as OFA arch dicts."""
+        if self.w is not None:
+            return [sub.to_arch() for sub in _batch(self)]
         return [
             {"ks": self.ks[i].tolist(), "e": self.e[i].tolist(), "d": self.d[i].tolist(), "r": int(self.r[i])}
             for i in range(len(self))
@@ -188,15 +199,38 @@ def load_accuracy_data(paths: PathLike | Iterable[PathLike]) -> AccuracyData:
                               "give files of one space")
     if not archs:
         raise DataFormatError(f"no rows in {', '.join(str(p) for p in paths)}")
-    ks, e, d, r = arch_arrays(archs)
+    space_name = next(iter(spaces), None)
+    ks, e, d, r, w, slots = _space_arrays(archs, space_name)
     acc = np.asarray(accs, dtype=np.float64)
-    pick, acc = _merge_duplicates(ks, e, d, r, acc)
+    pick, acc = _merge_duplicates(ks, e, d, r, acc, w, slots)
     ks, e, d, r = ks[pick], e[pick], d[pick], r[pick]
+    w = None if w is None else w[pick]
     macs_arr = np.asarray(macs, dtype=np.float64)[pick]
     logger.debug("read %d rows, %d unique subnets from %d files", len(accs), len(r), len(paths))
-    return AccuracyData(ks, e, d, r, acc, tuple(str(p) for p in paths), _fingerprint(ks, e, d, r, acc),
+    return AccuracyData(ks, e, d, r, acc, tuple(str(p) for p in paths), _fingerprint(ks, e, d, r, acc, w, slots),
                         None if np.isnan(macs_arr).any() else macs_arr, next(iter(precisions), "fp32"),
-                        next(iter(spaces), None))
+                        space_name, w)
+
+
+def _space_arrays(
+    archs: list[Mapping[str, Any]], space_name: str | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, Any]:
+    """``(ks, e, d, r, w, slots per stage)`` of the archs as their space reads them (MobileNetV3's 20 slots when
+    the files name no space)."""
+    space = get_space(space_name) if space_name else None
+    if space is None or (not isinstance(space, ResNetSpace) and space.slots_per_stage == (_MAX_DEPTH,) * _N_STAGES):
+        ks, e, d, r = arch_arrays(archs)
+        return ks, e, d, r, None, _MAX_DEPTH
+    from search.genomes import as_batch
+
+    try:
+        batch = as_batch(archs, space)
+    except (ValueError, TypeError, KeyError) as err:
+        raise DataFormatError(f"an arch is not a subnet of {space.name}: {err}") from None
+    if isinstance(space, ResNetSpace):
+        n = len(batch)
+        return np.zeros((n, 0), dtype=np.int64), batch.e, batch.d, batch.r, batch.w, None
+    return batch.ks, batch.e, batch.d, batch.r, None, space.slots_per_stage
 
 
 def _read_file(path: Path) -> tuple[list[Mapping[str, Any]], list[float], list[float], set[str], set[str]]:
@@ -244,17 +278,21 @@ def _known_space(path: Path, line_no: int, name: str) -> str:
         raise DataFormatError(f"{path}:{line_no}: column space: {err}") from None
 
 
-def _canonical(ks: np.ndarray, e: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mask = active_mask(d, _MAX_DEPTH)
+def _canonical(ks: np.ndarray, e: np.ndarray, d: np.ndarray, slots: Any = _MAX_DEPTH) -> tuple[np.ndarray, np.ndarray]:
+    if slots is None:  # ResNet: every entry is kept (its archs come canonical from the supernet or the space)
+        return ks, e
+    mask = active_mask(d, slots)
     return np.where(mask, ks, 0), np.where(mask, e, 0)
 
 
 def _merge_duplicates(
-    ks: np.ndarray, e: np.ndarray, d: np.ndarray, r: np.ndarray, acc: np.ndarray
+    ks: np.ndarray, e: np.ndarray, d: np.ndarray, r: np.ndarray, acc: np.ndarray, w: np.ndarray | None = None,
+    slots: Any = _MAX_DEPTH,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Row indices of the first occurrence of each subnet and each subnet's mean accuracy."""
-    cks, ce = _canonical(ks, e, d)
-    rows = np.concatenate([cks, ce, d, r[:, None]], axis=1)
+    cks, ce = _canonical(ks, e, d, slots)
+    extra = [] if w is None else [w]
+    rows = np.concatenate([cks, ce, d, *extra, r[:, None]], axis=1)
     _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
     inverse = inverse.reshape(-1)
     order = np.argsort(first)  # keep the order in which subnets first appear
@@ -265,13 +303,27 @@ def _merge_duplicates(
     return pick, mean[order]
 
 
-def _fingerprint(ks: np.ndarray, e: np.ndarray, d: np.ndarray, r: np.ndarray, acc: np.ndarray) -> str:
-    cks, ce = _canonical(ks, e, d)
+def _fingerprint(
+    ks: np.ndarray, e: np.ndarray, d: np.ndarray, r: np.ndarray, acc: np.ndarray, w: np.ndarray | None = None,
+    slots: Any = _MAX_DEPTH,
+) -> str:
+    if slots == _MAX_DEPTH and w is None and ks.shape[1] != _N_SLOTS:
+        slots = _slots_of(ks, d)
+    cks, ce = _canonical(ks, e, d, None if w is not None else slots)
     rows = sorted(
         (tuple(cks[i].tolist()), tuple(ce[i].tolist()), tuple(d[i].tolist()), int(r[i]), round(float(acc[i]), 6))
+        + (() if w is None else (tuple(w[i].tolist()),))
         for i in range(len(r))
     )
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
+
+
+def _slots_of(ks: np.ndarray, d: np.ndarray) -> Any:
+    # A subset's fingerprint: ProxylessNAS's 21 slots are 4 per stage and 1 in the last.
+    n_slots, n_stages = ks.shape[1], d.shape[1]
+    if n_slots == _MAX_DEPTH * (n_stages - 1) + 1:
+        return (_MAX_DEPTH,) * (n_stages - 1) + (1,)
+    return _MAX_DEPTH
 
 
 def infer_space(data: AccuracyData, candidates: Sequence[str] | None = None) -> str | None:
@@ -305,5 +357,9 @@ def infer_space(data: AccuracyData, candidates: Sequence[str] | None = None) -> 
     return matches[0] if len(matches) == 1 else None
 
 
-def _batch(data: AccuracyData) -> SubnetBatch:
+def _batch(data: AccuracyData) -> Any:
+    if data.w is not None:
+        from search.genomes import ResNetBatch
+
+        return ResNetBatch(data.d, data.e, data.w, data.r)
     return SubnetBatch(data.ks, data.e, data.d, data.r)

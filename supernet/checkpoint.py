@@ -3,8 +3,11 @@
 A lutnas checkpoint is a ``torch.save`` dict of plain types and tensors (loadable with
 ``weights_only=True``)::
 
-    {"format_version": 1, "kind": "lutnas-supernet", "config": SupernetConfig.to_dict(),
+    {"format_version": 1, "kind": "lutnas-supernet", "family": "ofa-mbv3", "config": <the family's config>.to_dict(),
      "state_dict": ..., "meta": {...}, "train_state": {...} (only in resumable files)}
+
+``family`` is one of :data:`supernet.presets.FAMILIES` (files without it are MobileNetV3s, as lutnas wrote them
+before other families existed).
 
 OFA's released files are a bare state_dict or ``{"state_dict": ...}``; their config is inferred
 from tensor shapes (width from the stem, classes from the classifier, kernels from the matrices).
@@ -21,6 +24,7 @@ from typing import Any
 import torch
 
 from space.bounds import check_archive
+from supernet._family import AnyConfig, config_family, config_from_dict, net_from_config
 from supernet.ofa_mbv3 import BASE_STAGE_WIDTH, OFAMobileNetV3, SupernetConfig
 from supernet.static_subnet import remap_legacy_keys
 
@@ -48,21 +52,26 @@ class CheckpointError(ValueError):
 class SupernetCheckpoint:
     """A loaded checkpoint."""
 
-    config: SupernetConfig  # how to rebuild the supernet
+    config: AnyConfig  # how to rebuild the supernet (its type names the family)
     state_dict: dict[str, torch.Tensor]  # its weights
     meta: dict[str, Any] = field(default_factory=dict)  # dataset, resolutions, phase reached, ...
     train_state: dict[str, Any] | None = None  # optimizer, RNG and position, for resuming
 
-    def build(self) -> OFAMobileNetV3:
+    @property
+    def family(self) -> str:
+        """The supernet's family (``ofa-mbv3``, ``ofa-proxyless`` or ``ofa-resnet50``)."""
+        return config_family(self.config)
+
+    def build(self) -> Any:
         """The supernet with these weights, in eval mode."""
-        net = OFAMobileNetV3.from_config(self.config)
+        net = net_from_config(self.config)
         net.load_state_dict(self.state_dict, strict=True)
         return net.eval()
 
 
 def save_checkpoint(
     path: str | Path,
-    net: OFAMobileNetV3,
+    net: Any,
     meta: Mapping[str, Any] | None = None,
     train_state: Mapping[str, Any] | None = None,
 ) -> Path:
@@ -76,6 +85,7 @@ def save_checkpoint(
     blob: dict[str, Any] = {
         "format_version": CHECKPOINT_FORMAT_VERSION,
         "kind": _KIND,
+        "family": config_family(net.config),
         "config": net.config.to_dict(),
         "state_dict": net.state_dict(),
         "meta": dict(meta or {}),
@@ -149,8 +159,12 @@ def load_checkpoint(path: str | Path) -> SupernetCheckpoint:
             raise CheckpointError(
                 f"{path} has checkpoint format_version {version!r}; this lutnas reads {CHECKPOINT_FORMAT_VERSION}"
             )
+        try:
+            config = config_from_dict(str(blob.get("family", "ofa-mbv3")), blob["config"])
+        except (ValueError, TypeError) as err:
+            raise CheckpointError(f"{path}: {err}") from err
         return SupernetCheckpoint(
-            config=SupernetConfig.from_dict(blob["config"]),
+            config=config,
             state_dict=dict(blob["state_dict"]),
             meta=dict(blob.get("meta") or {}),
             train_state=blob.get("train_state"),
@@ -163,7 +177,7 @@ def load_checkpoint(path: str | Path) -> SupernetCheckpoint:
     return SupernetCheckpoint(config=infer_ofa_config(state_dict), state_dict=state_dict, meta={"source": "ofa"})
 
 
-def load_supernet(path: str | Path) -> tuple[OFAMobileNetV3, dict[str, Any]]:
+def load_supernet(path: str | Path) -> tuple[Any, dict[str, Any]]:
     """Build the supernet stored at ``path``; returns it (eval mode) with the checkpoint's meta."""
     ckpt = load_checkpoint(path)
     return ckpt.build(), ckpt.meta

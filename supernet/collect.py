@@ -23,14 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from space import Subnet, get_space, list_spaces, make_divisible
+from space import Subnet, get_space
 
 from supernet._arch import sample_arch
+from supernet._family import search_space_name, subnet_counts
 from supernet.complexity import subnet_complexity
 from supernet.data import ImageDataset
 from supernet.evaluate import DEFAULT_CALIB_IMAGES, SubnetResult, evaluate_subnet
 from supernet.distributed import current_context
-from supernet.ofa_mbv3 import STAGE_ACTS, STAGE_SE, STAGE_STRIDES, OFAMobileNetV3, SupernetConfig
+from supernet.ofa_mbv3 import OFAMobileNetV3
 from supernet.quantize import check_precision
 
 __all__ = [
@@ -47,27 +48,6 @@ logger = logging.getLogger(__name__)
 CSV_COLUMNS = ("arch", "accuracy", "macs", "params", "precision", "space")
 # Candidates drawn per requested sample before stratifying.
 _POOL_FACTOR = 20
-
-
-def search_space_name(config: SupernetConfig) -> str | None:
-    """The registered search space whose subnets this supernet's are: the same widths, choices, stage
-    layout and classes (None when no registered space has them)."""
-    widths = tuple(make_divisible(w * config.width_mult, 8) for w in config.base_stage_width)
-    for name in list_spaces():
-        space = get_space(name)
-        if space.family != "ofa-mbv3":  # this supernet is a MobileNetV3; other families have other fields
-            continue
-        if (
-            widths == (space.first_conv_chs, space.first_block_chs, *space.stage_chs, space.final_expand_chs,
-                       space.feature_mix_chs)
-            and config.n_classes == space.n_classes
-            and tuple(config.ks_list) == space.ks_choices
-            and tuple(float(e) for e in config.expand_ratio_list) == tuple(float(e) for e in space.expand_choices)
-            and tuple(config.depth_list) == space.depth_choices
-            and (STAGE_STRIDES, STAGE_ACTS, STAGE_SE) == (space.stage_strides, space.stage_acts, space.stage_se)
-        ):
-            return name
-    return None
 
 
 def sample_stratified_archs(
@@ -97,16 +77,13 @@ def sample_stratified_archs(
     if not resolutions:
         raise ValueError("resolutions is empty; give at least one")
     generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    config, choices = net.config, net.choices
-    pool: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for _ in range(max(n * _POOL_FACTOR, 200)):
-        arch = sample_arch(choices, generator, resolutions)
-        key = _canonical_key(arch, choices.max_depth)
-        if key not in seen:
-            seen.add(key)
-            pool.append(arch)
-    macs = np.array([subnet_complexity(config, a)[0] for a in pool], dtype=np.float64)
+    pool = _distinct_pool(net, max(n * _POOL_FACTOR, 200), resolutions, generator)
+    if isinstance(net, OFAMobileNetV3):
+        macs = np.array([subnet_complexity(net.config, a)[0] for a in pool], dtype=np.float64)
+    else:
+        name = search_space_name(net.config)
+        space = get_space(name) if name else None
+        macs = np.array([subnet_counts(net, a, space)[0] for a in pool], dtype=np.float64)
     bins = n_bins or min(n, 10)
     edges = np.linspace(macs.min(), macs.max(), bins + 1)
     which = np.clip(np.searchsorted(edges, macs, side="right") - 1, 0, bins - 1)
@@ -117,6 +94,28 @@ def sample_stratified_archs(
             if bucket and len(picked) < n:
                 picked.append(int(bucket.pop()))
     return [pool[i] for i in picked]
+
+
+def _distinct_pool(
+    net: Any, size: int, resolutions: Sequence[int], generator: np.random.Generator
+) -> list[dict[str, Any]]:
+    """Up to ``size`` draws of the supernet's subnets, duplicates (the same network) dropped."""
+    pool: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for _ in range(size):
+        if isinstance(net, OFAMobileNetV3):
+            arch = sample_arch(net.choices, generator, resolutions)
+            key = _canonical_key(arch, net.choices.max_depth)
+        else:  # the supernet draws its own family's arch and reads it back canonical (inactive entries as set)
+            net.sample_active_subnet(generator, resolutions)
+            arch = net.active_arch()
+            key = json.dumps(arch, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            pool.append(arch)
+    if not isinstance(net, OFAMobileNetV3):
+        net.set_max_net()
+    return pool
 
 
 def _canonical_key(arch: dict[str, Any], max_depth: int) -> str:
@@ -201,7 +200,7 @@ def _exchange(
         raise RuntimeError(f"subnets evaluated {counts} times; each must be evaluated exactly once")
     return [
         SubnetResult(
-            arch=Subnet.parse(todo[i]).to_arch(),
+            arch=Subnet.parse(todo[i]).to_arch() if "ks" in todo[i] else dict(todo[i]),
             accuracy=float(table[i, 1]),
             macs=int(table[i, 2]),
             params=int(table[i, 3]),

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from space import Subnet
+from supernet._family import activate_arch, subnet_counts
 from supernet.bn_calibration import recalibrate_bn
-from supernet.complexity import subnet_complexity
 from supernet.data import ImageDataset, iter_batches
 from supernet.ofa_mbv3 import OFAMobileNetV3
 from supernet.presets import DEFAULT_CALIB_IMAGES
@@ -86,10 +86,9 @@ def calibrated_subnet(
         batch_size: calibration batch size.
         seed: picks the calibration images.
     """
-    sub = Subnet.parse(arch)
-    net.set_active_subnet(sub)
+    _, r = activate_arch(net, arch)
     subnet = net.get_active_subnet()
-    recalibrate_bn(subnet, _calibration_batches(calib_data, calib_images, batch_size, sub.r, seed, _device_of(net)))
+    recalibrate_bn(subnet, _calibration_batches(calib_data, calib_images, batch_size, r, seed, _device_of(net)))
     return subnet
 
 
@@ -133,12 +132,12 @@ def evaluate_subnet(
         ValueError: an arch outside the supernet, or an unknown precision.
     """
     check_precision(precision)
-    sub = Subnet.parse(arch)
+    canonical, r = activate_arch(net, arch)
     calib_batch = min(batch_size, 128)
-    subnet: nn.Module = calibrated_subnet(net, sub, calib_data, calib_images, calib_batch, seed)
+    subnet: nn.Module = calibrated_subnet(net, canonical, calib_data, calib_images, calib_batch, seed)
     if precision == "int8":
-        batches = _calibration_batches(calib_data, calib_images, calib_batch, sub.r, seed, _device_of(subnet))
+        batches = _calibration_batches(calib_data, calib_images, calib_batch, r, seed, _device_of(subnet))
         subnet = fake_quantize_int8(subnet, batches)
-    accuracy = top1_accuracy(subnet, eval_data, sub.r, batch_size)
-    macs, params = subnet_complexity(net.config, sub)
-    return SubnetResult(arch=sub.to_arch(), accuracy=accuracy, macs=macs, params=params, precision=precision)
+    accuracy = top1_accuracy(subnet, eval_data, r, batch_size)
+    macs, params = subnet_counts(net, canonical)
+    return SubnetResult(arch=canonical, accuracy=accuracy, macs=macs, params=params, precision=precision)

@@ -21,7 +21,7 @@ from supernet.collect import collect_accuracy_data
 from supernet.data import ImageDataset, load_dataset, split_dataset
 from supernet.distributed import DistContext, Send, current_context, launch, launched_by_torchrun, process_group
 from supernet.evaluate import DEFAULT_CALIB_IMAGES, SubnetResult
-from supernet.ofa_mbv3 import OFAMobileNetV3, SupernetConfig
+from supernet._family import AnyConfig, net_from_config
 from supernet.train import TrainConfig, TrainResult, train_supernet
 
 __all__ = ["CollectJob", "DataSpec", "JobResult", "TrainJob", "run_collect_job", "run_job", "run_train_job"]
@@ -52,7 +52,7 @@ class DataSpec:
 class TrainJob:
     """A ``train_supernet`` call described by value."""
 
-    net_config: SupernetConfig  # the supernet to build (initialized from ``config.seed``)
+    net_config: AnyConfig  # the supernet to build (its type names the family) (initialized from ``config.seed``)
     data: DataSpec
     config: TrainConfig
     out_dir: str  # checkpoints
@@ -85,7 +85,7 @@ def run_train_job(job: TrainJob, ctx: DistContext, send: Send | None) -> TrainRe
     _set_threads(job.threads, ctx)
     train_data, held = job.data.load()
     torch.manual_seed(job.config.seed)  # the same initial weights for any number of processes
-    net = OFAMobileNetV3.from_config(job.net_config)
+    net = net_from_config(job.net_config)
     progress = send if (send is not None and ctx.is_main) else None
     return train_supernet(
         net,

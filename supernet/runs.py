@@ -24,7 +24,7 @@ from space import Subnet
 from supernet.checkpoint import SupernetCheckpoint, load_checkpoint
 from supernet.evaluate import DEFAULT_CALIB_IMAGES, SubnetResult
 from supernet.jobs import DataSpec
-from supernet.presets import DIGITS_PRESET
+from supernet.presets import DIGITS_PRESET, FAMILIES, SmallDataPreset, digits_preset
 from supernet.train import FINAL_CHECKPOINT, LAST_CHECKPOINT, Phase, TrainConfig, TrainEvent
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "TrainReport",
     "checkpoint_file",
     "collect",
+    "phase_names",
     "evaluate",
     "extract",
     "train",
@@ -143,6 +144,7 @@ def train(
     out: str | os.PathLike[str],
     *,
     dataset: str = "digits",
+    family: str | None = None,
     resume: bool = False,
     epochs: int | Sequence[int] | Mapping[str, int] | None = None,
     resolutions: Sequence[int] | None = None,
@@ -157,14 +159,16 @@ def train(
     nproc: int = 1,
     progress: Progress | None = None,
 ) -> TrainReport | None:
-    """Train an elastic OFA-MobileNetV3 supernet with progressive shrinking (full, kernel, depth, expand).
+    """Train an elastic OFA supernet with progressive shrinking (MobileNetV3 and ProxylessNAS: full, kernel,
+    depth, expand; ResNet50: full, depth, expand, width).
 
-    Settings left None take the small-data preset (:data:`supernet.DIGITS_PRESET`); on ``resume`` with none
-    of them given the run continues with its own settings.
+    Settings left None take the family's small-data preset (:func:`supernet.digits_preset`); on ``resume`` with
+    none of them given the run continues with its own settings.
 
     Args:
         out: Directory for checkpoints (``last.pt`` after every epoch, ``phase*.pt``, ``supernet.pt``).
         dataset: ``"digits"`` or an ImageFolder directory ``ROOT/<class>/<image>``.
+        family: ``ofa-mbv3`` (default), ``ofa-proxyless`` or ``ofa-resnet50``; a resumed run keeps its own.
         resume: Continue from ``out/last.pt``; without it, a directory holding a run is refused.
         epochs: Per phase: one int for every phase, a list in phase order, or ``{phase name: epochs}``
             (the phases it leaves out keep the preset's).
@@ -182,14 +186,19 @@ def train(
         ValueError: bad settings, dataset or resume state. RunError: training failed.
     """
     _check_counts(nproc=nproc, threads=threads)
+    if family is not None and family not in FAMILIES:
+        raise ValueError(f"family must be one of {', '.join(FAMILIES)}, got {family!r}")
     world = _world_size(nproc)
     data = DataSpec(dataset, _PRESET.image_size, _PRESET.holdout_fraction, _PRESET.split_seed)
     train_data, _ = _load_splits(data)
     settings = {"epochs": epochs, "resolutions": resolutions, "batch_size": batch_size, "lr": lr,
                 "full_lr": full_lr, "kd_ratio": kd_ratio}
-    net_config, config, position = _train_plan(Path(out), resume, width_mult, train_data.n_classes, settings, seed)
+    net_config, config, position = _train_plan(Path(out), resume, family, width_mult, train_data.n_classes,
+                                               settings, seed)
     config.validate(len(train_data), world)
-    meta = {"dataset": dataset, "image_size": data.image_size, "holdout_fraction": data.holdout_fraction,
+    from supernet._family import config_family
+
+    meta = {"dataset": dataset, "family": config_family(net_config), "image_size": data.image_size, "holdout_fraction": data.holdout_fraction,
             "split_seed": data.split_seed, "class_names": list(train_data.class_names)}
     from supernet.jobs import TrainJob, run_train_job
 
@@ -204,14 +213,17 @@ def train(
 
 
 def _train_plan(
-    out: Path, resume: bool, width_mult: float | None, n_classes: int, settings: dict[str, Any], seed: int
+    out: Path, resume: bool, family: str | None, width_mult: float | None, n_classes: int, settings: dict[str, Any],
+    seed: int,
 ) -> tuple[Any, TrainConfig, tuple[int, int]]:
     """The supernet's config, the training config and where a resumed run stands (phase, epoch)."""
     last = out / LAST_CHECKPOINT
     saved = load_checkpoint(last) if resume and last.is_file() else None
     if saved is None and last.exists():
         raise ValueError(f"out {out} already holds a training run; pass resume=True or choose another out")
-    net_config = saved.config if saved else _new_supernet_config(width_mult, n_classes)
+    if saved is not None and family is not None and saved.family != family:
+        raise ValueError(f"family: {last} is a run of {saved.family}, got {family}")
+    net_config = saved.config if saved else _new_supernet_config(family or "ofa-mbv3", width_mult, n_classes)
     if net_config.n_classes != n_classes:
         raise ValueError(f"dataset has {n_classes} classes but the checkpoint has {net_config.n_classes}")
     stored = saved.meta.get("train_config") if saved else None
@@ -227,29 +239,50 @@ def _train_plan(
     return net_config, config, (int(state.get("phase_index", 0)), int(state.get("epoch", 0)))
 
 
-def _new_supernet_config(width_mult: float | None, n_classes: int) -> Any:
-    from supernet.ofa_mbv3 import OFAMobileNetV3
+def _new_supernet_config(family: str, width_mult: float | None, n_classes: int) -> Any:
+    from supernet.factory import build_supernet
 
-    width = _PRESET.width_mult if width_mult is None else width_mult
+    width = digits_preset(family).width_mult if width_mult is None else width_mult
     try:
-        return OFAMobileNetV3(width_mult=width, n_classes=n_classes).config
+        return build_supernet(family, width_mult=width, n_classes=n_classes).config
     except ValueError as err:
         raise ValueError(f"width_mult: {err}") from None
 
 
+def phase_names(family: str = "ofa-mbv3") -> tuple[str, ...]:
+    """The progressive-shrinking phases a family's digits-scale supernet trains, in order."""
+
+    config = _new_supernet_config(family, None, 10)
+    return tuple(p.name for p in _phases(config, 1, 0.05, None, 1.0, digits_preset(family)))
+
+
+def _phases(net_config: Any, epochs: Any, lr: Any, full_lr: Any, kd_ratio: Any, preset: SmallDataPreset) -> list:
+    from supernet.train import progressive_shrinking_phases, resnet_shrinking_phases
+
+    if hasattr(net_config, "width_mult_list"):  # ResNet50: no kernel, an elastic width instead
+        return resnet_shrinking_phases(
+            net_config.depth_list, net_config.expand_ratio_list, len(net_config.width_mult_list), epochs=epochs,
+            lr=lr, full_lr=full_lr, subnets_per_step=preset.subnets_per_step, kd_ratio=kd_ratio,
+        )
+    return progressive_shrinking_phases(
+        net_config.ks_list, net_config.expand_ratio_list, net_config.depth_list, epochs=epochs, lr=lr,
+        full_lr=full_lr, subnets_per_step=preset.subnets_per_step, kd_ratio=kd_ratio,
+    )
+
+
 def _train_config(net_config: Any, settings: dict[str, Any], seed: int) -> TrainConfig:
-    from supernet.train import PHASE_NAMES, progressive_shrinking_phases
+    from supernet._family import config_family
+
+    preset = digits_preset(config_family(net_config))
 
     def pick(name: str) -> Any:
-        return getattr(_PRESET, name) if settings[name] is None else settings[name]
+        return getattr(preset, name) if settings[name] is None else settings[name]
 
     epochs = pick("epochs")
+    names = [p.name for p in _phases(net_config, 1, 0.05, None, 1.0, preset)]
     if isinstance(epochs, Mapping):  # the phases it leaves out keep the preset's epochs
-        epochs = {**dict(zip(PHASE_NAMES, _PRESET.epochs)), **epochs}
-    phases = progressive_shrinking_phases(
-        net_config.ks_list, net_config.expand_ratio_list, net_config.depth_list, epochs=epochs, lr=pick("lr"),
-        full_lr=pick("full_lr"), subnets_per_step=_PRESET.subnets_per_step, kd_ratio=pick("kd_ratio"),
-    )
+        epochs = {**dict(zip(names, preset.epochs)), **epochs}
+    phases = _phases(net_config, epochs, pick("lr"), pick("full_lr"), pick("kd_ratio"), preset)
     return TrainConfig(phases=tuple(phases), resolutions=tuple(int(r) for r in pick("resolutions")),
                        batch_size=pick("batch_size"), seed=seed)
 
@@ -392,20 +425,23 @@ def extract(
         raise ValueError(f"format {chosen} needs an exporter (lutnas.extract_subnet passes the profiler's)")
     ckpt = load_checkpoint(checkpoint_file(checkpoint))
     net = ckpt.build()
-    sub = _active_subnet(net, arch)
+    sub, r = _active_subnet(net, arch)
     calib = None
     if calibrate and (dataset or ckpt.meta.get("dataset")):
         calib = _load_splits(_data_spec(ckpt.meta, dataset))[0]
     with _work(f"{chosen} extraction"):
-        _write_subnet(net, sub, calib, chosen, out, exporter)
-    from supernet.complexity import subnet_complexity
+        _write_subnet(net, sub, r, calib, chosen, out, exporter)
+    from supernet._family import subnet_counts
 
-    macs, params = subnet_complexity(net.config, sub)
-    warnings = _untrained_resolution(sub.r, ckpt.meta)
-    return ExtractReport(str(out), chosen, sub.to_arch(), macs, params, calib is not None, warnings)
+    macs, params = subnet_counts(net, sub)
+    warnings = _untrained_resolution(r, ckpt.meta)
+    return ExtractReport(str(out), chosen, sub, macs, params, calib is not None, warnings)
 
 
-def _write_subnet(net: Any, sub: Subnet, calib: Any, fmt: str, out: Path, exporter: Exporter | None) -> None:
+def _write_subnet(
+    net: Any, sub: dict[str, Any], r: int, calib: Any, fmt: str, out: Path, exporter: Exporter | None
+) -> None:
+    from supernet._family import block_model
     from supernet.evaluate import calibrated_subnet
     from supernet.static_subnet import save_subnet
 
@@ -414,7 +450,7 @@ def _write_subnet(net: Any, sub: Subnet, calib: Any, fmt: str, out: Path, export
     if fmt == "pt":
         save_subnet(subnet, out)
         return
-    model = subnet.block_model(sub.r)  # the subnet's own layers, as the profiler exports its blocks
+    model = block_model(subnet.eval(), r)  # the subnet's own layers, as the profiler exports its blocks
     out.write_bytes(exporter(model, model.input_shape, fmt))
 
 
@@ -441,7 +477,7 @@ def evaluate(
     _check_counts(calib_images=calib_images, threads=threads)
     ckpt = load_checkpoint(checkpoint_file(checkpoint))
     net = ckpt.build()
-    sub = _active_subnet(net, arch)
+    sub, _ = _active_subnet(net, arch)
     spec = _data_spec(ckpt.meta, dataset)
     train_data, held = _load_splits(spec)
     if train_data.n_classes != net.n_classes:
@@ -536,14 +572,15 @@ def _load_splits(spec: DataSpec) -> tuple[Any, Any]:
         raise ValueError(f"dataset {spec.dataset!r}: {err}") from None
 
 
-def _active_subnet(net: Any, arch: Mapping[str, Any] | Subnet) -> Subnet:
-    """``arch`` parsed and made the supernet's active subnet (ValueError when it lies outside)."""
+def _active_subnet(net: Any, arch: Mapping[str, Any] | Subnet) -> tuple[dict[str, Any], int]:
+    """``arch`` made the supernet's active subnet: its canonical arch dict and ``r`` (ValueError when it lies
+    outside the supernet)."""
+    from supernet._family import activate_arch
+
     try:
-        sub = Subnet.parse(arch)
-        net.set_active_subnet(sub)
+        return activate_arch(net, arch)
     except ValueError as err:
         raise ValueError(f"arch: {err}") from None
-    return sub
 
 
 def _untrained_resolution(resolution: int, meta: Mapping[str, Any]) -> tuple[str, ...]:

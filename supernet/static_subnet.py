@@ -272,16 +272,27 @@ def remap_legacy_keys(state_dict: Mapping[str, torch.Tensor]) -> OrderedDict[str
     return renamed
 
 
-def save_subnet(net: MobileNetV3, path: str | Path) -> Path:
-    """Write ``net`` as ``{format_version, config, arch, state_dict}`` with ``torch.save``.
+def _static_classes() -> dict[str, type]:
+    # Imported here: the other families' static networks import this module.
+    from supernet.static_proxyless import ProxylessNASNets
+    from supernet.static_resnet import ResNets
+
+    return {"ofa-mbv3": MobileNetV3, "ofa-proxyless": ProxylessNASNets, "ofa-resnet50": ResNets}
+
+
+def save_subnet(net: nn.Module, path: str | Path) -> Path:
+    """Write a static subnet of any family as ``{format_version, family, config, arch, state_dict}`` with
+    ``torch.save``.
 
     Returns:
         The path written.
     """
     path = Path(path)
+    family = next(name for name, cls in _static_classes().items() if isinstance(net, cls))
     torch.save(
         {
             "format_version": SUBNET_FORMAT_VERSION,
+            "family": family,
             "config": net.config,
             "arch": net.arch,
             "state_dict": net.state_dict(),
@@ -292,8 +303,8 @@ def save_subnet(net: MobileNetV3, path: str | Path) -> Path:
     return path
 
 
-def load_subnet(path: str | Path) -> MobileNetV3:
-    """Read a file written by :func:`save_subnet`.
+def load_subnet(path: str | Path) -> nn.Module:
+    """Read a file written by :func:`save_subnet` (files without ``family`` are MobileNetV3s).
 
     Raises:
         ValueError: the file is not a subnet file or has another format version.
@@ -305,7 +316,11 @@ def load_subnet(path: str | Path) -> MobileNetV3:
     version = blob.get("format_version")
     if version != SUBNET_FORMAT_VERSION:
         raise ValueError(f"{path} has subnet format_version {version!r}; this lutnas reads {SUBNET_FORMAT_VERSION}")
-    net = MobileNetV3.build_from_config(blob["config"])
+    classes = _static_classes()
+    family = blob.get("family", "ofa-mbv3")
+    if family not in classes:
+        raise ValueError(f"{path}: family must be one of {', '.join(classes)}, got {str(family)[:200]!r}")
+    net = classes[family].build_from_config(blob["config"])
     net.load_state_dict(blob["state_dict"], strict=True)
     net.arch = blob.get("arch")
     return net

@@ -6,6 +6,9 @@ distilling from the full network (loss = CE + λ·KD):
 
     full → kernel {7,5} → kernel {7,5,3} → depth {4,3} → depth {4,3,2} → expand {6,4} → expand {6,4,3}
 
+ProxylessNAS shrinks the same three dimensions. ResNet50 has no elastic kernel; it shrinks depth, expand
+ratio and then width (``resnet_shrinking_phases``).
+
 Before each expand phase the middle channels are re-sorted by importance so that the narrower
 widths keep the most important channels. A phase is a :class:`Phase`; any list of phases can be
 trained (``sample_all_phases`` gives the "everything from the start" baseline).
@@ -34,6 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from supernet._arch import ArchChoices, sample_arch
+from supernet._family import net_from_config
 from supernet.bn_calibration import recalibrate_bn
 from supernet.checkpoint import load_checkpoint, save_checkpoint
 from supernet.data import ImageDataset, iter_batches, resize_batch
@@ -51,6 +55,7 @@ __all__ = [
     "TrainEvent",
     "TrainResult",
     "progressive_shrinking_phases",
+    "resnet_shrinking_phases",
     "sample_all_phases",
     "soft_cross_entropy",
     "train_supernet",
@@ -77,23 +82,27 @@ class Phase:
     subnets_per_step: int = 1  # subnets sampled per batch; their gradients add up
     kd_ratio: float = 1.0  # λ in CE + λ·KD (used only when a teacher exists)
     reorganize_expand_stage: int | None = None  # re-sort middle channels at phase start with this stage
+    w: tuple[int, ...] = ()  # width indices sampled per stage (ResNet50; empty for families without elastic width)
 
     @property
     def is_full_net(self) -> bool:
         """True when the phase trains one network only (a single choice everywhere)."""
-        return len(self.ks) == 1 and len(self.e) == 1 and len(self.d) == 1
+        return len(self.ks) <= 1 and len(self.e) == 1 and len(self.d) == 1 and len(self.w) <= 1
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON and checkpoints."""
+        """Plain dict for JSON and checkpoints (``w`` only where the family has elastic width)."""
         out = asdict(self)
-        for key in ("ks", "e", "d"):
+        for key in ("ks", "e", "d", "w"):
             out[key] = list(out[key])
+        if not self.w:
+            del out["w"]  # MobileNetV3 runs read back as they were written before widths existed
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Phase:
         """Inverse of :meth:`to_dict`."""
-        return cls(**{**data, "ks": tuple(data["ks"]), "e": tuple(data["e"]), "d": tuple(data["d"])})
+        return cls(**{**data, "ks": tuple(data["ks"]), "e": tuple(data["e"]), "d": tuple(data["d"]),
+                      "w": tuple(data.get("w", ()))})
 
 
 def _largest(values: Sequence[Any], n: int) -> tuple[Any, ...]:
@@ -135,21 +144,7 @@ def progressive_shrinking_phases(
         specs.append((f"depth-{i - 1}", ks_all, e_all[:1], _largest(d_all, i), None))
     for i in range(2, len(e_all) + 1):
         specs.append((f"expand-{i - 1}", ks_all, _largest(e_all, i), d_all, i - 2))
-    names = [s[0] for s in specs]
-    if isinstance(epochs, Mapping):
-        unknown = set(epochs) - set(names)
-        if unknown:
-            raise ValueError(f"epochs names unknown phases {sorted(unknown)}; phases: {', '.join(names)}")
-        default = 2
-        epoch_list = [int(epochs.get(n, default)) for n in names]
-    elif isinstance(epochs, int):
-        epoch_list = [epochs] * len(names)
-    else:
-        epoch_list = [int(v) for v in epochs]
-        if len(epoch_list) != len(names):
-            raise ValueError(f"epochs needs {len(names)} values ({', '.join(names)}), got {len(epoch_list)}")
-    if any(v < 0 for v in epoch_list):
-        raise ValueError(f"epochs must be >= 0, got {epoch_list}")
+    epoch_list = _phase_epochs([s[0] for s in specs], epochs)
     phases = []
     for (name, ks, e, d, stage), n_epochs in zip(specs, epoch_list):
         if name == "full":
@@ -159,6 +154,63 @@ def progressive_shrinking_phases(
         phase_lr = lr.get(name, 0.05) if isinstance(lr, Mapping) else lr
         phases.append(Phase(name, ks, e, d, n_epochs, float(phase_lr), subnets_per_step, kd_ratio, stage))
     return phases
+
+
+def resnet_shrinking_phases(
+    depth_list: Sequence[int] = (0, 1, 2),
+    expand_ratio_list: Sequence[float] = (0.2, 0.25, 0.35),
+    n_widths: int = 3,
+    epochs: int | Mapping[str, int] | Sequence[int] = 2,
+    lr: float | Mapping[str, float] = 0.05,
+    full_lr: float | None = None,
+    subnets_per_step: int = 2,
+    kd_ratio: float = 1.0,
+) -> list[Phase]:
+    """ResNet50's schedule: full, then one phase per extra depth, expand ratio and width choice (no kernel).
+
+    Arguments as :func:`progressive_shrinking_phases`; ``n_widths`` is the number of elastic widths
+    (``w`` holds indices into them, the largest last).
+
+    Raises:
+        ValueError: ``epochs`` names an unknown phase or has the wrong length.
+    """
+    d_all = tuple(sorted(set(depth_list), reverse=True))
+    e_all = tuple(sorted(set(expand_ratio_list), reverse=True))
+    w_all = tuple(range(n_widths - 1, -1, -1))
+    specs: list[tuple[str, tuple, tuple, tuple, int | None]] = [("full", d_all[:1], e_all[:1], w_all[:1], None)]
+    for i in range(2, len(d_all) + 1):
+        specs.append((f"depth-{i - 1}", _largest(d_all, i), e_all[:1], w_all[:1], None))
+    for i in range(2, len(e_all) + 1):
+        specs.append((f"expand-{i - 1}", d_all, _largest(e_all, i), w_all[:1], i - 2))
+    for i in range(2, len(w_all) + 1):
+        specs.append((f"width-{i - 1}", d_all, e_all, _largest(w_all, i), None))
+    epoch_list = _phase_epochs([s[0] for s in specs], epochs)
+    phases = []
+    for (name, d, e, w, stage), n_epochs in zip(specs, epoch_list):
+        if name == "full":
+            phase_lr = full_lr if full_lr is not None else 2 * (lr if isinstance(lr, float | int) else 0.05)
+            phases.append(Phase(name, (), e, d, n_epochs, float(phase_lr), 1, 0.0, None, w))
+            continue
+        phase_lr = lr.get(name, 0.05) if isinstance(lr, Mapping) else lr
+        phases.append(Phase(name, (), e, d, n_epochs, float(phase_lr), subnets_per_step, kd_ratio, stage, w))
+    return phases
+
+
+def _phase_epochs(names: list[str], epochs: int | Mapping[str, int] | Sequence[int]) -> list[int]:
+    if isinstance(epochs, Mapping):
+        unknown = set(epochs) - set(names)
+        if unknown:
+            raise ValueError(f"epochs names unknown phases {sorted(unknown)}; phases: {', '.join(names)}")
+        epoch_list = [int(epochs.get(n, 2)) for n in names]
+    elif isinstance(epochs, int):
+        epoch_list = [epochs] * len(names)
+    else:
+        epoch_list = [int(v) for v in epochs]
+        if len(epoch_list) != len(names):
+            raise ValueError(f"epochs needs {len(names)} values ({', '.join(names)}), got {len(epoch_list)}")
+    if any(v < 0 for v in epoch_list):
+        raise ValueError(f"epochs must be >= 0, got {epoch_list}")
+    return epoch_list
 
 
 def sample_all_phases(
@@ -283,28 +335,56 @@ def _param_groups(net: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _phase_choices(net: OFAMobileNetV3, phase: Phase) -> ArchChoices:
+def _phase_choices(net: nn.Module, phase: Phase) -> ArchChoices | Phase:
+    """What a phase samples from: MobileNetV3's ArchChoices; for other families the phase itself, checked."""
     base = net.choices
-    for field_name, allowed in (("ks", base.ks), ("e", base.e), ("d", base.d)):
+    allowed_w = tuple(range(base.n_widths)) if hasattr(base, "n_widths") else ()
+    for field_name, allowed in (("ks", getattr(base, "ks", ())), ("e", base.e), ("d", base.d), ("w", allowed_w)):
         bad = [v for v in getattr(phase, field_name) if v not in allowed]
         if bad:
             raise ValueError(f"phase {phase.name!r} {field_name} values {bad} are not in the supernet's {allowed}")
-    return ArchChoices(ks=phase.ks, e=phase.e, d=phase.d, n_stages=base.n_stages, max_depth=base.max_depth)
+    if isinstance(base, ArchChoices):
+        return ArchChoices(ks=phase.ks, e=phase.e, d=phase.d, n_stages=base.n_stages, max_depth=base.max_depth)
+    return phase
+
+
+def _sample_phase_arch(net: nn.Module, choices: ArchChoices | Phase, rng: np.random.Generator) -> dict[str, Any]:
+    """One subnet of a phase, drawn uniformly per entry (as OFA samples)."""
+    if isinstance(choices, ArchChoices):
+        return sample_arch(choices, rng)
+    base = net.choices
+    if choices.w:  # ResNet50: the stem block is kept (largest d) or skipped; depth, expand and width per entry
+        stem = int(rng.choice(np.asarray([min(choices.d), max(choices.d)])))
+        return {
+            "d": [stem] + [int(v) for v in rng.choice(np.asarray(choices.d), size=len(net.block_group_info))],
+            "e": [float(v) for v in rng.choice(np.asarray(choices.e), size=base.n_blocks)],
+            "w": [int(v) for v in rng.choice(np.asarray(choices.w), size=2 + len(net.block_group_info))],
+        }
+    n_slots = base.n_slots  # ProxylessNAS: a one-slot stage runs its one block whatever its depth says
+    return {
+        "ks": [int(v) for v in rng.choice(np.asarray(choices.ks), size=n_slots)],
+        "e": [int(v) for v in rng.choice(np.asarray(choices.e), size=n_slots)],
+        "d": [min(int(v), n) for v, n in zip(rng.choice(np.asarray(choices.d), size=len(base.stage_slots)),
+                                            base.stage_slots)],
+    }
+
+
+def _extreme_arch(net: nn.Module, phase: Phase, pick: Callable[[Sequence[Any]], Any], r: int) -> dict[str, Any]:
+    """The phase's largest (``pick=max``) or smallest (``pick=min``) subnet at side ``r``."""
+    arch = dict(_sample_phase_arch(net, _phase_choices(net, phase), np.random.default_rng(0)))
+    for key in arch:
+        values = getattr(phase, key)
+        arch[key] = [pick(values)] * len(arch[key])
+    if "ks" in arch and not isinstance(net.choices, ArchChoices):
+        arch["d"] = [min(v, n) for v, n in zip(arch["d"], net.choices.stage_slots)]
+    return {**arch, "r": r}
 
 
 def _validation_metrics(
-    net: OFAMobileNetV3, train_data: ImageDataset, val_data: ImageDataset, phase: Phase, config: TrainConfig
+    net: nn.Module, train_data: ImageDataset, val_data: ImageDataset, phase: Phase, config: TrainConfig
 ) -> dict[str, float]:
-    res = max(config.resolutions)
-    n_slots = net.choices.n_slots
-    n_stages = net.choices.n_stages
-    largest = {"ks": [max(phase.ks)] * n_slots, "e": [max(phase.e)] * n_slots, "d": [max(phase.d)] * n_stages, "r": res}
-    smallest = {
-        "ks": [min(phase.ks)] * n_slots,
-        "e": [min(phase.e)] * n_slots,
-        "d": [min(phase.d)] * n_stages,
-        "r": min(config.resolutions),
-    }
+    largest = _extreme_arch(net, phase, max, max(config.resolutions))
+    smallest = _extreme_arch(net, phase, min, min(config.resolutions))
     was_training = net.training
     out = {
         "val_acc_largest": evaluate_subnet(net, largest, train_data, val_data, config.calib_images).accuracy,
@@ -353,7 +433,7 @@ class _Position:
         rng.bit_generator.state = state["rng"]
         teacher = None
         if state.get("teacher_state") is not None:
-            teacher = OFAMobileNetV3.from_config(net.config)
+            teacher = net_from_config(net.config)
             teacher.load_state_dict(state["teacher_state"], strict=True)
             teacher.to(next(net.parameters()).device)
         logger.info("resuming at phase %s epoch %s from %s", state["phase_index"], state["epoch"], path)
@@ -504,8 +584,11 @@ class _Trainer:
         optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for _ in range(phase.subnets_per_step):
-            arch = sample_arch(self.choices[phase_index], self.rng)
-            self.net.set_active_subnet(ks=arch["ks"], e=arch["e"], d=arch["d"])
+            arch = _sample_phase_arch(self.net, self.choices[phase_index], self.rng)
+            if isinstance(self.net, OFAMobileNetV3):
+                self.net.set_active_subnet(ks=arch["ks"], e=arch["e"], d=arch["d"])
+            else:
+                self.net.set_active_subnet(arch)
             with synced_batch_norm(self.bn_group):
                 logits = self.model(x)
             loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)

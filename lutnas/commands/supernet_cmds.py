@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 supernet_app = typer.Typer(
-    help="The elastic OFA-MobileNetV3 supernet: progressive shrinking, accuracy data, subnet extraction.",
+    help="Elastic OFA supernets (MobileNetV3, ProxylessNAS, ResNet50): progressive shrinking, accuracy data, "
+    "subnet extraction.",
     no_args_is_help=True,
 )
 
@@ -67,6 +68,11 @@ def train_cmd(
     ctx: typer.Context,
     out: Path = typer.Option(..., "--out", help="Directory for checkpoints (last.pt, phase*.pt, supernet.pt)."),
     dataset: str = typer.Option("digits", "--dataset", help=_DATASET_HELP),
+    family: str | None = typer.Option(
+        None, "--family", help="Supernet family: ofa-mbv3 (default), ofa-proxyless or ofa-resnet50 (phases full, "
+        "depth-1, depth-2, expand-1, expand-2, width-1, width-2: no kernel); each has its digits-scale preset. "
+        "A resumed run keeps its own."
+    ),
     resume: bool = typer.Option(
         False, "--resume", help="Continue from OUT/last.pt (with the run's own settings unless flags are given)."
     ),
@@ -99,7 +105,7 @@ def train_cmd(
             warn(f"--epochs {epochs} gives every phase {epochs} epoch(s), the full-network phase that trains the "
                  f"teacher too (default {_PRESET.epochs[0]}); name=N changes one phase")
         with rich_progress() as progress:
-            report = train(out, dataset=dataset, resume=resume, epochs=parsed_epochs, resolutions=res,
+            report = train(out, dataset=dataset, family=family, resume=resume, epochs=parsed_epochs, resolutions=res,
                            width_mult=width_mult, batch_size=batch_size, lr=lr, full_lr=full_lr, kd_ratio=kd_ratio,
                            seed=seed, validate=validate, threads=threads, nproc=nproc, progress=progress)
     if report is None:

@@ -14,7 +14,7 @@ from space import Block, Genome, SubnetBatch, get_space, list_spaces, read_net_c
 
 from tests.conftest import SHARED_DATA as DATA
 SPACES = ["ofa-mbv3-w0.25", "ofa-mbv3-w1.0", "ofa-mbv3-w1.2"]
-ALL_SPACES = [*SPACES, "ofa-proxyless-w1.3", "ofa-resnet50"]
+ALL_SPACES = [*SPACES, "ofa-proxyless-w0.25", "ofa-proxyless-w1.3", "ofa-resnet50", "ofa-resnet50-w0.25"]
 
 
 def _arch(ks=5, e=4, d=3, r=224) -> dict:
@@ -25,7 +25,8 @@ def test_registry_lists_and_rejects_unknown():
     assert list_spaces() == ALL_SPACES
     assert list_spaces("*w1.2") == ["ofa-mbv3-w1.2"]
     with pytest.raises(ValueError, match="unknown space 'mbv4'; known: ofa-mbv3-w0.25, ofa-mbv3-w1.0, ofa-mbv3-w1.2, "
-                                         "ofa-proxyless-w1.3, ofa-resnet50"):
+                                         "ofa-proxyless-w0.25, ofa-proxyless-w1.3, ofa-resnet50, "
+                                         "ofa-resnet50-w0.25"):
         get_space("mbv4")
 
 
