@@ -227,3 +227,27 @@ def test_a_predictor_far_outside_its_data_says_so(db: Path, tmp_path: Path) -> N
     human = invoke(*base)
     assert human.exit_code == 0 and "far outside its data" in one_line(human.stderr)
     assert trained["n"] <= len(rows) // 3  # duplicate subnets count once
+
+
+def _imported(*args: str) -> set[str]:
+    """The top-level packages a fresh ``python ARGS`` process imports."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-X", "importtime", *args], capture_output=True, text=True, check=True)
+    return {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in run.stderr.splitlines()
+            if line.startswith("import time")}
+
+
+def test_commands_load_only_what_they_need(db: Path) -> None:
+    """``import lutnas`` loads no library of the work; a search loads torch (its predictor) but none of the
+    comparison, calibration or rank-metric libraries."""
+    _need(OFA_WEIGHTS)
+    heavy = {"torch", "pandas", "scipy", "sklearn", "matplotlib", "sqlalchemy", "numpy"}
+    assert not _imported("-c", "import lutnas") & heavy
+    api = _imported("-c", "import lutnas; lutnas.search, lutnas.compare, lutnas.LutStore")
+    assert not api & {"torch", "pandas", "scipy", "sklearn", "matplotlib"}  # the store needs sqlalchemy, no more
+    search = _imported("-m", "lutnas", "search", "--db", str(db), "--device", "note10", "--latency-ms", "25",
+                       "--predictor", str(OFA_WEIGHTS), "--generations", "2", "--json")
+    assert "torch" in search and not search & {"pandas", "scipy", "sklearn", "matplotlib"}
+    assert not _imported("-m", "lutnas", "--help") & heavy
