@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import sys
 from collections.abc import Iterator
@@ -36,9 +35,8 @@ __all__ = [
     "parse_options",
     "parse_resolutions",
     "resolution_option",
-    "predicted_note",
-    "positive_number",
-    "setting_doc",
+    "library_errors",
+    "split_names",
 ]
 
 EXIT_OK = 0
@@ -155,33 +153,26 @@ def resolution_option(texts: list[str] | None) -> tuple[int, ...]:
     return tuple(dict.fromkeys(r for text in texts or [] for r in parse_resolutions(text)))
 
 
-def positive_number(value: float, flag: str) -> float:
-    """``value`` when it is a finite number > 0; else a one-line usage error naming ``flag``.
+@contextmanager
+def library_errors(what: str) -> Iterator[None]:
+    """Around one library call: bad input (a ValueError, a LutError: flags, files, a store that is not one)
+    exits 2; the work failing once its input was checked, or a file it cannot read or write, exits 1; each
+    with one line."""
+    from lut.errors import LutError, WorkFailedError
+    from search.errors import SearchFailedError
 
-    ``float("nan")`` passes every ``<=`` test, and ``inf`` passes ``> 0``: both must stop here,
-    at the edge, before a search spends its draws on them.
-    """
-    if not math.isfinite(value) or value <= 0:
-        fail(f"{flag} must be a finite number > 0, got {value!r}", EXIT_USAGE)
-    return value
+    with work_failed(what):
+        try:
+            yield
+        except (SearchFailedError, WorkFailedError) as err:  # their message says what failed already
+            fail(str(err), EXIT_FAILED)
+        except (LutError, ValueError) as err:
+            fail(str(err), EXIT_USAGE)
+        except OSError as err:
+            where = f": {err.filename}" if err.filename else ""
+            fail(f"{what} failed: {err.strerror or err}{where}", EXIT_FAILED)
 
 
-def setting_doc(setting: Any) -> dict[str, Any]:
-    """A device setting for ``--json``: ``device`` names it, unknown fields are null (tables show "-")."""
-    from lut.listing import setting_fields
-
-    return setting_fields(setting)
-
-
-def predicted_note(store: Any, stored: Any) -> dict[str, Any] | None:
-    """A setting's few-shot status for ``--json`` (None when no row is predicted); prints a note on stderr.
-
-    Every command that reads a LUT calls this, so predicted (few-shot) rows never pass for measured ones.
-    """
-    from lut.transfer import predicted_rows
-
-    status = predicted_rows(store, stored)
-    if status is None:
-        return None
-    note(status.describe())
-    return {"device": stored.name, **status.to_dict()}
+def split_names(values: list[str]) -> list[str]:
+    """Repeated options, each of which may be a comma list (``--device A --device B`` or ``--devices A,B``)."""
+    return [n for item in values for n in item.split(",") if n]

@@ -9,11 +9,21 @@ from typing import Any
 
 import typer
 
-from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail, note, resolution_option, warn
+from lutnas._common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    emit_json,
+    err_console,
+    fail,
+    library_errors,
+    note,
+    resolution_option,
+    split_names,
+    warn,
+)
 from lutnas._progress import rich_progress
 from lutnas._tables import summary_table
 from lutnas._text import escape_controls, literal
-from lutnas.commands.search_cmds import library_errors, names
 
 __all__ = ["register", "lut_app"]
 
@@ -282,7 +292,7 @@ def compare_cmd(
     if bad:
         fail(f"unknown option(s) {bad}", EXIT_USAGE)
     with library_errors("comparison"), rich_progress() as progress:
-        report = compare(db, names([*device, *ctx.args]), precision=precision, space=space,
+        report = compare(db, split_names([*device, *ctx.args]), precision=precision, space=space,
                          resolutions=list(resolution_option(resolutions)) or None, subnets=subnets, seed=seed,
                          plot=plot, predictor=predictor, quantiles=_quantiles(budgets), generations=generations,
                          progress=progress)

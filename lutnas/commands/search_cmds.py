@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail, note, warn, work_failed
+from lutnas._common import EXIT_USAGE, emit_json, err_console, fail, library_errors, note, split_names, warn
 from lutnas._progress import rich_progress
 from lutnas._tables import summary_table
 from lutnas._text import literal
 
-__all__ = ["predictor_app", "register", "library_errors"]
+__all__ = ["predictor_app", "register"]
 
 predictor_app = typer.Typer(help="Accuracy predictors: train on (subnet, accuracy) data, evaluate.",
                             no_args_is_help=True)
@@ -23,30 +21,6 @@ predictor_app = typer.Typer(help="Accuracy predictors: train on (subnet, accurac
 _JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 _DATA = typer.Option(None, "--data", help="Accuracy CSV (DyNAS-T or arch,accuracy); repeat, or list files after it.")
 _MORE = typer.Argument(None, help="More data files (a shell glob after --data lands here).", show_default=False)
-
-
-@contextmanager
-def library_errors(what: str) -> Iterator[None]:
-    """Around one library call: bad input (ValueError) exits 2, a file that cannot be written or any other
-    failure of the work exits 1, each with one line."""
-    from lut.errors import LutError, WorkFailedError
-    from search.errors import SearchFailedError
-
-    with work_failed(what):
-        try:
-            yield
-        except (SearchFailedError, WorkFailedError) as err:  # the work failed once its input was checked: one line already
-            fail(str(err), EXIT_FAILED)
-        except (LutError, ValueError) as err:  # what the user gave: flags, files, a store that is not one
-            fail(str(err), EXIT_USAGE)
-        except OSError as err:
-            where = f": {err.filename}" if err.filename else ""
-            fail(f"{what} failed: {err.strerror or err}{where}", EXIT_FAILED)
-
-
-def names(values: list[str]) -> list[str]:
-    """Repeated options, each of which may be a comma list (``--device A --device B`` or ``--devices A,B``)."""
-    return [n for item in values for n in item.split(",") if n]
 
 
 # -- predictor train / eval ----------------------------------------------------------------------
@@ -148,7 +122,7 @@ def _search_cmd(
     from search import sweep
     from search.budgets import plot_front
 
-    devices = names(device)
+    devices = split_names(device)
     if not devices:
         fail("give --device NAME (repeat, or A,B, for several)", EXIT_USAGE)
     budgets = _budgets(latency_ms, devices)
