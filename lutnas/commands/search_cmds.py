@@ -95,6 +95,7 @@ def _budgets(values: list[str], devices: list[str]) -> dict[str, list[float]]:
 
 
 def _search_cmd(
+    ctx: typer.Context,
     db: str = typer.Option(..., "--db", help="The LUT store: a SQLite file or postgresql://user@host:port/db."),
     device: list[str] = typer.Option([], "--device", "--devices", help="Device name, selector (cpu:int8) or setting "
                                      "id; repeat (or A,B) for several."),
@@ -122,7 +123,10 @@ def _search_cmd(
     from search import sweep
     from search.budgets import plot_front
 
-    devices = split_names(device)
+    bad = [a for a in ctx.args if a.startswith("-")]
+    if bad:
+        fail(f"unknown option(s) {bad}", EXIT_USAGE)
+    devices = split_names([*device, *ctx.args])  # the old spelling --devices A B leaves B here, as in compare
     if not devices:
         fail("give --device NAME (repeat, or A,B, for several)", EXIT_USAGE)
     budgets = _budgets(latency_ms, devices)
@@ -190,4 +194,4 @@ def _result_cells(r: dict[str, Any], devices: list[str], extra: list[str]) -> li
 def register(app: typer.Typer) -> None:
     """Add ``predictor train|eval`` and ``search`` to app."""
     app.add_typer(predictor_app, name="predictor")
-    app.command("search")(_search_cmd)
+    app.command("search", context_settings={"allow_extra_args": True})(_search_cmd)

@@ -55,6 +55,10 @@ def test_search_and_sweep_reports_are_the_json(db: Path) -> None:
                       "15,25", "--latency-ms", "60", "--space", "ofa-mbv3-w1.2", *SHORT)
     assert _timeless(many.to_dict()) == _timeless(cli)
     assert [r["limits"] for r in cli["results"]] == [{"note10": 15.0, "i7": 60.0}, {"note10": 25.0, "i7": 60.0}]
+    # One spelling for search and compare: --device repeated, --devices A,B, and the old --devices A B.
+    old = invoke_json("search", "--db", db, "--devices", "note10", "i7", "--predictor", OFA_WEIGHTS, "--latency-ms",
+                      "15,25", "--latency-ms", "60", "--space", "ofa-mbv3-w1.2", *SHORT)
+    assert _timeless(old) == _timeless(cli)
 
 
 def test_compare_report_is_the_json(db: Path, tmp_path: Path) -> None:
