@@ -10,6 +10,14 @@
 7. write the store's report page (``lutnas report``) beside the store, when plotly is installed.
 
 The agent is stopped on exit, on error and on Ctrl-C.
+
+Other families (``--space ofa-proxyless-w1.3``, ``ofa-resnet50``): the bundled DyNAS-T accuracies are
+MobileNetV3's, and no accuracies of those ImageNet supernets ship with lutnas. A predictor trained on one
+space cannot rank another's subnets, so the demo runs the whole pipeline on the family's digits-scale space
+instead (``ofa-proxyless-w0.25``, ``ofa-resnet50-w0.25``: the same stages and choices at a quarter of the
+widths, 10 classes, 16 px): it profiles that space, trains the family's digits supernet briefly here
+(``lutnas supernet train --family``), collects its subnets' accuracies, trains the predictor on them and
+searches and times on that LUT. :func:`demo_plan` names what runs, and the demo's first lines say so.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["DemoSettings", "DemoRow", "DemoResult", "run_demo", "bundled_accuracy_files"]
+__all__ = ["DemoPlan", "DemoSettings", "DemoRow", "DemoResult", "bundled_accuracy_files", "demo_plan", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,55 @@ class DemoSettings:
     seed: int = 0
     cache_dir: Path | None = None  # host artifact cache (default ~/.cache/lutnas/artifacts)
     report: Path | None = None  # the report page (default: the store's path with .html)
+    # Other families' digits-scale run (see the module docstring): the supernet's epochs per phase (full network
+    # first, then each shrinking phase) and the subnets whose accuracies train and test the predictor.
+    supernet_epochs: tuple[int, ...] = (3, 1, 1, 1, 1, 1, 1)
+    collect_samples: int = 60
+    collect_calib_images: int = 128
+    heldout_fraction: float = 0.25  # of the collected subnets, kept out of the predictor's training to score it
+
+
+#: The digits-scale space the demo runs for each family without bundled accuracies.
+DIGITS_SPACES = {"ofa-proxyless": "ofa-proxyless-w0.25", "ofa-resnet50": "ofa-resnet50-w0.25"}
+_DIGITS_RESOLUTION = 16
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """What the demo runs for the space it was asked for."""
+
+    requested: str  # the --space given
+    space: str  # the space profiled, searched and timed
+    resolution: int
+    accuracy_source: str  # "dynast" (the bundled files) or "digits-supernet" (trained and collected here)
+    notes: tuple[str, ...] = ()  # what the demo says before it starts
+
+    @property
+    def family(self) -> str:
+        from space import get_space
+
+        return get_space(self.space).family
+
+
+def demo_plan(space: str, resolution: int = 224) -> DemoPlan:
+    """The space, resolution and accuracy source the demo uses for ``space``.
+
+    Raises:
+        ValueError: an unknown space.
+    """
+    from space import get_space
+
+    family = get_space(space).family
+    if family == "ofa-mbv3":
+        return DemoPlan(space, space, resolution, "dynast")
+    digits = DIGITS_SPACES.get(family)
+    if digits is None:
+        raise ValueError(f"space must be of the families ofa-mbv3, {', '.join(DIGITS_SPACES)}, got {space!r} ({family})")
+    note = (f"{space}: the bundled DyNAS-T accuracies are MobileNetV3's and no accuracies of this ImageNet supernet "
+            f"ship with lutnas, so the demo runs on its digits-scale space {digits} ({_DIGITS_RESOLUTION} px): it "
+            f"profiles that space, trains the {family} digits supernet here, collects its subnets' accuracies, "
+            "trains the predictor on them, then searches and times on that LUT")
+    return DemoPlan(space, digits, _DIGITS_RESOLUTION, "digits-supernet", (note,))
 
 
 @dataclass
@@ -90,20 +147,29 @@ class DemoResult:
     predictor: dict[str, Any]
     stage_s: dict[str, float] = field(default_factory=dict)
     report: str | None = None  # the report page written, or None without plotly
+    plan: DemoPlan | None = None  # the space it ran and where its accuracies came from
 
     def describe(self) -> list[str]:
-        """The LUT's fidelity and the predictor's rank correlation, one line each."""
+        """What ran instead of the space asked for (if anything), the LUT's fidelity and the predictor's rank
+        correlation, one line each."""
         val, pred = self.validation, self.predictor
-        return [f"LUT fidelity on {val['samples']} subnets: raw within ±10% {val['raw']['within_10pct']:.0f}%, "
+        source = ("held-out DyNAS-T subnets" if pred.get("source", "dynast") == "dynast"
+                  else "held-out subnets of the digits supernet")
+        return [*(self.plan.notes if self.plan else ()),
+                f"LUT fidelity on {val['samples']} subnets: raw within ±10% {val['raw']['within_10pct']:.0f}%, "
                 f"calibrated (held-out) {val['calibrated']['within_10pct']:.0f}% (repeat noise median "
                 f"{val['noise']['repeat_median']:.1f}%)",
-                f"predictor: Kendall tau {pred['kendall']:.3f} on {pred['n']} held-out DyNAS-T subnets "
+                f"predictor: Kendall tau {pred['kendall']:.3f} on {pred['n']} {source} "
                 f"(trained in {pred['train_s']:.1f} s)"]
 
     def to_dict(self) -> dict[str, Any]:
+        plan = None if self.plan is None else {"requested": self.plan.requested, "space": self.plan.space,
+                                               "resolution": self.plan.resolution,
+                                               "accuracy_source": self.plan.accuracy_source,
+                                               "notes": list(self.plan.notes)}
         return {"rows": [r.to_dict() for r in self.rows], "profile": self.profile, "validation": self.validation,
                 "predictor": self.predictor, "stage_s": {k: round(v, 2) for k, v in self.stage_s.items()},
-                "report": self.report}
+                "report": self.report, "plan": plan}
 
 
 def bundled_accuracy_files() -> tuple[list[Path], list[Path]]:
@@ -128,6 +194,10 @@ def run_demo(settings: DemoSettings, *, stage: Stage | None = None, progress: Pr
     from agent.testing import start_agent_process
     from lut import CompiledLut, LutStore
 
+    from dataclasses import replace
+
+    plan = demo_plan(settings.space, settings.resolution)
+    settings = replace(settings, space=plan.space, resolution=plan.resolution)
     stage = stage or (lambda name: contextlib.nullcontext())
     timings: dict[str, float] = {}
     device = f"{DEVICE}:{settings.precision}"  # the store may hold the demo device at several precisions
@@ -137,7 +207,10 @@ def run_demo(settings: DemoSettings, *, stage: Stage | None = None, progress: Pr
         with _timed(timings, "validate"), stage("validate"):
             val = _validate(settings, device, agent, report.devices[0].timed, progress)
         with _timed(timings, "predictor"), stage("predictor"):
-            predictor, pred_info = _train_predictor(settings)
+            if plan.accuracy_source == "dynast":
+                predictor, pred_info = _train_predictor(settings)
+            else:
+                predictor, pred_info = _train_digits_predictor(settings, plan.family)
         with LutStore(settings.db) as store:
             compiled = CompiledLut.from_store(store, device, settings.space)
             with _timed(timings, "search"), stage("search"):
@@ -151,7 +224,7 @@ def run_demo(settings: DemoSettings, *, stage: Stage | None = None, progress: Pr
                     lut_ms=f["lut_ms"], raw_lut_ms=f["raw_lut_ms"], measured_ms=m) for f, m in zip(found, measured)]
     validation = {k: val[k] for k in ("raw", "calibrated", "noise", "samples")}
     return DemoResult(rows=rows, profile=report.to_dict(), validation=validation, predictor=pred_info,
-                      stage_s=timings, report=page)
+                      stage_s=timings, report=page, plan=plan)
 
 
 @contextlib.contextmanager
@@ -254,14 +327,46 @@ def _train_predictor(settings: DemoSettings) -> tuple[Any, dict[str, Any]]:
                        **{k: metrics[k] for k in ("kendall", "spearman", "rmse", "n")}}
 
 
+def _train_digits_predictor(settings: DemoSettings, family: str) -> tuple[Any, dict[str, Any]]:
+    """Train the family's digits supernet (reused when its folder holds a finished run), collect its subnets'
+    accuracies at the demo's resolution (reused when the CSV exists), fit the predictor on most of them and
+    score it on the rest."""
+    from search import LutnasPredictor, load_accuracy_data, prediction_metrics
+    from supernet.runs import collect, phase_names, train
+
+    run = settings.db.with_name(settings.db.stem + f"-{family}-supernet")
+    csv_path = settings.db.with_name(settings.db.stem + f"-{family}-accuracies.csv")
+    start = time.monotonic()
+    reused = (run / "supernet.pt").is_file() and csv_path.is_file()
+    if not (run / "supernet.pt").is_file():
+        epochs = dict(zip(phase_names(family), settings.supernet_epochs))
+        train(run, family=family, epochs=epochs, resolutions=(settings.resolution,), seed=settings.seed,
+              validate=False, resume=(run / "last.pt").is_file())
+    if not csv_path.is_file():
+        collect(run, csv_path, samples=settings.collect_samples, resolutions=(settings.resolution,),
+                calib_images=settings.collect_calib_images, seed=settings.seed)
+    data = load_accuracy_data(csv_path)
+    order = np.random.default_rng(settings.seed).permutation(len(data))
+    n_test = max(2, int(round(settings.heldout_fraction * len(data))))
+    train_set, test = data.subset(np.sort(order[n_test:])), data.subset(np.sort(order[:n_test]))
+    predictor = LutnasPredictor(space=settings.space, random_state=settings.seed).fit_data(train_set)
+    path = _predictor_path(settings)
+    predictor.save(path)
+    metrics = prediction_metrics(predictor.predict_batch(test.to_batch()), test.accuracy_pct)
+    return predictor, {"train_s": round(time.monotonic() - start, 2), "reused": reused, "path": str(path),
+                       "n_train": len(train_set), "source": "digits-supernet", "accuracies": str(csv_path),
+                       **{k: metrics[k] for k in ("kendall", "spearman", "rmse", "n")}}
+
+
 def _search(compiled: Any, predictor: Any, settings: DemoSettings) -> list[dict[str, Any]]:
     """Evolutionary searches (OFA's defaults) at budgets spread over the calibrated LUT's range."""
     from search import EvolutionSettings, PredictionCache, evolutionary_search, latency_constraint
-    from space import Genome, SubnetBatch
+    from search.genomes import as_batch, genome_for
 
     lo, hi = compiled.value_range([settings.resolution])
     budgets = [lo + q * (hi - lo) for q in settings.budget_quantiles]
-    cache = PredictionCache(predictor, Genome(compiled.space))  # the searches share the networks they score
+    # The searches share the networks they score.
+    cache = PredictionCache(predictor, genome_for(compiled.space))
     out = []
     for budget in budgets:
         result = evolutionary_search(
@@ -270,7 +375,7 @@ def _search(compiled: Any, predictor: Any, settings: DemoSettings) -> list[dict[
             random_state=settings.seed, prediction_cache=cache,
         )
         sub = compiled.space.validate(result.arch)
-        batch = SubnetBatch.from_subnets([sub])
+        batch = as_batch([sub.to_arch()], compiled.space)
         out.append({"budget_ms": budget, "arch": sub.to_arch(), "predicted_accuracy": result.predicted_accuracy,
                     "lut_ms": float(compiled.predict_batch(batch)[0]),
                     "raw_lut_ms": float(compiled.predict_batch(batch, calibrated=False)[0]),

@@ -18,43 +18,66 @@ from lutnas._text import literal
 
 __all__ = ["register"]
 
-_STAGES = {
-    "profile": "1/6 profile every block of ofa-mbv3-w1.0 at 224 px (onnxruntime, 1 thread)",
-    "validate": "2/6 validate the LUT against whole networks and calibrate",
-    "predictor": "3/6 train the accuracy predictor on the bundled DyNAS-T accuracies",
-    "search": "4/6 search at three latency budgets",
-    "measure": "5/6 time the found subnets end to end",
-    "report": "6/6 write the report page (lutnas report)",
-}
+def _stage_titles(plan: Any) -> dict[str, str]:
+    predictor = ("train the accuracy predictor on the bundled DyNAS-T accuracies" if plan.accuracy_source == "dynast"
+                 else f"train the {plan.family} digits supernet, collect its subnets' accuracies, train the predictor")
+    return {
+        "profile": f"1/6 profile every block of {plan.space} at {plan.resolution} px (onnxruntime, 1 thread)",
+        "validate": "2/6 validate the LUT against whole networks and calibrate",
+        "predictor": f"3/6 {predictor}",
+        "search": "4/6 search at three latency budgets",
+        "measure": "5/6 time the found subnets end to end",
+        "report": "6/6 write the report page (lutnas report)",
+    }
 
 
 def _arch_summary(arch: dict) -> str:
-    """A compact subnet description: depths, then kernel/expand of the active slots per stage."""
+    """A compact subnet description: depths, then kernel/expand of the active slots per stage (ResNet50:
+    depths, expand ratios of the blocks and width indices)."""
+    if "w" in arch:
+        return f"d{''.join(map(str, arch['d']))} w{''.join(map(str, arch['w']))}"
     parts = []
+    n_stages = len(arch["d"])
+    per_stage = [4] * (n_stages - 1) + [len(arch["ks"]) - 4 * (n_stages - 1)]  # ProxylessNAS's last stage: 1 slot
     for stage, depth in enumerate(arch["d"]):
-        slots = range(stage * 4, stage * 4 + depth)
+        start = sum(per_stage[:stage])
+        slots = range(start, start + min(depth, per_stage[stage]))
         parts.append("".join(f"{arch['ks'][i]}{arch['e'][i]}" for i in slots))
     return f"d{''.join(map(str, arch['d']))} " + "|".join(parts)
 
 
 def demo_cmd(
     db: Path = typer.Option(Path("lutnas-demo.db"), "--db", help="LUT store the demo fills (reused on a rerun)."),
+    space: str = typer.Option("ofa-mbv3-w1.0", "--space", help="Search space. ofa-mbv3-*: DyNAS-T's accuracies "
+                              "(bundled). Other families (ofa-proxyless-w1.3, ofa-resnet50): the demo runs their "
+                              "digits-scale space at 16 px and trains its predictor on a digits supernet it trains "
+                              "and measures here (it says so first)."),
     precision: str = typer.Option("fp32", "--precision", help="Profile, validate and search at this precision: "
                                   "fp32, fp16 or int8."),
     json_out: bool = typer.Option(False, "--json", help="Print the final table as JSON on stdout."),
 ) -> None:
     """Run the whole pipeline here: agent, profile, validate, predictor, search, end-to-end timing."""
-    from lutnas.demo import DemoSettings, run_demo
+    from lutnas.demo import DemoSettings, demo_plan, run_demo
     from profiler.quantize import check_precision
 
     start = time.monotonic()
     try:
         check_precision(precision)
+        plan = demo_plan(space)
     except ValueError as err:
         fail(str(err), EXIT_USAGE)
+    for note in plan.notes:
+        err_console.print(literal(("note: ", "yellow"), note))
+    titles = _stage_titles(plan)
+
+    @contextlib.contextmanager
+    def stage(name: str) -> Iterator[None]:
+        with _stage(titles[name], name):
+            yield
+
     try:
         with rich_progress(enabled=not json_out) as progress:
-            result = run_demo(DemoSettings(db=db, precision=precision), stage=_stage, progress=progress)
+            result = run_demo(DemoSettings(db=db, precision=precision, space=space), stage=stage, progress=progress)
     except KeyboardInterrupt:
         fail("interrupted; the agent is stopped and the LUT kept (a rerun resumes)", 130)
     except Exception as err:  # noqa: BLE001 - the demo reports any failure on one line; the traceback with -v
@@ -67,10 +90,10 @@ def demo_cmd(
 
 
 @contextlib.contextmanager
-def _stage(name: str) -> Iterator[None]:
+def _stage(title: str, name: str) -> Iterator[None]:
     """A step's title before it and its time after it, on stderr."""
     t0 = time.monotonic()
-    err_console.rule(_STAGES[name], style="cyan")
+    err_console.rule(title, style="cyan")
     yield
     err_console.print(f"[green]done[/] {name} in {time.monotonic() - t0:.1f} s")
 
@@ -78,9 +101,13 @@ def _stage(name: str) -> Iterator[None]:
 def _render(result: Any, precision: str, elapsed_s: float) -> None:
     """The fidelity and predictor lines and the table of found subnets, on stderr."""
     for line in result.describe():
+        if result.plan is not None and line in result.plan.notes:
+            continue  # said before the demo started
         err_console.print(line)
-    table = Table(title=f"best subnets on this machine (ofa-mbv3-w1.0, 224 px, {precision}) — {elapsed_s:.0f} s")
-    for col in ("budget ms", "subnet (depths, kernel·expand per block)", "pred. top-1 %", "LUT ms", "measured ms"):
+    plan = result.plan
+    where = f"{plan.space}, {plan.resolution} px" if plan else "ofa-mbv3-w1.0, 224 px"
+    table = Table(title=f"best subnets on this machine ({where}, {precision}) — {elapsed_s:.0f} s")
+    for col in ("budget ms", "subnet (depths, kernel·expand per block; ResNet: depths, widths)", "pred. top-1 %", "LUT ms", "measured ms"):
         table.add_column(col, justify="left" if col.startswith("subnet") else "right")
     for row in result.rows:
         table.add_row(f"{row.budget_ms:.2f}", _arch_summary(row.arch), f"{row.predicted_accuracy:.2f}",
