@@ -161,7 +161,11 @@ def test_screenshot(browser_page, tmp_path: Path) -> None:
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
     narrow = tmp_path / "narrow.png"  # a phone-sized window: the page reflows, nothing scrolls sideways
     page.set_viewport_size({"width": 390, "height": 800})
-    page.wait_for_timeout(300)
+    # Plotly redraws its charts on a resize event a moment later; on a loaded host that can take seconds.
+    try:
+        page.wait_for_function("document.documentElement.scrollWidth <= 391", timeout=15_000)
+    except Exception:  # noqa: BLE001 - the assertion below says what the width was
+        pass
     assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1
     page.screenshot(path=str(narrow))
     page.set_viewport_size({"width": 1280, "height": 900})
