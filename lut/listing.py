@@ -7,7 +7,7 @@ calibration, plus the free-form device facts the agent reported.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lut.schema import DeviceSetting
@@ -18,11 +18,15 @@ if TYPE_CHECKING:
 __all__ = ["coverage", "list_settings", "setting_fields"]
 
 
-def coverage(table: Mapping[str, float]) -> list[dict[str, Any]]:
+def coverage(table: Mapping[str, float], spaces: Sequence[Any] | None = None) -> list[dict[str, Any]]:
     """Per space and begun resolution, how many of the blocks a subnet may need the table prices.
 
     A resolution has begun when one of its stem blocks is priced; blocks shared with other
     resolutions alone do not make it begun.
+
+    Args:
+        table: block key -> latency.
+        spaces: the spaces to check (names, space files or spaces); default: every registered space.
 
     Returns:
         Rows ``{"space", "resolution", "blocks", "of", "complete"}`` by space, then resolution.
@@ -32,8 +36,9 @@ def coverage(table: Mapping[str, float]) -> list[dict[str, Any]]:
 
     keys = set(table)
     out = []
-    for name in list_spaces():
-        space = get_space(name)
+    for item in list_spaces() if spaces is None else spaces:
+        space = get_space(item)
+        name = space.name
         # The space's resolutions and every one whose stem the table prices.
         # The resolutions a compiled LUT would hold, without compiling one per space (5 spaces: ~0.2 s).
         for r in sorted(set(space.resolutions) | _stem_resolutions(table, space)):

@@ -41,6 +41,21 @@ class SpaceSource:
     partial: dict[str, str] = field(default_factory=dict)
     verb: str = "covers"  # how describe() joins the label and the spaces
     request: bool = False  # what is asked for (an arch): it picks among spaces, never makes a choice fail
+    table: Mapping[str, float] | None = field(default=None, repr=False, compare=False)  # a LUT's rows
+
+    def with_space(self, space: Any) -> SpaceSource:
+        """This LUT's source with ``space`` (a space file, not registered) checked too; other sources as they are."""
+        if self.table is None:
+            return self
+        spaces, partial = dict(self.spaces), dict(self.partial)
+        rows = coverage(self.table, [space])
+        done = tuple(row["resolution"] for row in rows if row["complete"])
+        if done:
+            spaces[space.name] = done
+        elif rows:
+            partial[space.name] = ", ".join(f"r={row['resolution']}: {row['blocks']} of {row['of']} blocks"
+                                            for row in rows)
+        return SpaceSource(self.label, spaces, partial, self.verb, self.request, self.table)
 
     def fits(self, space: str) -> bool:
         """Whether the input belongs to ``space`` (a LUT begun there counts: its gaps are named when used)."""
@@ -66,7 +81,7 @@ def lut_source(name: str, table: Mapping[str, float]) -> SpaceSource:
         else:
             partial.setdefault(row["space"], []).append(f"r={row['resolution']}: {row['blocks']} of {row['of']} blocks")
     return SpaceSource(f"LUT {name!r}", {k: tuple(v) for k, v in spaces.items()},
-                       {k: ", ".join(v) for k, v in partial.items() if k not in spaces})
+                       {k: ", ".join(v) for k, v in partial.items() if k not in spaces}, table=table)
 
 
 def predictor_source(label: str, predictor: Any) -> SpaceSource:
@@ -112,6 +127,14 @@ def choose_space(sources: Iterable[SpaceSource], given: str | None = None) -> st
             message names each source's spaces and resolutions and which sources fit each space.
     """
     sources = list(sources)
+    if given is not None:
+        from space import get_space, list_spaces
+
+        space = get_space(given)
+        if space.name not in list_spaces():  # a space file: the LUTs are checked against it too
+            sources = [s.with_space(space) for s in sources]
+            _choose([s for s in sources if not s.request], given)
+            return given  # its path: the caller loads the space by it (its name is registered nowhere)
     asked = [s for s in sources if s.request and s.spaces]
     if asked and given is None:
         try:
