@@ -75,13 +75,36 @@ def lut_source(name: str, table: Mapping[str, float]) -> SpaceSource:
     """What a device's LUT fits: the spaces with fully covered resolutions, and partial ones as notes."""
     spaces: dict[str, list[int]] = {}
     partial: dict[str, list[str]] = {}
-    for row in coverage(table):
+    rows = coverage(table)
+    for row in rows:
         if row["complete"]:
             spaces.setdefault(row["space"], []).append(row["resolution"])
-        else:
+    covered = _covered_keys(rows)
+    for row in rows:
+        if not row["complete"] and not _only_shared(table, row, covered):
             partial.setdefault(row["space"], []).append(f"r={row['resolution']}: {row['blocks']} of {row['of']} blocks")
     return SpaceSource(f"LUT {name!r}", {k: tuple(v) for k, v in spaces.items()},
                        {k: ", ".join(v) for k, v in partial.items() if k not in spaces}, table=table)
+
+
+def _covered_keys(rows: list[dict[str, Any]]) -> set[str]:
+    """The block keys of every (space, resolution) a LUT covers fully."""
+    from space import get_space
+
+    keys: set[str] = set()
+    for row in rows:
+        if row["complete"]:
+            keys |= {b.key for b in get_space(row["space"]).unique_blocks([row["resolution"]])}
+    return keys
+
+
+def _only_shared(table: Mapping[str, float], row: dict[str, Any], covered: set[str]) -> bool:
+    """Whether a begun resolution's priced blocks all belong to spaces the LUT covers fully (two digits-scale
+    spaces share their stem, so a LUT of one has begun the other without holding anything of its own)."""
+    from space import get_space
+
+    need = {b.key for b in get_space(row["space"]).unique_blocks([row["resolution"]])}
+    return bool(covered) and (need & set(table)) <= covered
 
 
 def predictor_source(label: str, predictor: Any) -> SpaceSource:
