@@ -76,6 +76,12 @@
     drawVisible();
   }
   picker.addEventListener("change", applyDevice);
+  // Plotly's own responsive resize skips charts it finds hidden at that moment; resize every visible one.
+  var resizeTimer = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(drawVisible, 100);
+  });
   document.querySelectorAll("details").forEach(function (d) { d.addEventListener("toggle", drawVisible); });
   window.addEventListener("beforeprint", function () {
     document.querySelectorAll("details").forEach(function (d) { d.open = true; });

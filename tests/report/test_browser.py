@@ -166,6 +166,10 @@ def test_screenshot(browser_page, tmp_path: Path) -> None:
         page.wait_for_function("document.documentElement.scrollWidth <= 391", timeout=15_000)
     except Exception:  # noqa: BLE001 - the assertion below says what the width was
         pass
-    assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1
+    wide = page.evaluate("""() => [...document.querySelectorAll('body *')]
+        .filter(e => e.getBoundingClientRect().right > 391 && getComputedStyle(e).display !== 'none'
+                     && !e.closest('.scroll'))
+        .slice(0, 5).map(e => `${e.tagName}#${e.id}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`)""")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1, wide
     page.screenshot(path=str(narrow))
     page.set_viewport_size({"width": 1280, "height": 900})
