@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lut.errors import MissingBlocksError
-from lut.predict import CompiledLut, _qualified_values
+from lut.predict import CompiledLut, _qualified_values, compile_resolutions
 from space import Block, ResNetSpace, ResNetSubnet, describe_resolutions
 from space.search_space import MAX_RESOLUTION, MIN_RESOLUTION
 
@@ -53,14 +53,7 @@ class BlockSumLut(CompiledLut):
         """Compile ``{block_key: latency_ms}`` for a ResNet ``space`` (see ``CompiledLut.from_table``)."""
         if any(ms < 0 for ms in table.values()):
             raise ValueError("LUT has negative latencies; every block latency must be >= 0 ms")
-        if resolutions is None:
-            res = set(space.resolutions) | _stem_resolutions(table, space)
-        else:
-            res = {int(r) for r in resolutions}
-            bad = [r for r in res if not MIN_RESOLUTION <= r <= MAX_RESOLUTION]
-            if bad:
-                raise ValueError(f"resolutions {sorted(bad)} out of range [{MIN_RESOLUTION}, {MAX_RESOLUTION}]")
-        return cls(space, table, sorted(res), calibration=calibration, device=device)
+        return cls(space, table, compile_resolutions(table, space, resolutions), calibration=calibration, device=device)
 
     def with_calibration(self, calibration: Calibration | None) -> BlockSumLut:
         """The same compiled LUT with another (or no) calibration attached."""

@@ -31,7 +31,7 @@ def coverage(table: Mapping[str, float], spaces: Sequence[Any] | None = None) ->
     Returns:
         Rows ``{"space", "resolution", "blocks", "of", "complete"}`` by space, then resolution.
     """
-    from lut.predict import _stem_resolutions
+    from lut.predict import compile_resolutions
     from space import get_space, list_spaces
 
     keys = set(table)
@@ -39,9 +39,8 @@ def coverage(table: Mapping[str, float], spaces: Sequence[Any] | None = None) ->
     for item in list_spaces() if spaces is None else spaces:
         space = get_space(item)
         name = space.name
-        # The space's resolutions and every one whose stem the table prices.
         # The resolutions a compiled LUT would hold, without compiling one per space (5 spaces: ~0.2 s).
-        for r in sorted(set(space.resolutions) | _stem_resolutions(table, space)):
+        for r in compile_resolutions(table, space, None):
             stem, _ = space.stem_blocks(r)
             if not any(b.key in keys for b in stem):
                 continue

@@ -116,14 +116,7 @@ class CompiledLut:
             from lut.blocksum import BlockSumLut
 
             return BlockSumLut.from_table(table, space, calibration=calibration, device=device, resolutions=resolutions)
-        if resolutions is None:
-            res = set(space.resolutions) | _stem_resolutions(table, space)
-        else:
-            res = {int(r) for r in resolutions}
-            bad = [r for r in res if not MIN_RESOLUTION <= r <= MAX_RESOLUTION]
-            if bad:
-                raise ValueError(f"resolutions {sorted(bad)} out of range [{MIN_RESOLUTION}, {MAX_RESOLUTION}]")
-        ordered = sorted(res)
+        ordered = compile_resolutions(table, space, resolutions)
         fixed = np.full((len(ordered), len(space.fixed_kinds)), np.nan)
         slots = np.full((len(ordered), space.n_slots, len(space.ks_choices), len(space.expand_choices)), np.nan)
         at_resolution = _qualified_values(table)
@@ -487,6 +480,18 @@ def _qualified_values(table: Mapping[str, float]) -> dict[int, dict[str, float]]
             if r is not None:
                 out.setdefault(r, {})[block_key] = ms
     return out
+
+
+def compile_resolutions(table: Mapping[str, float], space: Any, resolutions: Iterable[int] | None) -> list[int]:
+    """The sorted resolutions a LUT compiles: ``resolutions`` checked against the valid range, or by default the
+    space's resolutions plus every resolution whose stem the table prices (any family)."""
+    if resolutions is None:
+        return sorted(set(space.resolutions) | _stem_resolutions(table, space))
+    res = {int(r) for r in resolutions}
+    bad = [r for r in res if not MIN_RESOLUTION <= r <= MAX_RESOLUTION]
+    if bad:
+        raise ValueError(f"resolutions {sorted(bad)} out of range [{MIN_RESOLUTION}, {MAX_RESOLUTION}]")
+    return sorted(res)
 
 
 def _stem_resolutions(table: Mapping[str, float], space: SearchSpace) -> set[int]:
