@@ -26,7 +26,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
@@ -194,31 +194,29 @@ def run_demo(settings: DemoSettings, *, stage: Stage | None = None, progress: Pr
     from agent.testing import start_agent_process
     from lut import CompiledLut, LutStore
 
-    from dataclasses import replace
-
     plan = demo_plan(settings.space, settings.resolution)
     settings = replace(settings, space=plan.space, resolution=plan.resolution)
-    stage = stage or (lambda name: contextlib.nullcontext())
     timings: dict[str, float] = {}
+    step = _stepper(timings, stage)
     device = f"{DEVICE}:{settings.precision}"  # the store may hold the demo device at several precisions
     with start_agent_process(token="") as agent:
-        with _timed(timings, "profile"), stage("profile"):
+        with step("profile"):
             report = _profile(settings, agent, progress)
-        with _timed(timings, "validate"), stage("validate"):
+        with step("validate"):
             val = _validate(settings, device, agent, report.devices[0].timed, progress)
-        with _timed(timings, "predictor"), stage("predictor"):
+        with step("predictor"):
             if plan.accuracy_source == "dynast":
                 predictor, pred_info = _train_predictor(settings)
             else:
                 predictor, pred_info = _train_digits_predictor(settings, plan.family)
         with LutStore(settings.db) as store:
             compiled = CompiledLut.from_store(store, device, settings.space)
-            with _timed(timings, "search"), stage("search"):
+            with step("search"):
                 found = _search(compiled, predictor, settings)
-            with _timed(timings, "measure"), stage("measure"):
+            with step("measure"):
                 measured = _time_found(agent.address, agent.token, store.setting(device).setting,
                                        [f["arch"] for f in found], settings)
-            with _timed(timings, "report"), stage("report"):
+            with step("report"):
                 page = _write_report(store, settings, [f["budget_ms"] for f in found])
     rows = [DemoRow(budget_ms=f["budget_ms"], arch=f["arch"], predicted_accuracy=f["predicted_accuracy"],
                     lut_ms=f["lut_ms"], raw_lut_ms=f["raw_lut_ms"], measured_ms=m) for f, m in zip(found, measured)]
@@ -227,14 +225,19 @@ def run_demo(settings: DemoSettings, *, stage: Stage | None = None, progress: Pr
                       stage_s=timings, report=page, plan=plan)
 
 
-@contextlib.contextmanager
-def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
-    """Record the seconds the body takes as ``timings[name]``."""
-    start = time.monotonic()
-    try:
-        yield
-    finally:
-        timings[name] = time.monotonic() - start
+def _stepper(timings: dict[str, float], stage: Stage | None) -> Callable[[str], Any]:
+    """``step(name)``: a context manager that enters ``stage(name)`` and records the seconds as ``timings[name]``."""
+
+    @contextlib.contextmanager
+    def step(name: str) -> Iterator[None]:
+        start = time.monotonic()
+        try:
+            with stage(name) if stage is not None else contextlib.nullcontext():
+                yield
+        finally:
+            timings[name] = time.monotonic() - start
+
+    return step
 
 
 def _profile(settings: DemoSettings, agent: Any, progress: ProgressFn | None) -> Any:
