@@ -1,5 +1,9 @@
 """Accuracy predictors, arch encodings, the constrained evolutionary search and budget sweeps.
 
+Every family's gene layout and encodings are here: :class:`Genome` and :class:`SubnetBatch` (the
+kernel/expand-slot spaces, defined in ``space``), :class:`ResNetGenome` and :class:`ResNetBatch`
+(ResNet50's), picked for a space by :func:`genome_for` and :func:`as_batch`.
+
 Names load on first use (``from search import sweep`` imports only what a sweep needs), so a
 command that never predicts accuracy does not pay for torch or scipy.
 """
@@ -15,6 +19,7 @@ _NAMES: dict[str, str] = {
     "AccuracyModel": "search.evolution",
     "AdditiveTable": "search.cost",
     "AnyPredictor": "search.loading",
+    "as_batch": "search.genomes",
     "block_macs": "search.cost",
     "block_params": "search.cost",
     "BudgetOutOfRangeError": "search.errors",
@@ -36,7 +41,10 @@ _NAMES: dict[str, str] = {
     "evolutionary_search": "search.evolution",
     "EvolutionSettings": "search.evolution",
     "extrapolation": "search.fitting",
+    "expand_indices": "search.genomes",
     "FORMAT_VERSION": "search.predictor",
+    "Genome": "space.batch",
+    "genome_for": "search.genomes",
     "get_encoding": "search.encoding",
     "independent_sweep": "search.pareto",
     "InfeasibleSearchError": "search.errors",
@@ -52,6 +60,8 @@ _NAMES: dict[str, str] = {
     "macs_constraint": "search.evolution",
     "macs_table": "search.cost",
     "NotFittedError": "search.errors",
+    "OFA_R_BINS": "search.encoding",
+    "OFA_R_MIN": "search.encoding",
     "OFAAccuracyPredictor": "search.ofa_predictor",
     "OFAEncoding": "search.encoding",
     "params_constraint": "search.evolution",
@@ -65,6 +75,10 @@ _NAMES: dict[str, str] = {
     "PredictorFormatError": "search.errors",
     "QuantileRegret": "search.regret",
     "RegretReport": "search.regret",
+    "ResNetBatch": "search.genomes",
+    "ResNetGenome": "search.genomes",
+    "ResNetLutnasEncoding": "search.encoding",
+    "ResNetOFAEncoding": "search.encoding",
     "rmse": "search.metrics",
     "search": "search.budgets",
     "search_resolutions": "search.evolution",
@@ -74,6 +88,7 @@ _NAMES: dict[str, str] = {
     "SearchResult": "search.evolution",
     "SpaceMismatchError": "search.errors",
     "spearman_rho": "search.metrics",
+    "SubnetBatch": "space.batch",
     "sweep": "search.budgets",
     "train_predictor": "search.fitting",
     "TrainReport": "search.fitting",
@@ -86,7 +101,18 @@ if TYPE_CHECKING:
     from search.budgets import SearchReport, plot_front, search, sweep
     from search.cost import AdditiveTable, block_macs, block_params, macs_table, params_table
     from search.data import AccuracyData, DataFormatError, infer_space, load_accuracy_data
-    from search.encoding import ENCODINGS, Encoding, LutnasEncoding, OFAEncoding, encode, get_encoding
+    from search.encoding import (
+        ENCODINGS,
+        OFA_R_BINS,
+        OFA_R_MIN,
+        Encoding,
+        LutnasEncoding,
+        OFAEncoding,
+        ResNetLutnasEncoding,
+        ResNetOFAEncoding,
+        encode,
+        get_encoding,
+    )
     from search.errors import (
         BudgetOutOfRangeError,
         InfeasibleSearchError,
@@ -110,6 +136,7 @@ if TYPE_CHECKING:
         search_resolutions,
         with_limit,
     )
+    from search.genomes import ResNetBatch, ResNetGenome, as_batch, expand_indices, genome_for
     from search.fitting import EvalReport, TrainReport, evaluate_predictor, extrapolation, train_predictor
     from search.loading import AnyPredictor, load_predictor, predictor_and_label
     from search.metrics import kendall_tau, prediction_metrics, rmse, spearman_rho
@@ -117,6 +144,7 @@ if TYPE_CHECKING:
     from search.pareto import independent_sweep, pareto_front, pareto_sweep
     from search.prediction_cache import PredictionCache
     from search.predictor import FORMAT_VERSION, LutnasPredictor
+    from space.batch import Genome, SubnetBatch
     from search.regret import (
         CrossPrice,
         DEFAULT_QUANTILES,
