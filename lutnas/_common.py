@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -37,6 +37,9 @@ __all__ = [
     "resolution_option",
     "library_errors",
     "split_names",
+    "parse_floats",
+    "show",
+    "tell",
 ]
 
 EXIT_OK = 0
@@ -176,3 +179,32 @@ def library_errors(what: str) -> Iterator[None]:
 def split_names(values: list[str]) -> list[str]:
     """Repeated options, each of which may be a comma list (``--device A --device B`` or ``--devices A,B``)."""
     return [n for item in values for n in item.split(",") if n]
+
+
+def parse_floats(text: str, message: str) -> list[float]:
+    """``"10,15,20"`` as floats; exit 2 with ``message`` when a value is not a number or none is given."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        fail(message, EXIT_USAGE)
+    return values
+
+
+def tell(report: Any) -> None:
+    """A report's lines for a reader, on stderr: its notes, its warnings, a predictor's extrapolation warning."""
+    for line in getattr(report, "notes", ()):
+        note(line)
+    for line in getattr(report, "warnings", ()):
+        warn(line)
+    if getattr(report, "extrapolation", None) is not None:
+        warn(report.extrapolation["warning"])
+
+
+def show(report: Any, json_out: bool, render: Callable[..., None], *args: Any) -> None:
+    """With ``--json`` the report's ``to_dict()`` on stdout, else ``render(report, *args)`` on stderr."""
+    if json_out:
+        emit_json(report.to_dict())
+    else:
+        render(report, *args)

@@ -9,10 +9,17 @@ from lutnas._common import err_console
 from lutnas._tables import block_key_cell, summary_table
 from lutnas._text import literal
 
-__all__ = ["print_comparison", "print_regret"]
+__all__ = ["print_comparison", "print_regret", "render"]
 
 # Rank correlations two to a cell (blocks / subnets): eight columns do not fit 80; six do, selectors whole.
 _PAIR_COLUMNS = ("A", "B", "shared blocks", "median ratio", "Spearman blocks / subnets", "Kendall blocks / subnets")
+
+
+def render(report: Any, plot: Path | None) -> None:
+    """A :class:`lut.compare.CompareReport`: the comparison and, with a predictor, the regret."""
+    print_comparison(report.comparison, plot)
+    if report.regret is not None:
+        print_regret(report.regret)
 
 
 def print_comparison(cmp: Any, plot: Path | None) -> None:
