@@ -1,4 +1,4 @@
-"""How the commands that reach agents call the library: one exit code per kind of failure, the agent options.
+"""How the commands call the library: one exit code per kind of failure, the agent options, supernet runs.
 
 Bad input (a ValueError, a refused token, a model the agent refuses) exits 2; work that failed (an agent that
 does not answer, a profile that could not finish) exits 1; each with one line, never a traceback.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import signal
 import threading
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ import typer
 from lutnas._common import EXIT_FAILED, EXIT_USAGE, err_console, fail
 from lutnas._text import literal
 
-__all__ = ["connect_timeout", "connect_timeout_option", "ctrl_c_stops", "library_call"]
+__all__ = ["connect_timeout", "connect_timeout_option", "ctrl_c_stops", "flag_errors", "library_call"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,30 @@ def library_call() -> Iterator[None]:
         logger.debug("the work failed", exc_info=True)
         known = any(c.__name__ in _KNOWN for c in type(err).__mro__)
         fail(str(err) if known else f"{type(err).__name__}: {err}", EXIT_FAILED)
+
+
+@contextmanager
+def flag_errors(ctx: typer.Context) -> Iterator[None]:
+    """Around a supernet run: bad input (ValueError, a missing file) exits 2 and a failed run 1, each with one line
+    in the flags' words."""
+    from supernet.runs import RunError
+
+    try:
+        yield
+    except RunError as err:
+        fail(str(err), EXIT_FAILED)
+    except (ValueError, FileNotFoundError) as err:
+        fail(_in_flags(str(err), ctx), EXIT_USAGE)
+    except OSError as err:
+        fail(f"{type(err).__name__}: {err}", EXIT_FAILED)
+
+
+def _in_flags(message: str, ctx: typer.Context) -> str:
+    """A library message in the command's words: a leading argument name, or ``name=True``, becomes its flag."""
+    flags = {opt[2:].replace("-", "_"): opt for param in ctx.command.params for opt in param.opts[:1]
+             if opt.startswith("--")}
+    message = re.sub(r"\b(\w+)=True\b", lambda m: flags.get(m.group(1), m.group(0)), message)
+    return re.sub(r"^(\w+)\b", lambda m: flags.get(m.group(1), m.group(0)), message)
 
 
 def connect_timeout_option() -> Any:

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
-from rich.table import Table
 
-from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail, resolution_option, warn
+from lutnas._calls import flag_errors
+from lutnas._common import resolution_option, show, tell, warn
+from lutnas._options import JSON
 from lutnas._progress import rich_progress
-from lutnas._text import literal
+from lutnas.views import supernet as view
 
 from supernet.presets import DEFAULT_CALIB_IMAGES, DIGITS_PRESET
-
-if TYPE_CHECKING:
-    from supernet.runs import TrainReport
 
 __all__ = ["register"]
 
@@ -42,10 +37,6 @@ _PRESET = DIGITS_PRESET
 def register(app: typer.Typer) -> None:
     """Add the ``supernet`` command group to ``app``."""
     app.add_typer(supernet_app, name="supernet")
-
-
-def _json_option() -> Any:
-    return typer.Option(False, "--json", help="Print one JSON document on stdout.")
 
 
 def _preset(flag: str, help_text: str, value: Any, default: Any = None) -> Any:
@@ -94,11 +85,11 @@ def train_cmd(
         None, "--threads", help="torch CPU threads per process (default: the host's cores shared out over the processes)."
     ),
     nproc: int = typer.Option(1, "--nproc", help=_NPROC_HELP),
-    json_out: bool = _json_option(),
+    json_out: bool = JSON,
 ) -> None:
     from supernet.runs import train
 
-    with _library_call(ctx):
+    with flag_errors(ctx):
         res = resolution_option([*resolutions, *resolution]) or None
         parsed_epochs = None if epochs is None else _parse_epochs(epochs)
         if isinstance(parsed_epochs, int):
@@ -108,12 +99,8 @@ def train_cmd(
             report = train(out, dataset=dataset, family=family, resume=resume, epochs=parsed_epochs, resolutions=res,
                            width_mult=width_mult, batch_size=batch_size, lr=lr, full_lr=full_lr, kd_ratio=kd_ratio,
                            seed=seed, validate=validate, threads=threads, nproc=nproc, progress=progress)
-    if report is None:
-        return  # another rank of a torchrun group reports
-    if json_out:
-        emit_json(report.to_dict())
-    else:
-        err_console.print(_train_table(report))
+    if report is not None:  # else another rank of a torchrun group reports
+        show(report, json_out, view.render_train)
 
 
 def _parse_epochs(text: str) -> int | list[int] | dict[str, int]:
@@ -129,22 +116,6 @@ def _parse_epochs(text: str) -> int | list[int] | dict[str, int]:
     if not values:
         raise ValueError(message)
     return values[0] if len(values) == 1 else values
-
-
-def _train_table(report: TrainReport) -> Table:
-    title = f"progressive shrinking → {report.checkpoint} ({report.processes} process(es))"
-    table = Table(title=literal(title), title_justify="left")
-    for column in ("phase", "epochs", "seconds", "loss", "largest %", "smallest %"):
-        table.add_column(column, justify="left" if column == "phase" else "right")
-    for row in report.phases:
-        loss = "-" if row["loss"] is None else f"{row['loss']:.3f}"
-        table.add_row(literal(row["name"]), str(row["epochs"]), f"{row['seconds']:.1f}", loss,
-                      _pct(row.get("val_acc_largest")), _pct(row.get("val_acc_smallest")))
-    return table
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
 
 
 # --------------------------------------------------------------------------- collect
@@ -169,30 +140,20 @@ def collect_cmd(
     seed: int = typer.Option(0, "--seed", help="Seeds subnet sampling."),
     threads: int | None = typer.Option(None, "--threads", help="torch CPU threads per process."),
     nproc: int = typer.Option(1, "--nproc", help=_NPROC_HELP + " Subnets are shared out over the processes."),
-    json_out: bool = _json_option(),
+    json_out: bool = JSON,
 ) -> None:
     """Evaluate N subnets (BN recalibrated, held-out split) and write the predictor's accuracy CSV."""
     from supernet.runs import collect
 
-    with _library_call(ctx):
+    with flag_errors(ctx):
         res = resolution_option([*resolutions, *resolution]) or None
         with rich_progress() as progress:
             report = collect(checkpoint, out, samples=samples, dataset=dataset, resolutions=res,
                              calib_images=calib_images, precision=precision, seed=seed, threads=threads, nproc=nproc,
                              progress=progress)
-    if report is None:
-        return  # another rank of a torchrun group writes the file
-    for message in report.warnings:
-        warn(message)
-    if json_out:
-        emit_json(report.to_dict())
-        return
-    doc = report.to_dict()
-    err_console.print(literal(
-        f"wrote {doc['samples']} subnets of {report.space or 'an unregistered space'} to {report.out}: "
-        f"{report.precision} top-1 {doc['accuracy_min']:.1f}–{doc['accuracy_max']:.1f}% "
-        f"(mean {doc['accuracy_mean']:.1f}%), MACs {doc['macs_min']:,}–{doc['macs_max']:,}"
-    ))
+    if report is not None:  # else another rank of a torchrun group writes the file
+        tell(report)
+        show(report, json_out, view.render_collect)
 
 
 # --------------------------------------------------------------------------- extract and eval
@@ -214,20 +175,16 @@ def extract_cmd(
         None, "--dataset", help="Recalibrate BN on this data first. [default: the training set when known]"
     ),
     no_calibrate: bool = typer.Option(False, "--no-calibrate", help="Keep the supernet's BN statistics."),
-    json_out: bool = _json_option(),
+    json_out: bool = JSON,
 ) -> None:
     """Extract one subnet as a standalone network (lutnas .pt file, ONNX or TFLite)."""
     from lutnas._supernet import extract_subnet
 
-    with _library_call(ctx):
+    with flag_errors(ctx):
         report = extract_subnet(checkpoint, _parse_arch(arch), out, format=fmt, dataset=dataset,
                                 calibrate=not no_calibrate)
-    for message in report.warnings:
-        warn(message)
-    if json_out:
-        emit_json(report.to_dict())
-        return
-    err_console.print(literal(f"wrote {report.format} subnet to {out} ({report.macs:,} MACs, {report.params:,} params)"))
+    tell(report)
+    show(report, json_out, view.render_extract)
 
 
 @supernet_app.command("eval")
@@ -238,23 +195,14 @@ def eval_cmd(
     dataset: str | None = typer.Option(None, "--dataset", help=_DATASET_HELP + " [default: the training set]"),
     calib_images: int = typer.Option(DEFAULT_CALIB_IMAGES, "--calib-images", help="BN recalibration images."),
     threads: int | None = typer.Option(None, "--threads", help="torch CPU threads."),
-    json_out: bool = _json_option(),
+    json_out: bool = JSON,
 ) -> None:
     """Top-1 accuracy of one subnet on the held-out split, after BN recalibration."""
     from supernet.runs import evaluate
 
-    with _library_call(ctx):
+    with flag_errors(ctx):
         report = evaluate(checkpoint, _parse_arch(arch), dataset=dataset, calib_images=calib_images, threads=threads)
-    if json_out:
-        emit_json(report.to_dict())
-        return
-    result = report.result
-    table = Table(show_header=False)
-    table.add_row("top-1", literal(f"{result.accuracy:.2f}% on {report.eval_images} held-out images of {report.dataset}"))
-    table.add_row("MACs", f"{result.macs:,}")
-    table.add_row("params", f"{result.params:,}")
-    table.add_row("arch", json.dumps(result.arch, separators=(",", ":")))
-    err_console.print(table)
+    show(report, json_out, view.render_eval)
 
 
 # --------------------------------------------------------------------------- shared
@@ -275,25 +223,3 @@ def _parse_arch(text: str) -> dict[str, Any]:
         raise ValueError(f"--arch must be a JSON object with ks, e, d, r; got {type(arch).__name__}")
     return arch
 
-
-@contextmanager
-def _library_call(ctx: typer.Context) -> Iterator[None]:
-    """Bad input (ValueError, a missing file) exits 2 and a failed run 1, each with one line in the flags' words."""
-    from supernet.runs import RunError
-
-    try:
-        yield
-    except RunError as err:
-        fail(str(err), EXIT_FAILED)
-    except (ValueError, FileNotFoundError) as err:
-        fail(_in_flags(str(err), ctx), EXIT_USAGE)
-    except OSError as err:
-        fail(f"{type(err).__name__}: {err}", EXIT_FAILED)
-
-
-def _in_flags(message: str, ctx: typer.Context) -> str:
-    """A library message in the command's words: a leading argument name, or ``name=True``, becomes its flag."""
-    flags = {opt[2:].replace("-", "_"): opt for param in ctx.command.params for opt in param.opts[:1]
-             if opt.startswith("--")}
-    message = re.sub(r"\b(\w+)=True\b", lambda m: flags.get(m.group(1), m.group(0)), message)
-    return re.sub(r"^(\w+)\b", lambda m: flags.get(m.group(1), m.group(0)), message)
