@@ -1,7 +1,8 @@
 """Safe YAML loading with line numbers for error messages (never ``yaml.load`` with a full loader).
 
-A LUT file is bounded before it is parsed: at most ``MAX_YAML_BYTES``, and no anchors or aliases
-(``&name``/``*name``), which a LUT never needs and which let a few hundred bytes name millions of values.
+A LUT file is bounded before it is parsed (:mod:`space._yaml`, shared with space files): at most
+``MAX_YAML_BYTES``, no anchors or aliases (``&name``/``*name``), which a LUT never needs and which let
+a few hundred bytes name millions of values, and no deep nesting.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from typing import Any
 import yaml
 
 from lut.errors import ImportFormatError
+from space._yaml import YamlFileError, load_yaml, read_yaml_text, safe_loader
 
 __all__ = ["MAX_YAML_BYTES", "load_yaml_mapping", "key_line", "SafeLoader", "SafeDumper"]
 
 # The C loader/dumper when libyaml is available: same safety, ~10x faster.
-SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+SafeLoader = safe_loader()
 SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 # The largest LUT files seen: nsganetv2's i7-8700K LUT, 0.55 MB; an OFA file per resolution, ~0.1 MB.
@@ -29,43 +31,20 @@ def load_yaml_mapping(path: Path) -> tuple[dict[str, Any], str]:
     """The top-level mapping of a YAML file and its text.
 
     Raises:
-        ImportFormatError: unreadable file, YAML syntax error (with its line), or not a mapping.
+        ImportFormatError: unreadable file, too large, anchors or aliases, YAML syntax error (with its line),
+            or not a mapping.
     """
     try:
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_YAML_BYTES + 1)
-        text = raw.decode()
-    except OSError as err:
-        raise ImportFormatError(f"{path}: cannot read ({err.strerror})") from err
-    except UnicodeDecodeError as err:
-        raise ImportFormatError(f"{path}: not a text file ({err.reason})") from err
-    if len(raw) > MAX_YAML_BYTES:
-        raise ImportFormatError(f"{path}: larger than {MAX_YAML_BYTES} bytes, the most a LUT yaml file may hold")
-    fast = _parse_lut_layout(text)
-    if fast is not None:
-        return fast, text
-    _refuse_anchors(path, text)
-    try:
-        data = yaml.load(text, Loader=SafeLoader)  # noqa: S506 - SafeLoader/CSafeLoader only
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "unknown line"
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ImportFormatError(f"{path}: {where}: YAML syntax error ({problem})") from err
+        text = read_yaml_text(path, MAX_YAML_BYTES, str(path), "a LUT yaml file")
+        fast = _parse_lut_layout(text)
+        if fast is not None:
+            return fast, text
+        data = load_yaml(text, str(path), "a LUT file")
+    except YamlFileError as err:
+        raise ImportFormatError(str(err)) from err
     if not isinstance(data, dict):
         raise ImportFormatError(f"{path}: line 1: expected a mapping of block keys, got {type(data).__name__}")
     return data, text
-
-
-def _refuse_anchors(path: Path, text: str) -> None:
-    """Stop at the first anchor or alias, reading parser events only (nothing is built from them)."""
-    try:
-        for event in yaml.parse(text, Loader=SafeLoader):
-            if getattr(event, "anchor", None) is not None:  # set on anchored nodes and on aliases
-                raise ImportFormatError(f"{path}: line {event.start_mark.line + 1}: YAML anchors and aliases "
-                                        "(&name, *name) are not allowed in a LUT file")
-    except yaml.YAMLError:
-        return  # the loader reports it, with its line
 
 
 def key_line(text: str, key: Any) -> int | None:

@@ -13,13 +13,11 @@ from pathlib import Path
 
 from space.resnet_space import ResNetSpace
 from space.search_space import SearchSpace
-from space.spec import AnySpace, load_space_file, space_from_dict
+from space.spec import SPACE_FILE_SUFFIXES, AnySpace, load_space_file, space_from_dict
 
 __all__ = ["get_space", "list_spaces", "DEFAULT_SPACE", "SPACE_FILE_SUFFIXES"]
 
 DEFAULT_SPACE = "ofa-mbv3-w1.2"
-#: What ``get_space`` reads as a path to a space file rather than a name.
-SPACE_FILE_SUFFIXES: tuple[str, ...] = (".json", ".toml")
 
 
 @functools.lru_cache(maxsize=1)

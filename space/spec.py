@@ -1,8 +1,9 @@
-"""Spaces as data: build a search space from a space file (JSON, or TOML on Python 3.11+) or a dict.
+"""Spaces as data: build a search space from a space file (JSON, YAML, or TOML on Python 3.11+) or a dict.
 
 The built-in spaces are such files (``space/data/*.json``), loaded by the same path as a user's own, so
 there is one way a space comes to be. JSON because ``space`` is standard library only and must load on
-boards with Python 3.10, where ``tomllib`` does not exist; a TOML file works where it does.
+boards with Python 3.10, where ``tomllib`` does not exist; a TOML file works where it does, and a YAML
+file where PyYAML is installed (every host install; it is read bounded, as LUT files are: :mod:`space._yaml`).
 
 Two shapes of space (``"kind"``), with widths given at multiplier 1.0 and rounded as OFA rounds them
 (``make_divisible(width * width_mult, 8)``):
@@ -37,48 +38,66 @@ from pathlib import Path
 from typing import Any
 
 from space.block import ACTIVATIONS
-from space.bounds import loads_json, quoted
+from space.bounds import MAX_QUOTED_CHARS, loads_json, quoted
 from space.resnet_space import ResNetSpace
 from space.search_space import MAX_RESOLUTION, MIN_RESOLUTION, SearchSpace, make_divisible
 
-__all__ = ["SPACE_KINDS", "AnySpace", "load_space_file", "space_from_dict"]
+__all__ = ["SPACE_FILE_SUFFIXES", "SPACE_KINDS", "AnySpace", "load_space_file", "space_from_dict"]
 
 AnySpace = SearchSpace | ResNetSpace
 #: The shapes of space a file may declare.
 SPACE_KINDS: tuple[str, ...] = ("mbconv", "resnet")
+#: What a space file's name ends with (any case): ``get_space`` reads such a name as a path, not a space's name.
+SPACE_FILE_SUFFIXES: tuple[str, ...] = (".json", ".toml", ".yaml", ".yml")
 _MAX_SPACE_FILE_BYTES = 1 << 20  # a space file is a few hundred lines
 
 
 def load_space_file(path: str | Path) -> AnySpace:
-    """The space a file declares (``.json``; ``.toml`` where Python has ``tomllib``).
+    """The space a file declares (``.json``, ``.yaml``/``.yml``; ``.toml`` where Python has ``tomllib``).
 
     Raises:
-        ValueError: unreadable, not JSON/TOML, or a field is missing or wrong (the message names it).
+        ValueError: unreadable, too large, not JSON/YAML/TOML, or a field is missing or wrong (the message
+            names it).
     """
     path = Path(path)
+    source = f"space file {path}"
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        return space_from_dict(_read_yaml(path, source), source=source)
     try:
         if path.stat().st_size > _MAX_SPACE_FILE_BYTES:
-            raise ValueError(f"space file {path}: larger than {_MAX_SPACE_FILE_BYTES} bytes")
+            raise ValueError(f"{source}: larger than {_MAX_SPACE_FILE_BYTES} bytes")
         text = path.read_text()
     except OSError as err:
         raise ValueError(f"cannot read space file {path}: {err.strerror}") from err
     except UnicodeDecodeError as err:
-        raise ValueError(f"space file {path}: not UTF-8 text") from err
-    if path.suffix.lower() == ".toml":
+        raise ValueError(f"{source}: not UTF-8 text") from err
+    if suffix == ".toml":
         try:
             import tomllib
         except ModuleNotFoundError:
-            raise ValueError(f"space file {path}: TOML needs Python 3.11+; write it as JSON") from None
+            raise ValueError(f"{source}: TOML needs Python 3.11+; write it as JSON") from None
         try:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
-            raise ValueError(f"space file {path}: not TOML ({err})") from err
+            raise ValueError(f"{source}: not TOML ({err})") from err
     else:
         try:
             doc = loads_json(text)
         except json.JSONDecodeError as err:
-            raise ValueError(f"space file {path}: not JSON (line {err.lineno}: {err.msg})") from err
-    return space_from_dict(doc, source=f"space file {path}")
+            raise ValueError(f"{source}: not JSON (line {err.lineno}: {err.msg})") from err
+    return space_from_dict(doc, source=source)
+
+
+def _read_yaml(path: Path, source: str) -> Any:
+    """The document of a YAML space file, bounded before it is built (size, anchors, nesting)."""
+    from space._yaml import load_yaml, read_yaml_text
+
+    text = read_yaml_text(path, _MAX_SPACE_FILE_BYTES, source, "a space file")
+    try:
+        return load_yaml(text, source, "a space file")
+    except ModuleNotFoundError:
+        raise ValueError(f"{source}: YAML needs PyYAML (pip install pyyaml); write it as JSON") from None
 
 
 def space_from_dict(doc: Any, source: str = "space") -> AnySpace:
@@ -116,10 +135,11 @@ class _Reader:
         return value
 
     def known(self, field: str, value: Mapping[str, Any], keys: Sequence[str]) -> None:
-        unknown = sorted(set(value) - set(keys))
+        unknown = sorted(map(str, set(value) - set(keys)))  # str: a YAML key may be a number
         if unknown:
             where = "" if field == "(top level)" else f"{field}."
-            raise ValueError(f"{self.source}: unknown field {where}{unknown[0]}; valid: {', '.join(keys)}")
+            name = unknown[0] if len(unknown[0]) <= MAX_QUOTED_CHARS else quoted(unknown[0])
+            raise ValueError(f"{self.source}: unknown field {where}{name}; valid: {', '.join(keys)}")
 
     def get(self, field: str, doc: Mapping[str, Any], key: str, check: Callable[[str, Any], Any],
             default: Any = ...) -> Any:

@@ -41,6 +41,17 @@ def test_the_space_file_is_the_pages_json(tmp_path: Path) -> None:
         load_space_file(path)
 
 
+def test_the_pages_yaml_is_the_same_space(tmp_path: Path) -> None:
+    (text,) = re.findall(r"```json\n(.*?)```", DOC.read_text(), flags=re.S)
+    (yaml_text,) = re.findall(r"```yaml\n(.*?)```", DOC.read_text(), flags=re.S)
+    (tmp_path / "my-space.json").write_text(text)
+    (tmp_path / "my-space.yaml").write_text(yaml_text)
+    assert get_space(tmp_path / "my-space.yaml") == load_space_file(tmp_path / "my-space.json")
+    (tmp_path / "bad.yaml").write_text(yaml_text.replace("stride: 2, act: h_swish, se: true}", "stride: 3}", 1))
+    with pytest.raises(ValueError, match=r"^space file \S+bad.yaml: stages\[1\]\.stride must be one of 1, 2, got 3$"):
+        get_space(str(tmp_path / "bad.yaml"))
+
+
 @pytest.mark.timeout(300)
 def test_profile_and_predict_as_the_page_says(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
