@@ -35,6 +35,7 @@ _NAMES: dict[str, str] = {
     "export_table": "lut.exporters",
     "ExportReport": "lut.manage",
     "FEATURES": "lut.calibration",
+    "features_for": "lut.calibration",
     "fidelity_metrics": "lut.calibration",
     "fit_calibration": "lut.calibration",
     "FIXED_KINDS": "lut.predict",
@@ -52,6 +53,7 @@ _NAMES: dict[str, str] = {
     "MAX_YAML_BYTES": "lut._yaml",
     "MissingBlocksError": "lut.errors",
     "MODELS": "lut.calibration",
+    "models_for": "lut.calibration",
     "open_store": "lut.manage",
     "PairComparison": "lut.compare",
     "plan_few_shot": "lut.transfer",
@@ -100,8 +102,10 @@ if TYPE_CHECKING:
         FEATURES,
         MODELS,
         block_features,
+        features_for,
         fidelity_metrics,
         fit_calibration,
+        models_for,
         subnet_features,
     )
     from lut.compare import CompareReport, Comparison, PairComparison, compare_luts, plot_comparison

@@ -10,22 +10,27 @@ feature          meaning
 =============== ==========================================================================
 ``raw_ms``       the plain LUT sum
 ``fixed_ms``     stem + fixed first block + head (final expand, pool, feature mix, classifier)
-``stageK_ms``    the sum over stage K's active blocks (K = 1..5)
+``stageK_ms``    the sum over stage K's active blocks (K = 1 .. the space's stage count)
 ``n_blocks``     the number of blocks the subnet runs
 =============== ==========================================================================
 
-Candidate models (``MODELS``), simplest first: ``identity`` (no correction), ``scale``
+Candidate models (:func:`models_for`), simplest first: ``identity`` (no correction), ``scale``
 (b·raw), ``affine`` (a + b·raw), ``affine_blocks`` (a + b·raw + c·n_blocks) and ``per_stage``
 (a + b₀·fixed + Σ bₖ·stageK + c·n_blocks, with non-negative latency coefficients). Each is fitted
 by least squares on *relative* errors (the fidelity targets are relative) and scored by k-fold
 cross-validation; the simplest model within 2% of the best CV RMSPE wins. Models are stored as
 JSON coefficients, never pickled.
+
+The stage features follow the space (:func:`features_for`): MobileNetV3 has five stages, ProxylessNAS six,
+ResNet50 four. A stored calibration names its features, so one fitted before stage features were derived
+(MobileNetV3's ``stage1_ms`` .. ``stage5_ms``) reads unchanged.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -43,6 +48,8 @@ if TYPE_CHECKING:
 __all__ = [
     "FEATURES",
     "MODELS",
+    "features_for",
+    "models_for",
     "FORMAT_VERSION",
     "Calibration",
     "fit_calibration",
@@ -54,17 +61,39 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-N_STAGES = 5
-FEATURES: tuple[str, ...] = ("raw_ms", "fixed_ms", *(f"stage{k}_ms" for k in range(1, N_STAGES + 1)), "n_blocks")
+_STAGE_FEATURE = re.compile(r"^stage([1-9][0-9]*)_ms$")
+_PLAIN_FEATURES = ("raw_ms", "fixed_ms", "n_blocks")
 
-# name -> (features, has intercept); latency (``*_ms``) coefficients are constrained >= 0.
-MODELS: dict[str, tuple[tuple[str, ...], bool]] = {
-    "identity": (("raw_ms",), False),
-    "scale": (("raw_ms",), False),
-    "affine": (("raw_ms",), True),
-    "affine_blocks": (("raw_ms", "n_blocks"), True),
-    "per_stage": (("fixed_ms", *(f"stage{k}_ms" for k in range(1, N_STAGES + 1)), "n_blocks"), True),
-}
+
+def features_for(n_stages: int) -> tuple[str, ...]:
+    """The calibration features of a space with ``n_stages`` elastic stages.
+
+    Raises:
+        ValueError: ``n_stages`` is not a positive int.
+    """
+    if isinstance(n_stages, bool) or not isinstance(n_stages, int) or n_stages < 1:
+        raise ValueError(f"n_stages must be an int >= 1, got {n_stages!r}")
+    return ("raw_ms", "fixed_ms", *(f"stage{k}_ms" for k in range(1, n_stages + 1)), "n_blocks")
+
+
+def models_for(n_stages: int) -> dict[str, tuple[tuple[str, ...], bool]]:
+    """Candidate models for a space with ``n_stages`` stages: name -> (features, has intercept).
+
+    Latency (``*_ms``) coefficients are constrained >= 0 when fitted.
+    """
+    stages = features_for(n_stages)[2:-1]
+    return {
+        "identity": (("raw_ms",), False),
+        "scale": (("raw_ms",), False),
+        "affine": (("raw_ms",), True),
+        "affine_blocks": (("raw_ms", "n_blocks"), True),
+        "per_stage": (("fixed_ms", *stages, "n_blocks"), True),
+    }
+
+
+# The features and models of a five-stage space (OFA-MobileNetV3); other spaces: features_for, models_for.
+FEATURES: tuple[str, ...] = features_for(5)
+MODELS: dict[str, tuple[tuple[str, ...], bool]] = models_for(5)
 # A model whose CV RMSPE is within this factor of the best is preferred when it is simpler.
 _SIMPLER_TOLERANCE = 1.02
 
@@ -107,39 +136,51 @@ def fidelity_metrics(predicted_ms: Sequence[float] | np.ndarray, measured_ms: Se
 
 # -- features --------------------------------------------------------------------------------
 def subnet_features(compiled: CompiledLut, batch: SubnetBatch) -> pd.DataFrame:
-    """The calibration features (``FEATURES`` columns) of every subnet in ``batch``, from the raw LUT."""
+    """The calibration features (``features_for(compiled.space.n_stages)`` columns) of every subnet in ``batch``."""
     parts = compiled.components(batch)
-    # A space with fewer stages than FEATURES names (ResNet50 has four) has no time in the others.
-    zeros = np.zeros(len(parts["raw_ms"]))
-    return pd.DataFrame({name: parts.get(name, zeros) for name in FEATURES})
+    return pd.DataFrame({name: parts[name] for name in features_for(compiled.space.n_stages)})
 
 
 def block_features(compiled: CompiledLut, blocks: Sequence[Block]) -> dict[str, float]:
     """The calibration features of an explicit block list (e.g. a net.config), priced by ``compiled``.
 
-    The first mbconv is the fixed first block; later mbconvs are assigned to the stage whose width
-    they output in ``compiled.space``.
+    Stem and head blocks (and an inverted-residual space's fixed first block) are ``fixed_ms``. Each
+    elastic block without an identity skip (an mbconv or a bottleneck) starts the next stage, as the
+    first block of every stage has none; the stage's width must then be the block's output width.
 
     Raises:
-        CalibrationError: a block's output width is not a stage width of the space.
+        CalibrationError: the blocks run more stages than the space has, or a block's output width is not
+            its stage's width in ``compiled.space``.
         MissingBlocksError: a block is not in the LUT.
     """
     latencies = compiled.block_latencies(blocks)  # raises on missing keys
     space = compiled.space
-    out = {name: 0.0 for name in FEATURES}
-    seen_first_mbconv = False
+    out = dict.fromkeys(features_for(space.n_stages), 0.0)
+    # An inverted-residual space runs one fixed mbconv before its stages; a ResNet space has none.
+    fixed_first = "first_block" in getattr(space, "fixed_kinds", ())
+    stage = -1
     for block, ms in zip(blocks, latencies):
         out["raw_ms"] += ms
-        if block.kind != "mbconv" or not seen_first_mbconv:
-            seen_first_mbconv |= block.kind == "mbconv"
+        if block.kind not in ("mbconv", "bottleneck") or (fixed_first and block.kind == "mbconv"):
+            fixed_first &= block.kind != "mbconv"  # only the first mbconv is fixed
             out["fixed_ms"] += ms
             continue
-        if block.out_chs not in space.stage_chs:
-            raise CalibrationError(f"block {block.key} outputs {block.out_chs} channels, not a stage width of "
-                                   f"{space.name} {list(space.stage_chs)}")
-        out[f"stage{space.stage_chs.index(block.out_chs) + 1}_ms"] += ms
+        if not block.skip or stage < 0:
+            stage += 1
+        widths = _stage_widths(space, stage) if stage < space.n_stages else ()
+        if block.out_chs not in widths:
+            where = f"stage {stage + 1} widths {list(widths)}" if widths else f"{space.n_stages} stages"
+            raise CalibrationError(f"block {block.key} does not fit {space.name} ({where})")
+        out[f"stage{stage + 1}_ms"] += ms
     out["n_blocks"] = float(len(blocks))
     return out
+
+
+def _stage_widths(space: Any, stage: int) -> tuple[int, ...]:
+    """A stage's possible block output widths (one per width choice in a ResNet space)."""
+    if hasattr(space, "stage_widths"):
+        return tuple(space.stage_widths(stage))
+    return (space.stage_chs[stage],)
 
 
 # -- the model -------------------------------------------------------------------------------
@@ -148,7 +189,7 @@ class Calibration:
     """A fitted linear correction: ``intercept_ms + sum(coef[i] * features[i])``.
 
     Attributes:
-        kind: the model name (a key of ``MODELS``).
+        kind: the model name (a key of :func:`models_for`).
         features: the feature names the coefficients apply to.
         coef: one coefficient per feature.
         intercept_ms: the constant term.
@@ -170,9 +211,10 @@ class Calibration:
     raw_metrics: dict[str, float] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
-        unknown = [f for f in self.features if f not in FEATURES]
+        unknown = [f for f in self.features if f not in _PLAIN_FEATURES and not _STAGE_FEATURE.match(f)]
         if unknown:
-            raise CalibrationError(f"calibration features {unknown} are unknown; valid: {', '.join(FEATURES)}")
+            raise CalibrationError(f"calibration features {unknown} are unknown; valid: raw_ms, fixed_ms, "
+                                   "stageK_ms (K = 1, 2, ...), n_blocks")
         if len(self.coef) != len(self.features):
             raise CalibrationError(f"calibration has {len(self.coef)} coefficients for {len(self.features)} features")
 
@@ -187,10 +229,25 @@ class Calibration:
         return out
 
     def weights(self) -> dict[str, float]:
-        """Coefficient per feature name (0 for unused features)."""
-        w = dict.fromkeys(FEATURES, 0.0)
+        """Coefficient per feature name: ``raw_ms``, ``fixed_ms`` and ``n_blocks`` always (0 when unused), and
+        the stage features the model uses."""
+        w = dict.fromkeys(_PLAIN_FEATURES, 0.0)
         w.update(zip(self.features, self.coef))
         return w
+
+    @property
+    def n_stages(self) -> int:
+        """The highest stage the model weighs (0: no stage feature)."""
+        return max((int(m.group(1)) for m in map(_STAGE_FEATURE.match, self.features) if m), default=0)
+
+    def check_stages(self, n_stages: int, space: str) -> None:
+        """Refuse to price a space with fewer stages than the model weighs.
+
+        Raises:
+            CalibrationError: naming both stage counts.
+        """
+        if self.n_stages > n_stages:
+            raise CalibrationError(f"calibration {self.kind!r} weighs {self.n_stages} stages but {space} has {n_stages}")
 
     def to_json(self) -> str:
         """The model as a JSON string (with ``format_version``)."""
@@ -252,10 +309,11 @@ def _design(features: pd.DataFrame, names: Sequence[str], intercept: bool) -> np
     return np.column_stack(cols)
 
 
-def _fit_one(kind: str, features: pd.DataFrame, y: np.ndarray) -> tuple[float, tuple[float, ...]]:
+def _fit_one(kind: str, models: Mapping[str, tuple[tuple[str, ...], bool]], features: pd.DataFrame,
+             y: np.ndarray) -> tuple[float, tuple[float, ...]]:
     from scipy.optimize import lsq_linear
 
-    names, intercept = MODELS[kind]
+    names, intercept = models[kind]
     if kind == "identity":
         return 0.0, (1.0,)
     X = _design(features, names, intercept)
@@ -271,9 +329,17 @@ def _fit_one(kind: str, features: pd.DataFrame, y: np.ndarray) -> tuple[float, t
     return 0.0, tuple(float(t) for t in theta)
 
 
-def _n_params(kind: str) -> int:
-    names, intercept = MODELS[kind]
+def _n_params(kind: str, models: Mapping[str, tuple[tuple[str, ...], bool]]) -> int:
+    names, intercept = models[kind]
     return 0 if kind == "identity" else len(names) + int(intercept)
+
+
+def _n_stages_of(columns: Sequence[str]) -> int:
+    """The stage count a features table holds (``stage1_ms`` .. ``stageN_ms``; 5, MobileNetV3's, when none)."""
+    n = 0
+    while f"stage{n + 1}_ms" in columns:
+        n += 1
+    return n or 5
 
 
 def fit_calibration(features: pd.DataFrame, measured_ms: Sequence[float] | np.ndarray, *,
@@ -282,9 +348,10 @@ def fit_calibration(features: pd.DataFrame, measured_ms: Sequence[float] | np.nd
     """Fit every candidate model, score it by k-fold CV, and return the chosen one refitted on all samples.
 
     Args:
-        features: one row per subnet with the ``FEATURES`` columns (see :func:`subnet_features`).
+        features: one row per subnet with the columns of :func:`features_for` (see :func:`subnet_features`);
+            the ``stageK_ms`` columns it holds set the stage count of the ``per_stage`` model.
         measured_ms: the subnets' measured end-to-end latency (ms).
-        models: candidate names (default all of ``MODELS``), tried simplest first.
+        models: candidate names (default all of :func:`models_for`), tried simplest first.
         n_splits: CV folds (reduced to the sample count when smaller).
         random_state: seeds the fold shuffle.
         space: the space name to file the calibration under.
@@ -306,11 +373,12 @@ def fit_calibration(features: pd.DataFrame, measured_ms: Sequence[float] | np.nd
         raise CalibrationError(f"calibration needs at least 3 samples, got {len(y)}")
     if not np.all(np.isfinite(y)) or np.any(y <= 0):
         raise CalibrationError("measured_ms must be finite and > 0")
-    kinds = list(MODELS) if models is None else list(models)
-    unknown = [k for k in kinds if k not in MODELS]
+    candidates_by_kind = models_for(_n_stages_of(list(features.columns)))
+    kinds = list(candidates_by_kind) if models is None else list(models)
+    unknown = [k for k in kinds if k not in candidates_by_kind]
     if unknown:
-        raise CalibrationError(f"unknown calibration models {unknown}; valid: {', '.join(MODELS)}")
-    needed = sorted({n for k in kinds for n in MODELS[k][0]})
+        raise CalibrationError(f"unknown calibration models {unknown}; valid: {', '.join(candidates_by_kind)}")
+    needed = sorted({n for k in kinds for n in candidates_by_kind[k][0]})
     missing = [n for n in needed if n not in features.columns]
     if missing:
         raise CalibrationError(f"features lack columns {missing}; compute them with subnet_features()")
@@ -320,20 +388,23 @@ def fit_calibration(features: pd.DataFrame, measured_ms: Sequence[float] | np.nd
     folds = list(KFold(n_splits=min(n_splits, len(y)), shuffle=True, random_state=random_state).split(y))
     candidates: dict[str, dict[str, float]] = {}
     for kind in kinds:
-        if _n_params(kind) > 0 and min(len(train) for train, _ in folds) < 2 * _n_params(kind):
+        n_params = _n_params(kind, candidates_by_kind)
+        if n_params > 0 and min(len(train) for train, _ in folds) < 2 * n_params:
             logger.debug("skipping calibration model %s: too few samples", kind)
             continue
         oof = np.empty_like(y)
         for train, test in folds:
-            intercept, coef = _fit_one(kind, features.iloc[train], y[train])
-            cal = Calibration(kind=kind, features=MODELS[kind][0], coef=coef, intercept_ms=intercept)
+            intercept, coef = _fit_one(kind, candidates_by_kind, features.iloc[train], y[train])
+            cal = Calibration(kind=kind, features=candidates_by_kind[kind][0], coef=coef, intercept_ms=intercept)
             oof[test] = cal.predict(features.iloc[test])
         candidates[kind] = fidelity_metrics(oof, y)
+    if not candidates:
+        raise CalibrationError(f"{len(y)} samples are too few to fit and cross-validate calibration models {kinds}")
     best = min(m["rmspe"] for m in candidates.values())
     chosen = next(k for k in candidates if candidates[k]["rmspe"] <= best * _SIMPLER_TOLERANCE + 1e-12)
-    intercept, coef = _fit_one(chosen, features, y)
+    intercept, coef = _fit_one(chosen, candidates_by_kind, features, y)
     raw = fidelity_metrics(features["raw_ms"].to_numpy(dtype=np.float64), y) if "raw_ms" in features else {}
-    cal = Calibration(kind=chosen, features=MODELS[chosen][0], coef=coef, intercept_ms=intercept, space=space,
+    cal = Calibration(kind=chosen, features=candidates_by_kind[chosen][0], coef=coef, intercept_ms=intercept, space=space,
                       n_samples=len(y), cv_metrics=candidates[chosen], candidates=candidates, raw_metrics=raw)
     logger.info("calibration chosen: %s", cal.describe())
     return cal

@@ -367,6 +367,7 @@ class CompiledLut:
         n_stages = self.space.n_stages
         if not calibrated or self.calibration is None:
             return 0.0, 1.0, np.ones(n_stages), 0.0
+        self.calibration.check_stages(n_stages, self.space.name)
         w = self.calibration.weights()
         const = self.calibration.intercept_ms + w["n_blocks"] * len(self.space.fixed_kinds)
         w_fixed = w["raw_ms"] + w["fixed_ms"]
@@ -484,10 +485,17 @@ def _qualified_values(table: Mapping[str, float]) -> dict[int, dict[str, float]]
 
 def compile_resolutions(table: Mapping[str, float], space: Any, resolutions: Iterable[int] | None) -> list[int]:
     """The sorted resolutions a LUT compiles: ``resolutions`` checked against the valid range, or by default the
-    space's resolutions plus every resolution whose stem the table prices (any family)."""
+    space's resolutions plus every resolution whose stem the table prices (any family).
+
+    Raises:
+        ValueError: ``resolutions`` is empty or has one out of range.
+    """
     if resolutions is None:
         return sorted(set(space.resolutions) | _stem_resolutions(table, space))
     res = {int(r) for r in resolutions}
+    if not res:
+        raise ValueError(f"resolutions must be a non-empty list of ints in [{MIN_RESOLUTION}, {MAX_RESOLUTION}] "
+                         "(or None for the default), got []")
     bad = [r for r in res if not MIN_RESOLUTION <= r <= MAX_RESOLUTION]
     if bad:
         raise ValueError(f"resolutions {sorted(bad)} out of range [{MIN_RESOLUTION}, {MAX_RESOLUTION}]")
