@@ -37,6 +37,11 @@ class CertPair:
     names: tuple[str, ...]  # subject alternative names (DNS names and IP addresses)
     not_after: str  # ISO date the certificate expires
 
+    def to_dict(self) -> dict[str, object]:
+        """The ``lutnas agent cert --json`` document."""
+        return {"cert": str(self.cert), "key": str(self.key), "sha256_fingerprint": self.fingerprint,
+                "names": list(self.names), "not_after": self.not_after}
+
 
 def default_names() -> list[str]:
     """This machine's host name plus the loopback names, so a local host can dial it too."""

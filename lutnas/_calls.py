@@ -1,4 +1,4 @@
-"""How the commands call the library: one exit code per kind of failure, the agent options, supernet runs.
+"""How the commands call the library: one exit code per kind of failure (agents, supernet runs), Ctrl-C.
 
 Bad input (a ValueError, a refused token, a model the agent refuses) exits 2; work that failed (an agent that
 does not answer, a profile that could not finish) exits 1; each with one line, never a traceback.
@@ -7,7 +7,6 @@ does not answer, a profile that could not finish) exits 1; each with one line, n
 from __future__ import annotations
 
 import logging
-import math
 import re
 import signal
 import threading
@@ -20,7 +19,7 @@ import typer
 from lutnas._common import EXIT_FAILED, EXIT_USAGE, err_console, fail
 from lutnas._text import literal
 
-__all__ = ["connect_timeout", "connect_timeout_option", "ctrl_c_stops", "flag_errors", "library_call"]
+__all__ = ["ctrl_c_stops", "flag_errors", "library_call"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,20 +69,6 @@ def _in_flags(message: str, ctx: typer.Context) -> str:
              if opt.startswith("--")}
     message = re.sub(r"\b(\w+)=True\b", lambda m: flags.get(m.group(1), m.group(0)), message)
     return re.sub(r"^(\w+)\b", lambda m: flags.get(m.group(1), m.group(0)), message)
-
-
-def connect_timeout_option() -> Any:
-    """The ``--connect-timeout-s`` option, the same in every command that reaches agents."""
-    return typer.Option(None, "--connect-timeout-s", show_default=False,
-                        help="How long to keep trying an agent that does not answer, seconds (default 10; one that "
-                        "refuses connections, i.e. is not running, is given up after 1 s unless this is set).")
-
-
-def connect_timeout(value: float | None) -> float | None:
-    """``--connect-timeout-s`` checked: None (the defaults) or a finite number > 0; else exit 2."""
-    if value is not None and (not math.isfinite(value) or value <= 0):
-        fail(f"--connect-timeout-s must be a finite number > 0, got {value!r}", EXIT_USAGE)
-    return value
 
 
 @contextmanager

@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 import typer
-from rich.table import Table
 
-from lutnas._calls import connect_timeout, connect_timeout_option, library_call
-from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail, note, parse_options, read_token
+from lutnas._calls import library_call
+from lutnas._common import EXIT_FAILED, EXIT_USAGE, err_console, fail, note, parse_options, read_token, show
+from lutnas._options import CONNECT_TIMEOUT, JSON, OLD_TIMEOUT, RUNTIME_OPTION, TLS_CA, TOKEN_FILE, connect_timeout
 from lutnas._text import escape_controls, literal
+from lutnas.views import agent as view
 
 __all__ = ["register"]
 
@@ -80,7 +80,7 @@ def cert_cmd(
                                    "default: this host's name, localhost, 127.0.0.1, ::1)."),
     days: int = typer.Option(825, help="Days the certificate stays valid."),
     force: bool = typer.Option(False, "--force", help="Replace an existing pair."),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    json_out: bool = JSON,
 ) -> None:
     """Make a self-signed TLS pair for an agent and print the fingerprint hosts pin."""
     from agent.certs import default_names, make_self_signed
@@ -92,19 +92,7 @@ def cert_cmd(
             raise ValueError(str(err)) from err
         except OSError as err:
             raise OSError(f"cannot write the pair to {out_dir}: {err.strerror or err}") from None
-    doc = {"cert": str(pair.cert), "key": str(pair.key), "sha256_fingerprint": pair.fingerprint,
-           "names": list(pair.names), "not_after": pair.not_after}
-    if json_out:
-        emit_json(doc)
-        return
-    lines = [
-        f"wrote {pair.cert} and {pair.key} (valid until {pair.not_after}) for {', '.join(pair.names)}",
-        f"SHA-256 fingerprint: {pair.fingerprint}",
-        f"agent: lutnas agent serve --host 0.0.0.0 --tls-cert {pair.cert} --tls-key {pair.key} --token-file TOKEN",
-        f"hosts: copy {pair.cert.name} (check its fingerprint) and pass --tls-ca {pair.cert.name}",
-    ]
-    for line in lines:  # no emoji codes: a fingerprint's ":cd:" is not a CD
-        err_console.print(literal(line), soft_wrap=True)
+    show(pair, json_out, view.render_cert)
 
 
 @agent_app.command("token")
@@ -117,20 +105,18 @@ def token_cmd(
 
     with library_call():
         path = create_token_file(out, overwrite=force)
-    err_console.print(literal(f"wrote a new token to {path} (mode 600); start the agent with --token-file {path} and "
-                              f"give hosts the same file (--token-file {path}) or its text in LUTNAS_TOKEN"),
-                      soft_wrap=True)
+    view.render_token(path)
 
 
 def devices_cmd(
     addresses: list[str] = typer.Argument(None, help="Agents as HOST:PORT (or NAME=HOST:PORT); same as --agent.",
                                           show_default=False),
     agent: list[str] = typer.Option([], "--agent", help="Agent as [NAME=]HOST:PORT (repeatable)."),
-    token_file: Path | None = typer.Option(None, help="File holding the bearer token (else $LUTNAS_TOKEN)."),
-    tls_ca: Path | None = typer.Option(None, help="PEM CA or self-signed certificate to trust (enables TLS)."),
-    connect_timeout_s: float | None = connect_timeout_option(),
-    timeout_s: float | None = typer.Option(None, "--timeout-s", hidden=True),  # old spelling of --connect-timeout-s
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    token_file: Path | None = TOKEN_FILE,
+    tls_ca: Path | None = TLS_CA,
+    connect_timeout_s: float | None = CONNECT_TIMEOUT,
+    timeout_s: float | None = OLD_TIMEOUT,
+    json_out: bool = JSON,
 ) -> None:
     """Show device facts of one or more agents as one table."""
     from profiler.agents import device_facts
@@ -140,27 +126,10 @@ def devices_cmd(
         fail("give at least one agent: --agent [NAME=]HOST:PORT", EXIT_USAGE)
     with library_call():
         report = device_facts(texts, token=read_token(token_file), tls_ca=tls_ca,
-                              connect_timeout_s=connect_timeout(timeout_s if timeout_s is not None else connect_timeout_s))
-    if json_out:
-        emit_json(report.to_dict())
-    else:
-        err_console.print(_devices_table(report))
-        for f in report.errors:
-            err_console.print(literal(("error:", "bold red"), " ", f["error"]), soft_wrap=True)
+                              connect_timeout_s=connect_timeout(connect_timeout_s, old=timeout_s))
+    show(report, json_out, view.render_devices)
     if not report.ok:
         raise typer.Exit(EXIT_FAILED)
-
-
-def _devices_table(report: Any) -> Table:
-    """One column per device (ten facts side by side would not fit a terminal); every fact is the agent's word,
-    shown as it reads, never as markup."""
-    table = Table(title="lutnas agents")
-    table.add_column("")
-    for row in report.devices:
-        table.add_column(literal(row["address"]), overflow="fold")
-    for label, values in report.facts():
-        table.add_row(label, *map(literal, values))
-    return table
 
 
 def time_cmd(
@@ -170,13 +139,13 @@ def time_cmd(
     runtime: str | None = typer.Option(None, help="Runtime on the agent (default: from the file extension)."),
     threads: int = typer.Option(1, help="Runtime threads."),
     shape: list[str] = typer.Option([], "--shape", help="Input shape as NAME=1x3x224x224 or 1x3x224x224 (repeatable, by position)."),
-    option: list[str] = typer.Option([], "--option", help="Runtime option KEY=VALUE (repeatable), e.g. device=cuda."),
+    option: list[str] = RUNTIME_OPTION,
     samples: bool = typer.Option(False, "--samples", help="Include every timed sample."),
-    token_file: Path | None = typer.Option(None, help="File holding the bearer token (else $LUTNAS_TOKEN)."),
-    tls_ca: Path | None = typer.Option(None, help="PEM CA or self-signed certificate to trust (enables TLS)."),
-    connect_timeout_s: float | None = connect_timeout_option(),
-    timeout_s: float | None = typer.Option(None, "--timeout-s", hidden=True),  # old spelling of --connect-timeout-s
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    token_file: Path | None = TOKEN_FILE,
+    tls_ca: Path | None = TLS_CA,
+    connect_timeout_s: float | None = CONNECT_TIMEOUT,
+    timeout_s: float | None = OLD_TIMEOUT,
+    json_out: bool = JSON,
 ) -> None:
     """Time any model file on a device and print its latency statistics."""
     from profiler.agents import time_model_file
@@ -185,22 +154,8 @@ def time_cmd(
         report = time_model_file(agent, model_file, runtime=runtime, threads=threads, shapes=shape,
                                  options=parse_options(option), samples=samples, token=read_token(token_file),
                                  tls_ca=tls_ca, notify=note,
-                                 connect_timeout_s=connect_timeout(timeout_s if timeout_s is not None else connect_timeout_s))
-    if json_out:
-        emit_json(report.to_dict())
-    else:
-        err_console.print(_timing_table(model_file.name, report))
-
-
-def _timing_table(model: str, report: Any) -> Table:
-    """Two columns, which fit narrow terminals (phones over ssh) where ten columns would be cut; the runtime's name
-    and version and the stop reason are the agent's word."""
-    table = Table(title=literal(f"{model} on {report.device}"))
-    table.add_column("statistic")
-    table.add_column("value", justify="right")
-    for key, value in report.summary():
-        table.add_row(key, literal(value))
-    return table
+                                 connect_timeout_s=connect_timeout(connect_timeout_s, old=timeout_s))
+    show(report, json_out, view.render_timing, model_file.name)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,15 +7,24 @@ The work is :func:`profiler.profile_run.profile_lut` and :func:`profiler.validat
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
-from rich.table import Table
 
-from lutnas._calls import connect_timeout, connect_timeout_option, ctrl_c_stops, library_call
-from lutnas._common import EXIT_FAILED, emit_json, err_console, note, parse_options, read_token, resolution_option, warn
+from lutnas._calls import ctrl_c_stops, library_call
+from lutnas._common import EXIT_FAILED, note, parse_options, read_token, resolution_option, show, warn
+from lutnas._options import (
+    CONNECT_TIMEOUT,
+    DB,
+    JSON,
+    RUNTIME_OPTION,
+    SETTING_PRECISION,
+    TLS_CA,
+    TOKEN_FILE,
+    connect_timeout,
+)
 from lutnas._progress import rich_progress
-from lutnas._text import literal
+from lutnas.views import profile as view
 
 __all__ = ["register"]
 
@@ -36,7 +45,7 @@ def profile_cmd(
     threads: int = typer.Option(1, help="Runtime threads."),
     fmt: Optional[str] = typer.Option(None, "--format", help="Model format: onnx, tflite or pt2 (default: the runtime's "
                                       "own: onnx for onnxruntime, pt2 for torch, tflite for the others)."),
-    option: list[str] = typer.Option([], "--option", help="Runtime option KEY=VALUE (e.g. device=cuda); repeatable."),
+    option: list[str] = RUNTIME_OPTION,
     precision: str = typer.Option("fp32", "--precision", help="Precision of the timed blocks: fp32, fp16 or int8 "
                                   "(int8: static quantization, integer I/O; torch: fp32, or fp16 with --option "
                                   "device=cuda; part of the device setting)."),
@@ -49,12 +58,12 @@ def profile_cmd(
     sentinel_threshold: float = typer.Option(0.05, help="Relative sentinel drift that triggers cooldown and re-timing."),
     max_attempts: int = typer.Option(3, help="Attempts per block before it is recorded as failed."),
     cache_dir: Optional[Path] = typer.Option(None, help="Host artifact cache (default ~/.cache/lutnas/artifacts)."),
-    token_file: Optional[Path] = typer.Option(None, help="Bearer token file (else $LUTNAS_TOKEN)."),
-    tls_ca: Optional[Path] = typer.Option(None, help="CA certificate to trust for TLS agents."),
-    connect_timeout_s: Optional[float] = connect_timeout_option(),
+    token_file: Optional[Path] = TOKEN_FILE,
+    tls_ca: Optional[Path] = TLS_CA,
+    connect_timeout_s: Optional[float] = CONNECT_TIMEOUT,
     few_shot: Optional[int] = typer.Option(None, "--few-shot", help="Time only K informative blocks; predict the rest from --from."),
     from_: Optional[str] = typer.Option(None, "--from", help="Source settings for --few-shot: names or ids, comma-separated."),
-    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    json_out: bool = JSON,
 ) -> None:
     """Time every block of a space on every device (resumes by default) and fill the LUT store.
 
@@ -77,47 +86,21 @@ def profile_cmd(
         with ctrl_c_stops() as stop, rich_progress(enabled=not json_out) as progress:
             run = profile_lut(db, agent, settings, few_shot=few_shot, sources=sources, token=token, tls_ca=tls_ca,
                               progress=progress, stop=stop, notify=note)
-    if json_out:
-        emit_json(run.to_dict())
-    else:
-        err_console.print(_summary_table(run.report))
-        for line in run.describe():
-            err_console.print(literal(line), soft_wrap=True)
+    show(run, json_out, view.render_profile)
     if run.interrupted:
-        err_console.print(literal(("interrupted", "yellow"), f": not timed yet: {run.untimed()}. Run the same command "
-                                  "again to time the rest (stored blocks are skipped)."))
+        view.render_interrupted(run)
         raise typer.Exit(EXIT_INTERRUPTED)
     if not run.ok:
         raise typer.Exit(EXIT_FAILED)
 
 
-def _summary_table(report: Any) -> Table:
-    rounds = any(d.round_spread is not None for d in report.devices)
-    caption = "uploaded KB: model files sent to the agents; saved KB: files not sent because the agent already had them cached"
-    if rounds:
-        caption += "; round spread: how far a block's slowest round median is above its fastest (median over blocks)"
-    table = Table(title="profile summary", caption=caption)
-    cols = ["device", "blocks", "timed", "skipped", "failed", "re-timed", "wall s", "busy", "uploaded KB", "saved KB"]
-    for col in cols + (["round spread"] if rounds else []):
-        table.add_column(col, justify="right" if col != "device" else "left",
-                         overflow="fold" if col == "device" else "ellipsis")  # a device's name is never cut
-    for d in report.devices:
-        cells = [d.name, str(d.total), str(d.timed), str(d.skipped), str(len(d.failed)), str(d.retimed),
-                 f"{d.wall_s:.1f}", f"{d.busy_fraction:.0%}", f"{d.uploaded_bytes / 1024:.0f}", f"{d.saved_bytes / 1024:.0f}"]
-        if rounds:
-            cells.append("-" if d.round_spread is None else f"{d.round_spread:.1%}")
-        table.add_row(*map(literal, cells))  # the device's name is the user's or the agent's word
-    return table
-
-
 def validate_cmd(
     agent: Optional[str] = typer.Option(None, "--agent", help="[NAME=]HOST:PORT of the device (omit to re-render "
                                         "stored runs); a bare address means the name the agent reports."),
-    db: str = typer.Option(..., "--db", help="LUT store: a SQLite file or postgresql://user@host:port/db."),
+    db: str = DB,
     device: Optional[str] = typer.Option(None, help="Device setting to validate: a name, a selector like cpu:int8, "
                                          "or an id (default: the --agent NAME)."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="The device's setting at this precision "
-                                            "(fp32, fp16, int8); whole networks are exported at it."),
+    precision: Optional[str] = SETTING_PRECISION,
     calib_dir: Optional[Path] = typer.Option(None, "--calib-dir", help="int8 calibration images, as given to profile."),
     samples: int = typer.Option(100, help="Subnets to time end to end, stratified over the predicted latency range."),
     rounds: int = typer.Option(4, help="Interleaved timing rounds (even/odd rounds give the repeat noise)."),
@@ -126,12 +109,12 @@ def validate_cmd(
                                           help="Restrict to these resolutions (default: all the LUT covers)."),
     calibrate: bool = typer.Option(False, "--calibrate", help="Fit a calibration (chosen by cross-validation) and store it."),
     seed: int = typer.Option(0, help="Seed of the subnet draw and round order."),
-    option: list[str] = typer.Option([], "--option", help="Runtime option KEY=VALUE, as given to the profile; repeatable."),
+    option: list[str] = RUNTIME_OPTION,
     round_stat: str = typer.Option("min", help="Combine a network's round medians by min (wall-clock noise only adds) or median."),
-    token_file: Optional[Path] = typer.Option(None, help="Bearer token file (else $LUTNAS_TOKEN)."),
-    tls_ca: Optional[Path] = typer.Option(None, help="CA certificate to trust for a TLS agent."),
-    connect_timeout_s: Optional[float] = connect_timeout_option(),
-    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+    token_file: Optional[Path] = TOKEN_FILE,
+    tls_ca: Optional[Path] = TLS_CA,
+    connect_timeout_s: Optional[float] = CONNECT_TIMEOUT,
+    json_out: bool = JSON,
 ) -> None:
     """Time whole subnets on the device and check the LUT's sums against them (raw and calibrated).
 
@@ -151,31 +134,7 @@ def validate_cmd(
                                token=read_token(token_file), tls_ca=tls_ca, progress=progress, notify=note)
     for line in run.warnings:
         warn(line)
-    if json_out:
-        emit_json(run.to_dict())
-        return
-    _render_validation(run.report)
-
-
-def _render_validation(report: Any) -> None:
-    """The fidelity table, the repeat noise, the report's notes and the calibration, on stderr."""
-    table = Table(title=literal(f"fidelity of {report.device}'s LUT ({report.space}, {len(report.samples)} subnets)"))
-    for col in ("predictor", "RMSE ms", "RMSPE %", "MAPE %", "bias %", "within ±5%", "within ±10%"):
-        table.add_column(col, justify="right" if col != "predictor" else "left")
-    rows = [("raw LUT sum", report.raw)]
-    if report.calibrated is not None:
-        rows.append((f"calibrated ({report.calibration.kind}, held-out CV)", report.calibrated))
-    for label, m in rows:
-        table.add_row(literal(label), f"{m['rmse_ms']:.3f}", f"{m['rmspe']:.1f}", f"{m['mape']:.1f}", f"{m['bias']:+.1f}",
-                      f"{m['within_5pct']:.0f}%", f"{m['within_10pct']:.0f}%")
-    err_console.print(table)
-    noise = report.noise
-    err_console.print(f"measurement repeat noise: median {noise['repeat_median']:.1f}%, p90 {noise['repeat_p90']:.1f}%"
-                      " (two independent end-to-end measurements of each subnet)")
-    for text in report.notes:
-        note(text)
-    if report.calibration is not None:
-        err_console.print(literal(f"calibration: {report.calibration.describe()}"))
+    show(run, json_out, view.render_validation)
 
 
 def register(app: typer.Typer) -> None:

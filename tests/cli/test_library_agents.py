@@ -174,6 +174,16 @@ def test_agent_token_makes_a_private_token_file(tmp_path: Path) -> None:
     assert "lutnas agent token --out token.txt" in one_line(invoke("agent", "serve", "--help").stdout)
 
 
+def test_agent_cert_json_is_the_pairs_to_dict(tmp_path: Path) -> None:
+    from agent.certs import CertPair, fingerprint
+
+    doc = invoke_json("agent", "cert", "--out-dir", tmp_path / "cli", "--name", "board.local", "--days", "30")
+    cert, key = tmp_path / "cli" / "agent.crt", tmp_path / "cli" / "agent.key"
+    pair = CertPair(cert, key, fingerprint(cert.read_bytes()), ("board.local",), doc["not_after"])
+    assert doc == pair.to_dict()
+    assert doc["cert"] == str(cert) and doc["names"] == ["board.local"] and key.is_file()
+
+
 def test_bad_input_exits_2(agent: Any, tmp_path: Path) -> None:
     model = tmp_path / "m.onnx"
     model.write_bytes(onnx_matmul_relu(4, 4, 4))
