@@ -29,9 +29,13 @@ def test_plan_names_the_space_it_runs_instead():
 
 
 @pytest.mark.timeout(300)
-def test_proxyless_demo_runs_on_its_digits_space(tmp_path, capsys):
+@pytest.mark.parametrize("requested, digits, family", [
+    ("ofa-proxyless-w1.3", "ofa-proxyless-w0.25", "ofa-proxyless"),
+    ("ofa-resnet50", "ofa-resnet50-w0.25", "ofa-resnet50"),
+], ids=["proxyless", "resnet50"])
+def test_demo_runs_on_its_digits_space(tmp_path, capsys, requested, digits, family):
     torch.set_num_threads(1)
-    settings = replace(DemoSettings(space="ofa-proxyless-w1.3"), db=tmp_path / "demo.db",
+    settings = replace(DemoSettings(space=requested), db=tmp_path / "demo.db",
                        cache_dir=tmp_path / "artifacts", block_plan=QUICK, block_rounds=1, validate_plan=QUICK,
                        validate_samples=6, validate_rounds=2, final_rounds=2, generations=20,
                        budget_quantiles=(0.3, 0.7), supernet_epochs=(1, 0, 0, 0, 0, 0, 1), collect_samples=16,
@@ -45,12 +49,12 @@ def test_proxyless_demo_runs_on_its_digits_space(tmp_path, capsys):
 
     result = run_demo(settings, stage=stage)
     assert stages == ["profile", "validate", "predictor", "search", "measure", "report"]
-    assert result.plan.space == "ofa-proxyless-w0.25" and result.plan.requested == "ofa-proxyless-w1.3"
-    assert "ofa-proxyless-w0.25" in result.describe()[0] and "digits supernet" in result.describe()[-1]
+    assert result.plan.space == digits and result.plan.requested == requested
+    assert digits in result.describe()[0] and "digits supernet" in result.describe()[-1]
     assert result.profile["devices"][0]["timed"] > 0
     assert result.predictor["source"] == "digits-supernet" and result.predictor["n"] == 4
-    assert (tmp_path / "demo-ofa-proxyless-accuracies.csv").is_file()
-    space = get_space("ofa-proxyless-w0.25")
+    assert (tmp_path / f"demo-{family}-accuracies.csv").is_file()
+    space = get_space(digits)
     assert len(result.rows) == 2
     for row in result.rows:
         space.validate(row.arch)
@@ -58,4 +62,4 @@ def test_proxyless_demo_runs_on_its_digits_space(tmp_path, capsys):
     doc = json.loads(json.dumps(result.to_dict()))
     assert doc["plan"]["accuracy_source"] == "digits-supernet"
     _render(result, "fp32", 1.0)
-    assert "ofa-proxyless-w0.25, 16 px" in capsys.readouterr().err
+    assert f"{digits}, 16 px" in capsys.readouterr().err
