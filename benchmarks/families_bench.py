@@ -9,28 +9,41 @@ Starts a local agent (onnxruntime, 1 thread) and runs two checks.
 2. Per family (``ofa-proxyless-w1.3``, ``ofa-resnet50``): every block at ``--resolution`` is profiled, then
    ``--samples`` random subnets (stratified over the predicted range) are timed whole, and the raw and the
    calibrated (held-out) fidelity are printed beside the host's repeat noise.
+3. With ``--pricing`` (no agent, CPU only): ResNet50 pricing on a synthetic LUT of every resolution of the
+   space, the per-subnet path (decompose each subnet into blocks, sum by key: how a ResNet LUT priced before
+   its gather tables) beside the gathered one in the same run: pricing ``--pricing-subnets`` random subnets,
+   and a default-size evolutionary search (population 100, 500 generations) under a latency budget.
 
     python benchmarks/families_bench.py [--resolution 128] [--samples 30] [--rounds 4] [--skip-nets]
+    python benchmarks/families_bench.py --pricing --skip-nets --families ''
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from agent.testing import start_agent_process
 from lut import LutStore
+from lut.blocksum import BlockSumLut
 from lut.calibration import fidelity_metrics
+from lut.predict import CompiledLut
 from profiler.agents import time_model_file
 from profiler.export import export_net_config
 from profiler.fleet import AgentRef, ProfileSettings, profile
 from profiler.validate import ValidationSettings, repeat_noise, validate
-from space import read_net_config
+from search.evolution import EvolutionSettings, evolutionary_search, latency_constraint
+from search.genomes import genome_for
+from search.predictor import LutnasPredictor
+from space import get_space, read_net_config
+from space.counts import block_macs
 
 TOKEN = "families-bench"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -99,6 +112,70 @@ def bench_family(store: LutStore, address: str, space: str, args: argparse.Names
             "profile_s": profile_s, "validate_s": time.monotonic() - t0}
 
 
+@contextlib.contextmanager
+def per_subnet_pricing() -> Iterator[None]:
+    """Every ResNet LUT (latency, MACs and parameter tables alike) prices one subnet at a time, as before."""
+    gathered = BlockSumLut.components
+    BlockSumLut.components = lambda self, batch: self.components_by_blocks(list(batch))  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        BlockSumLut.components = gathered  # type: ignore[method-assign]
+
+
+def bench_pricing(args: argparse.Namespace) -> dict:
+    """ResNet50 pricing: the per-subnet path beside the gathered one, on the same subnets and search."""
+    space = get_space("ofa-resnet50")
+    t0 = time.perf_counter()
+    # A synthetic LUT (each block priced from its multiply-adds plus an overhead): only timing matters here.
+    table = {b.key: 2e-8 * block_macs(b) + 0.02 for b in space.unique_blocks(list(space.resolutions))}
+    lut = CompiledLut.from_table(table, space, device="synthetic")
+    compile_s = time.perf_counter() - t0
+    rng = np.random.default_rng(args.seed)
+    genome = genome_for(space)
+    batch = genome.to_batch(genome.sample(args.pricing_subnets, rng))
+    out: dict = {"subnets": len(batch), "blocks": len(table), "compile_s": compile_s}
+    with per_subnet_pricing():
+        t0 = time.perf_counter()
+        slow = lut.predict_batch(batch)
+        out["price_per_subnet_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fast = lut.predict_batch(batch)
+    out["price_gathered_s"] = time.perf_counter() - t0
+    out["max_abs_diff_ms"] = float(np.abs(fast - slow).max())
+    # A predictor fitted on synthetic accuracies (growing with the log of latency), a budget at 30% of the range.
+    train = genome.to_batch(genome.sample(400, rng))
+    acc = 70 + 3 * np.log(lut.predict_batch(train)) + rng.normal(0, 0.05, len(train))
+    predictor = LutnasPredictor(space=space.name).fit([s.to_arch() for s in train], acc)
+    lo, hi = lut.value_range()
+    budget = lo + 0.3 * (hi - lo)
+    settings = EvolutionSettings()
+    for label, ctx in (("per_subnet", per_subnet_pricing()), ("gathered", contextlib.nullcontext())):
+        with ctx:
+            t0 = time.perf_counter()
+            result = evolutionary_search(space, [latency_constraint("synthetic", lut, budget)], predictor, settings,
+                                         random_state=args.seed)
+            out[f"search_{label}_s"] = time.perf_counter() - t0
+            out[f"search_{label}_accuracy"] = result.predicted_accuracy
+            out[f"search_{label}_arch"] = result.arch
+    out.update(budget_ms=budget, population=settings.population_size, generations=settings.generations)
+    return out
+
+
+def pricing_table(r: dict) -> str:
+    same = "same best subnet" if r["search_per_subnet_arch"] == r["search_gathered_arch"] else "best subnets differ"
+    rows = [(f"price {r['subnets']:,} random subnets", r["price_per_subnet_s"], r["price_gathered_s"]),
+            (f"search (pop {r['population']}, {r['generations']} gen, {r['budget_ms']:.1f} ms)",
+             r["search_per_subnet_s"], r["search_gathered_s"])]
+    lines = [f"ofa-resnet50 pricing, synthetic LUT of {r['blocks']:,} blocks (compiled in {r['compile_s']:.2f} s)",
+             f"{'':<44} {'per subnet':>11} {'gathered':>10} {'speed-up':>9}"]
+    for label, before, after in rows:
+        lines.append(f"{label:<44} {before:>10.3f}s {after:>9.3f}s {before / after:>8.1f}x")
+    lines.append(f"largest price difference {r['max_abs_diff_ms']:.2e} ms; search best predicted accuracy "
+                 f"{r['search_per_subnet_accuracy']:.3f} vs {r['search_gathered_accuracy']:.3f} ({same})")
+    return "\n".join(lines)
+
+
 def nets_table(results: list[dict]) -> str:
     lines = [f"{'net':<42} {'r':>4} {'blocks':>6} {'LUT sum':>9} {'measured':>9} {'sum/meas':>8} {'repeat':>7}"]
     for n in results:
@@ -144,8 +221,18 @@ def main() -> None:
     parser.add_argument("--families", default=",".join(FAMILIES), help="comma list (empty: none)")
     parser.add_argument("--db", type=Path, default=None, help="keep the LUT store here (default: a temp dir)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
+    parser.add_argument("--pricing", action="store_true", help="also time ResNet50 pricing (no agent)")
+    parser.add_argument("--pricing-subnets", type=int, default=10_000, help="subnets the pricing check prices")
     args = parser.parse_args()
     out: dict = {}
+    if args.pricing:
+        out["pricing"] = bench_pricing(args)
+        print(pricing_table(out["pricing"]), flush=True)
+    families = [f for f in args.families.split(",") if f]
+    if args.skip_nets and not families:
+        if args.json:
+            args.json.write_text(json.dumps(out, indent=1, default=float))
+        return
     with tempfile.TemporaryDirectory(prefix="lutnas-families-") as tmp:
         db = args.db or Path(tmp) / "lut.db"
         with start_agent_process(token=TOKEN, extra_args=["--max-message-mb", MAX_MESSAGE_MB]) as agent, \
@@ -153,7 +240,6 @@ def main() -> None:
             if not args.skip_nets:
                 out["nets"] = bench_nets(store, agent.address, args, Path(tmp))
                 print(nets_table(out["nets"]), flush=True)
-            families = [f for f in args.families.split(",") if f]
             out["families"] = []
             for space in families:
                 out["families"].append(bench_family(store, agent.address, space, args))
