@@ -12,7 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from lutnas.cli import app
-from lutnas.commands.demo_cmds import _render
+from lutnas.views.demo import render
 from lutnas.demo import DemoSettings, demo_plan, run_demo
 from space import get_space
 
@@ -61,5 +61,5 @@ def test_demo_runs_on_its_digits_space(tmp_path, capsys, requested, digits, fami
         assert row.arch["r"] == 16 and row.lut_ms <= row.budget_ms + 1e-9 and row.measured_ms > 0
     doc = json.loads(json.dumps(result.to_dict()))
     assert doc["plan"]["accuracy_source"] == "digits-supernet"
-    _render(result, "fp32", 1.0)
+    render(result, "fp32", 1.0)
     assert f"{digits}, 16 px" in capsys.readouterr().err

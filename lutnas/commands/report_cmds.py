@@ -6,26 +6,20 @@ from pathlib import Path
 
 import typer
 
-from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail, work_failed
+from lutnas._common import EXIT_FAILED, EXIT_USAGE, emit_json, err_console, fail, parse_floats, work_failed
+from lutnas._options import DB, GENERATIONS
 from lutnas._text import literal
 
 __all__ = ["register"]
 
 
 def _budgets(text: str | None) -> tuple[float, ...]:
-    if text is None:
-        return ()
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        fail(f"--budgets must be latencies in ms like 10,15,20, got {text!r}", EXIT_USAGE)
-    if not values:
-        fail(f"--budgets must be latencies in ms like 10,15,20, got {text!r}", EXIT_USAGE)
-    return values
+    message = f"--budgets must be latencies in ms like 10,15,20, got {text!r}"
+    return () if text is None else tuple(parse_floats(text, message))
 
 
 def report_cmd(
-    db: str = typer.Option(..., "--db", help="The LUT store: a SQLite file or postgresql://user@host:port/db."),
+    db: str = DB,
     out: Path = typer.Option(Path("lutnas-report.html"), "--out", help="The HTML file to write."),
     device: list[str] = typer.Option([], "--device", help="Show only these settings (name, selector or id; "
                                      "repeat). Default: every setting of the store."),
@@ -33,8 +27,7 @@ def report_cmd(
                                           "acc_predictor.pth: adds fronts, picks per budget and the cross-device regret."),
     budgets: str | None = typer.Option(None, "--budgets", help="With --predictor: latency budgets in ms for every "
                                        "device's front, e.g. 10,15,20 (default: spread over each device's range)."),
-    generations: int | None = typer.Option(None, "--generations", min=0,
-                                           help="With --predictor: generations per search (default OFA's 500)."),
+    generations: int | None = GENERATIONS,
     seed: int = typer.Option(0, "--seed", help="Seed of the comparison's subnet draw and of the searches."),
     json_out: bool = typer.Option(False, "--json", help="Print {\"out\": PATH} on stdout."),
 ) -> None:
