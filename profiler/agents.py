@@ -8,6 +8,7 @@ start fast and run anywhere the agent does.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from profiler.client import (
     AgentError,
     AgentJobError,
     message_to_dict,
+    oversized_message,
     runtime_for_path,
 )
 
@@ -401,8 +403,10 @@ def time_model_file(agent: str | AgentSpec, path: str | Path, *, runtime: str | 
     except OSError as err:
         raise ValueError(f"--tls-ca must be a readable PEM file, got {str(tls_ca)!r} ({err.strerror or err})") from None
     with client:
-        name, line = _device_name(spec, client.device_info().name, "the result names it {name!r}")
+        info = client.device_info()
+        name, line = _device_name(spec, info.name, "the result names it {name!r}")
         Notes(notify).add(line)
+        _check_fits(client, model, model_path, info.max_message_bytes)
         task = f"time {model_path.name} on {name}"
         if progress is not None:
             progress(task, 0, 1)
@@ -418,6 +422,20 @@ def time_model_file(agent: str | AgentSpec, path: str | Path, *, runtime: str | 
     doc = _timing_doc(name, spec.address, str(model_path), result, samples)
     return TimingReport(device=name, address=spec.address, model=str(model_path), doc=doc,
                         notes=(line,) if line else ())
+
+
+def _check_fits(client: AgentClient, model: bytes, path: Path, limit_bytes: int) -> None:
+    """Refuse, before sending it, a model larger than one message the agent accepts (unless the agent has it).
+
+    Raises:
+        ModelRejected: the model is too large for this agent.
+    """
+    why = oversized_message(len(model), limit_bytes)
+    if why is None:
+        return
+    sha = hashlib.sha256(model).hexdigest()
+    if sha not in client.has_models([sha]):  # a cached model goes by its hash, whatever its size
+        raise ModelRejected(f"model {path.name} {why}", client.address, "RESOURCE_EXHAUSTED", 0)
 
 
 def _timing_doc(device: str, address: str, model: str, result: Any, samples: bool) -> dict[str, Any]:

@@ -33,6 +33,7 @@ __all__ = [
     "make_job",
     "make_plan",
     "message_to_dict",
+    "oversized_message",
     "runtime_for_path",
     "DEFAULT_TIMEOUT_S",
     "DEFAULT_RETRY_S",
@@ -48,6 +49,8 @@ DEFAULT_RETRY_S = 10.0  # total time to keep retrying UNAVAILABLE
 DEFAULT_REFUSED_S = 1.0
 #: Largest message the client sends: a whole fp32 network of every family fits (the agent may accept less).
 MAX_SEND_MB = 512
+#: Room a job needs beside its model bytes (ids, shapes, plan, options: well under a kilobyte in practice).
+JOB_HEADROOM_BYTES = 64 << 10
 _RETRY_PAUSE_S = (0.1, 0.2, 0.5, 1.0)
 # Keepalive: after KEEPALIVE_S without a byte from the agent the channel pings it, and a ping unanswered for
 # KEEPALIVE_TIMEOUT_S closes the connection: its calls fail UNAVAILABLE, so a dead link (Wi-Fi gone, a partition)
@@ -91,6 +94,26 @@ class AgentCallError(AgentError):
 
 class AgentJobError(AgentError):
     """A benchmark job came back with a job-level error."""
+
+
+def oversized_message(model_bytes: int, limit_bytes: int) -> str | None:
+    """Why a model of ``model_bytes`` cannot go to an agent accepting messages of ``limit_bytes``, or None.
+
+    The agent reports its limit in ``GetDeviceInfo.max_message_bytes`` (0 from an agent too old to say: no check).
+    Without this check gRPC answers a too-large job with a bare RESOURCE_EXHAUSTED that names neither the model nor
+    the flag to raise.
+
+    Returns:
+        None when it fits, else one clause: the model's size, the agent's limit and the ``--max-message-mb`` to
+        start the agent with (the size rounded up to a multiple of 16 MB).
+    """
+    needed = model_bytes + JOB_HEADROOM_BYTES
+    if not limit_bytes or needed <= limit_bytes:
+        return None
+    mb = 1 << 20
+    flag = 16 * math.ceil(needed / (16 * mb))
+    return (f"is {model_bytes / mb:.1f} MB and the agent accepts messages up to {limit_bytes / mb:.0f} MB; "
+            f"start the agent with --max-message-mb {flag}")
 
 
 def runtime_for_path(path: str | Path) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agent.testing import AgentProcess
+from agent.testing import AgentProcess, onnx_matmul_relu, start_agent_process
 from lutnas.cli import app
 
 from .conftest import FAST_PLAN  # noqa: F401  (same plan sizes as the other tests)
@@ -85,6 +85,22 @@ def test_time_failures_say_which(runner: CliRunner, shared_agent: AgentProcess, 
     assert result.exit_code == 2 and "--runtime" in result.stderr
     for out in (result.stderr,):
         assert len(out.strip().splitlines()) <= 3  # one message (rich may wrap it)
+
+
+def test_time_refuses_a_model_over_the_agents_message_limit(runner: CliRunner, tmp_path: Path) -> None:
+    big = tmp_path / "big.onnx"
+    big.write_bytes(onnx_matmul_relu(8, 768, 768))  # 2.25 MB of weights
+    small = tmp_path / "small.onnx"
+    small.write_bytes(onnx_matmul_relu(8, 32, 32))
+    with start_agent_process(token=None, extra_args=["--max-message-mb", "1"]) as agent:
+        result = runner.invoke(app, ["time", "--agent", f"box={agent.address}", str(big)])
+        assert result.exit_code == 2, result.output
+        (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+        assert line == ("error: model big.onnx is 2.3 MB and the agent accepts messages up to 1 MB; "
+                        "start the agent with --max-message-mb 16")
+        assert agent.alive()
+        timed = runner.invoke(app, ["time", "--agent", f"box={agent.address}", str(small), "--json"])
+        assert timed.exit_code == 0 and json.loads(timed.stdout)["n"] > 0, timed.output
 
 
 def test_devices(runner: CliRunner, shared_agent: AgentProcess, token_file: Path) -> None:
