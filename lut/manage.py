@@ -12,12 +12,13 @@ the store says so) with one line; nothing is printed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lut.errors import WorkFailedError
 from lut.store import LutStore, StoredSetting
 
 __all__ = [
@@ -258,10 +259,24 @@ class RemoveReport:
         return {"device": self.device, "setting_id": self.setting_id, "removed_rows": self.removed_rows}
 
 
-def remove_lut(store: StoreLike, device: str | int) -> RemoveReport:
-    """Remove a device setting with its rows, failures, validation runs and calibrations."""
+def remove_lut(store: StoreLike, device: str | int, *, confirm: Callable[[str, int], bool] | None = None
+               ) -> RemoveReport:
+    """Remove a device setting with its rows, failures, validation runs and calibrations.
+
+    Args:
+        store: the store.
+        device: the setting's name, selector or id.
+        confirm: asked with the setting in words and its row count before anything is removed (a command's
+            "remove ...?"); when it returns False nothing is removed.
+
+    Raises:
+        ValueError: an unknown device (a :class:`~lut.errors.LutError`).
+        WorkFailedError: ``confirm`` said no ("nothing removed").
+    """
     with open_store(store) as opened:
         stored = opened.setting(device)
+        if confirm is not None and not confirm(stored.describe(), len(opened.keys(stored.id))):
+            raise WorkFailedError("nothing removed")
         n_rows = opened.remove_setting(stored.id)
     return RemoveReport(device=stored.name, setting_id=stored.id, description=stored.describe(), removed_rows=n_rows)
 

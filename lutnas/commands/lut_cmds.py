@@ -10,7 +10,6 @@ from typing import Any
 import typer
 
 from lutnas._common import (
-    EXIT_FAILED,
     EXIT_USAGE,
     fail,
     library_errors,
@@ -139,23 +138,15 @@ def rm_cmd(
     """Remove a device setting with its rows, failures, validation runs and calibrations."""
     from lut.manage import remove_lut
 
-    if not yes:
-        _confirm_removal(db, device)
     with library_errors("removal"):
-        report = remove_lut(db, device)
+        report = remove_lut(db, device, confirm=None if yes else _confirm_removal)
     show(report, json_out, lut_view.render_remove)
 
 
-def _confirm_removal(db: str, device: str) -> None:
-    from lut import LutStore
-
-    with library_errors("removal"), LutStore(db, create=False) as store:
-        stored = store.setting(device)
-        n_rows = len(store.keys(stored.id))
+def _confirm_removal(description: str, n_rows: int) -> bool:
     if not sys.stdin.isatty():
-        fail(f"removing {stored.describe()} ({n_rows} rows) needs --yes when not interactive", EXIT_USAGE)
-    if not typer.confirm(escape_controls(f"remove {stored.describe()} and its {n_rows} rows?"), err=True):
-        fail("nothing removed", EXIT_FAILED)
+        fail(f"removing {description} ({n_rows} rows) needs --yes when not interactive", EXIT_USAGE)
+    return typer.confirm(escape_controls(f"remove {description} and its {n_rows} rows?"), err=True)
 
 
 # -- lut copy ------------------------------------------------------------------------------------

@@ -117,6 +117,25 @@ def test_lut_reports_are_the_json(db: Path, tmp_path: Path) -> None:
                                                          "i7", "--yes")
 
 
+def test_remove_lut_asks_before_it_removes(db: Path) -> None:
+    """The question ``lut rm`` asks without --yes is the library's ``confirm``: it names the setting and its rows,
+    and a no keeps everything."""
+    from lut import LutStore
+    from lut.errors import WorkFailedError
+    from lutnas import list_luts, remove_lut
+
+    rows = {d["device"]: d["rows"] for d in list_luts(db).devices}
+    asked: list[tuple[str, int]] = []
+    with pytest.raises(WorkFailedError, match="nothing removed"):
+        remove_lut(db, "note10", confirm=lambda what, n: asked.append((what, n)) or False)
+    with LutStore(db) as store:
+        assert asked == [(store.setting("note10").describe(), rows["note10"])]
+    assert {d["device"]: d["rows"] for d in list_luts(db).devices} == rows
+    assert remove_lut(db, "note10", confirm=lambda what, n: True).removed_rows == rows["note10"]
+    refused = invoke("lut", "rm", "--db", db, "--device", "i7")  # no terminal: the question cannot be asked
+    assert refused.exit_code == 2 and f"({rows['i7']} rows) needs --yes" in one_line(refused.stderr)
+
+
 # -- frictions -----------------------------------------------------------------------------------------------------
 def test_json_is_one_answer_for_a_budget_alone(db: Path) -> None:
     """``search --latency-ms 1 --json`` used to print nothing and exit 2; a sweep gave the same budget as a row."""
