@@ -37,6 +37,7 @@ __all__ = [
     "resolution_option",
     "library_errors",
     "split_names",
+    "device_names",
     "parse_floats",
     "show",
     "tell",
@@ -179,6 +180,15 @@ def library_errors(what: str) -> Iterator[None]:
 def split_names(values: list[str]) -> list[str]:
     """Repeated options, each of which may be a comma list (``--device A --device B`` or ``--devices A,B``)."""
     return [n for item in values for n in item.split(",") if n]
+
+
+def device_names(device: list[str], extra: list[str]) -> list[str]:
+    """``--device`` values and the names the old spelling ``--devices A B`` leaves among a command's extra
+    arguments (``extra``, each may be a comma list); exit 2 naming an unknown option found there."""
+    bad = [a for a in extra if a.startswith("-")]
+    if bad:
+        fail(f"unknown option(s) {bad}", EXIT_USAGE)
+    return split_names([*device, *extra])
 
 
 def parse_floats(text: str, message: str) -> list[float]:

@@ -9,16 +9,7 @@ from typing import Any
 
 import typer
 
-from lutnas._common import (
-    EXIT_USAGE,
-    fail,
-    library_errors,
-    parse_floats,
-    resolution_option,
-    show,
-    split_names,
-    tell,
-)
+from lutnas._common import EXIT_USAGE, device_names, fail, library_errors, parse_floats, resolution_option, show, tell
 from lutnas._options import DB, GENERATIONS, JSON, SETTING_PRECISION
 from lutnas._progress import rich_progress
 from lutnas._text import escape_controls
@@ -196,11 +187,9 @@ def compare_cmd(
     the best subnet per device at matched budgets and the cross-device regret."""
     from search import compare
 
-    bad = [a for a in ctx.args if a.startswith("-")]
-    if bad:
-        fail(f"unknown option(s) {bad}", EXIT_USAGE)
+    names = device_names(device, ctx.args)
     with library_errors("comparison"), rich_progress() as progress:
-        report = compare(db, split_names([*device, *ctx.args]), precision=precision, space=space,
+        report = compare(db, names, precision=precision, space=space,
                          resolutions=list(resolution_option(resolutions)) or None, subnets=subnets, seed=seed,
                          plot=plot, predictor=predictor, quantiles=_quantiles(budgets), generations=generations,
                          progress=progress)

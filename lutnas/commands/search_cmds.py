@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from lutnas._common import EXIT_USAGE, fail, library_errors, parse_floats, show, split_names, tell
+from lutnas._common import EXIT_USAGE, device_names, fail, library_errors, parse_floats, show, tell
 from lutnas._options import DB, JSON
 from lutnas._progress import rich_progress
 from lutnas.views import search as view
@@ -101,10 +101,7 @@ def _search_cmd(
     from search import sweep
     from search.budgets import plot_front
 
-    bad = [a for a in ctx.args if a.startswith("-")]
-    if bad:
-        fail(f"unknown option(s) {bad}", EXIT_USAGE)
-    devices = split_names([*device, *ctx.args])  # the old spelling --devices A B leaves B here, as in compare
+    devices = device_names(device, ctx.args)
     if not devices:
         fail("give --device NAME (repeat, or A,B, for several)", EXIT_USAGE)
     budgets = _budgets(latency_ms, devices)
