@@ -10,7 +10,8 @@ __all__ = ["JobError", "JOB_ERROR_CODES", "MAX_ERROR_CHARS", "one_line", "bad_mo
 MAX_ERROR_CHARS = 400
 
 # How the runtimes word a failed allocation (onnxruntime's arena, torch's CPU allocator, C++).
-_OUT_OF_MEMORY = re.compile(r"failed to allocate memory|can't allocate memory|bad_alloc|out of memory", re.IGNORECASE)
+_OUT_OF_MEMORY = re.compile(r"failed to allocate memory|can't allocate memory|bad_alloc|out of memory|alloc failed",
+                            re.IGNORECASE)  # the last: protobuf's arena, parsing a model under the worker's cap
 
 # Status names a job-level error may carry (the names of grpc.StatusCode members).
 JOB_ERROR_CODES = frozenset(

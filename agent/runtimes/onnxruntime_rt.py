@@ -70,6 +70,8 @@ class OnnxRuntime:
         try:
             import onnxruntime as ort
         except ImportError as err:
+            if bad_model_code(err) == "RESOURCE_EXHAUSTED":  # its shared library did not fit under the worker's cap
+                raise JobError("RESOURCE_EXHAUSTED", f"importing onnxruntime ran out of memory: {one_line(err, 200)}") from err
             raise JobError("FAILED_PRECONDITION", f"onnxruntime is not installed here (pip install onnxruntime): {err}") from err
         opts = dict(options.options)
         level_name = opts.pop("graph_optimization", "all")
@@ -151,6 +153,8 @@ def check_self_contained(model_bytes: bytes) -> None:
     try:
         model = ModelRefs.FromString(model_bytes)
     except DecodeError as err:
+        if bad_model_code(err) == "RESOURCE_EXHAUSTED":  # a large model parsed under the worker's memory cap
+            raise JobError("RESOURCE_EXHAUSTED", f"reading the model ran out of memory: {one_line(err, 200)}") from err
         raise JobError("INVALID_ARGUMENT", f"not an ONNX model: {one_line(err, 200)}") from err
     nodes = [n for f in model.functions for n in f.node]
     for tensor in (*_graph_tensors(model.graph), *(t for n in nodes for t in _node_tensors(n))):

@@ -103,6 +103,22 @@ def test_time_refuses_a_model_over_the_agents_message_limit(runner: CliRunner, t
         assert timed.exit_code == 0 and json.loads(timed.stdout)["n"] > 0, timed.output
 
 
+def test_time_names_the_worker_cap_when_a_large_model_outgrows_it(runner: CliRunner, tmp_path: Path) -> None:
+    # Parsing a 100 MB model under a 300 MB cap failed as "not an ONNX model: ... Arena alloc failed" (exit 2 for a
+    # good model); wherever the worker runs out (import, parse, session), the error names the cap to raise.
+    big = tmp_path / "big.onnx"
+    big.write_bytes(onnx_matmul_relu(8, 5000, 5000))
+    small = tmp_path / "small.onnx"
+    small.write_bytes(onnx_matmul_relu(8, 32, 32))
+    with start_agent_process(token=None, extra_args=["--max-message-mb", "128", "--max-worker-mb", "300"]) as agent:
+        result = runner.invoke(app, ["time", "--agent", f"box={agent.address}", str(big)])
+        assert result.exit_code == 2, result.output
+        assert "RESOURCE_EXHAUSTED" in result.stderr and "--max-worker-mb" in result.stderr, result.stderr
+        assert "not an ONNX model" not in result.stderr and "not installed" not in result.stderr
+        timed = runner.invoke(app, ["time", "--agent", f"box={agent.address}", str(small), "--json"])
+        assert timed.exit_code == 0 and json.loads(timed.stdout)["n"] > 0, timed.output
+
+
 def test_devices(runner: CliRunner, shared_agent: AgentProcess, token_file: Path) -> None:
     result = runner.invoke(app, ["devices", shared_agent.address, "--token-file", str(token_file), "--json"])
     assert result.exit_code == 0, result.output
