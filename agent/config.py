@@ -60,7 +60,11 @@ def _agent_version() -> str:
 AGENT_VERSION = _agent_version()
 DEFAULT_HOST = "127.0.0.1"  # never listen beyond loopback unless the operator asks
 DEFAULT_PORT = 50051
-DEFAULT_MAX_MESSAGE_MB = 64  # one gRPC message; an OFA block is < 5 MB, a whole net < 30 MB
+# One gRPC message. Every block fits, and whole fp32 MobileNetV3 and ProxylessNAS nets (41 and 30 MB at their
+# largest); a whole ResNet50 (184 MB at width 1.0, expand 0.35, full depth) needs --max-message-mb 192. Not the
+# default: a message in flight costs the agent about 3x its size and the worker about 4x (measured with that
+# ResNet50: 620 and 770 MB peak), per open stream, on boards with 1-4 GB; the host names the flag when needed.
+DEFAULT_MAX_MESSAGE_MB = 64
 DEFAULT_CACHE_MB = 2048
 DEFAULT_JOB_TIMEOUT_S = 300.0
 MAX_JOB_TIMEOUT_S = 3600.0  # a job may ask for less, never more
