@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +43,7 @@ from scipy.spatial.distance import cdist
 
 from lut.errors import LutError
 from lut.schema import PREDICTED_SOURCE
-from space import BLOCK_KINDS, Block, SearchSpace, get_space
+from space import BLOCK_KINDS, Block, ResNetSpace, SearchSpace, get_space
 from space.counts import block_macs, block_params
 
 if TYPE_CHECKING:
@@ -179,47 +179,108 @@ def block_descriptors(blocks: Sequence[Block]) -> pd.DataFrame:
     return pd.DataFrame(rows, index=[b.key for b in blocks])
 
 
-def block_strata(space: SearchSpace | str, resolutions: Sequence[int]) -> pd.DataFrame:
+def block_strata(space: SearchSpace | ResNetSpace | str, resolutions: Sequence[int]) -> pd.DataFrame:
     """Where each distinct block of ``space`` at ``resolutions`` sits: kind, stage and resolution.
 
     Index: block keys, in run order. ``stage`` is -1 for the stem and head; a block that several
-    resolutions share is filed under the first. ``select_items`` spreads its picks over these.
+    resolutions (or stages of equal width) share is filed under the first. ``select_items`` spreads its
+    picks over these.
     """
     space = get_space(space)
     out: dict[str, tuple[str, int, int]] = {}
     for r in resolutions:
-        stem, _ = space.stem_blocks(r)
-        for b in stem:
-            out.setdefault(b.key, (b.kind if b.kind != "mbconv" else "first_block", -1, r))
+        stages = _stage_of_keys(space, r)
+        if isinstance(space, SearchSpace):
+            for b in space.stem_blocks(r)[0]:
+                out.setdefault(b.key, (b.kind if b.kind != "mbconv" else "first_block", -1, r))
         for b in space.unique_blocks(r):
-            stage = space.stage_chs.index(b.out_chs) if b.kind == "mbconv" and b.out_chs in space.stage_chs else -1
-            out.setdefault(b.key, (b.kind, stage, r))
+            out.setdefault(b.key, (b.kind, stages.get(b.key, -1), r))
     return pd.DataFrame.from_dict(out, orient="index", columns=["kind", "stage", "resolution"])
 
 
-def block_usage(space: SearchSpace | str, resolutions: Sequence[int]) -> pd.Series:
+def _stage_of_keys(space: SearchSpace | ResNetSpace, r: int) -> dict[str, int]:
+    """The stage of every elastic block key at ``r``, from the space's slots (the first stage when two share one)."""
+    out: dict[str, int] = {}
+    for stage, key, _ in _slot_blocks(space, r):
+        out.setdefault(key, stage)
+    return out
+
+
+def _slot_blocks(space: SearchSpace | ResNetSpace, r: int) -> Iterator[tuple[int, str, float]]:
+    """``(stage, key, probability)`` of every block an elastic slot may run at ``r``: the probability that a
+    uniformly random subnet at ``r`` (``SearchSpace.sample``, ``ResNetSpace.sample_archs``) runs it there."""
+    if isinstance(space, ResNetSpace):
+        yield from _resnet_slot_blocks(space, r)
+        return
+    depths = np.asarray(space.depth_choices)
+    per_config = 1.0 / (len(space.ks_choices) * len(space.expand_choices))
+    for stage, j, side in space.slot_sides(r)[0]:
+        p_slot = float(np.mean(depths > j)) * per_config
+        for k in space.ks_choices:
+            for e in space.expand_choices:
+                yield stage, space.slot_block(stage, j, side, k, e).key, p_slot
+
+
+def _resnet_slot_blocks(space: ResNetSpace, r: int) -> Iterator[tuple[int, str, float]]:
+    """:func:`_slot_blocks` of a ResNet space: a stage's first block reads the previous stage's width (or the
+    stem's), later ones their own; every width index and expand ratio is equally likely."""
+    n_w, n_e = len(space.width_choices), len(space.expand_choices)
+    in_widths = space.stem_widths
+    for stage, in_side in enumerate(space.stage_input_sides(r)):
+        stride, base = space.stage_strides[stage], space.base_depths[stage]
+        side = (in_side - 1) // stride + 1
+        for j in range(space.slots_per_stage[stage]):
+            p_run = float(np.mean(base + np.asarray(space.depth_choices) > j))
+            for out_chs in space.stage_widths(stage):
+                for e in space.expand_choices:
+                    mid = space.mid_chs(out_chs, e)
+                    if j == 0:
+                        for in_chs in in_widths:
+                            block = Block.bottleneck(in_side, in_chs, mid, out_chs, stride, act=space.act)
+                            yield stage, block.key, p_run / (n_w * n_w * n_e)
+                    else:
+                        block = Block.bottleneck(side, out_chs, mid, out_chs, 1, act=space.act)
+                        yield stage, block.key, p_run / (n_w * n_e)
+        in_widths = space.stage_widths(stage)
+
+
+def _fixed_blocks(space: SearchSpace | ResNetSpace, r: int) -> Iterator[tuple[str, float]]:
+    """``(key, probability)`` of the stem and head blocks a uniformly random subnet at ``r`` runs."""
+    if isinstance(space, SearchSpace):
+        stem, _ = space.stem_blocks(r)
+        for b in stem + space.head_blocks(space.slot_sides(r)[1]):
+            yield b.key, 1.0
+        return
+    n_w = len(space.width_choices)
+    for w0 in range(n_w):
+        for w1 in range(n_w):
+            for skip in (False, True):  # the stem's middle conv is kept or skipped alike (OFA's sampling)
+                for b in space.stem_blocks(r, w0, w1, skip_middle=skip)[0]:
+                    yield b.key, 1.0 / (2 * n_w * n_w)
+    last = space.stage_input_sides(r)[-1]
+    side = (last - 1) // space.stage_strides[-1] + 1
+    for chs in space.stage_widths(space.n_stages - 1):
+        for b in space.head_blocks(side, chs):
+            yield b.key, 1.0 / n_w
+
+
+def block_usage(space: SearchSpace | ResNetSpace | str, resolutions: Sequence[int]) -> pd.Series:
     """How many times a uniformly random subnet of ``space`` at ``resolutions`` runs each block, on average.
 
-    Exact (no sampling): every resolution, depth, kernel and expand ratio is equally likely, as in
-    :meth:`space.SearchSpace.sample`. A block several resolutions or slots share adds up (the head
-    blocks shared by every resolution count 1). Index: block keys, in :meth:`unique_blocks` order.
+    Exact (no sampling): every resolution, depth, kernel, expand ratio (and width, for a ResNet space) is
+    equally likely, as in :meth:`space.SearchSpace.sample` and :meth:`space.ResNetSpace.sample_archs`. A block
+    several resolutions or slots share adds up (the head blocks shared by every resolution count 1).
+    Index: block keys, in :meth:`unique_blocks` order.
     """
     space = get_space(space)
     resolutions = list(resolutions)
     usage: dict[str, float] = {b.key: 0.0 for b in space.unique_blocks(resolutions)}
-    depths = np.asarray(space.depth_choices)
-    per_config = 1.0 / (len(space.ks_choices) * len(space.expand_choices))
     p_r = 1.0 / len(resolutions)
     for r in resolutions:
-        stem, _ = space.stem_blocks(r)
-        slots, last_side = space.slot_sides(r)
-        for b in stem + space.head_blocks(last_side):
-            usage[b.key] += p_r
-        for stage, j, side in slots:
-            p_slot = p_r * float(np.mean(depths > j)) * per_config
-            for k in space.ks_choices:
-                for e in space.expand_choices:
-                    usage[space.slot_block(stage, j, side, k, e).key] += p_slot
+        for key, p in _fixed_blocks(space, r):
+            usage[key] += p_r * p
+        for _, key, p in _slot_blocks(space, r):
+            usage[key] += p_r * p
     return pd.Series(usage, name="usage")
 
 
@@ -565,7 +626,7 @@ def _source_matrix(sources: Mapping[str, Mapping[str, float]], keys: Sequence[st
     return np.array(cols, dtype=np.float64).T
 
 
-def plan_few_shot(sources: Mapping[str, Mapping[str, float]], space: SearchSpace | str, resolutions: Sequence[int],
+def plan_few_shot(sources: Mapping[str, Mapping[str, float]], space: SearchSpace | ResNetSpace | str, resolutions: Sequence[int],
                 k: int, random_state: int | None = 0) -> list[str]:
     """The K block keys to time for a few-shot LUT of ``space`` at ``resolutions``.
 
@@ -610,7 +671,7 @@ class TransferResult:
 
 
 def transfer_table(sources: Mapping[str, Mapping[str, float]], measured_ms: Mapping[str, float],
-                   space: SearchSpace | str, resolutions: Sequence[int], *,
+                   space: SearchSpace | ResNetSpace | str, resolutions: Sequence[int], *,
                    max_cv_error: float = 0.5) -> TransferResult:
     """Predict every block of ``space`` at ``resolutions`` the target lacks, from ``measured_ms`` and ``sources``.
 
@@ -733,7 +794,7 @@ def load_sources(store: LutStore, refs: Sequence[str | int]) -> dict[str, dict[s
 
 
 def fill_from_sources(store: LutStore, setting: int | str | StoredSetting, sources: Mapping[str, Mapping[str, float]],
-                      space: SearchSpace | str, resolutions: Sequence[int], *,
+                      space: SearchSpace | ResNetSpace | str, resolutions: Sequence[int], *,
                       max_cv_error: float = 0.5) -> TransferResult:
     """Predict every block the setting has not measured from its measured rows and ``sources``; store them.
 

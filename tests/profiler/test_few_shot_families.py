@@ -1,0 +1,63 @@
+"""Few-shot profiles of the other families (ProxylessNAS and ResNet50, digits-scale): a real agent on loopback
+times a source LUT of every block, then ``lutnas profile --few-shot K --from`` times K blocks of a second setting
+and predicts the rest; the predictions are spread over the space's stages and price the space's subnets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from agent.testing import start_agent_process
+from lut import LutStore
+from lut.predict import CompiledLut
+from lut.transfer import PREDICTED_SOURCE, block_strata, plan_few_shot
+from lutnas.cli import app
+from profiler.fleet import AgentRef, ProfileSettings, profile
+from space import ResNetSpace, get_space
+from tests.profiler.test_fleet import FAST_PLAN, TOKEN
+
+K = 12
+
+
+@pytest.mark.parametrize("space_name", ["ofa-proxyless-w0.25", "ofa-resnet50-w0.25"])
+def test_few_shot_profile_of_another_family(space_name: str, tmp_path: Path) -> None:
+    space = get_space(space_name)
+    n_blocks = len(space.unique_blocks([12]))
+    db, cache = tmp_path / "lut.db", tmp_path / "cache"
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    with start_agent_process(token=TOKEN, extra_args=["--cpus", "all"]) as agent:
+        with LutStore(db) as store:  # the source: every block, timed with a short plan
+            full = profile(store, [AgentRef("host", agent.address)],
+                           ProfileSettings(space=space_name, resolutions=(12,), plan=FAST_PLAN, sentinel_every=0,
+                                           cache_dir=str(cache)), token=TOKEN)
+            assert full.ok and full.devices[0].timed == n_blocks
+            source = store.table("host")
+        planned = plan_few_shot({"host": source}, space, [12], K)
+        result = CliRunner().invoke(app, [
+            "profile", "--agent", f"board={agent.address}", "--space", space_name, "--resolutions", "12",
+            "--runtime", "onnxruntime", "--sentinel-every", "0", "--cache-dir", str(cache), "--db", str(db),
+            "--token-file", str(token_file), "--few-shot", str(K), "--from", "host", "--json"])
+    assert result.exit_code == 0, result.stderr
+    dev = json.loads(result.stdout)["devices"][0]
+    assert (dev["timed"], dev["measured"], dev["predicted"]) == (K, K, n_blocks - K)
+    assert len(dev["few_shot"]["sources"]) == 1 and " host: onnxruntime" in dev["few_shot"]["sources"][0]
+    with LutStore(db) as store:
+        rows = store.rows("board")
+        table = store.table("board")
+    measured = set(rows.loc[rows["source"] == "measured", "block_key"])
+    assert measured == set(planned)
+    assert (rows["source"] == PREDICTED_SOURCE).sum() == n_blocks - K
+    # The picks cover the space's stages, not only its stem and head.
+    stages = block_strata(space, [12]).loc[planned, "stage"]
+    assert stages.nunique() >= 4
+    # The few-shot LUT prices the space's subnets, within reach of the source's prices.
+    lut, ref = CompiledLut.from_table(table, space), CompiledLut.from_table(source, space)
+    rng = np.random.default_rng(0)
+    subs = space.sample_archs(200, rng, [12]) if isinstance(space, ResNetSpace) else space.sample(200, rng, [12])
+    ratio = lut.predict_batch(subs) / ref.predict_batch(subs)
+    assert np.isfinite(ratio).all() and 0.2 < np.median(ratio) < 5
