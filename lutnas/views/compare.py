@@ -32,7 +32,8 @@ def print_comparison(cmp: Any, plot: Path | None) -> None:
     pairs = summary_table("pairs (ratio = B / A)", _PAIR_COLUMNS, right=_PAIR_COLUMNS[2:])
     for p in cmp.pairs:
         pairs.add_row(literal(p.a), literal(p.b), str(p.n_shared_blocks), f"{p.median_ratio:.3f}",
-                      f"{p.block_spearman:.3f} / {p.subnet_spearman:.3f}", f"{p.block_kendall:.3f} / {p.subnet_kendall:.3f}")
+                      f"{p.block_spearman:.3f} / {p.subnet_spearman:.3f}",
+                      f"{p.block_kendall:.3f} / {p.subnet_kendall:.3f}")
     err_console.print(pairs)
     for p in cmp.pairs:
         for by, frame in (("kind", p.ratio_by_kind), ("group", p.ratio_by_group)):
@@ -83,7 +84,8 @@ def print_regret(report: Any) -> None:
     from space import describe_resolutions
 
     err_console.print(literal(f"matched budgets: {report.space}, resolutions "
-                              f"{describe_resolutions(report.resolutions)}, {report.generations} generations per search"))
+                              f"{describe_resolutions(report.resolutions)}, "
+                              f"{report.generations} generations per search"))
     for qr in report.by_quantile:
         picks = summary_table(f"best subnet per device, budget quantile {qr.quantile:g}",
                               ("device", "range (ms)", "budget (ms)", "pick", "predicted top-1 (%)", "latency (ms)"))
@@ -107,6 +109,7 @@ def _regret_matrix(report: Any, qr: Any) -> Any:
             if c.feasible:
                 cells.append(literal(f"{c.regret:+.2f} ({c.latency_ms:.2f} ms)"))
             else:
-                cells.append(literal(("over budget", "red"), f" +{c.over_budget_ms:.2f} ms (+{c.over_budget_pct:.1f}%)"))
+                cells.append(literal(("over budget", "red"),
+                                     f" +{c.over_budget_ms:.2f} ms (+{c.over_budget_pct:.1f}%)"))
         matrix.add_row(literal(a), *cells)
     return matrix

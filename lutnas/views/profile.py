@@ -26,7 +26,8 @@ def render_interrupted(run: Any) -> None:
 
 def _summary_table(report: Any) -> Table:
     rounds = any(d.round_spread is not None for d in report.devices)
-    caption = "uploaded KB: model files sent to the agents; saved KB: files not sent because the agent already had them cached"
+    caption = ("uploaded KB: model files sent to the agents; saved KB: files not sent because the agent already had "
+               "them cached")
     if rounds:
         caption += "; round spread: how far a block's slowest round median is above its fastest (median over blocks)"
     table = Table(title="profile summary", caption=caption)
@@ -36,7 +37,8 @@ def _summary_table(report: Any) -> Table:
                          overflow="fold" if col == "device" else "ellipsis")  # a device's name is never cut
     for d in report.devices:
         cells = [d.name, str(d.total), str(d.timed), str(d.skipped), str(len(d.failed)), str(d.retimed),
-                 f"{d.wall_s:.1f}", f"{d.busy_fraction:.0%}", f"{d.uploaded_bytes / 1024:.0f}", f"{d.saved_bytes / 1024:.0f}"]
+                 f"{d.wall_s:.1f}", f"{d.busy_fraction:.0%}", f"{d.uploaded_bytes / 1024:.0f}",
+                 f"{d.saved_bytes / 1024:.0f}"]
         if rounds:
             cells.append("-" if d.round_spread is None else f"{d.round_spread:.1%}")
         table.add_row(*map(literal, cells))  # the device's name is the user's or the agent's word
@@ -53,8 +55,8 @@ def render_validation(run: Any) -> None:
     if report.calibrated is not None:
         rows.append((f"calibrated ({report.calibration.kind}, held-out CV)", report.calibrated))
     for label, m in rows:
-        table.add_row(literal(label), f"{m['rmse_ms']:.3f}", f"{m['rmspe']:.1f}", f"{m['mape']:.1f}", f"{m['bias']:+.1f}",
-                      f"{m['within_5pct']:.0f}%", f"{m['within_10pct']:.0f}%")
+        table.add_row(literal(label), f"{m['rmse_ms']:.3f}", f"{m['rmspe']:.1f}", f"{m['mape']:.1f}",
+                      f"{m['bias']:+.1f}", f"{m['within_5pct']:.0f}%", f"{m['within_10pct']:.0f}%")
     err_console.print(table)
     noise = report.noise
     err_console.print(f"measurement repeat noise: median {noise['repeat_median']:.1f}%, p90 {noise['repeat_p90']:.1f}%"
