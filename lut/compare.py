@@ -458,7 +458,7 @@ def compare(store: Any, devices: Sequence[str], *, precision: str | Sequence[str
         ValueError: bad devices, precisions, space or resolutions (a LutError subclass where the store says).
         OSError: the plot cannot be written.
     """
-    from lut.manage import few_shot_status, open_store, store_space
+    from lut.manage import few_shot_status, open_store, resolve_space, store_space
     from lut.selectors import resolve_all
 
     names = compare_names(devices, precision)
@@ -466,8 +466,8 @@ def compare(store: Any, devices: Sequence[str], *, precision: str | Sequence[str
         raise ValueError(f"subnets must be at least 2, got {subnets}")
     with open_store(store) as opened:
         stored = dict(zip(names, resolve_all(opened.settings(), names)))
-        space_name = store_space(opened, stored, list(sources), space)
-        luts = {name: CompiledLut.from_store(opened, s, space_name, calibrated=False) for name, s in stored.items()}
+        chosen = resolve_space(store_space(opened, stored, list(sources), space), stored.values())
+        luts = {name: CompiledLut.from_store(opened, s, chosen, calibrated=False) for name, s in stored.items()}
         status = [few_shot_status(opened, s) for s in stored.values()]
     compared = comparable_resolutions(luts, list(resolutions) if resolutions else None)
     try:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lut.manage import StoreLike, few_shot_status, open_store, space_sources, store_space
+from lut.manage import StoreLike, few_shot_status, open_store, resolve_space, space_sources, store_space
 
 __all__ = ["LatencyReport", "predict_latency", "run_config_resolution"]
 
@@ -67,14 +67,14 @@ def predict_latency(store: StoreLike, device: str | int, *, arch: Mapping[str, A
         sources = space_sources()
         if blocks is not None:
             others = [sources.net_config_source(str(net_config), blocks)]
-        else:  # an arch's shape tells its family; one of no space is refused below, naming what is wrong
-            fits = sources.arch_source("--arch", arch)
-            others = [fits] if fits.spaces else []
+        else:  # an arch's shape tells its family (a space recorded with the LUT's too); one of no space is
+            # refused below, naming what is wrong
+            others = [sources.arch_source("--arch", arch)]
         space_name = store_space(opened, {stored.name: stored}, others, space)
         few_shot, note = few_shot_status(opened, stored)
         from lut.predict import CompiledLut
 
-        compiled = CompiledLut.from_store(opened, stored, space_name, calibrated=not raw)
+        compiled = CompiledLut.from_store(opened, stored, resolve_space(space_name, [stored]), calibrated=not raw)
     notes = [note] if note else []
     latency, raw_ms, kind = _priced(compiled, arch, blocks, notes)
     return LatencyReport(device=compiled.device, space=space_name, latency_ms=latency, calibrated=kind is not None,

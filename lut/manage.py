@@ -12,7 +12,7 @@ the store says so) with one line; nothing is printed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -319,13 +319,31 @@ def copy_luts(source: StoreLike, dest: StoreLike, devices: Sequence[str | int] |
 def store_space(store: LutStore, stored: dict[str, StoredSetting], others: Sequence[Any], given: str | None) -> str:
     """The space the LUTs of ``stored`` (name -> setting) and the ``others`` sources all fit (``given`` when set).
 
-    Raises:
-        ValueError: no space fits every input; the message names what each input covers.
-    """
-    from lut.spaces import choose_space, lut_source
+    Users' spaces recorded with the settings (``LutStore.record_space``) are candidates beside the registered
+    ones; :func:`resolve_space` turns the answer into the space.
 
-    sources = [lut_source(name, store.table(s.id)) for name, s in stored.items()]
-    return choose_space([*sources, *others], given)
+    Returns:
+        A registered or recorded space's name, or ``given`` when it is a space file's path.
+
+    Raises:
+        ValueError: no space fits every input, or several do; the message names what each input covers.
+    """
+    from lut.spaces import choose_space, lut_source, recorded_spaces
+
+    recorded = recorded_spaces(stored.values())
+    sources = [lut_source(name, store.table(s.id), recorded) for name, s in stored.items()]
+    return choose_space([*sources, *others], given, recorded)
+
+
+def resolve_space(ref: str, stored: Iterable[StoredSetting]) -> Any:
+    """The space :func:`store_space` chose: one recorded with the ``stored`` settings, else ``get_space(ref)``."""
+    from lut.spaces import recorded_spaces
+    from space import get_space
+
+    for space in recorded_spaces(stored):
+        if space.name == ref:
+            return space
+    return get_space(ref)
 
 
 def space_sources() -> Any:

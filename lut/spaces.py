@@ -10,16 +10,19 @@ ambiguity names every input's spaces and resolutions, so the user sees what woul
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lut.listing import coverage  # re-exported: commands import it from here
 
 __all__ = [
     "SpaceSource", "arch_source", "choose_space", "coverage", "lut_source", "net_config_source", "predictor_source",
-    "profile_resolutions",
+    "profile_resolutions", "recorded_spaces",
 ]
+
+logger = logging.getLogger(__name__)
 
 # The resolutions OFA's released LUTs hold. The ImageNet spaces sample 25 resolutions (128..224 step 4);
 # `lutnas profile` times these five of them unless told otherwise, as a full LUT would take five times as long.
@@ -42,9 +45,17 @@ class SpaceSource:
     verb: str = "covers"  # how describe() joins the label and the spaces
     request: bool = False  # what is asked for (an arch): it picks among spaces, never makes a choice fail
     table: Mapping[str, float] | None = field(default=None, repr=False, compare=False)  # a LUT's rows
+    arch: Any = field(default=None, repr=False, compare=False)  # a request's arch dict
 
     def with_space(self, space: Any) -> SpaceSource:
-        """This LUT's source with ``space`` (a space file, not registered) checked too; other sources as they are."""
+        """This LUT's (or arch's) source with ``space`` (a space file or one recorded in the store, not registered)
+        checked too; other sources as they are."""
+        if self.arch is not None:
+            try:
+                r = int(space.validate(self.arch).r)
+            except ValueError:
+                return self
+            return replace(self, spaces={**self.spaces, space.name: (r,)})
         if self.table is None:
             return self
         spaces, partial = dict(self.spaces), dict(self.partial)
@@ -71,39 +82,38 @@ class SpaceSource:
         return text + (f" ({'; '.join(notes)})" if notes else "")
 
 
-def lut_source(name: str, table: Mapping[str, float]) -> SpaceSource:
-    """What a device's LUT fits: the spaces with fully covered resolutions, and partial ones as notes."""
+def lut_source(name: str, table: Mapping[str, float], recorded: Sequence[Any] = ()) -> SpaceSource:
+    """What a device's LUT fits: the spaces with fully covered resolutions, and partial ones as notes.
+
+    Args:
+        name: the device's name, for messages.
+        table: the LUT's rows (block key -> ms).
+        recorded: users' spaces the store recorded with the LUT (:func:`recorded_spaces`), checked beside the
+            registered ones (a user's space may share its stem with a registered one: that is no partial cover).
+    """
+    from space import get_space, list_spaces
+
+    candidates = {n: get_space(n) for n in list_spaces()}
+    candidates.update({s.name: s for s in recorded if s.name not in candidates})
     spaces: dict[str, list[int]] = {}
     partial: dict[str, list[str]] = {}
-    rows = coverage(table)
+    rows = coverage(table, list(candidates.values()))
     for row in rows:
         if row["complete"]:
             spaces.setdefault(row["space"], []).append(row["resolution"])
-    covered = _covered_keys(rows)
+    covered = {b.key for row in rows if row["complete"]
+               for b in candidates[row["space"]].unique_blocks([row["resolution"]])}
     for row in rows:
-        if not row["complete"] and not _only_shared(table, row, covered):
+        if not row["complete"] and not _only_shared(table, candidates[row["space"]], row["resolution"], covered):
             partial.setdefault(row["space"], []).append(f"r={row['resolution']}: {row['blocks']} of {row['of']} blocks")
     return SpaceSource(f"LUT {name!r}", {k: tuple(v) for k, v in spaces.items()},
                        {k: ", ".join(v) for k, v in partial.items() if k not in spaces}, table=table)
 
 
-def _covered_keys(rows: list[dict[str, Any]]) -> set[str]:
-    """The block keys of every (space, resolution) a LUT covers fully."""
-    from space import get_space
-
-    keys: set[str] = set()
-    for row in rows:
-        if row["complete"]:
-            keys |= {b.key for b in get_space(row["space"]).unique_blocks([row["resolution"]])}
-    return keys
-
-
-def _only_shared(table: Mapping[str, float], row: dict[str, Any], covered: set[str]) -> bool:
+def _only_shared(table: Mapping[str, float], space: Any, resolution: int, covered: set[str]) -> bool:
     """Whether a begun resolution's priced blocks all belong to spaces the LUT covers fully (two digits-scale
     spaces share their stem, so a LUT of one has begun the other without holding anything of its own)."""
-    from space import get_space
-
-    need = {b.key for b in get_space(row["space"]).unique_blocks([row["resolution"]])}
+    need = {b.key for b in space.unique_blocks([resolution])}
     return bool(covered) and (need & set(table)) <= covered
 
 
@@ -111,7 +121,7 @@ def predictor_source(label: str, predictor: Any) -> SpaceSource:
     """A predictor fits the space it was trained for, at its resolutions."""
     from space import get_space
 
-    space = get_space(predictor.space_name)
+    space = get_space(getattr(predictor, "space", None) or predictor.space_name)  # a user's space: the object
     res = getattr(predictor, "resolutions", None) or space.resolutions
     return SpaceSource(f"predictor {label}", {space.name: tuple(sorted(int(r) for r in res))}, verb="is for")
 
@@ -138,56 +148,86 @@ def arch_source(label: str, arch: Any) -> SpaceSource:
             fits[name] = (int(get_space(name).validate(arch).r),)
         except ValueError:
             continue
-    return SpaceSource(label, fits, verb="is a subnet of", request=True)
+    return SpaceSource(label, fits, verb="is a subnet of", request=True, arch=arch)
 
 
-def choose_space(sources: Iterable[SpaceSource], given: str | None = None) -> str:
+def recorded_spaces(settings: Iterable[Any]) -> list[Any]:
+    """The users' spaces (not registered) the stored settings' rows were profiled for, as the store recorded them
+    (``LutStore.record_space``); a recorded document this lutnas cannot read is left out."""
+    from space import list_spaces, space_from_dict
+
+    registered = set(list_spaces())
+    out: dict[str, Any] = {}
+    for stored in settings:
+        recorded = stored.info.get("spaces")
+        for name, doc in (recorded.items() if isinstance(recorded, Mapping) else ()):
+            if doc is None or name in registered or name in out:
+                continue
+            try:
+                out[name] = space_from_dict(doc, source=f"space {name!r} recorded with {stored.describe()}")
+            except ValueError as err:
+                logger.warning("%s", err)
+    return list(out.values())
+
+
+def choose_space(sources: Iterable[SpaceSource], given: str | None = None, recorded: Sequence[Any] = ()) -> str:
     """The space every source fits at a common resolution: ``given`` when set, else the only one.
+
+    Args:
+        sources: the inputs.
+        given: the ``--space`` asked for: a registered name, a recorded space's name or a space file.
+        recorded: users' spaces the store recorded with the LUTs (:func:`recorded_spaces`): each input is
+            checked against them too, and they are candidates beside the registered spaces.
+
+    Returns:
+        A registered or recorded space's name, or ``given`` when it is a space file's path.
 
     Raises:
         ValueError: an unknown ``given``; no space fits every source; in the chosen space, no resolution
             is covered by every source; or several spaces fit (the request does not tell which). The
             message names each source's spaces and resolutions and which sources fit each space.
     """
-    sources = list(sources)
-    if given is not None:
-        from space import get_space, list_spaces
+    from space import get_space, list_spaces
 
+    sources = list(sources)
+    for space in recorded:
+        sources = [s.with_space(space) for s in sources]
+    names = [*list_spaces(), *(s.name for s in recorded if s.name not in list_spaces())]
+    if given is not None and given not in names:  # a space file: the inputs are checked against it too
         space = get_space(given)
-        if space.name not in list_spaces():  # a space file: the LUTs are checked against it too
-            sources = [s.with_space(space) for s in sources]
-            _choose([s for s in sources if not s.request], given)
-            return given  # its path: the caller loads the space by it (its name is registered nowhere)
+        sources = [s.with_space(space) for s in sources]
+        _choose([s for s in sources if not s.request], space.name, list(dict.fromkeys([*names, space.name])))
+        return given  # its path: the caller loads the space by it (its name may be registered nowhere)
     asked = [s for s in sources if s.request and s.spaces]
     if asked and given is None:
         try:
-            return _choose([s for s in sources if not s.request or s.spaces], None)
+            return _choose([s for s in sources if not s.request or s.spaces], None, names)
         except _Ambiguous:
             raise
         except ValueError:
             pass  # the request fits no space the inputs cover: choose by the inputs, the reader names the gap
-    return _choose([s for s in sources if not s.request], given)
+    return _choose([s for s in sources if not s.request], given, names)
 
 
 class _Ambiguous(ValueError):
     """Several spaces fit every input."""
 
 
-def _choose(sources: list[SpaceSource], given: str | None) -> str:
-    from space import DEFAULT_SPACE, get_space, list_spaces
+def _choose(sources: list[SpaceSource], given: str | None, names: Sequence[str]) -> str:
+    from space import DEFAULT_SPACE, get_space
 
     if not sources and given is None:
         return DEFAULT_SPACE
     if given is not None:
-        name = get_space(given).name
+        name = given if given in names else get_space(given).name
         misfits = [s for s in sources if not s.fits(name)]
         if misfits:
-            raise ValueError(f"--space {name} does not fit every input: {_explain(sources, name)}")
+            raise ValueError(f"--space {name} does not fit every input: {_explain(sources, names, name)}")
         _check_common_resolution(sources, name)
         return name
-    common = [n for n in list_spaces() if all(s.fits(n) for s in sources)]
+    common = [n for n in names if all(s.fits(n) for s in sources)]
     if not common:
-        raise ValueError(f"no search space fits every input: {_explain(sources)}")
+        raise ValueError(f"no search space fits every input: {_explain(sources, names)}")
     # Spaces every input covers fully, at a resolution they share.
     full = [n for n in common if all(n in s.spaces for s in sources) and _shared(sources, n)]
     if len(full) > 1:
@@ -210,14 +250,12 @@ def _check_common_resolution(sources: Sequence[SpaceSource], name: str) -> None:
         raise ValueError(f"in {name}, no resolution is covered by every input: {listing}")
 
 
-def _explain(sources: Sequence[SpaceSource], given: str | None = None) -> str:
-    """Each input's spaces and resolutions, then which inputs fit each space (spaces no input fits are left
-    out, unless it is the ``--space`` given)."""
-    from space import list_spaces
-
+def _explain(sources: Sequence[SpaceSource], names: Sequence[str], given: str | None = None) -> str:
+    """Each input's spaces and resolutions, then which inputs fit each space of ``names`` (spaces no input fits
+    are left out, unless it is the ``--space`` given)."""
     listing = "; ".join(s.describe() for s in sources)
     fit = []
-    for name in list_spaces():
+    for name in names:
         who = [s.label for s in sources if s.fits(name)]
         if not who and name != given:
             continue

@@ -38,13 +38,16 @@ if TYPE_CHECKING:
 
     from space import SearchSpace
 
-__all__ = ["LutStore", "StoredSetting", "SettingDump", "RowInput", "BUSY_TIMEOUT_MS", "copy_settings"]
+__all__ = ["LutStore", "StoredSetting", "SettingDump", "RowInput", "BUSY_TIMEOUT_MS", "SPACES_INFO_KEY", "copy_settings"]
 
 logger = logging.getLogger(__name__)
 
 # One row for put_rows: (block_key, stats, provenance).
 RowInput = tuple[str, Mapping[str, Any], Mapping[str, Any] | None]
 
+# The key of a setting's info under which record_space notes the spaces its rows were profiled for:
+# {space name: the space file's document, or None for a registered space}.
+SPACES_INFO_KEY = "spaces"
 _SETTING_FIELDS = ("name", "runtime", "runtime_version", "threads", "precision", "model_format", "delegate")
 _FLOAT_ROW_COLUMNS = ("median_ms", "mean_ms", "std_ms", "p10_ms", "p90_ms", "temp_before_c", "temp_after_c",
                       "sentinel_drift")
@@ -168,6 +171,25 @@ class LutStore:
             conn.execute(_sql("UPDATE device_settings SET info = :info WHERE id = :id"),
                          {"info": json.dumps(merged), "id": row[0]})
         return int(row[0])
+
+    def record_space(self, setting_id: int, name: str, doc: Mapping[str, Any] | None = None) -> None:
+        """Note in the setting's ``info`` that rows were profiled for the space ``name``, beside those noted before.
+
+        Args:
+            setting_id: from :meth:`ensure_setting`.
+            name: the space's name.
+            doc: the space file's document (``space.spec.space_to_dict``) for a space no registry knows, so
+                readers find the space again without its file; None for a registered space.
+        """
+        with self._write() as conn:
+            self._check_setting_id(conn, setting_id)
+            row = conn.execute(_sql(f"SELECT info FROM device_settings WHERE id = :id{self._db.for_update}"),
+                               {"id": setting_id}).one()
+            info = json.loads(row[0])
+            spaces = info.get(SPACES_INFO_KEY)
+            info[SPACES_INFO_KEY] = {**(spaces if isinstance(spaces, dict) else {}), name: _plain(doc)}
+            conn.execute(_sql("UPDATE device_settings SET info = :info WHERE id = :id"),
+                         {"info": json.dumps(info), "id": setting_id})
 
     def settings(self, name: str | None = None) -> list[StoredSetting]:
         """Every stored setting (those called ``name`` when given), ordered by id."""

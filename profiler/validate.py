@@ -148,14 +148,21 @@ class ValidationReport:
 
 
 def infer_space(store: LutStore, setting: StoredSetting, space: str | None) -> tuple[AnySpace, CompiledLut]:
-    """The space (given, or the first registered one the LUT fully covers) and its compiled LUT."""
-    names = [space] if space else list_spaces()
-    for name in names:
-        compiled = CompiledLut.from_store(store, setting, name)
+    """The space (given, else a user's space recorded with the setting, else the first registered one the LUT
+    fully covers) and its compiled LUT."""
+    from lut.manage import resolve_space
+    from lut.spaces import recorded_spaces
+
+    if space:
+        candidates = [resolve_space(space, [setting])]
+    else:
+        candidates = [*recorded_spaces([setting]), *(get_space(name) for name in list_spaces())]
+    for candidate in candidates:
+        compiled = CompiledLut.from_store(store, setting, candidate)
         if compiled.resolutions:
-            return get_space(name), compiled
-    raise ValidationError(f"device {setting.name!r}: the LUT covers no resolution of {', '.join(names)} completely; "
-                          "profile it first")
+            return candidate, compiled
+    raise ValidationError(f"device {setting.name!r}: the LUT covers no resolution of "
+                          f"{', '.join(c.name for c in candidates)} completely; profile it first")
 
 
 def draw_stratified(compiled: CompiledLut, n: int, rng: np.random.Generator, resolutions: Sequence[int],
@@ -196,7 +203,7 @@ def _subnets(batch: SubnetBatch | list[Any]) -> list[Any]:
 # -- exporting whole networks ---------------------------------------------------------------------
 
 
-def _export_net(space: str, arch: dict[str, Any], fmt: str, seed: int, folder: str, precision: str = "fp32",
+def _export_net(space: str | AnySpace, arch: dict[str, Any], fmt: str, seed: int, folder: str, precision: str = "fp32",
                 calib_dir: str | None = None) -> tuple[str, str, float]:
     """Pool task: export one subnet to a file in ``folder``; (sha256, path, seconds)."""
     start = time.perf_counter()
@@ -261,7 +268,7 @@ def validate(
 
     with AgentClient(address, token=token, tls_ca=tls_ca, **connect_kw(settings.connect_timeout_s)) as client:
         notes += _check_runtime(client, setting)
-        medians, clocks = time_subnets(client, setting.setting, space.name, archs, settings, rng, progress)
+        medians, clocks = time_subnets(client, setting.setting, space, archs, settings, rng, progress)
     notes += _check_clock(store, setting, clocks)
 
     round_stat = settings.round_stat
@@ -309,7 +316,7 @@ def _check_runtime(client: AgentClient, setting: StoredSetting) -> list[str]:
     return []
 
 
-def _export_all(space: str, archs: list[dict[str, Any]], fmt: str, precision: str, settings: ValidationSettings,
+def _export_all(space: str | AnySpace, archs: list[dict[str, Any]], fmt: str, precision: str, settings: ValidationSettings,
                 folder: str, progress: Callable[[str, int, int], None]) -> list[tuple[str, str]]:
     """Export every network (a process pool keeps the host's torch work off the agent's thread).
 
@@ -338,7 +345,7 @@ def _export_all(space: str, archs: list[dict[str, Any]], fmt: str, precision: st
     return out
 
 
-def time_subnets(client: AgentClient, setting: DeviceSetting, space: str, archs: list[dict[str, Any]],
+def time_subnets(client: AgentClient, setting: DeviceSetting, space: str | AnySpace, archs: list[dict[str, Any]],
                  settings: ValidationSettings, rng: np.random.Generator,
                  progress: Callable[[str, int, int], None] | None = None) -> tuple[np.ndarray, set[str]]:
     """Export whole subnets the way ``setting``'s blocks were exported (format and precision) and time them in

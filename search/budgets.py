@@ -149,14 +149,15 @@ def _positive(value: float, name: str) -> None:
 def _compiled_tables(store: Any, devices: list[str], space: str | None, pred: Any, label: str, calibrated: bool
                      ) -> tuple[str, dict[str, Any], list[tuple[dict[str, Any], str]]]:
     """The space every LUT and the predictor fit, each device's compiled LUT, and few-shot (doc, note) pairs."""
-    from lut.manage import few_shot_status, open_store, space_sources, store_space
+    from lut.manage import few_shot_status, open_store, resolve_space, space_sources, store_space
     from lut.predict import CompiledLut
     from lut.selectors import resolve_all
 
     with open_store(store) as opened:
         stored = dict(zip(devices, resolve_all(opened.settings(), devices)))
         space_name = store_space(opened, stored, [space_sources().predictor_source(label, pred)], space)
-        tables = {d: CompiledLut.from_store(opened, s, space_name, calibrated=calibrated) for d, s in stored.items()}
+        chosen = resolve_space(space_name, stored.values())
+        tables = {d: CompiledLut.from_store(opened, s, chosen, calibrated=calibrated) for d, s in stored.items()}
         status = [few_shot_status(opened, s) for s in stored.values()]
     return space_name, tables, [(doc, note) for doc, note in status if doc is not None]
 
@@ -169,15 +170,16 @@ def _run(space_name: str, devices: list[str], lists: list[list[float]], tables: 
     from search.fitting import extrapolation
     from search.pareto import independent_sweep
 
-    extra = _extra_constraints(space_name, *bounds)
+    space = tables[devices[0]].space  # the space itself: a user's may be registered nowhere
+    extra = _extra_constraints(space, *bounds)
     points = sorted(([latency_constraint(d, tables[d], lists[j][i]) for j, d in enumerate(devices)]
                      for i in range(len(lists[0]))), key=lambda cons: [c.limit for c in cons])
-    resolutions = search_resolutions(space_name, points[0], pred, settings.resolutions)
+    resolutions = search_resolutions(space, points[0], pred, settings.resolutions)
     settings = dataclasses.replace(settings, resolutions=resolutions)
     # A budget every subnet meets constrains nothing: that device is priced, not constrained.
     binding = [[c for c in point if c.limit < c.model.value_range(resolutions)[1]] for point in points]
     try:
-        outcomes = independent_sweep(space_name, binding, pred, settings, seed, extra_constraints=extra,
+        outcomes = independent_sweep(space, binding, pred, settings, seed, extra_constraints=extra,
                                      progress=progress)
     except Exception as err:  # noqa: BLE001 - the input was checked: whatever the search raises is its failure
         raise SearchFailedError.wrapping(err, "search") from err
@@ -193,14 +195,14 @@ def _run(space_name: str, devices: list[str], lists: list[list[float]], tables: 
         notes=tuple(note for _, note in few_shot))
 
 
-def _extra_constraints(space_name: str, max_macs: float | None, max_params: float | None) -> list[Any]:
+def _extra_constraints(space: Any, max_macs: float | None, max_params: float | None) -> list[Any]:
     from search.evolution import macs_constraint, params_constraint
 
     extra = []
     if max_macs is not None:
-        extra.append(macs_constraint(space_name, max_macs))
+        extra.append(macs_constraint(space, max_macs))
     if max_params is not None:
-        extra.append(params_constraint(space_name, max_params))
+        extra.append(params_constraint(space, max_params))
     return extra
 
 

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from search.cost import macs_table
-from space import ResNetSpace, SubnetBatch, active_mask, get_space, list_spaces
+from space import AnySpace, ResNetSpace, SubnetBatch, active_mask, get_space, list_spaces
 
 __all__ = [
     "AccuracyData",
@@ -161,11 +161,13 @@ def arch_arrays(archs: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndar
     return ks, e, d, r
 
 
-def load_accuracy_data(paths: PathLike | Iterable[PathLike]) -> AccuracyData:
+def load_accuracy_data(paths: PathLike | Iterable[PathLike], space: str | AnySpace | None = None) -> AccuracyData:
     """Read one or more accuracy CSV files into unique (subnet, accuracy) rows.
 
     Args:
         paths: a path or several; each a DyNAS-T CSV or a plain ``arch,accuracy`` CSV.
+        space: the space the archs belong to (a name, a space file or a space), for files whose ``space``
+            column is empty or names it; a user's own space is registered nowhere, so its files need it.
 
     Returns:
         The merged, de-duplicated data.
@@ -184,8 +186,9 @@ def load_accuracy_data(paths: PathLike | Iterable[PathLike]) -> AccuracyData:
     macs: list[float] = []
     precisions: dict[str, str] = {}
     spaces: set[str] = set()
+    given = get_space(space) if space is not None else None
     for path in paths:
-        file_archs, file_accs, file_macs, file_precisions, file_spaces = _read_file(path)
+        file_archs, file_accs, file_macs, file_precisions, file_spaces = _read_file(path, given)
         archs.extend(file_archs)
         accs.extend(file_accs)
         macs.extend(file_macs)
@@ -200,7 +203,9 @@ def load_accuracy_data(paths: PathLike | Iterable[PathLike]) -> AccuracyData:
     if not archs:
         raise DataFormatError(f"no rows in {', '.join(str(p) for p in paths)}")
     space_name = next(iter(spaces), None)
-    ks, e, d, r, w, slots = _space_arrays(archs, space_name)
+    # The given space reads the archs unless the files name another (the caller names that mismatch).
+    read_in = given if given is not None and space_name in (None, given.name) else space_name
+    ks, e, d, r, w, slots = _space_arrays(archs, read_in)
     acc = np.asarray(accs, dtype=np.float64)
     pick, acc = _merge_duplicates(ks, e, d, r, acc, w, slots)
     ks, e, d, r = ks[pick], e[pick], d[pick], r[pick]
@@ -213,10 +218,10 @@ def load_accuracy_data(paths: PathLike | Iterable[PathLike]) -> AccuracyData:
 
 
 def _space_arrays(
-    archs: list[Mapping[str, Any]], space_name: str | None
+    archs: list[Mapping[str, Any]], space_name: str | AnySpace | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, Any]:
     """``(ks, e, d, r, w, slots per stage)`` of the archs as their space reads them (MobileNetV3's 20 slots when
-    the files name no space)."""
+    neither the files nor the caller name a space)."""
     space = get_space(space_name) if space_name else None
     if space is None or (not isinstance(space, ResNetSpace) and space.slots_per_stage == (_MAX_DEPTH,) * _N_STAGES):
         ks, e, d, r = arch_arrays(archs)
@@ -233,7 +238,8 @@ def _space_arrays(
     return batch.ks, batch.e, batch.d, batch.r, None, space.slots_per_stage
 
 
-def _read_file(path: Path) -> tuple[list[Mapping[str, Any]], list[float], list[float], set[str], set[str]]:
+def _read_file(path: Path, given: AnySpace | None = None
+               ) -> tuple[list[Mapping[str, Any]], list[float], list[float], set[str], set[str]]:
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
@@ -256,7 +262,7 @@ def _read_file(path: Path) -> tuple[list[Mapping[str, Any]], list[float], list[f
             if "precision" in header:
                 precisions.add(row["precision"] or "fp32")
             if row.get(_SPACE):
-                spaces.add(_known_space(path, line_no, row[_SPACE]))
+                spaces.add(_known_space(path, line_no, row[_SPACE], given))
             try:
                 arch = parse(row[arch_col])
                 acc = float(row[acc_col])
@@ -271,7 +277,9 @@ def _read_file(path: Path) -> tuple[list[Mapping[str, Any]], list[float], list[f
     return archs, accs, macs, precisions or {"fp32"}, spaces
 
 
-def _known_space(path: Path, line_no: int, name: str) -> str:
+def _known_space(path: Path, line_no: int, name: str, given: AnySpace | None = None) -> str:
+    if given is not None and name == given.name:  # a user's space: registered nowhere, given by the caller
+        return name
     try:
         return get_space(name).name
     except ValueError as err:

@@ -34,8 +34,9 @@ FEW_TRAINING_POINTS = 100
 EXTRAPOLATION_MARGIN_PCT = 2.0
 
 
-def load_data(paths: Sequence[str | Path]) -> Any:
-    """The accuracy data of ``paths`` (DyNAS-T or ``arch,accuracy`` CSV files), merged.
+def load_data(paths: Sequence[str | Path], space: Any = None) -> Any:
+    """The accuracy data of ``paths`` (DyNAS-T or ``arch,accuracy`` CSV files), merged (archs read in ``space``
+    when given: see :func:`search.data.load_accuracy_data`).
 
     Raises:
         ValueError: no file, a missing file or a malformed one.
@@ -48,7 +49,7 @@ def load_data(paths: Sequence[str | Path]) -> Any:
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise ValueError(f"data file not found: {', '.join(missing)}")
-    return load_accuracy_data(paths)
+    return load_accuracy_data(paths, space)
 
 
 # -- train ---------------------------------------------------------------------------------------
@@ -89,10 +90,10 @@ def train_predictor(data: Sequence[str | Path], out: str | Path, *, space: str |
     """
     from search.predictor import LutnasPredictor
 
-    accuracy = load_data(data)
-    name, note = _training_space(accuracy, space)
-    warnings = _foreign_resolutions(accuracy.resolutions, name)
-    pred = LutnasPredictor(space=name, random_state=seed).fit_data(accuracy)
+    accuracy = load_data(data, space)
+    chosen, note = _training_space(accuracy, space)
+    warnings = _foreign_resolutions(accuracy.resolutions, chosen)
+    pred = LutnasPredictor(space=chosen, random_state=seed).fit_data(accuracy)
     pred.save(out)
     meta = pred.metadata()
     if meta["n_train"] < FEW_TRAINING_POINTS:
@@ -104,31 +105,32 @@ def train_predictor(data: Sequence[str | Path], out: str | Path, *, space: str |
                        data_fingerprint=meta["data_fingerprint"], space_note=note, warnings=tuple(warnings))
 
 
-def _training_space(accuracy: Any, given: str | None) -> tuple[str, str]:
-    """The space to train in and how it was chosen."""
+def _training_space(accuracy: Any, given: str | None) -> tuple[Any, str]:
+    """The space to train in (a name, or a given space itself: a user's is registered nowhere) and how it was
+    chosen."""
     from search.data import infer_space
     from space import DEFAULT_SPACE, get_space
 
     if given is not None:
-        name = get_space(given).name
-        if accuracy.space is not None and name != accuracy.space:
-            raise ValueError(f"--space {name} does not fit the data: its space column says {accuracy.space} "
+        space = get_space(given)
+        if accuracy.space is not None and space.name != accuracy.space:
+            raise ValueError(f"--space {space.name} does not fit the data: its space column says {accuracy.space} "
                              f"({_space_words(accuracy.space)}); drop --space")
-        return name, "given"
+        return space, "given"
     inferred = infer_space(accuracy)
     if inferred is None:
         return get_space(DEFAULT_SPACE).name, "default; pass --space to change"
     return get_space(inferred).name, "the data's space column" if accuracy.space else "inferred from the data's MACs"
 
 
-def _foreign_resolutions(resolutions: Sequence[int], name: str) -> list[str]:
+def _foreign_resolutions(resolutions: Sequence[int], name: Any) -> list[str]:
     """Data at sides the space never samples (digits data under the default space, say) is likely the wrong space."""
     from space import describe_resolutions, get_space
 
     space = get_space(name)
     if set(resolutions) <= set(space.resolutions):
         return []
-    return [f"the data's resolutions {describe_resolutions(resolutions)} are not among {name}'s "
+    return [f"the data's resolutions {describe_resolutions(resolutions)} are not among {space.name}'s "
             f"({describe_resolutions(space.resolutions)}); if the data is of another space, pass --space"]
 
 

@@ -29,7 +29,7 @@ from search.data import AccuracyData
 from search.encoding import ENCODINGS, get_encoding
 from search.errors import NotFittedError, PredictorFormatError, SpaceMismatchError
 from search.metrics import prediction_metrics
-from space import DEFAULT_SPACE, SubnetBatch, get_space
+from space import DEFAULT_SPACE, AnySpace, SubnetBatch, get_space, list_spaces, space_from_dict, space_to_dict
 from space.bounds import check_archive
 
 __all__ = ["FORMAT_VERSION", "PREDICTOR_KIND", "LutnasPredictor", "SubnetsLike", "to_batch"]
@@ -73,7 +73,7 @@ class LutnasPredictor:
     """Kernel-ridge ensemble predicting top-1 accuracy (percent) of subnets.
 
     Args:
-        space: the search space the training subnets come from (a registered name).
+        space: the search space the training subnets come from (a registered name, a space file or a space).
         encodings: one encoding name per ensemble member (see :data:`search.encoding.ENCODINGS`).
         length_scales: the RBF length scale of each member, in standardized feature units.
         rbf_variance: weight of the RBF part of the kernel (the linear part has weight 1),
@@ -96,7 +96,7 @@ class LutnasPredictor:
 
     def __init__(
         self,
-        space: str = DEFAULT_SPACE,
+        space: str | AnySpace = DEFAULT_SPACE,
         encodings: tuple[str, ...] = ("ofa", "lutnas"),
         length_scales: tuple[float, ...] = (9.0, 12.0),
         rbf_variance: float = 0.05,
@@ -271,6 +271,8 @@ class LutnasPredictor:
         space = get_space(self.space)
         return {
             "space": space.name,
+            # A user's space is registered nowhere: its whole document travels with the file.
+            "space_doc": None if space.name in list_spaces() else space_to_dict(space),
             "width_mult": space.width_mult,
             "encodings": list(self.encodings),
             "resolutions": list(self.resolutions_),
@@ -303,6 +305,7 @@ class LutnasPredictor:
             for key in ("mean", "scale", "x", "alpha"):
                 tensors[f"member{i}.{key}"] = torch.from_numpy(np.ascontiguousarray(m[key]))
         params = self.get_params()
+        params["space"] = get_space(self.space).name  # a space file's path or a space: its name (and metadata's doc)
         params["random_state"] = params["random_state"] if isinstance(params["random_state"], int) else None
         params["encodings"] = list(params["encodings"])
         params["length_scales"] = [float(s) for s in params["length_scales"]]
@@ -348,6 +351,8 @@ class LutnasPredictor:
             tensors = blob["tensors"]
             params["encodings"] = tuple(params["encodings"])
             params["length_scales"] = tuple(params["length_scales"])
+            if meta.get("space_doc") is not None:  # a user's space, recorded whole
+                params["space"] = space_from_dict(meta["space_doc"], source=f"predictor {path}'s space")
             pred = cls(**params)
             members = []
             for i, (name, length_scale) in enumerate(zip(pred.encodings, pred.length_scales)):

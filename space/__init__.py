@@ -10,7 +10,7 @@ from space.net_config import load_net_config, net_config_family, read_net_config
 from space.registry import DEFAULT_SPACE, get_space, list_spaces
 from space.resnet_space import ResNetSpace, ResNetSubnet
 from space.search_space import SE_REDUCTION, SearchSpace, active_mask, describe_resolutions, make_divisible, se_mid_chs
-from space.spec import AnySpace, load_space_file, space_from_dict
+from space.spec import AnySpace, load_space_file, space_from_dict, space_to_dict
 from space.subnet import ArchLike, Subnet
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "read_net_config",
     "se_mid_chs",
     "space_from_dict",
+    "space_to_dict",
 ]
 
 

@@ -83,6 +83,11 @@ class ResNetSpace:
         return sum(self.slots_per_stage)
 
     @property
+    def arch_shape(self) -> str:
+        """The lengths of this space's arch dict, for messages: ``d 5, e 18, w 6 and r``."""
+        return f"d {1 + self.n_stages}, e {self.n_slots}, w {2 + self.n_stages} and r"
+
+    @property
     def stem_widths(self) -> tuple[int, ...]:
         """The stem's output width per width choice."""
         return tuple(make_divisible(self.stem_chs * self.width_mult * w, 8) for w in self.width_choices)
@@ -129,9 +134,9 @@ class ResNetSpace:
         missing = [k for k in ("d", "e", "w", "r") if k not in arch]
         if missing:
             raise ValueError(f"subnet is missing {', '.join(missing)}; expected keys d, e, w, r for {self.name}")
-        d = _values(self.name, "d", arch["d"], 1 + self.n_stages, self.depth_choices)
-        e = _values(self.name, "e", arch["e"], self.n_slots, self.expand_choices)
-        w = _values(self.name, "w", arch["w"], 2 + self.n_stages, tuple(range(len(self.width_choices))))
+        d = _values(self, "d", arch["d"], 1 + self.n_stages, self.depth_choices)
+        e = _values(self, "e", arch["e"], self.n_slots, self.expand_choices)
+        w = _values(self, "w", arch["w"], 2 + self.n_stages, tuple(range(len(self.width_choices))))
         r = arch["r"]
         if isinstance(r, Sequence) and not isinstance(r, str) and len(r) == 1:
             r = r[0]
@@ -231,18 +236,19 @@ class ResNetSpace:
         return out
 
 
-def _values(space: str, name: str, value: Any, n: int, choices: Sequence[float]) -> tuple[float, ...]:
+def _values(space: ResNetSpace, name: str, value: Any, n: int, choices: Sequence[float]) -> tuple[float, ...]:
     """``value`` as ``n`` entries, each one of ``choices`` (floats compared with a tolerance: 0.35 read as text)."""
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise ValueError(f"subnet {name} must be a list of {n} numbers, got {quoted(value)}")
     if len(value) != n:
-        raise ValueError(f"subnet {name} must have {n} entries for {space}, got {len(value)}")
+        raise ValueError(f"subnet {name} must have {n} entries for {space.name} (its arch: {space.arch_shape}), "
+                         f"got {len(value)}")
     out = []
     for i, v in enumerate(value):
         match = None
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             match = next((c for c in choices if math.isclose(float(v), float(c), rel_tol=1e-9, abs_tol=1e-12)), None)
         if match is None:
-            raise ValueError(f"subnet {name}[{i}] = {quoted(v)} is not one of {list(choices)} in {space}")
+            raise ValueError(f"subnet {name}[{i}] = {quoted(v)} is not one of {list(choices)} in {space.name}")
         out.append(match)
     return tuple(out)

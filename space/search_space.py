@@ -122,6 +122,11 @@ class SearchSpace:
         return sum(self.slots_per_stage)
 
     @property
+    def arch_shape(self) -> str:
+        """The lengths of this space's arch dict, for messages: ``ks 20, e 20, d 5 and r``."""
+        return f"ks {self.n_slots}, e {self.n_slots}, d {self.n_stages} and r"
+
+    @property
     def uniform_stages(self) -> bool:
         """Whether every stage has ``max_depth`` slots (slot ``stage * max_depth + j``)."""
         return all(n == self.max_depth for n in self.slots_per_stage)
@@ -165,7 +170,8 @@ class SearchSpace:
             ("d", sub.d, self.n_stages, self.depth_choices),
         ):
             if len(values) != n:
-                raise ValueError(f"subnet {name} must have {n} entries for {self.name}, got {len(values)}")
+                raise ValueError(f"subnet {name} must have {n} entries for {self.name} (its arch: {self.arch_shape}), "
+                                 f"got {len(values)}")
             for i, v in enumerate(values):
                 allowed = self.stage_depth_choices(i) if name == "d" else choices
                 if v not in allowed:

@@ -42,7 +42,7 @@ from space.bounds import MAX_QUOTED_CHARS, loads_json, quoted
 from space.resnet_space import ResNetSpace
 from space.search_space import MAX_RESOLUTION, MIN_RESOLUTION, SearchSpace, make_divisible
 
-__all__ = ["SPACE_FILE_SUFFIXES", "SPACE_KINDS", "AnySpace", "load_space_file", "space_from_dict"]
+__all__ = ["SPACE_FILE_SUFFIXES", "SPACE_KINDS", "AnySpace", "load_space_file", "space_from_dict", "space_to_dict"]
 
 AnySpace = SearchSpace | ResNetSpace
 #: The shapes of space a file may declare.
@@ -113,6 +113,44 @@ def space_from_dict(doc: Any, source: str = "space") -> AnySpace:
     known = _MBCONV_KEYS if kind == "mbconv" else _RESNET_KEYS
     r.known("(top level)", doc, known)
     return build(r, doc)
+
+
+def space_to_dict(space: AnySpace) -> dict[str, Any]:
+    """The space file document that builds ``space`` (``space_from_dict(space_to_dict(s)) == s``), JSON-ready.
+
+    A LUT store and a predictor file record a user's space this way, so it is found again without its file.
+
+    Raises:
+        ValueError: a space built in code without its widths at multiplier 1.0 (not from a space file).
+    """
+    common = {"name": space.name, "family": space.family, "width_mult": space.width_mult,
+              "n_classes": space.n_classes, "resolutions": list(space.resolutions)}
+    if isinstance(space, ResNetSpace):
+        return {**common, "kind": "resnet", "act": space.act,
+                "choices": {"d": list(space.depth_choices), "e": list(space.expand_choices),
+                            "w": list(space.width_choices)},
+                "stem": {"width": space.stem_chs},
+                "stages": [{"width": w, "base_depth": n, "stride": s}
+                           for w, n, s in zip(space.stage_chs, space.base_depths, space.stage_strides)]}
+    n = space.n_stages
+    if len(space.base_widths) not in (n + 3, n + 4):
+        raise ValueError(f"space {space.name!r} has no widths at multiplier 1.0 (base_widths); build it from a "
+                         "space file to record it")
+    conv, first, *rest = space.base_widths
+    stages = [{"width": rest[i], "stride": space.stage_strides[i], "act": space.stage_acts[i],
+               "se": space.stage_se[i]} for i in range(n)]
+    for i, slots in enumerate(space.stage_slots):
+        stages[i]["slots"] = slots
+    first_block: dict[str, Any] = {"width": first, "act": space.first_block_act}
+    if space.first_block_skip is not None:
+        first_block["skip"] = space.first_block_skip
+    head: dict[str, Any] = {"final_expand": {"width": rest[n], "act": space.head_act}}
+    if space.feature_mix_chs:
+        head["feature_mix"] = {"width": rest[n + 1]}
+    return {**common, "kind": "mbconv",
+            "choices": {"ks": list(space.ks_choices), "e": list(space.expand_choices), "d": list(space.depth_choices)},
+            "stem": {"first_conv": {"width": conv, "act": space.stem_act}, "first_block": first_block},
+            "stages": stages, "head": head}
 
 
 _COMMON_KEYS = ("name", "kind", "family", "width_mult", "n_classes", "resolutions", "choices", "stem", "stages")

@@ -17,7 +17,7 @@ from profiler.client import DEFAULT_RETRY_S, AgentClient, AgentError
 from profiler.quantize import unsupported_precision
 from profiler.worklist import DeviceWork, Failure, Leases, host_id
 from protos import agent_pb2
-from space import Block
+from space import Block, get_space, list_spaces, space_to_dict
 
 from .exports import CachedExports, ExportFn, Exports, FnExports
 from .reports import DeviceReport, ProfileReport, Progress, busy_fraction
@@ -219,6 +219,7 @@ def _plan_device(name: str, refs: list[AgentRef], store: LutStore, settings: Pro
                        DeviceReport(name=name, setting_id=0, total=len(blocks), skipped=0), agent_version,
                        [Failure(b.key, refusal, 0) for b in blocks])
     setting_id = store.ensure_setting(setting, info=info)
+    _record_space(store, setting_id, settings.space)
     have = measured_keys(store, setting_id)  # predicted (few-shot) rows are timed again
     if settings.threads > 1:
         _warn_shared_core_rows(store, setting_id, name, settings.threads)
@@ -228,6 +229,14 @@ def _plan_device(name: str, refs: list[AgentRef], store: LutStore, settings: Pro
     return _Device(refs, DeviceWork(todo, rounds=settings.rounds, leases=leases),
                    DeviceReport(name=name, setting_id=setting_id, total=len(blocks), skipped=len(blocks) - len(todo)),
                    agent_version)
+
+
+def _record_space(store: LutStore, setting_id: int, space_ref: str) -> None:
+    """Note the profiled space with the setting, a space file's whole document too: readers then find a user's
+    space again from the store alone (``lut predict`` without ``--space``)."""
+    space = get_space(space_ref)
+    doc = None if space.name in list_spaces() else space_to_dict(space)
+    store.record_space(setting_id, space.name, doc)
 
 
 def _exports(settings: ProfileSettings, export_fn: ExportFn | None, devices: Mapping[str, _Device]) -> Exports:

@@ -19,14 +19,18 @@ log = logging.getLogger(__name__)
 
 def sentinel_block(space: str, resolution: int) -> Block:
     """The drift sentinel: a mid-network MBConv (stage 3, first slot, k5, e4) at ``resolution``; in ResNet50, the
-    middle one of the bottlenecks of stage 3's first slot."""
+    middle one of the bottlenecks of stage 3's first slot. A user's space with fewer stages or other choices
+    takes its last stage before the fourth, and its kernel and expand ratio nearest 5 and 4."""
     sp = get_space(space)
-    side = sp.stage_input_sides(resolution)[2]
+    stage = min(2, sp.n_stages - 1)
+    side = sp.stage_input_sides(resolution)[stage]
     if isinstance(sp, ResNetSpace):
         firsts = [b for b in sp.unique_blocks([resolution]) if b.kind == "bottleneck" and b.in_hw == side
                   and not b.skip]
         return sorted(firsts, key=lambda b: (b.in_chs, b.mid_chs, b.out_chs))[len(firsts) // 2]
-    return sp.slot_block(2, 0, side, 5, 4)
+    kernel = min(sp.ks_choices, key=lambda k: (abs(k - 5), k))
+    expand = min(sp.expand_choices, key=lambda e: (abs(e - 4), e))
+    return sp.slot_block(stage, 0, side, kernel, expand)
 
 
 class Sentinel:

@@ -74,6 +74,15 @@ def test_profile_and_predict_as_the_page_says(tmp_path: Path, monkeypatch: pytes
     # The report names the space as it was given (the file: its name is registered nowhere).
     assert priced["space"] == "my-space.json" and get_space(priced["space"]).name == "my-space"
     assert priced["raw_ms"] > 0 and priced["latency_ms"] == pytest.approx(priced["raw_ms"])
+    # Without the file: the store recorded the space with the LUT, and finds it by itself.
+    Path("my-space.json").unlink()
+    argv = shlex.split(predict)[1:]
+    del argv[argv.index("--space"):argv.index("--space") + 2]
+    again = runner.invoke(app, [*argv, "--json"])
+    assert again.exit_code == 0, again.output
+    found = json.loads(again.stdout)
+    assert found["space"] == "my-space" and found["raw_ms"] == pytest.approx(priced["raw_ms"])
     table = runner.invoke(app, ["lut", "predict", "--db", "my.db", "--device", "cpu", "--arch",
-                                json.dumps({"ks": [3] * 6, "e": [3] * 6, "d": [1] * 3, "r": 32})])
-    assert table.exit_code == 2 and len(table.output.strip().splitlines()) == 1  # without the file: no known space
+                                json.dumps({"ks": [3] * 20, "e": [3] * 20, "d": [1] * 5, "r": 32})])
+    assert table.exit_code == 2 and len(table.output.strip().splitlines()) == 1  # an arch of another space: named
+    assert "ks must have 6 entries for my-space" in table.output
