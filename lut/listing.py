@@ -66,11 +66,14 @@ def list_settings(store: LutStore) -> list[dict[str, Any]]:
     from lut.selectors import selector_for
     from lut.transfer import predicted_rows
 
+    from lut.spaces import recorded_spaces
+    from space import list_spaces
+
     counts = store.count_rows()
     settings = store.settings()
     out = []
     for s in settings:
-        rows = coverage(store.table(s.id))
+        rows = coverage(store.table(s.id), [*list_spaces(), *recorded_spaces([s])])  # a user's space too
         complete: dict[str, list[int]] = {}
         for row in rows:
             if row["complete"]:

@@ -68,6 +68,8 @@ def test_lut_predict_with_the_file_and_without_it(work: Any, tmp_path: Path) -> 
     assert doc["space"] == "tiny" and doc["raw_ms"] == pytest.approx(expected)
     assert invoke_json("lut", "predict", "--db", db, "--device", "cpu", "--space", "tiny",
                        "--arch", json.dumps(ARCH))["raw_ms"] == pytest.approx(expected)
+    (listed,) = invoke_json("lut", "list", "--db", db)["devices"]
+    assert listed["resolutions"]["tiny"] == [32]  # the listing knows the recorded space
 
 
 def test_an_arch_of_another_length_names_the_space_and_its_lengths(work: Any) -> None:
