@@ -23,7 +23,7 @@ OWN = {"name": "own", "kind": "mbconv", "n_classes": 10, "resolutions": [32],
 SETTING = DeviceSetting("cpu", "onnxruntime", "1.0", threads=1)
 
 
-def _store(path: Path, space: object, resolution: int) -> int:
+def _store(path: Path | str, space: object, resolution: int) -> int:
     """A store whose ``cpu`` setting prices every block of ``space`` at ``resolution`` (1 ms each)."""
     with LutStore(path) as store:
         sid, _ = store.import_rows(SETTING, [(b.key, {"median_ms": 1.0}, {})
@@ -31,8 +31,8 @@ def _store(path: Path, space: object, resolution: int) -> int:
         return sid
 
 
-def test_record_space_keeps_every_space_noted_and_travels_with_a_copy(tmp_path: Path) -> None:
-    db = tmp_path / "lut.db"
+def test_record_space_keeps_every_space_noted_and_travels_with_a_copy(store_url: str, tmp_path: Path) -> None:
+    db = store_url  # SQLite and PostgreSQL
     sid = _store(db, space_from_dict(OWN), 32)
     with LutStore(db) as store:
         store.record_space(sid, "own", space_to_dict(space_from_dict(OWN)))
