@@ -3,9 +3,10 @@
 Starts a local agent (onnxruntime, 1 thread) and runs two checks.
 
 1. The 16 published ProxylessNAS nets (``../shared/data/ofa/specialized/*/net.config`` whose ``name`` is
-   ProxylessNASNets): their blocks are profiled at each net's run.config resolution, each net is priced from
-   the LUT (the sum of its blocks), exported to ONNX and timed end to end ``--rounds`` times, interleaved.
-   Prints LUT sum vs measured per net, as ``lutnas validate`` does, with each net's repeat noise.
+   ProxylessNASNets), or with ``--all-nets`` all 50 (the 34 MobileNetV3 ones too): their blocks are profiled at
+   each net's run.config resolution (in the space each net fits), each net is priced from the LUT (the sum of its
+   blocks), exported to ONNX and timed end to end with ``lutnas time`` ``--rounds`` times, interleaved. Prints LUT
+   sum vs measured per net, as ``lutnas validate`` does, with each net's repeat noise, and how many nets timed.
 2. Per family (``ofa-proxyless-w1.3``, ``ofa-resnet50``): every block at ``--resolution`` is profiled, then
    ``--samples`` random subnets (stratified over the predicted range) are timed whole, and the raw and the
    calibrated (held-out) fidelity are printed beside the host's repeat noise.
@@ -15,6 +16,7 @@ Starts a local agent (onnxruntime, 1 thread) and runs two checks.
    and a default-size evolutionary search (population 100, 500 generations) under a latency budget.
 
     python benchmarks/families_bench.py [--resolution 128] [--samples 30] [--rounds 4] [--skip-nets]
+    python benchmarks/families_bench.py --all-nets --families '' --rounds 2
     python benchmarks/families_bench.py --pricing --skip-nets --families ''
 """
 
@@ -23,6 +25,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -34,8 +39,8 @@ from agent.testing import start_agent_process
 from lut import LutStore
 from lut.blocksum import BlockSumLut
 from lut.calibration import fidelity_metrics
+from lut.spaces import net_config_source
 from lut.predict import CompiledLut
-from profiler.agents import time_model_file
 from profiler.export import export_net_config
 from profiler.fleet import AgentRef, ProfileSettings, profile
 from profiler.validate import ValidationSettings, repeat_noise, validate
@@ -49,47 +54,85 @@ TOKEN = "families-bench"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 PROXYLESS = "ofa-proxyless-w1.3"
 FAMILIES = (PROXYLESS, "ofa-resnet50")
-MAX_MESSAGE_MB = "256"  # a whole ResNet50 at fp32 is up to ~140 MB
+MAX_MESSAGE_MB = "256"  # a whole ResNet50 at fp32 is up to 184 MB
 
 
-def proxyless_nets(root: Path) -> list[tuple[str, Path, int]]:
-    """(name, net.config, run.config resolution) of every published ProxylessNAS net under ``root``."""
+def published_nets(root: Path, every: bool) -> list[tuple[str, Path, int, str]]:
+    """(name, net.config, run.config resolution, the space it fits) of the published ProxylessNAS nets under
+    ``root``, or of ``every`` net there."""
     out = []
     for cfg in sorted(root.glob("*/net.config")):
-        if json.loads(cfg.read_text()).get("name") == "ProxylessNASNets":
-            out.append((cfg.parent.name, cfg, int(json.loads((cfg.parent / "run.config").read_text())["image_size"])))
+        if every or json.loads(cfg.read_text()).get("name") == "ProxylessNASNets":
+            r = int(json.loads((cfg.parent / "run.config").read_text())["image_size"])
+            (space,) = net_config_source(cfg.parent.name, read_net_config(cfg, resolution=r)).spaces
+            out.append((cfg.parent.name, cfg, r, space))
     return out
 
 
+def lutnas_time(address: str, model: Path) -> float:
+    """The median (ms) ``lutnas time --json`` reports for ``model`` on the agent at ``address``.
+
+    Raises:
+        RuntimeError: the command failed (its last line).
+    """
+    done = subprocess.run([str(Path(sys.executable).with_name("lutnas")), "time", "--agent", f"local={address}",
+                           str(model), "--json"], capture_output=True, text=True, env={**os.environ, "LUTNAS_TOKEN": TOKEN},
+                          check=False)
+    if done.returncode != 0:
+        raise RuntimeError((done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1])
+    return float(json.loads(done.stdout)["median_ms"])
+
+
 def bench_nets(store: LutStore, address: str, args: argparse.Namespace, folder: Path) -> list[dict]:
-    nets = proxyless_nets(args.specialized)
-    blocks = {name: read_net_config(cfg, resolution=r) for name, cfg, r in nets}
-    keys = tuple(dict.fromkeys(b.key for bl in blocks.values() for b in bl))
-    resolutions = tuple(sorted({r for _, _, r in nets}))
+    nets = published_nets(args.specialized, args.all_nets)
+    blocks = {name: read_net_config(cfg, resolution=r) for name, cfg, r, _ in nets}
     t0 = time.monotonic()
-    prof = profile(store, [AgentRef("nets", address)], ProfileSettings(space=PROXYLESS, resolutions=resolutions,
-                                                                       only_keys=keys), token=TOKEN)
-    if not prof.ok:
-        raise SystemExit(f"profiling the nets' blocks failed: {prof.to_dict()}")
-    print(f"profiled {len(keys)} blocks of {len(nets)} nets at r {list(resolutions)} in {time.monotonic() - t0:.0f} s")
-    rows = store.rows(store.setting("nets"))
-    table = dict(zip(rows["block_key"], rows["median_ms"]))
-    paths = {}
-    for name, cfg, r in nets:
+    for space in dict.fromkeys(s for *_, s in nets):  # one setting per space: its nets' blocks only
+        mine = [n for n in nets if n[3] == space]
+        keys = tuple(dict.fromkeys(b.key for name, *_ in mine for b in blocks[name]))
+        resolutions = tuple(sorted({r for _, _, r, _ in mine}))
+        prof = profile(store, [AgentRef(f"nets-{space}", address)], ProfileSettings(
+            space=space, resolutions=resolutions, only_keys=keys), token=TOKEN)
+        if not prof.ok:
+            raise SystemExit(f"profiling the nets' blocks failed: {prof.to_dict()}")
+        print(f"profiled {len(keys)} blocks of {len(mine)} {space} nets at r {list(resolutions)}", flush=True)
+    print(f"profiled in {time.monotonic() - t0:.0f} s", flush=True)
+    table: dict[str, float] = {}
+    for space in dict.fromkeys(s for *_, s in nets):
+        rows = store.rows(store.setting(f"nets-{space}"))
+        table.update(zip(rows["block_key"], rows["median_ms"]))
+    t0 = time.monotonic()
+    paths, errors = {}, {}
+    for name, cfg, r, _ in nets:
         paths[name] = folder / f"{name}.onnx"
-        paths[name].write_bytes(export_net_config(cfg, r, "onnx"))
-    rounds: dict[str, list[float]] = {name: [] for name, _, _ in nets}
+        try:
+            paths[name].write_bytes(export_net_config(cfg, r, "onnx"))
+        except Exception as err:  # a net that does not export is counted and named, the rest go on
+            errors[name] = f"export: {type(err).__name__}: {err}"
+    export_s = time.monotonic() - t0
+    t0 = time.monotonic()
+    rounds: dict[str, list[float]] = {name: [] for name, *_ in nets}
     for _ in range(args.rounds):  # interleaved: a slow spell of the host touches every net alike
-        for name, _, _ in nets:
-            report = time_model_file(f"local={address}", paths[name], token=TOKEN)
-            rounds[name].append(float(report.doc["median_ms"]))
+        for name, *_ in nets:
+            if name not in errors:
+                try:
+                    rounds[name].append(lutnas_time(address, paths[name]))
+                except RuntimeError as err:
+                    errors[name] = f"lutnas time: {err}"
+    time_s = time.monotonic() - t0
     results = []
-    for name, _, r in nets:
-        medians = np.asarray(rounds[name])
-        results.append({"net": name, "r": r, "blocks": len(blocks[name]),
-                        "lut_ms": float(sum(table[b.key] for b in blocks[name])),
-                        "measured_ms": float(np.median(medians)), "first_ms": float(np.median(medians[0::2])),
-                        "repeat_ms": float(np.median(medians[1::2]))})
+    for name, _, r, space in nets:
+        row = {"net": name, "space": space, "r": r, "blocks": len(blocks[name]),
+               "lut_ms": float(sum(table[b.key] for b in blocks[name]))}
+        if name in errors:
+            row["error"] = errors[name]
+        else:
+            medians = np.asarray(rounds[name])
+            row.update(measured_ms=float(np.median(medians)), first_ms=float(np.median(medians[0::2])),
+                       repeat_ms=float(np.median(medians[1::2])))
+        results.append(row)
+    print(f"exported {len(nets)} nets in {export_s:.0f} s; {args.rounds} rounds of lutnas time in {time_s:.0f} s",
+          flush=True)
     return results
 
 
@@ -177,18 +220,24 @@ def pricing_table(r: dict) -> str:
 
 
 def nets_table(results: list[dict]) -> str:
-    lines = [f"{'net':<42} {'r':>4} {'blocks':>6} {'LUT sum':>9} {'measured':>9} {'sum/meas':>8} {'repeat':>7}"]
+    lines = [f"{'net':<42} {'space':<19} {'r':>4} {'blocks':>6} {'LUT sum':>9} {'measured':>9} {'sum/meas':>8} "
+             f"{'repeat':>7}"]
+    timed = [n for n in results if "error" not in n]
     for n in results:
+        if "error" in n:
+            lines.append(f"{n['net']:<42} {n['space']:<19} {n['r']:>4} {n['blocks']:>6} {n['lut_ms']:>8.2f}  {n['error']}")
+            continue
         noise = abs(n["first_ms"] - n["repeat_ms"]) / min(n["first_ms"], n["repeat_ms"]) * 100
-        lines.append(f"{n['net']:<42} {n['r']:>4} {n['blocks']:>6} {n['lut_ms']:>8.2f}  {n['measured_ms']:>8.2f}  "
-                     f"{n['lut_ms'] / n['measured_ms']:>8.3f} {noise:>6.1f}%")
-    lut = np.array([n["lut_ms"] for n in results])
-    measured = np.array([n["measured_ms"] for n in results])
-    m = fidelity_metrics(lut, measured)
-    noise = repeat_noise(np.array([n["first_ms"] for n in results]), np.array([n["repeat_ms"] for n in results]))
-    lines.append(f"raw LUT sums: RMSPE {m['rmspe']:.2f}%, MAPE {m['mape']:.2f}%, bias {m['bias']:+.1f}%, "
-                 f"±5% {m['within_5pct']:.0f}%, ±10% {m['within_10pct']:.0f}%; repeat noise median "
-                 f"{noise['repeat_median']:.2f}% p90 {noise['repeat_p90']:.2f}%")
+        lines.append(f"{n['net']:<42} {n['space']:<19} {n['r']:>4} {n['blocks']:>6} {n['lut_ms']:>8.2f}  "
+                     f"{n['measured_ms']:>8.2f}  {n['lut_ms'] / n['measured_ms']:>8.3f} {noise:>6.1f}%")
+    lines.append(f"{len(timed)} of {len(results)} nets timed")
+    for space in dict.fromkeys(n["space"] for n in timed):
+        mine = [n for n in timed if n["space"] == space]
+        m = fidelity_metrics(np.array([n["lut_ms"] for n in mine]), np.array([n["measured_ms"] for n in mine]))
+        noise = repeat_noise(np.array([n["first_ms"] for n in mine]), np.array([n["repeat_ms"] for n in mine]))
+        lines.append(f"{space} ({len(mine)} nets) raw LUT sums: RMSPE {m['rmspe']:.2f}%, MAPE {m['mape']:.2f}%, "
+                     f"bias {m['bias']:+.1f}%, ±5% {m['within_5pct']:.0f}%, ±10% {m['within_10pct']:.0f}%; repeat "
+                     f"noise median {noise['repeat_median']:.2f}% p90 {noise['repeat_p90']:.2f}%")
     return "\n".join(lines)
 
 
@@ -218,6 +267,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--specialized", type=Path, default=SHARED / "ofa" / "specialized")
     parser.add_argument("--skip-nets", action="store_true", help="skip the published nets")
+    parser.add_argument("--all-nets", action="store_true",
+                        help="all 50 published nets (MobileNetV3 too), not only the 16 ProxylessNAS ones")
     parser.add_argument("--families", default=",".join(FAMILIES), help="comma list (empty: none)")
     parser.add_argument("--db", type=Path, default=None, help="keep the LUT store here (default: a temp dir)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
@@ -238,8 +289,10 @@ def main() -> None:
         with start_agent_process(token=TOKEN, extra_args=["--max-message-mb", MAX_MESSAGE_MB]) as agent, \
                 LutStore(db) as store:
             if not args.skip_nets:
+                t0 = time.monotonic()
                 out["nets"] = bench_nets(store, agent.address, args, Path(tmp))
                 print(nets_table(out["nets"]), flush=True)
+                print(f"published nets: {time.monotonic() - t0:.0f} s in all", flush=True)
             out["families"] = []
             for space in families:
                 out["families"].append(bench_family(store, agent.address, space, args))
