@@ -236,7 +236,10 @@ class _GatherIndex:
               head: np.ndarray) -> None:
         """One resolution's tables (in place)."""
         n_w = len(space.width_choices)
-        price = lambda blocks: sum(at_r.get(b.key, np.nan) for b in blocks)  # noqa: E731 (NaN when one is missing)
+
+        def price(blocks: Sequence[Block]) -> float:
+            return sum(at_r.get(b.key, np.nan) for b in blocks)  # NaN when one is missing
+
         for w0 in range(n_w):
             for w1 in range(n_w):
                 for keep in (0, 1):
