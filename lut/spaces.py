@@ -194,7 +194,11 @@ def choose_space(sources: Iterable[SpaceSource], given: str | None = None, recor
         sources = [s.with_space(space) for s in sources]
     names = [*list_spaces(), *(s.name for s in recorded if s.name not in list_spaces())]
     if given is not None and given not in names:  # a space file: the inputs are checked against it too
-        space = get_space(given)
+        try:
+            space = get_space(given)
+        except ValueError as err:
+            mine = names[len(list_spaces()):]
+            raise ValueError(f"{err}{'; recorded with the LUTs: ' + ', '.join(mine) if mine else ''}") from None
         sources = [s.with_space(space) for s in sources]
         _choose([s for s in sources if not s.request], space.name, list(dict.fromkeys([*names, space.name])))
         return given  # its path: the caller loads the space by it (its name may be registered nowhere)

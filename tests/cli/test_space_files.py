@@ -68,6 +68,8 @@ def test_lut_predict_with_the_file_and_without_it(work: Any, tmp_path: Path) -> 
     assert doc["space"] == "tiny" and doc["raw_ms"] == pytest.approx(expected)
     assert invoke_json("lut", "predict", "--db", db, "--device", "cpu", "--space", "tiny",
                        "--arch", json.dumps(ARCH))["raw_ms"] == pytest.approx(expected)
+    typo = invoke("lut", "predict", "--db", db, "--device", "cpu", "--space", "tinny", "--arch", json.dumps(ARCH))
+    assert typo.exit_code == 2 and one_line(typo.stderr).endswith("; recorded with the LUTs: tiny")
     (listed,) = invoke_json("lut", "list", "--db", db)["devices"]
     assert listed["resolutions"]["tiny"] == [32]  # the listing knows the recorded space
 
