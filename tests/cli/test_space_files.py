@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from agent.testing import start_agent_process
-from lut import DeviceSetting, LutStore
+from lut import LutStore
 from space import get_space
 
 from .conftest import invoke, invoke_json, one_line
