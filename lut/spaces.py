@@ -187,7 +187,7 @@ def choose_space(sources: Iterable[SpaceSource], given: str | None = None, recor
             is covered by every source; or several spaces fit (the request does not tell which). The
             message names each source's spaces and resolutions and which sources fit each space.
     """
-    from space import get_space, list_spaces
+    from space import SPACE_FILE_SUFFIXES, get_space, list_spaces
 
     sources = list(sources)
     for space in recorded:
@@ -198,7 +198,9 @@ def choose_space(sources: Iterable[SpaceSource], given: str | None = None, recor
             space = get_space(given)
         except ValueError as err:
             mine = names[len(list_spaces()):]
-            raise ValueError(f"{err}{'; recorded with the LUTs: ' + ', '.join(mine) if mine else ''}") from None
+            if not mine or str(given).lower().endswith(SPACE_FILE_SUFFIXES):  # a bad file: its own message
+                raise
+            raise ValueError(f"{err}; recorded with the LUTs: {', '.join(mine)}") from None
         sources = [s.with_space(space) for s in sources]
         _choose([s for s in sources if not s.request], space.name, list(dict.fromkeys([*names, space.name])))
         return given  # its path: the caller loads the space by it (its name may be registered nowhere)

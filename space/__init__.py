@@ -10,7 +10,7 @@ from space.net_config import load_net_config, net_config_family, read_net_config
 from space.registry import DEFAULT_SPACE, get_space, list_spaces
 from space.resnet_space import ResNetSpace, ResNetSubnet
 from space.search_space import SE_REDUCTION, SearchSpace, active_mask, describe_resolutions, make_divisible, se_mid_chs
-from space.spec import AnySpace, load_space_file, space_from_dict, space_to_dict
+from space.spec import SPACE_FILE_SUFFIXES, AnySpace, load_space_file, space_from_dict, space_to_dict
 from space.subnet import ArchLike, Subnet
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "BLOCK_KINDS",
     "DEFAULT_SPACE",
     "SE_REDUCTION",
+    "SPACE_FILE_SUFFIXES",
     "ArchLike",
     "Block",
     "Genome",

@@ -70,6 +70,12 @@ def test_lut_predict_with_the_file_and_without_it(work: Any, tmp_path: Path) -> 
                        "--arch", json.dumps(ARCH))["raw_ms"] == pytest.approx(expected)
     typo = invoke("lut", "predict", "--db", db, "--device", "cpu", "--space", "tinny", "--arch", json.dumps(ARCH))
     assert typo.exit_code == 2 and one_line(typo.stderr).endswith("; recorded with the LUTs: tiny")
+    (tmp_path / "bad.yaml").write_text("name: &n tiny\nfamily: *n\n")
+    bad = invoke("lut", "predict", "--db", db, "--device", "cpu", "--space", tmp_path / "bad.yaml",
+                 "--arch", json.dumps(ARCH))
+    assert bad.exit_code == 2 and one_line(bad.stderr) == (
+        f"error: space file {tmp_path / 'bad.yaml'}: line 1: YAML anchors and aliases (&name, *name) are not "
+        "allowed in a space file")
     (listed,) = invoke_json("lut", "list", "--db", db)["devices"]
     assert listed["resolutions"]["tiny"] == [32]  # the listing knows the recorded space
 
