@@ -69,10 +69,9 @@ def profile_cmd(
 
     With --few-shot K --from A,B: time only K blocks and store predicted rows for the rest, marked as
     predicted with the model's cross-validated error; a later plain profile measures them."""
+    from lut.spaces import profile_resolutions
     from profiler.fleet import ProfileSettings
     from profiler.profile_run import profile_lut
-
-    from lutnas._spaces import profile_resolutions
 
     with library_call():
         settings = ProfileSettings(

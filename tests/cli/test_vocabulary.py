@@ -146,7 +146,7 @@ def test_profile_resolutions_default_to_the_space(db: Path, tmp_path: Path) -> N
     import onnxruntime
 
     from lut import DeviceSetting, LutStore
-    from lutnas._spaces import profile_resolutions
+    from lut.spaces import profile_resolutions
     from space import get_space
 
     assert profile_resolutions("ofa-mbv3-w1.0") == profile_resolutions("ofa-mbv3-w1.2") == (160, 176, 192, 208, 224)
