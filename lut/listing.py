@@ -73,7 +73,7 @@ def list_settings(store: LutStore) -> list[dict[str, Any]]:
     settings = store.settings()
     out = []
     for s in settings:
-        rows = coverage(store.table(s.id), [*list_spaces(), *recorded_spaces([s])])  # a user's space too
+        rows = _own_rows(s, coverage(store.table(s.id), [*list_spaces(), *recorded_spaces([s])]))  # a user's space too
         complete: dict[str, list[int]] = {}
         for row in rows:
             if row["complete"]:
@@ -88,3 +88,12 @@ def list_settings(store: LutStore) -> list[dict[str, Any]]:
                     "round_spread_pct": spread_pct(stored_round_spread(store, s)),
                     "calibration": cal.kind if cal is not None else None, "info": s.info})
     return out
+
+
+def _own_rows(stored: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Leave out the partial rows of spaces the setting was not profiled for, when the store recorded which
+    it was: a user's space shares its stem with a built-in one, and "1 of 96" of that one is noise."""
+    recorded = stored.info.get("spaces")
+    if not isinstance(recorded, Mapping) or not recorded:
+        return rows  # imported or older LUTs: no record, every begun space is listed
+    return [r for r in rows if r["space"] in recorded or r["complete"]]

@@ -68,3 +68,17 @@ def test_space_to_dict_builds_the_same_space(name: str) -> None:
     doc = space_to_dict(space)
     assert space_from_dict(json.loads(json.dumps(doc))) == space
     assert space_from_dict(space_to_dict(space_from_dict(OWN))) == space_from_dict(OWN)
+
+
+def test_listing_leaves_out_partial_spaces_the_setting_was_not_profiled_for(tmp_path: Path) -> None:
+    from lut.listing import list_settings
+
+    db = tmp_path / "lut.db"
+    sid = _store(db, space_from_dict(OWN), 32)
+    with LutStore(db) as store:
+        before = {r["space"] for r in list_settings(store)[0]["coverage"]}
+        store.record_space(sid, "own", space_to_dict(space_from_dict(OWN)))
+        rows = list_settings(store)[0]["coverage"]
+    # Unrecorded, the user's space is unknown and a built-in one sharing its stem shows as begun.
+    assert "own" not in before and before
+    assert [(r["space"], r["resolution"], r["complete"]) for r in rows] == [("own", 32, True)]
