@@ -430,7 +430,7 @@ def _check_fits(client: AgentClient, model: bytes, path: Path, limit_bytes: int)
     Raises:
         ModelRejected: the model is too large for this agent.
     """
-    why = oversized_message(len(model), limit_bytes)
+    why = oversized_message(len(model), limit_bytes, client.address)
     if why is None:
         return
     sha = hashlib.sha256(model).hexdigest()

@@ -96,8 +96,9 @@ class AgentJobError(AgentError):
     """A benchmark job came back with a job-level error."""
 
 
-def oversized_message(model_bytes: int, limit_bytes: int) -> str | None:
-    """Why a model of ``model_bytes`` cannot go to an agent accepting messages of ``limit_bytes``, or None.
+def oversized_message(model_bytes: int, limit_bytes: int, address: str) -> str | None:
+    """Why a model of ``model_bytes`` cannot go to the agent at ``address``, which accepts messages of
+    ``limit_bytes``, or None.
 
     The agent reports its limit in ``GetDeviceInfo.max_message_bytes`` (0 from an agent too old to say: no check).
     Without this check gRPC answers a too-large job with a bare RESOURCE_EXHAUSTED that names neither the model nor
@@ -112,7 +113,7 @@ def oversized_message(model_bytes: int, limit_bytes: int) -> str | None:
         return None
     mb = 1 << 20
     flag = 16 * math.ceil(needed / (16 * mb))
-    return (f"is {model_bytes / mb:.1f} MB and the agent accepts messages up to {limit_bytes / mb:.0f} MB; "
+    return (f"is {model_bytes / mb:.1f} MB and the agent at {address} accepts messages up to {limit_bytes / mb:.0f} MB; "
             f"start the agent with --max-message-mb {flag}")
 
 

@@ -47,7 +47,7 @@ from lut.predict import CompiledLut
 from lut.schema import DeviceSetting
 from lut.store import LutStore, StoredSetting
 from profiler.artifacts import sha256_hex
-from profiler.client import AgentClient, AgentError, make_job
+from profiler.client import AgentClient, AgentError, make_job, oversized_message
 from profiler.export import export_pool, export_subnet
 from profiler.fleet.settings import connect_kw
 from profiler.vocabulary import check_combination
@@ -367,13 +367,11 @@ def time_subnets(client: AgentClient, setting: DeviceSetting, space: str | AnySp
 
 def _check_message_size(client: AgentClient, nets: list[tuple[str, str]]) -> None:
     """Refuse, before timing anything, a network larger than one message the agent accepts (a whole ResNet50 at
-    fp32 is up to ~140 MB; the agent's default is 64 MB)."""
-    limit = client.device_info().max_message_bytes
-    largest = max(os.path.getsize(path) for _, path in nets)
-    if limit and largest + (1 << 20) > limit:  # a job carries a little more than the model
-        raise ValidationError(f"the largest network is {largest / 2**20:.0f} MB and the agent at {client.address} "
-                              f"accepts {limit / 2**20:.0f} MB messages; start it with --max-message-mb "
-                              f"{int(largest / 2**20) + 16} or more")
+    fp32 is up to 184 MB; the agent's default is 64 MB)."""
+    why = oversized_message(max(os.path.getsize(path) for _, path in nets), client.device_info().max_message_bytes,
+                            client.address)
+    if why is not None:
+        raise ValidationError(f"the largest network {why}")
 
 
 def _export_format(setting: DeviceSetting, options: Mapping[str, str]) -> str:

@@ -96,7 +96,7 @@ def test_time_refuses_a_model_over_the_agents_message_limit(runner: CliRunner, t
         result = runner.invoke(app, ["time", "--agent", f"box={agent.address}", str(big)])
         assert result.exit_code == 2, result.output
         (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
-        assert line == ("error: model big.onnx is 2.3 MB and the agent accepts messages up to 1 MB; "
+        assert line == (f"error: model big.onnx is 2.3 MB and the agent at {agent.address} accepts messages up to 1 MB; "
                         "start the agent with --max-message-mb 16")
         assert agent.alive()
         timed = runner.invoke(app, ["time", "--agent", f"box={agent.address}", str(small), "--json"])

@@ -66,7 +66,8 @@ def test_resnet50s_largest_subnet_is_refused_by_a_default_agent_and_timed_by_one
         code, _, stderr = _time(default.address, model)
         assert code == 2
         (line,) = [x for x in stderr.splitlines() if x.startswith("error:")]
-        assert line == (f"error: model {model.name} is {size_mb:.1f} MB and the agent accepts messages up to 64 MB; "
+        assert line == (f"error: model {model.name} is {size_mb:.1f} MB and the agent at {default.address} accepts "
+                        "messages up to 64 MB; "
                         f"start the agent with --max-message-mb {RESNET_MESSAGE_MB}")
     code, stdout, stderr = _time(agent.address, model)
     assert code == 0, stderr
