@@ -93,7 +93,7 @@ def list_settings(store: LutStore) -> list[dict[str, Any]]:
 def _own_rows(stored: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Leave out the partial rows of spaces the setting was not profiled for, when the store recorded which
     it was: a user's space shares its stem with a built-in one, and "1 of 96" of that one is noise."""
-    recorded = stored.info.get("spaces")
-    if not isinstance(recorded, Mapping) or not recorded:
+    recorded = stored.recorded_spaces
+    if not recorded:
         return rows  # imported or older LUTs: no record, every begun space is listed
     return [r for r in rows if r["space"] in recorded or r["complete"]]

@@ -159,8 +159,7 @@ def recorded_spaces(settings: Iterable[Any]) -> list[Any]:
     registered = set(list_spaces())
     out: dict[str, Any] = {}
     for stored in settings:
-        recorded = stored.info.get("spaces")
-        for name, doc in (recorded.items() if isinstance(recorded, Mapping) else ()):
+        for name, doc in stored.recorded_spaces.items():
             if doc is None or name in registered or name in out:
                 continue
             try:

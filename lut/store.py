@@ -85,6 +85,13 @@ class StoredSetting:
         """``#3 pi5: onnxruntime 1.17.1, 1 thread, fp32, onnx``."""
         return f"#{self.id} {self.setting.describe()}"
 
+    @property
+    def recorded_spaces(self) -> dict[str, Any]:
+        """Space name -> document (None for a registered space) that :meth:`LutStore.record_space` noted for
+        this setting's rows; empty when nothing was recorded (imported or older LUTs)."""
+        spaces = self.info.get(SPACES_INFO_KEY)
+        return dict(spaces) if isinstance(spaces, dict) else {}
+
 
 class LutStore:
     """A LUT store: a SQLite file path or a ``postgresql://user@host:port/db`` URL.
