@@ -63,13 +63,11 @@ def _txt(value: object) -> Cell:
 
 
 class _Page:
-    """Collects the body's HTML and the figures while the sections are written."""
+    """Numbers the devices for the selector and collects the figures while the sections are written."""
 
     def __init__(self, devices: Sequence[str]) -> None:
         self.index = {name: i for i, name in enumerate(devices)}
         self.figures: dict[str, dict[str, Any]] = {}
-        self.parts: list[str] = []
-        self.tables = 0
 
     def dev_attr(self, names: Iterable[str]) -> str:
         ids = " ".join(str(self.index[n]) for n in names if n in self.index)
