@@ -185,20 +185,6 @@ class BlockSumLut(CompiledLut):
         return f"BlockSumLut({self.device!r}, {self.space.name}, resolutions {describe_resolutions(self.resolutions)})"
 
 
-def _stem_resolutions(table: Mapping[str, float], space: ResNetSpace) -> set[int]:
-    """Resolutions whose first stem conv (3 input channels, one of the space's stem widths) the table prices."""
-    out = set()
-    for key in table:
-        if key.startswith("conv_bn_act-"):
-            try:
-                block = Block.from_key(key)
-            except ValueError:
-                continue
-            if block.in_chs == 3 and block.out_chs in space.mid_stem_widths and MIN_RESOLUTION <= block.in_hw <= MAX_RESOLUTION:
-                out.add(block.in_hw)
-    return out
-
-
 class _GatherIndex:
     """Every block a ResNet subnet may run, per compiled resolution, as gather tables (NaN: not in the LUT)."""
 

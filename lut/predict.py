@@ -502,21 +502,20 @@ def compile_resolutions(table: Mapping[str, float], space: Any, resolutions: Ite
     return sorted(res)
 
 
-def _stem_resolutions(table: Mapping[str, float], space: SearchSpace) -> set[int]:
-    """Resolutions whose first conv (with this space's stem width) the table prices."""
-    if not isinstance(space, SearchSpace):
-        from lut.blocksum import _stem_resolutions as resnet_stem_resolutions
-
-        return resnet_stem_resolutions(table, space)
+def _stem_resolutions(table: Mapping[str, float], space: Any) -> set[int]:
+    """Resolutions whose first stem conv (3 input channels, one of this space's stem widths) the table prices."""
+    if isinstance(space, SearchSpace):
+        prefix, widths = "Conv-", (space.first_conv_chs,)
+    else:  # a ResNetSpace: its stem starts with a conv_bn_act at one of the middle stem widths
+        prefix, widths = "conv_bn_act-", space.mid_stem_widths
     out = set()
     for key in table:
-        if key.startswith("Conv-"):
+        if key.startswith(prefix):
             try:
                 block = Block.from_key(key)
             except ValueError:
                 continue
-            if (block.out_chs == space.first_conv_chs and block.in_chs == 3
-                    and MIN_RESOLUTION <= block.in_hw <= MAX_RESOLUTION):
+            if block.in_chs == 3 and block.out_chs in widths and MIN_RESOLUTION <= block.in_hw <= MAX_RESOLUTION:
                 out.add(block.in_hw)
     return out
 
