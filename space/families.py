@@ -30,7 +30,7 @@ from typing import Any
 
 from space.registry import get_space
 from space.resnet_space import ResNetSpace
-from space.search_space import SearchSpace, make_divisible
+from space.search_space import SearchSpace
 
 __all__ = [
     "PROXYLESS_ACT",
@@ -68,9 +68,9 @@ RESNET_STAGE_STRIDES = _RESNET.stage_strides
 RESNET_BN_EPS = 1e-5
 
 
-def bottleneck_mid_chs(out_chs: int, expand_ratio: float) -> int:
-    """Middle width of a ResNet bottleneck with ``out_chs`` outputs at ``expand_ratio`` (OFA's rounding)."""
-    return make_divisible(round(out_chs * expand_ratio), 8)
+#: Middle width of a ResNet bottleneck with ``out_chs`` outputs at ``expand_ratio`` (OFA's rounding), the
+#: space's own rule: ``bottleneck_mid_chs(out_chs, expand_ratio)``.
+bottleneck_mid_chs = ResNetSpace.mid_chs
 
 
 @dataclass(frozen=True)
