@@ -14,6 +14,7 @@ import json
 import os
 import re
 import sqlite3
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -28,7 +29,7 @@ from agent.testing import (
     wait_until,
 )
 from profiler.client import AgentClient, make_job
-from profiler.fleet import ProfileSettings, plan_blocks
+from profiler.fleet import ProfileReport, ProfileSettings, plan_blocks
 from space import Block
 
 __all__ = [
@@ -42,7 +43,9 @@ __all__ = [
     "Trap",
     "block_keys",
     "block_latency_ms",
+    "in_thread",
     "job_log_entries",
+    "joined",
     "kill_pid",
     "open_streams",
     "profile_settings",
@@ -231,6 +234,35 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str, poll_s:
     """
     if not wait_until(predicate, timeout_s, poll_s):
         raise TimeoutError(f"waited {timeout_s:.0f} s for {what}")
+
+
+def in_thread(fn: Callable[[], ProfileReport]) -> tuple[threading.Thread, list]:
+    """Run ``fn`` (a profile) on a daemon thread while the test injects its fault; see :func:`joined`.
+
+    Returns:
+        The thread and a list that receives ``fn``'s report, or the error it raised.
+    """
+    box: list[ProfileReport | BaseException] = []
+
+    def run() -> None:
+        try:
+            box.append(fn())
+        except Exception as err:  # noqa: BLE001 - handed to the test thread, which re-raises it
+            box.append(err)
+
+    thread = threading.Thread(target=run, name="reliability-profile", daemon=True)
+    thread.start()
+    return thread, box
+
+
+def joined(thread: threading.Thread, box: list, timeout_s: float = 120.0) -> ProfileReport:
+    """The report of :func:`in_thread`'s profile once its thread ends; re-raises the profile's error."""
+    thread.join(timeout_s)
+    assert not thread.is_alive(), f"the profile did not finish within {timeout_s:.0f} s"
+    (outcome,) = box
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
 
 
 def kill_pid(pid: int, sig: int) -> bool:

@@ -8,7 +8,6 @@ job logs of the dead agent and its replacement, the in-flight block only by the 
 from __future__ import annotations
 
 import signal
-import threading
 from pathlib import Path
 
 from lut import LutStore
@@ -20,6 +19,8 @@ from ._harness import (
     SleepExporter,
     Trap,
     block_keys,
+    in_thread,
+    joined,
     kill_pid,
     profile_settings,
     start_sleep_agent,
@@ -33,29 +34,14 @@ TRAP_INDEX = 40  # the block in flight when the agent dies (mid-profile: 40 rows
 
 
 def _profile_in_thread(db: Path, address: str, exporter: SleepExporter, **settings: object):
-    """Start a profile on a thread; returns (thread, box) where box[0] becomes the report or the error."""
-    box: list[ProfileReport | BaseException] = []
+    """Start a profile on a thread; returns (thread, box) for :func:`joined`."""
 
-    def run() -> None:
-        try:
-            with LutStore(db) as store:
-                box.append(profile(store, [AgentRef("board", address)], profile_settings(**settings), token=TOKEN,
-                                   export_fn=exporter))
-        except Exception as err:  # noqa: BLE001 - handed to the test thread, which re-raises it
-            box.append(err)
+    def run() -> ProfileReport:
+        with LutStore(db) as store:
+            return profile(store, [AgentRef("board", address)], profile_settings(**settings), token=TOKEN,
+                           export_fn=exporter)
 
-    thread = threading.Thread(target=run, name="reliability-profile", daemon=True)
-    thread.start()
-    return thread, box
-
-
-def _report(thread: threading.Thread, box: list, timeout_s: float = 120.0) -> ProfileReport:
-    thread.join(timeout_s)
-    assert not thread.is_alive(), f"profile did not finish within {timeout_s:.0f} s"
-    (outcome,) = box
-    if isinstance(outcome, BaseException):
-        raise outcome
-    return outcome
+    return in_thread(run)
 
 
 def _kill_agent_in_trap(agent, worker: int, trap: Trap) -> None:
@@ -92,7 +78,7 @@ def test_agent_killed_mid_job_then_restarted_and_rerun(tmp_path: Path, tally) ->
         thread, box = _profile_in_thread(db, first.address, exporter, agent_wait_s=1.0)
         _kill_agent_in_trap(first, worker_pid(first), trap)
         tally.add(faults_injected=1)
-        report1 = _report(thread, box)
+        report1 = joined(thread, box)
         (dev1,) = report1.devices
         assert "rerun to resume" in dev1.aborted, dev1.to_dict()
         # The report says what happened to the agent: its jobs requeued, then given up on.
@@ -108,7 +94,7 @@ def test_agent_killed_mid_job_then_restarted_and_rerun(tmp_path: Path, tally) ->
         with AgentClient(second.address, token=TOKEN) as client:
             # The cache survived the SIGKILL: every blob uploaded before it, the trapped one included.
             assert client.device_info().cache_entries >= TRAP_INDEX + 1
-        report2 = _report(*_profile_in_thread(db, second.address, exporter))
+        report2 = joined(*_profile_in_thread(db, second.address, exporter))
         (dev2,) = report2.devices
         assert not dev2.aborted and not dev2.failed, dev2.to_dict()
         assert dev2.skipped == TRAP_INDEX and dev2.timed == len(keys) - TRAP_INDEX
@@ -137,7 +123,7 @@ def test_agent_killed_and_back_within_agent_wait_the_same_profile_finishes(tmp_p
         tally.add(faults_injected=1)
         trap.release()
         second = start_sleep_agent(logs[1], port=first.port)  # fresh cache: blobs must be sent again
-        report = _report(thread, box)
+        report = joined(thread, box)
         (dev,) = report.devices
         assert not dev.aborted and not dev.failed, dev.to_dict()
         assert dev.timed == len(keys)

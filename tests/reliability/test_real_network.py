@@ -14,7 +14,6 @@ import json
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,18 @@ from profiler.client import AgentClient
 from profiler.fleet import AgentRef, ProfileReport, profile
 from space import Block
 
-from ._harness import TOKEN, SleepExporter, Trap, block_keys, block_latency_ms, profile_settings, timed_keys, wait_for
+from ._harness import (
+    TOKEN,
+    SleepExporter,
+    Trap,
+    block_keys,
+    block_latency_ms,
+    in_thread,
+    joined,
+    profile_settings,
+    timed_keys,
+    wait_for,
+)
 from ._netagents import NetAgent
 from ._netlab import NetLab, unavailable
 
@@ -76,29 +86,6 @@ def _profile(db: Path, agents: list[NetAgent], exporter: SleepExporter, on_progr
     with LutStore(db) as store:
         return profile(store, [AgentRef("board", a.address) for a in agents], _settings(**settings), token=TOKEN,
                        export_fn=exporter, on_progress=on_progress)
-
-
-def _in_thread(fn: Callable[[], ProfileReport]) -> tuple[threading.Thread, list]:
-    box: list = []
-
-    def run() -> None:
-        try:
-            box.append(fn())
-        except Exception as err:  # noqa: BLE001 - handed to the test thread, which re-raises it
-            box.append(err)
-
-    thread = threading.Thread(target=run, name="net-profile", daemon=True)
-    thread.start()
-    return thread, box
-
-
-def _joined(thread: threading.Thread, box: list, timeout_s: float = 120.0) -> ProfileReport:
-    thread.join(timeout_s)
-    assert not thread.is_alive(), f"the profile did not finish within {timeout_s:.0f} s"
-    (outcome,) = box
-    if isinstance(outcome, BaseException):
-        raise outcome
-    return outcome
 
 
 def _rows(db: Path) -> list[tuple[str, dict]]:
@@ -218,8 +205,8 @@ def test_partition_healed_within_agent_wait_resumes_without_timing_twice(
     before = timed_keys(agent.job_log)
     with _LogWatch(agent.address, "requeued") as lost:
         # A job deadline far beyond the test's patience: only keepalive can notice the dead link in time.
-        thread, box = _in_thread(lambda: _profile(tmp_path / "lut.db", [agent], exporter, agent_wait_s=60.0,
-                                                  job_timeout_s=120.0))
+        thread, box = in_thread(lambda: _profile(tmp_path / "lut.db", [agent], exporter, agent_wait_s=60.0,
+                                                 job_timeout_s=120.0))
         try:
             _partition_mid_job(lab, agent, trap, trap_index)
             tally.add(faults_injected=1)
@@ -227,7 +214,7 @@ def test_partition_healed_within_agent_wait_resumes_without_timing_twice(
         finally:
             trap.release()
             node.heal()
-        report = _joined(thread, box)
+        report = joined(thread, box)
     (dev,) = report.devices
     assert report.ok and dev.timed == len(KEYS), dev.to_dict()
     assert any("UNAVAILABLE" in f and "requeued" in f for f in dev.agent_faults), dev.agent_faults  # keepalive
@@ -252,7 +239,7 @@ def test_partition_longer_than_agent_wait_gives_up_and_requeues(
     trap = Trap(tmp_path / "trap")
     exporter = PaddedExporter(trap_key=KEYS[trap_index], trap_path=str(trap.path))
     with _LogWatch("", "giving up") as given_up:
-        thread, box = _in_thread(lambda: _profile(tmp_path / "lut.db", boards, exporter, agent_wait_s=3.0))
+        thread, box = in_thread(lambda: _profile(tmp_path / "lut.db", boards, exporter, agent_wait_s=3.0))
         try:
             workers = [b.worker_pid() for b in boards]
             wait_for(lambda: any(trap.entered(w) for w in workers), 60.0, "the trapped job to start on a board")
@@ -263,7 +250,7 @@ def test_partition_longer_than_agent_wait_gives_up_and_requeues(
             assert given_up.event.wait(90.0), "the host never gave the cut-off board up"
         finally:
             trap.release()
-        report = _joined(thread, box)
+        report = joined(thread, box)
     victim.node.heal()
     (dev,) = report.devices
     assert report.ok and dev.timed == len(KEYS), dev.to_dict()
@@ -292,7 +279,7 @@ def test_agent_reboot_on_the_same_address(lab: NetLab, agents: list[NetAgent], t
     trap = Trap(tmp_path / "trap")
     exporter = PaddedExporter(trap_key=KEYS[trap_index], trap_path=str(trap.path))
     with _LogWatch(agent.address, "is back") as back:
-        thread, box = _in_thread(lambda: _profile(tmp_path / "lut.db", [agent], exporter, agent_wait_s=60.0))
+        thread, box = in_thread(lambda: _profile(tmp_path / "lut.db", [agent], exporter, agent_wait_s=60.0))
         try:
             worker = agent.worker_pid()
             wait_for(lambda: trap.entered(worker), 60.0, "the trapped job to start on the device")
@@ -306,7 +293,7 @@ def test_agent_reboot_on_the_same_address(lab: NetLab, agents: list[NetAgent], t
         finally:
             trap.release()
             node.heal()
-        report = _joined(thread, box)
+        report = joined(thread, box)
     (dev,) = report.devices
     assert report.ok and dev.timed == len(KEYS), dev.to_dict()
     assert any("requeued" in f for f in dev.agent_faults) and any("back after" in f for f in dev.agent_faults)
