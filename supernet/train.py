@@ -105,6 +105,10 @@ class Phase:
                       "w": tuple(data.get("w", ()))})
 
 
+# One phase of a schedule before its epochs and learning rate: name, ks, e, d, w, re-sort stage.
+_PhaseSpec = tuple[str, tuple, tuple, tuple, tuple, int | None]
+
+
 def _largest(values: Sequence[Any], n: int) -> tuple[Any, ...]:
     return tuple(sorted(values, reverse=True)[:n])
 
@@ -137,23 +141,14 @@ def progressive_shrinking_phases(
     ks_all = tuple(sorted(set(ks_list), reverse=True))
     e_all = tuple(sorted(set(expand_ratio_list), reverse=True))
     d_all = tuple(sorted(set(depth_list), reverse=True))
-    specs: list[tuple[str, tuple, tuple, tuple, int | None]] = [("full", ks_all[:1], e_all[:1], d_all[:1], None)]
+    specs: list[_PhaseSpec] = [("full", ks_all[:1], e_all[:1], d_all[:1], (), None)]
     for i in range(2, len(ks_all) + 1):
-        specs.append((f"kernel-{i - 1}", _largest(ks_all, i), e_all[:1], d_all[:1], None))
+        specs.append((f"kernel-{i - 1}", _largest(ks_all, i), e_all[:1], d_all[:1], (), None))
     for i in range(2, len(d_all) + 1):
-        specs.append((f"depth-{i - 1}", ks_all, e_all[:1], _largest(d_all, i), None))
+        specs.append((f"depth-{i - 1}", ks_all, e_all[:1], _largest(d_all, i), (), None))
     for i in range(2, len(e_all) + 1):
-        specs.append((f"expand-{i - 1}", ks_all, _largest(e_all, i), d_all, i - 2))
-    epoch_list = _phase_epochs([s[0] for s in specs], epochs)
-    phases = []
-    for (name, ks, e, d, stage), n_epochs in zip(specs, epoch_list):
-        if name == "full":
-            phase_lr = full_lr if full_lr is not None else 2 * (lr if isinstance(lr, float | int) else 0.05)
-            phases.append(Phase(name, ks, e, d, n_epochs, float(phase_lr), 1, 0.0))
-            continue
-        phase_lr = lr.get(name, 0.05) if isinstance(lr, Mapping) else lr
-        phases.append(Phase(name, ks, e, d, n_epochs, float(phase_lr), subnets_per_step, kd_ratio, stage))
-    return phases
+        specs.append((f"expand-{i - 1}", ks_all, _largest(e_all, i), d_all, (), i - 2))
+    return _phases_from_specs(specs, epochs, lr, full_lr, subnets_per_step, kd_ratio)
 
 
 def resnet_shrinking_phases(
@@ -177,22 +172,35 @@ def resnet_shrinking_phases(
     d_all = tuple(sorted(set(depth_list), reverse=True))
     e_all = tuple(sorted(set(expand_ratio_list), reverse=True))
     w_all = tuple(range(n_widths - 1, -1, -1))
-    specs: list[tuple[str, tuple, tuple, tuple, int | None]] = [("full", d_all[:1], e_all[:1], w_all[:1], None)]
+    specs: list[_PhaseSpec] = [("full", (), e_all[:1], d_all[:1], w_all[:1], None)]
     for i in range(2, len(d_all) + 1):
-        specs.append((f"depth-{i - 1}", _largest(d_all, i), e_all[:1], w_all[:1], None))
+        specs.append((f"depth-{i - 1}", (), e_all[:1], _largest(d_all, i), w_all[:1], None))
     for i in range(2, len(e_all) + 1):
-        specs.append((f"expand-{i - 1}", d_all, _largest(e_all, i), w_all[:1], i - 2))
+        specs.append((f"expand-{i - 1}", (), _largest(e_all, i), d_all, w_all[:1], i - 2))
     for i in range(2, len(w_all) + 1):
-        specs.append((f"width-{i - 1}", d_all, e_all, _largest(w_all, i), None))
+        specs.append((f"width-{i - 1}", (), e_all, d_all, _largest(w_all, i), None))
+    return _phases_from_specs(specs, epochs, lr, full_lr, subnets_per_step, kd_ratio)
+
+
+def _phases_from_specs(
+    specs: Sequence[_PhaseSpec],
+    epochs: int | Mapping[str, int] | Sequence[int],
+    lr: float | Mapping[str, float],
+    full_lr: float | None,
+    subnets_per_step: int,
+    kd_ratio: float,
+) -> list[Phase]:
+    """The phases of a schedule: the full phase trains one network at ``full_lr`` without KD, the others
+    sample ``subnets_per_step`` subnets and distil at ``kd_ratio``."""
     epoch_list = _phase_epochs([s[0] for s in specs], epochs)
     phases = []
-    for (name, d, e, w, stage), n_epochs in zip(specs, epoch_list):
+    for (name, ks, e, d, w, stage), n_epochs in zip(specs, epoch_list):
         if name == "full":
             phase_lr = full_lr if full_lr is not None else 2 * (lr if isinstance(lr, float | int) else 0.05)
-            phases.append(Phase(name, (), e, d, n_epochs, float(phase_lr), 1, 0.0, None, w))
+            phases.append(Phase(name, ks, e, d, n_epochs, float(phase_lr), 1, 0.0, None, w))
             continue
         phase_lr = lr.get(name, 0.05) if isinstance(lr, Mapping) else lr
-        phases.append(Phase(name, (), e, d, n_epochs, float(phase_lr), subnets_per_step, kd_ratio, stage, w))
+        phases.append(Phase(name, ks, e, d, n_epochs, float(phase_lr), subnets_per_step, kd_ratio, stage, w))
     return phases
 
 
