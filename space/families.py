@@ -30,7 +30,7 @@ from typing import Any
 
 from space.registry import get_space
 from space.resnet_space import ResNetSpace
-from space.search_space import SearchSpace
+from space.search_space import SearchSpace, stage_depth_choices
 
 __all__ = [
     "PROXYLESS_ACT",
@@ -141,8 +141,7 @@ def parse_proxyless_arch(
     if values.get("d") is not None:
         depths = []
         for s, (v, slots) in enumerate(zip(_broadcast("d", values["d"], n_stages), choices.stage_slots)):
-            allowed = choices.d if slots >= max(choices.d) else tuple(sorted({*choices.d, slots}))
-            depths.append(min(int(_pick("d", s, v, allowed)), slots))
+            depths.append(min(int(_pick("d", s, v, stage_depth_choices(choices.d, slots))), slots))
     active = choices.active_slots(depths) if depths is not None else range(choices.n_slots)
     ks = _slot_values("ks", values.get("ks"), choices.n_slots, choices.ks, active)
     e = _slot_values("e", values.get("e"), choices.n_slots, choices.e, active)

@@ -18,7 +18,8 @@ from space.batch import Genome, SubnetBatch
 from space.block import Block
 from space.subnet import ArchLike, Subnet
 
-__all__ = ["SE_REDUCTION", "SearchSpace", "active_mask", "describe_resolutions", "make_divisible", "se_mid_chs", "MIN_RESOLUTION", "MAX_RESOLUTION"]
+__all__ = ["SE_REDUCTION", "SearchSpace", "active_mask", "describe_resolutions", "make_divisible", "se_mid_chs",
+           "stage_depth_choices", "MIN_RESOLUTION", "MAX_RESOLUTION"]
 
 # Resolutions a subnet may be *evaluated* at (imported LUTs go from 96 to 256); sampling uses
 # ``SearchSpace.resolutions``.
@@ -61,6 +62,14 @@ def active_mask(d: np.ndarray, slots: int | tuple[int, ...]) -> np.ndarray:
     d = np.asarray(d)
     per_stage = (slots,) * d.shape[1] if isinstance(slots, (int, np.integer)) else tuple(slots)
     return np.repeat(d, per_stage, axis=1) > _slot_positions(per_stage)
+
+
+def stage_depth_choices(depth_choices: tuple[int, ...], slots: int) -> tuple[int, ...]:
+    """Depths a stage with ``slots`` block slots may take: ``depth_choices``, and in a stage with fewer slots
+    also its slot count (every depth runs all of its slots there, as OFA clips it)."""
+    if slots >= max(depth_choices):
+        return depth_choices
+    return tuple(sorted({*depth_choices, slots}))
 
 
 @functools.lru_cache(maxsize=8)
@@ -136,12 +145,8 @@ class SearchSpace:
         return sum(self.slots_per_stage[:stage]) + j
 
     def stage_depth_choices(self, stage: int) -> tuple[int, ...]:
-        """Depths ``d[stage]`` may take: the space's, and in a stage with fewer slots also its slot count
-        (every depth runs all of its slots there)."""
-        slots = self.slots_per_stage[stage]
-        if slots >= self.max_depth:
-            return self.depth_choices
-        return tuple(sorted({*self.depth_choices, slots}))
+        """Depths ``d[stage]`` may take: see :func:`stage_depth_choices`."""
+        return stage_depth_choices(self.depth_choices, self.slots_per_stage[stage])
 
     @property
     def fixed_acts(self) -> dict[str, str]:
