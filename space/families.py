@@ -23,11 +23,11 @@ These readers are the supernets' (``set_active_subnet`` takes partial archs and 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from space.choices import matching_choice
 from space.registry import get_space
 from space.resnet_space import ResNetSpace
 from space.search_space import SearchSpace, stage_depth_choices
@@ -194,10 +194,9 @@ def _broadcast(field: str, value: Any, n: int) -> list[Any]:
 
 def _pick(field: str, index: int, value: Any, allowed: Sequence[float]) -> float:
     """The allowed value equal to ``value`` (floats compared with a tolerance, so 0.35 read from text matches)."""
-    if _is_number(value):
-        for choice in allowed:
-            if math.isclose(float(value), float(choice), rel_tol=1e-9, abs_tol=1e-12):
-                return choice
+    choice = matching_choice(value, allowed)
+    if choice is not None:
+        return choice
     raise ValueError(f"arch {field}[{index}] must be one of {list(allowed)}, got {value!r}")
 
 

@@ -14,7 +14,6 @@ max pool, the bottlenecks, and a classifier that pools the last feature map.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +22,7 @@ import numpy as np
 
 from space.block import Block
 from space.bounds import quoted
+from space.choices import matching_choice
 from space.search_space import MAX_RESOLUTION, MIN_RESOLUTION, make_divisible
 
 __all__ = ["ResNetSpace", "ResNetSubnet"]
@@ -245,9 +245,7 @@ def _values(space: ResNetSpace, name: str, value: Any, n: int, choices: Sequence
                          f"got {len(value)}")
     out = []
     for i, v in enumerate(value):
-        match = None
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            match = next((c for c in choices if math.isclose(float(v), float(c), rel_tol=1e-9, abs_tol=1e-12)), None)
+        match = matching_choice(v, choices)
         if match is None:
             raise ValueError(f"subnet {name}[{i}] = {quoted(v)} is not one of {list(choices)} in {space.name}")
         out.append(match)
