@@ -20,6 +20,7 @@ from torch import nn
 
 from layers import Classifier, ConvBNAct, MBConv, ResidualBlock
 from space import Subnet, make_divisible
+from supernet import _net_config
 from supernet._arch import ArchChoices, IntOrList, resolve_arch, sample_arch
 from supernet.elastic_layers import DynamicMBConvLayer
 from supernet.static_subnet import MobileNetV3, OFANetwork
@@ -193,10 +194,7 @@ class OFAMobileNetV3(OFANetwork):
 
     def set_bn_param(self, momentum: float, eps: float) -> None:
         """Set momentum and epsilon of every BatchNorm."""
-        for module in self.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.momentum = momentum
-                module.eps = eps
+        _net_config.set_bn_param(self, momentum, eps)
 
     def get_bn_param(self) -> tuple[float, float]:
         """Momentum and epsilon of the BatchNorms."""

@@ -21,6 +21,7 @@ from collections import OrderedDict
 
 from layers import Classifier, ConvBNAct, GlobalAvgPool, MBConv, ResidualBlock, SubnetModel, global_avg_pool
 from space import read_net_config
+from supernet._net_config import classifier_config, classifier_from_config
 from space.bounds import check_archive
 
 __all__ = [
@@ -125,16 +126,7 @@ class MobileNetV3(OFANetwork):
             "blocks": [_block_config(b) for b in self.blocks],
             "final_expand_layer": _conv_config(self.final_expand_layer),
             "feature_mix_layer": _conv_config(self.feature_mix_layer),
-            "classifier": {
-                "name": "LinearLayer",
-                "in_features": self.classifier.in_chs,
-                "out_features": self.classifier.out_chs,
-                "bias": True,
-                "use_bn": False,
-                "act_func": None,
-                "dropout_rate": self.classifier.dropout_rate,
-                "ops_order": "weight_bn_act",
-            },
+            "classifier": classifier_config(self.classifier),
         }
 
     @classmethod
@@ -149,10 +141,7 @@ class MobileNetV3(OFANetwork):
             blocks = [_block_from_config(b) for b in config["blocks"]]
             final_expand = _conv_from_config(config["final_expand_layer"])
             feature_mix = _conv_from_config(config["feature_mix_layer"])
-            cls_cfg = config["classifier"]
-            classifier = Classifier(
-                int(cls_cfg["in_features"]), int(cls_cfg["out_features"]), float(cls_cfg.get("dropout_rate") or 0.0)
-            )
+            classifier = classifier_from_config(config["classifier"])
         except (KeyError, TypeError) as err:
             raise ValueError(f"not an OFA MobileNetV3 net.config: missing or bad field {err}") from err
         net = cls(first_conv, blocks, final_expand, feature_mix, classifier)
