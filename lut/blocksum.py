@@ -245,8 +245,7 @@ class _GatherIndex:
                     later = price([Block.bottleneck(out_side, out_chs, mid, out_chs, 1, act=space.act)])
                     slot[slot_i + 1:slot_i + n_slots, :, w_out, k] = later
             slot_i += n_slots
-        last = space.stage_input_sides(r)[-1]
-        side = (last - 1) // space.stage_strides[-1] + 1
+        side = (sides[-1] - 1) // space.stage_strides[-1] + 1
         for w_last, chs in enumerate(space.stage_widths(space.n_stages - 1)):
             head[w_last] = price(space.head_blocks(side, chs))
 

@@ -204,7 +204,8 @@ class ResNetSpace:
                     for skip in (False, True):
                         seen.update(dict.fromkeys(self.stem_blocks(r, w0, w1, skip)[0]))
             in_widths = self.stem_widths
-            for stage, in_side in enumerate(self.stage_input_sides(r)):
+            sides = self.stage_input_sides(r)
+            for stage, in_side in enumerate(sides):
                 outs = self.stage_widths(stage)
                 stride = self.stage_strides[stage]
                 for out_chs in outs:
@@ -215,8 +216,7 @@ class ResNetSpace:
                         side = (in_side - 1) // stride + 1
                         seen[Block.bottleneck(side, out_chs, mid, out_chs, 1, act=self.act)] = None
                 in_widths = outs
-            last = self.stage_input_sides(r)[-1]
-            side = (last - 1) // self.stage_strides[-1] + 1
+            side = (sides[-1] - 1) // self.stage_strides[-1] + 1
             for chs in in_widths:
                 seen.update(dict.fromkeys(self.head_blocks(side, chs)))
         return list(seen)
