@@ -1,8 +1,8 @@
 """OFA's ``net.config`` JSON for single layers, written from and read into :mod:`layers` modules.
 
 Shared by the static ProxylessNAS and ResNet50 networks (the static MobileNetV3 uses the classifier and BN
-helpers; its conv and block entries keep OFA's older MobileNetV3 naming); the field sets are those of OFA's ``ofa.utils.layers``
-``config`` properties (``ConvLayer``, ``IdentityLayer``, ``LinearLayer``, ``MBConvLayer``,
+helpers; its conv and block entries keep OFA's older MobileNetV3 naming); the field sets are those of OFA's
+``ofa.utils.layers`` ``config`` properties (``ConvLayer``, ``IdentityLayer``, ``LinearLayer``, ``MBConvLayer``,
 ``ResNetBottleneckBlock``), so a written config compares equal to OFA's own.
 """
 
