@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from profiler.client import (
-    DEFAULT_RETRY_S,
     AgentClient,
     AgentError,
     AgentJobError,
+    connect_kw,
     message_to_dict,
     oversized_message,
     runtime_for_path,
@@ -165,11 +165,9 @@ def _client(address: str, token: str | None, tls_ca: str | Path | None, connect_
             **kw: Any) -> AgentClient:
     """A client that gives up on an unreachable agent after ``connect_timeout_s`` (None: the client's defaults;
     given, it also waits that long for one that refuses connections, e.g. still starting)."""
-    if connect_timeout_s is None:
-        return AgentClient(address, token=token, tls_ca=tls_ca, retry_s=DEFAULT_RETRY_S, **kw)
-    _check_timeout(connect_timeout_s)
-    return AgentClient(address, token=token, tls_ca=tls_ca, retry_s=connect_timeout_s, refused_s=connect_timeout_s,
-                       **kw)
+    if connect_timeout_s is not None:
+        _check_timeout(connect_timeout_s)
+    return AgentClient(address, token=token, tls_ca=tls_ca, **connect_kw(connect_timeout_s), **kw)
 
 
 def _check_timeout(value: float) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "AgentAuthError",
     "AgentCallError",
     "AgentJobError",
+    "connect_kw",
     "make_job",
     "make_plan",
     "message_to_dict",
@@ -224,6 +225,13 @@ def make_job(
     else:
         job.model_sha256 = str(sha256)
     return job
+
+
+def connect_kw(connect_timeout_s: float | None) -> dict[str, float]:
+    """The :class:`AgentClient` retry arguments of a ``connect_timeout_s`` setting (None: the client's defaults)."""
+    if connect_timeout_s is None:
+        return {}
+    return {"retry_s": connect_timeout_s, "refused_s": connect_timeout_s}
 
 
 class AgentClient:

@@ -47,9 +47,8 @@ from lut.predict import CompiledLut
 from lut.schema import DeviceSetting
 from lut.store import LutStore, StoredSetting
 from profiler.artifacts import sha256_hex
-from profiler.client import AgentClient, AgentError, make_job, oversized_message
+from profiler.client import AgentClient, AgentError, connect_kw, make_job, oversized_message
 from profiler.export import export_pool, export_subnet
-from profiler.fleet.settings import connect_kw
 from profiler.vocabulary import check_combination
 from space import AnySpace, ResNetSpace, SubnetBatch, get_space, list_spaces
 

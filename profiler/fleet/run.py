@@ -13,7 +13,7 @@ from lut.repeatability import round_spread
 from lut.schema import DeviceSetting
 from lut.store import LutStore
 from lut.transfer import measured_keys
-from profiler.client import DEFAULT_RETRY_S, AgentClient, AgentError
+from profiler.client import DEFAULT_RETRY_S, AgentClient, AgentError, connect_kw
 from profiler.quantize import unsupported_precision
 from profiler.worklist import DeviceWork, Failure, Leases, host_id
 from protos import agent_pb2
@@ -22,7 +22,7 @@ from space import Block, get_space, list_spaces, space_to_dict
 from .exports import CachedExports, ExportFn, Exports, FnExports
 from .reports import DeviceReport, ProfileReport, Progress, busy_fraction
 from .sentinel import sentinel_block
-from .settings import AgentRef, ProfileError, ProfileSettings, connect_kw, plan_blocks
+from .settings import AgentRef, ProfileError, ProfileSettings, plan_blocks
 from .worker import AgentWorker
 
 __all__ = ["profile"]

@@ -15,7 +15,6 @@ __all__ = [
     "AgentRef",
     "ProfileError",
     "ProfileSettings",
-    "connect_kw",
     "default_cache_dir",
     "plan_blocks",
 ]
@@ -106,13 +105,6 @@ class ProfileSettings:
                     raise ValueError(f"{name} must be {bound}, got {getattr(self, name)}")
         if not own_exports:
             check_combination(self.runtime, self.fmt, self.precision, self.options)
-
-
-def connect_kw(connect_timeout_s: float | None) -> dict[str, float]:
-    """The :class:`~profiler.client.AgentClient` retry arguments of a ``connect_timeout_s`` setting."""
-    if connect_timeout_s is None:
-        return {}
-    return {"retry_s": connect_timeout_s, "refused_s": connect_timeout_s}
 
 
 def default_cache_dir() -> str:
