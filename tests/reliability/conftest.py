@@ -2,7 +2,7 @@
 
 Each test adds what it did to one session-wide tally (requests tried, faults injected, rows lost,
 rows duplicated, ...). ``pytest_terminal_summary`` prints it, so CI logs show the figures even
-without ``-s`` and even when a test fails.
+without ``-s`` and even when a test fails. The ``lab`` fixture gives the real-network tests their namespaces.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+
+from ._netlab import NetLab, unavailable
 
 _TALLY = pytest.StashKey[Counter]()
 _NOTES = pytest.StashKey[list]()
@@ -45,6 +47,18 @@ class Tally:
 def tally(pytestconfig: pytest.Config) -> Tally:
     """The session's reliability tally."""
     return Tally(pytestconfig)
+
+
+@pytest.fixture
+def lab():
+    """A fresh network-namespace lab per test; skipped (saying why) where the kernel or the user cannot make
+    namespaces."""
+    reason = unavailable()
+    if reason is not None:
+        pytest.skip(f"real-network tests need network namespaces: {reason}")
+    lab = NetLab()
+    yield lab
+    lab.close()
 
 
 def summary_lines(config: pytest.Config) -> list[str]:

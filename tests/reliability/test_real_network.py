@@ -37,22 +37,11 @@ from ._harness import (
     wait_for,
 )
 from ._netagents import NetAgent
-from ._netlab import NetLab, unavailable
+from ._netlab import NetLab
 
 KEYS = block_keys()[::12]  # 8 blocks spread over the space: a few of each kind
 PHONE = {"rtt_ms": 150.0, "loss_pct": 2, "rate_mbit": 5.0}
 PAD_BYTES = 150_000  # every phone block's model carries this much: 1.2 MB over 5 Mbit/s
-
-
-@pytest.fixture
-def lab():
-    """A fresh lab per test; skipped (saying why) where the kernel or the user cannot make namespaces."""
-    reason = unavailable()
-    if reason is not None:
-        pytest.skip(f"real-network tests need network namespaces: {reason}")
-    lab = NetLab()
-    yield lab
-    lab.close()
 
 
 @pytest.fixture

@@ -25,22 +25,12 @@ from lut.testing import PostgresUnavailable, TemporaryPostgres
 
 from ._harness import TOKEN, block_keys, kill_pid, timed_keys, wait_for
 from ._netagents import NetAgent
-from ._netlab import NetLab, Node, unavailable
+from ._netlab import NetLab, Node
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 LEASE_S = 3.0  # short leases: B takes A's claims over soon after A loses the database
 CUT_AFTER_ROWS = 8
 SCALE = 4.0  # block latencies x4: the profile lasts long enough to cut A mid-run
-
-
-@pytest.fixture
-def lab():
-    reason = unavailable()
-    if reason is not None:
-        pytest.skip(f"real-network tests need network namespaces: {reason}")
-    lab = NetLab()
-    yield lab
-    lab.close()
 
 
 def _host(node: Node, tmp_path: Path, url: str, address: str, run: str, env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
