@@ -24,7 +24,6 @@ __all__ = [
     "EXIT_OK",
     "EXIT_FAILED",
     "EXIT_USAGE",
-    "CONNECT_TIMEOUT_S",
     "err_console",
     "fail",
     "warn",
@@ -46,10 +45,6 @@ __all__ = [
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-
-# Default of --connect-timeout-s: how long a command keeps trying an agent that does not answer yet
-# (one that is still starting, or restarting), before it gives up with "unreachable".
-CONNECT_TIMEOUT_S = 10.0
 
 # Human output goes to stderr so stdout stays clean for --json consumers.
 err_console = Console(stderr=True)

@@ -58,7 +58,7 @@ def test_profile_and_validate_give_up_on_an_unreachable_agent_after_connect_time
     import time
 
     from lut import DeviceSetting, LutStore
-    from lutnas._common import CONNECT_TIMEOUT_S
+    from profiler.client import DEFAULT_RETRY_S
 
     with LutStore(db) as store:  # an onnxruntime device (the reference LUTs name no model format)
         rows = [(k, {"median_ms": v}, {}) for k, v in store.table("note10").items()]
@@ -75,7 +75,7 @@ def test_profile_and_validate_give_up_on_an_unreachable_agent_after_connect_time
         lines = one_line(result.stderr)
         assert lines.startswith("error:") and "127.0.0.1:1 unreachable" in lines, lines
         attempts = int(re.search(r"after (\d+) attempts?", lines).group(1))
-        assert attempts <= 3 and elapsed < CONNECT_TIMEOUT_S, (attempts, elapsed)
+        assert attempts <= 3 and elapsed < DEFAULT_RETRY_S, (attempts, elapsed)
     result = invoke("validate", "--agent", "note10=127.0.0.1:1", "--db", db, "--connect-timeout-s", "0")
     assert result.exit_code == 2 and "--connect-timeout-s must be a finite number > 0" in one_line(result.stderr)
 
