@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from torch import nn
 
 from layers import Classifier, ConvBNAct, MBConv, ResidualBlock, global_avg_pool
 from space import make_divisible
+from supernet._config import ConfigDict
 from supernet._net_config import bn_config, set_bn_param
 from supernet.elastic_layers import DynamicMBConvLayer
 from space.families import (
@@ -38,7 +39,7 @@ __all__ = ["OFAProxylessNASNets", "ProxylessSupernetConfig"]
 
 
 @dataclass(frozen=True)
-class ProxylessSupernetConfig:
+class ProxylessSupernetConfig(ConfigDict):
     """Everything needed to rebuild an ``OFAProxylessNASNets``."""
 
     width_mult: float = 1.3  # channel multiplier (OFA released 1.3)
@@ -50,22 +51,6 @@ class ProxylessSupernetConfig:
     bn_momentum: float = 0.1  # BatchNorm momentum
     bn_eps: float = PROXYLESS_BN_EPS  # BatchNorm epsilon (OFA's ProxylessNAS uses 1e-3)
     base_stage_width: tuple[int, ...] = PROXYLESS_BASE_WIDTHS  # nine widths before width_mult
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serializable dict."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ProxylessSupernetConfig:
-        """Inverse of :meth:`to_dict`.
-
-        Raises:
-            ValueError: unknown keys.
-        """
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"supernet config keys must be among {sorted(cls.__dataclass_fields__)}, got {unknown}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 class OFAProxylessNASNets(nn.Module):

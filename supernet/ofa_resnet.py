@@ -9,7 +9,7 @@ the active subnet out as a :class:`~supernet.static_resnet.ResNets`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ from torch import nn
 
 from layers import Bottleneck, ConvBNAct, ResidualBlock, global_avg_pool
 from space import make_divisible
+from supernet._config import ConfigDict
 from supernet._net_config import bn_config, set_bn_param
 from supernet.elastic_resnet import DynamicBottleneck, DynamicConvLayer, DynamicLinearLayer
 from space.families import (
@@ -35,7 +36,7 @@ __all__ = ["OFAResNets", "ResNetSupernetConfig"]
 
 
 @dataclass(frozen=True)
-class ResNetSupernetConfig:
+class ResNetSupernetConfig(ConfigDict):
     """Everything needed to rebuild an ``OFAResNets``."""
 
     depth_list: tuple[int, ...] = (0, 1, 2)  # extra blocks per stage
@@ -46,22 +47,6 @@ class ResNetSupernetConfig:
     bn_momentum: float = 0.1  # BatchNorm momentum
     bn_eps: float = RESNET_BN_EPS  # BatchNorm epsilon
     width_mult: float = 1.0  # fixed multiplier under the elastic one (1.0 is OFA's; small-data presets shrink it)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serializable dict."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ResNetSupernetConfig:
-        """Inverse of :meth:`to_dict`.
-
-        Raises:
-            ValueError: unknown keys.
-        """
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"supernet config keys must be among {sorted(cls.__dataclass_fields__)}, got {unknown}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 class OFAResNets(nn.Module):
