@@ -1,4 +1,5 @@
-"""Shared fixtures for the supernet tests: one torch thread, the OFA golden files and their weights recipe."""
+"""Shared fixtures for the supernet tests: one torch thread, the OFA golden files and their weights recipe, a tiny
+ImageFolder of real digits."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -76,3 +78,17 @@ def family_golden(golden_dir: Path):
         return loaded[name]
 
     return load
+
+
+def write_digits_folder(root: Path, per_class: int) -> Path:
+    """An ImageFolder under ``root``: the first ``per_class`` of scikit-learn's 8x8 digits 0, 1 and 7 as PNGs."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    for label in (0, 1, 7):
+        (root / f"class{label}").mkdir()
+        for i, idx in enumerate(np.flatnonzero(digits.target == label)[:per_class]):
+            pixels = (digits.images[idx] * 255 / 16).astype(np.uint8)
+            Image.fromarray(pixels, mode="L").save(root / f"class{label}" / f"{i}.png")
+    return root

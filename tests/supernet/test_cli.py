@@ -4,28 +4,19 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from lutnas.cli import app
+
+from .conftest import write_digits_folder
 
 ARCH = {"ks": [3, 5, 7, 3] * 5, "e": [3, 4, 6, 3] * 5, "d": [2, 3, 4, 2, 3], "r": 8}
 
 
 @pytest.fixture(scope="module")
 def image_folder(tmp_path_factory):
-    from PIL import Image
-    from sklearn.datasets import load_digits
-
-    root = tmp_path_factory.mktemp("folder")
-    digits = load_digits()
-    for label in (0, 1, 7):
-        (root / f"class{label}").mkdir()
-        picks = np.flatnonzero(digits.target == label)[:8]
-        for i, idx in enumerate(picks):
-            pixels = (digits.images[idx] * 255 / 16).astype(np.uint8)
-            Image.fromarray(pixels, mode="L").save(root / f"class{label}" / f"{i}.png")
+    root = write_digits_folder(tmp_path_factory.mktemp("folder"), per_class=8)
     (root / "class0" / "notes.txt").write_text("not an image")
     return root
 

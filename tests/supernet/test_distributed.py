@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -19,6 +18,8 @@ from lutnas.cli import app
 from supernet import OFAMobileNetV3, TrainConfig
 from supernet.jobs import CollectJob, DataSpec, TrainJob, run_collect_job, run_job, run_train_job
 from supernet.train import Phase
+
+from .conftest import write_digits_folder
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = {
@@ -40,17 +41,7 @@ CONFIG = TrainConfig(phases=PHASES, resolutions=(8,), batch_size=24, calib_image
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
-    from PIL import Image
-    from sklearn.datasets import load_digits
-
-    root = tmp_path_factory.mktemp("digits-folder")
-    digits = load_digits()
-    for label in (0, 1, 7):
-        (root / f"class{label}").mkdir()
-        for i, idx in enumerate(np.flatnonzero(digits.target == label)[:10]):
-            pixels = (digits.images[idx] * 255 / 16).astype(np.uint8)
-            Image.fromarray(pixels, mode="L").save(root / f"class{label}" / f"{i}.png")
-    return root
+    return write_digits_folder(tmp_path_factory.mktemp("digits-folder"), per_class=10)
 
 
 class _Stop(Exception):

@@ -7,13 +7,14 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 import lutnas
 from lutnas.cli import app
 from supernet.runs import RunError
+
+from .conftest import write_digits_folder
 
 ARCH = {"ks": [3, 5, 7, 3] * 5, "e": [3, 4, 6, 3] * 5, "d": [2, 3, 4, 2, 3], "r": 8}
 # Steps in the first and last phase only.
@@ -24,17 +25,7 @@ TRAIN_FLAGS = ["--epochs", ",".join(f"{k}={v}" for k, v in EPOCHS.items()), "--r
 
 @pytest.fixture(scope="module")
 def image_folder(tmp_path_factory):
-    from PIL import Image
-    from sklearn.datasets import load_digits
-
-    root = tmp_path_factory.mktemp("folder")
-    digits = load_digits()
-    for label in (0, 1, 7):
-        (root / f"class{label}").mkdir()
-        for i, idx in enumerate(np.flatnonzero(digits.target == label)[:8]):
-            pixels = (digits.images[idx] * 255 / 16).astype(np.uint8)
-            Image.fromarray(pixels, mode="L").save(root / f"class{label}" / f"{i}.png")
-    return root
+    return write_digits_folder(tmp_path_factory.mktemp("folder"), per_class=8)
 
 
 @pytest.fixture(scope="module")
