@@ -23,7 +23,7 @@ from lut.transfer import TransferResult, UselessFitError, fill_from_sources, loa
 from profiler.agents import AgentSpec, Notes, name_agents
 from profiler.fleet import AgentRef, DeviceReport, ProfileReport, ProfileSettings, Progress, plan_blocks, profile
 
-__all__ = ["ProfileRun", "check_calib_dir", "profile_lut", "remaining_blocks"]
+__all__ = ["ProfileRun", "check_calib_dir", "open_store", "profile_lut", "remaining_blocks"]
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def _run(db: str | Path, refs: list[AgentRef], settings: ProfileSettings, source
          token: str | None, tls_ca: str | Path | None, progress: ProgressFn | None,
          stop: threading.Event | None, notes: Notes) -> ProfileRun:
     """The profile itself, in an open store: the fleet, then the few-shot fill and the row counts."""
-    with _open_store(db, create=True) as store:
+    with open_store(db, create=True) as store:
         notes.extend(_case_twin(store, name) for name in dict.fromkeys(r.name for r in refs))
         report = profile(store, refs, settings, token=token, tls_ca=str(tls_ca) if tls_ca else None,
                          on_progress=_fleet_progress(progress), stop=stop)
@@ -170,7 +170,7 @@ def check_calib_dir(calib_dir: str | None) -> None:
 
 
 @contextmanager
-def _open_store(db: str | Path, create: bool) -> Iterator[LutStore]:
+def open_store(db: str | Path, create: bool) -> Iterator[LutStore]:
     """The store, its open failure as bad input (ValueError)."""
     try:
         store = LutStore(db, create=create)
@@ -183,7 +183,7 @@ def _open_store(db: str | Path, create: bool) -> Iterator[LutStore]:
 def _read_sources(db: str | Path, sources: Sequence[str | int]) -> dict[str, dict[str, float]]:
     """The few-shot source LUTs, bad references as ValueError."""
     refs = [s.strip() if isinstance(s, str) else s for s in sources]
-    with _open_store(db, create=False) as store:
+    with open_store(db, create=False) as store:
         try:
             return load_sources(store, [r for r in refs if r != ""])
         except LutError as err:

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from lut.calibration import Calibration
-from lut.errors import LutError
 from lut.selectors import with_precision
 from lut.store import LutStore, StoredSetting
 from lut.transfer import predicted_rows
 from profiler.agents import AgentSpec, Notes, name_agents
-from profiler.profile_run import check_calib_dir
+from profiler.profile_run import check_calib_dir, open_store
 from profiler.validate import ValidationReport, ValidationSettings, report_from_store, validate
 
 __all__ = ["FAR_OFF_PCT", "ValidationRun", "lut_warnings", "validate_lut"]
@@ -101,12 +100,8 @@ def validate_lut(db: str | Path, *, agent: str | AgentSpec | None = None, device
     notes = Notes(notify)
     name = device if device is not None else _agent_device(spec, settings, token, tls_ca, notes)
     name = with_precision(name, precision)
-    try:
-        store = LutStore(db, create=False)
-    except LutError as err:
-        raise ValueError(str(err)) from err
-    with store:
-        stored = _find_setting(store, name)
+    with open_store(db, create=False) as store:
+        stored = store.setting(name)  # an unknown name's error already says "did you mean" (lut.selectors)
         few_shot = _few_shot(store, stored, notes)
         if spec is not None and spec.name is not None and device is None:  # say so if the agent calls itself otherwise
             name_agents([spec], token=token, tls_ca=tls_ca, connect_timeout_s=settings.connect_timeout_s,
@@ -145,11 +140,6 @@ def _agent_device(spec: AgentSpec | None, settings: ValidationSettings, token: s
         return spec.name
     named = name_agents([spec], token=token, tls_ca=tls_ca, connect_timeout_s=settings.connect_timeout_s, notes=notes)
     return named[0][0]
-
-
-def _find_setting(store: LutStore, ref: str | int) -> StoredSetting:
-    """``store.setting(ref)``: an unknown name's error already says "did you mean" (lut.selectors)."""
-    return store.setting(ref)
 
 
 def _few_shot(store: LutStore, stored: StoredSetting, notes: Notes) -> dict[str, Any] | None:
