@@ -33,6 +33,8 @@ __all__ = [
     "DynamicSeparableConv2d",
     "center_crop_range",
     "copy_bn",
+    "importance_order",
+    "permute_bn",
 ]
 
 
@@ -184,10 +186,28 @@ def copy_bn(target: nn.BatchNorm2d, source: nn.BatchNorm2d) -> None:
     target.eps = source.eps
 
 
-def _permute_bn(bn: nn.BatchNorm2d, order: torch.Tensor) -> None:
+def permute_bn(bn: nn.BatchNorm2d, order: torch.Tensor) -> None:
+    """Reorder the channels of ``bn`` (affine and statistics) as ``order`` gives them."""
     with torch.no_grad():
         for tensor in (bn.weight, bn.bias, bn.running_mean, bn.running_var):
             tensor.copy_(tensor.index_select(0, order))
+
+
+def importance_order(importance: torch.Tensor, widths: Sequence[int], expand_ratio_stage: int) -> torch.Tensor:
+    """Channel order by decreasing importance, never moving a channel out of the ``stage + 1`` widest slices.
+
+    Args:
+        importance: one score per middle channel.
+        widths: the middle widths, widest first.
+        expand_ratio_stage: how many smaller expand ratios are already trained (0 = none: a plain sort).
+    """
+    importance = importance.clone()
+    right, offset = importance.numel(), -len(widths) * 1e5
+    for width in widths[: expand_ratio_stage + 1] if expand_ratio_stage > 0 else []:
+        importance[width:right] += offset
+        offset += 1e5
+        right = width
+    return torch.argsort(importance, descending=True)
 
 
 class DynamicMBConvLayer(nn.Module):
@@ -299,18 +319,10 @@ class DynamicMBConvLayer(nn.Module):
             expand_ratio_stage: how many smaller expand ratios are already trained (0 = none).
         """
         project = self.point_linear.conv.conv.weight
-        importance = project.abs().sum(dim=(0, 2, 3)).clone()
-        if expand_ratio_stage > 0:
-            widths = [self.mid_chs(self.max_in_chs, e) for e in sorted(self.expand_ratio_list, reverse=True)]
-            right = importance.numel()
-            offset = -len(widths) * 1e5
-            for width in widths[: expand_ratio_stage + 1]:
-                importance[width:right] += offset
-                offset += 1e5
-                right = width
-        order = torch.argsort(importance, descending=True)
+        widths = [self.mid_chs(self.max_in_chs, e) for e in sorted(self.expand_ratio_list, reverse=True)]
+        order = importance_order(project.abs().sum(dim=(0, 2, 3)), widths, expand_ratio_stage)
         project.copy_(project.index_select(1, order))
-        _permute_bn(self.depth_conv.bn.bn, order)
+        permute_bn(self.depth_conv.bn.bn, order)
         depth = self.depth_conv.conv.conv.weight
         depth.copy_(depth.index_select(0, order))
         if self.use_se:
@@ -323,6 +335,6 @@ class DynamicMBConvLayer(nn.Module):
             fc.reduce.weight.copy_(fc.reduce.weight.index_select(0, se_order))
             fc.reduce.bias.copy_(fc.reduce.bias.index_select(0, se_order))
             fc.expand.weight.copy_(fc.expand.weight.index_select(1, se_order))
-        _permute_bn(self.inverted_bottleneck.bn.bn, order)
+        permute_bn(self.inverted_bottleneck.bn.bn, order)
         expand = self.inverted_bottleneck.conv.conv.weight
         expand.copy_(expand.index_select(0, order))

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from layers import Bottleneck, Classifier, ConvBNAct, make_act
-from supernet.elastic_layers import DynamicBatchNorm2d, DynamicConv2d, copy_bn
+from supernet.elastic_layers import DynamicBatchNorm2d, DynamicConv2d, copy_bn, importance_order, permute_bn
 from space.families import bottleneck_mid_chs
 
 __all__ = ["DynamicBottleneck", "DynamicConvLayer", "DynamicLinear", "DynamicLinearLayer"]
@@ -161,7 +161,6 @@ class DynamicBottleneck(nn.Module):
         sub.train(self.training)
         return sub
 
-
     @torch.no_grad()
     def re_organize_middle_weights(self, expand_ratio_stage: int = 0) -> None:
         """Sort the middle channels by importance so that slicing keeps the most important ones.
@@ -177,24 +176,11 @@ class DynamicBottleneck(nn.Module):
         widths = [bottleneck_mid_chs(max_out, e) for e in sorted(self.expand_ratio_list, reverse=True)]
         for consumer, producer in ((self.conv3, self.conv2), (self.conv2, self.conv1)):
             weight = consumer.conv.conv.weight
-            order = _importance_order(weight.abs().sum(dim=(0, 2, 3)), widths, expand_ratio_stage)
+            order = importance_order(weight.abs().sum(dim=(0, 2, 3)), widths, expand_ratio_stage)
             weight.copy_(weight.index_select(1, order))
-            bn = producer.bn.bn
-            for tensor in (bn.weight, bn.bias, bn.running_mean, bn.running_var):
-                tensor.copy_(tensor.index_select(0, order))
+            permute_bn(producer.bn.bn, order)
             produced = producer.conv.conv.weight
             produced.copy_(produced.index_select(0, order))
-
-
-def _importance_order(importance: torch.Tensor, widths: Sequence[int], expand_ratio_stage: int) -> torch.Tensor:
-    """Channel order by decreasing importance, never moving a channel out of the ``stage + 1`` widest slices."""
-    importance = importance.clone()
-    right, offset = importance.numel(), -len(widths) * 1e5
-    for width in widths[: expand_ratio_stage + 1] if expand_ratio_stage > 0 else []:
-        importance[width:right] += offset
-        offset += 1e5
-        right = width
-    return torch.argsort(importance, descending=True)
 
 
 class DynamicLinear(nn.Module):
