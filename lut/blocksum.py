@@ -230,22 +230,14 @@ class _GatherIndex:
             for w1 in range(n_w):
                 for keep in (0, 1):
                     stem[w0, w1, keep] = price(space.stem_blocks(r, w0, w1, skip_middle=not keep)[0])
-        sides = space.stage_input_sides(r)
-        slot_i = 0
-        for stage, n_slots in enumerate(space.slots_per_stage):
-            stride = space.stage_strides[stage]
-            out_side = (sides[stage] - 1) // stride + 1
-            in_widths = space.stem_widths if stage == 0 else space.stage_widths(stage - 1)
-            for w_out, out_chs in enumerate(space.stage_widths(stage)):
-                for k, e in enumerate(space.expand_choices):
-                    mid = space.mid_chs(out_chs, e)
-                    for w_in, in_chs in enumerate(in_widths):
-                        first = Block.bottleneck(sides[stage], in_chs, mid, out_chs, stride, act=space.act)
-                        slot[slot_i, w_in, w_out, k] = price([first])
-                    later = price([Block.bottleneck(out_side, out_chs, mid, out_chs, 1, act=space.act)])
-                    slot[slot_i + 1:slot_i + n_slots, :, w_out, k] = later
-            slot_i += n_slots
-        side = (sides[-1] - 1) // space.stage_strides[-1] + 1
+        starts = np.cumsum((0, *space.slots_per_stage[:-1]))
+        for stage, w_in, w_out, k, block in space.stage_blocks(r):
+            first = starts[stage]
+            if w_in is not None:  # the stage's first slot
+                slot[first, w_in, w_out, k] = price([block])
+            else:  # its later slots, whatever the previous width
+                slot[first + 1:first + space.slots_per_stage[stage], :, w_out, k] = price([block])
+        side = space.head_side(r)
         for w_last, chs in enumerate(space.stage_widths(space.n_stages - 1)):
             head[w_last] = price(space.head_blocks(side, chs))
 

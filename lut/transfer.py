@@ -257,8 +257,7 @@ def _fixed_blocks(space: SearchSpace | ResNetSpace, r: int) -> Iterator[tuple[st
             for skip in (False, True):  # the stem's middle conv is kept or skipped alike (OFA's sampling)
                 for b in space.stem_blocks(r, w0, w1, skip_middle=skip)[0]:
                     yield b.key, 1.0 / (2 * n_w * n_w)
-    last = space.stage_input_sides(r)[-1]
-    side = (last - 1) // space.stage_strides[-1] + 1
+    side = space.head_side(r)
     for chs in space.stage_widths(space.n_stages - 1):
         for b in space.head_blocks(side, chs):
             yield b.key, 1.0 / n_w

@@ -14,7 +14,7 @@ max pool, the bottlenecks, and a classifier that pools the last feature map.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,6 +192,26 @@ class ResNetSpace:
             slot += slots
         return out + self.head_blocks(side, in_chs)
 
+    def stage_blocks(self, resolution: int) -> Iterator[tuple[int, int | None, int, int, Block]]:
+        """Every bottleneck a stage may run at ``resolution``, in run order, as ``(stage, w_in, w_out, e, block)``
+        (width and expand indices): the stage's first block once per input width ``w_in`` (the stem's widths,
+        or the previous stage's), then its later blocks, which read their own width (``w_in`` None)."""
+        for stage, in_side in enumerate(self.stage_input_sides(resolution)):
+            stride = self.stage_strides[stage]
+            side = (in_side - 1) // stride + 1
+            in_widths = self.stem_widths if stage == 0 else self.stage_widths(stage - 1)
+            for w_out, out_chs in enumerate(self.stage_widths(stage)):
+                for k, e in enumerate(self.expand_choices):
+                    mid = self.mid_chs(out_chs, e)
+                    for w_in, in_chs in enumerate(in_widths):
+                        yield stage, w_in, w_out, k, Block.bottleneck(in_side, in_chs, mid, out_chs, stride,
+                                                                      act=self.act)
+                    yield stage, None, w_out, k, Block.bottleneck(side, out_chs, mid, out_chs, 1, act=self.act)
+
+    def head_side(self, resolution: int) -> int:
+        """The side of the last stage's output at ``resolution`` (the map the classifier pools)."""
+        return (self.stage_input_sides(resolution)[-1] - 1) // self.stage_strides[-1] + 1
+
     def unique_blocks(self, resolutions: int | list[int] | tuple[int, ...]) -> list[Block]:
         """Every distinct block any subnet of this space can run at ``resolutions``, in run order."""
         if isinstance(resolutions, int):
@@ -203,21 +223,9 @@ class ResNetSpace:
                 for w1 in range(n_w):
                     for skip in (False, True):
                         seen.update(dict.fromkeys(self.stem_blocks(r, w0, w1, skip)[0]))
-            in_widths = self.stem_widths
-            sides = self.stage_input_sides(r)
-            for stage, in_side in enumerate(sides):
-                outs = self.stage_widths(stage)
-                stride = self.stage_strides[stage]
-                for out_chs in outs:
-                    for e in self.expand_choices:
-                        mid = self.mid_chs(out_chs, e)
-                        for in_chs in in_widths:
-                            seen[Block.bottleneck(in_side, in_chs, mid, out_chs, stride, act=self.act)] = None
-                        side = (in_side - 1) // stride + 1
-                        seen[Block.bottleneck(side, out_chs, mid, out_chs, 1, act=self.act)] = None
-                in_widths = outs
-            side = (sides[-1] - 1) // self.stage_strides[-1] + 1
-            for chs in in_widths:
+            seen.update(dict.fromkeys(block for *_, block in self.stage_blocks(r)))
+            side = self.head_side(r)
+            for chs in self.stage_widths(self.n_stages - 1):
                 seen.update(dict.fromkeys(self.head_blocks(side, chs)))
         return list(seen)
 
