@@ -147,21 +147,17 @@ def mutate_json(doc: Any, data: st.DataObject) -> Any:
 
 def _edit(node: Any, data: st.DataObject, depth: int) -> Any:
     descend = isinstance(node, (dict, list)) and len(node) > 0 and depth < 8 and data.draw(st.integers(0, 3)) > 0
-    if descend:
+    if descend:  # into a copy: one entry removed or edited
         if isinstance(node, dict):
-            key = data.draw(st.sampled_from(sorted(node, key=str)))
+            slot = data.draw(st.sampled_from(sorted(node, key=str)))
             node = dict(node)
-            if data.draw(st.integers(0, 5)) == 0:
-                del node[key]
-            else:
-                node[key] = _edit(node[key], data, depth + 1)
-            return node
-        i = data.draw(st.integers(0, len(node) - 1))
-        node = list(node)
-        if data.draw(st.integers(0, 5)) == 0:
-            del node[i]
         else:
-            node[i] = _edit(node[i], data, depth + 1)
+            slot = data.draw(st.integers(0, len(node) - 1))
+            node = list(node)
+        if data.draw(st.integers(0, 5)) == 0:
+            del node[slot]
+        else:
+            node[slot] = _edit(node[slot], data, depth + 1)
         return node
     choice = data.draw(st.integers(0, 3))
     if choice == 0:  # a value of another kind
