@@ -14,14 +14,13 @@ phone's big cores.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
-import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent._procs import kill_group
 from agent.adb import ADB_CPUS_OPTION, ADB_SERIAL_OPTION, AdbDevice, AdbError, taskset_mask
 from agent.errors import JobError, one_line
 from agent.runtimes import LoadOptions, RuntimeProbe
@@ -182,10 +181,7 @@ def _run_tool(args: list[str], timeout_s: float, binary: str) -> tuple[int, str]
     except subprocess.TimeoutExpired as err:
         raise JobError("DEADLINE_EXCEEDED", f"{binary} ran past {timeout_s:.0f} s") from err
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the tool if it still runs, and whatever it left behind
-        except (ProcessLookupError, PermissionError):
-            pass
+        kill_group(proc.pid)  # the tool if it still runs, and whatever it left behind
         if proc.returncode is None:
             proc.communicate()  # reap it
     return proc.returncode, stdout + "\n" + stderr
