@@ -203,7 +203,6 @@ class _GatherIndex:
         first_in = np.array([1] + [2 + s - 1 for s in range(1, space.n_stages)])
         self._out_col = 2 + self._stage
         self._in_col = np.where(self._pos == 0, first_in[self._stage], self._out_col)
-        self._base = np.asarray(space.base_depths, dtype=np.int64)
         self._stage_starts = np.cumsum((0, *space.slots_per_stage[:-1]))
         # Every stage runs its first slot (base depth >= 1), so a stage's first block reads the previous stage.
         self.usable = min(space.base_depths) >= 1
@@ -265,7 +264,7 @@ class _GatherIndex:
         idx += w[:, self._in_col] * s_in
         idx += w[:, self._out_col] * s_out
         idx += e_idx * s_e
-        active = self._pos[None, :] < (self._base[self._stage][None, :] + d[:, 1 + self._stage])
+        active = sp.active_mask(d)
         vals = np.where(active, self._slot[idx], 0.0)
         keep = (d[:, 0] == sp.max_depth).astype(np.int64)
         parts: dict[str, np.ndarray] = {}

@@ -230,9 +230,6 @@ class ResNetOFAEncoding:
             raise ValueError(f"{type(self).__name__} encodes ResNet spaces; {self.space.name} is not one")
         sp = self.space
         self._d_lookup = {v: i for i, v in enumerate(sp.depth_choices)}
-        self._slot_stage = np.repeat(np.arange(sp.n_stages), sp.slots_per_stage)
-        self._slot_pos = np.concatenate([np.arange(n) for n in sp.slots_per_stage])
-        self._base = np.asarray(sp.base_depths, dtype=np.int64)
         self._n = (len(sp.depth_choices), len(sp.expand_choices), len(sp.width_choices))
 
     @property
@@ -258,7 +255,7 @@ class ResNetOFAEncoding:
             raise ValueError(f"width indices must be in 0..{n_w - 1}, got {sorted(set(np.unique(w).tolist()))}")
         d_idx = np.vectorize(self._d_lookup.__getitem__, otypes=[np.int64])(d) if d.size else d
         e_idx = expand_indices(sp, batch.e)
-        active = self._slot_pos[None, :] < self._base[self._slot_stage][None, :] + d[:, 1 + self._slot_stage]
+        active = sp.active_mask(d)
         out = np.zeros((len(r), self._one_hot_width + extra), dtype=np.float32)
         _scatter_one_hot(out, 0, d_idx, n_d, np.ones_like(d_idx, dtype=bool))
         col = (1 + sp.n_stages) * n_d

@@ -110,10 +110,6 @@ class ResNetGenome:
         for col, choices in enumerate(columns):
             self._table[col, :choices.size] = choices
         self._smallest = np.array([c.min() for c in columns], dtype=np.int64)
-        # Slot j of stage s runs when j < base_depths[s] + d[1 + s].
-        self._slot_stage = np.repeat(np.arange(space.n_stages), space.slots_per_stage)
-        self._slot_pos = np.concatenate([np.arange(n) for n in space.slots_per_stage])
-        self._base = np.asarray(space.base_depths, dtype=np.int64)
 
     def to_batch(self, genes: np.ndarray) -> ResNetBatch:
         """The rows as a ResNetBatch."""
@@ -152,8 +148,7 @@ class ResNetGenome:
 
     def active(self, genes: np.ndarray) -> np.ndarray:
         """(n, n_slots) bool: which block slots run."""
-        depth = self._base[self._slot_stage][None, :] + genes[:, self.d][:, 1 + self._slot_stage]
-        return self._slot_pos[None, :] < depth
+        return self.space.active_mask(genes[:, self.d])
 
     def canonical(self, genes: np.ndarray) -> np.ndarray:
         """The rows with the expand genes of blocks that do not run set to -1 (equal rows: the same network)."""

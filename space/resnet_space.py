@@ -23,7 +23,7 @@ import numpy as np
 from space.block import Block
 from space.bounds import quoted
 from space.choices import matching_choice
-from space.search_space import MAX_RESOLUTION, MIN_RESOLUTION, make_divisible
+from space.search_space import MAX_RESOLUTION, MIN_RESOLUTION, active_mask, make_divisible
 
 __all__ = ["ResNetSpace", "ResNetSubnet"]
 
@@ -228,6 +228,11 @@ class ResNetSpace:
             for chs in self.stage_widths(self.n_stages - 1):
                 seen.update(dict.fromkeys(self.head_blocks(side, chs)))
         return list(seen)
+
+    def active_mask(self, d: np.ndarray) -> np.ndarray:
+        """Which block slots a population runs: (n, n_slots) bool for its depth genes ``d`` (n, 1 + n_stages),
+        True where slot ``j`` of stage ``s`` has ``j < base_depths[s] + d[1 + s]``."""
+        return active_mask(np.asarray(d)[:, 1:] + np.asarray(self.base_depths), self.slots_per_stage)
 
     def sample_archs(self, n: int, rng: np.random.Generator,
                      resolutions: Sequence[int] | None = None) -> list[ResNetSubnet]:
