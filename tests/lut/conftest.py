@@ -1,11 +1,12 @@
 """Shared fixtures: the reference LUTs imported once per session (into SQLite and into PostgreSQL),
-copied for tests that write; ``ref_store`` runs each test on both engines."""
+copied for tests that write; ``ref_store`` runs each test on both engines. ``random_table`` makes a synthetic LUT."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lut import DeviceSetting, LutStore, import_files
@@ -67,3 +68,9 @@ def note10_table(ref_db: Path) -> dict[str, float]:
 def i7_table(ref_db: Path) -> dict[str, float]:
     with LutStore(ref_db) as store:
         return store.table("i7")
+
+
+def random_table(space, resolutions, seed: int = 0) -> dict[str, float]:
+    """A synthetic LUT: every unique block of ``space`` at ``resolutions`` priced at a random 0.05-3 ms."""
+    rng = np.random.default_rng(seed)
+    return {b.key: float(rng.uniform(0.05, 3.0)) for b in space.unique_blocks(list(resolutions))}

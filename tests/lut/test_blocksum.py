@@ -13,17 +13,14 @@ from lut.predict import CompiledLut
 from search.genomes import ResNetBatch, ResNetGenome
 from space import get_space
 
-
-def _table(space, resolutions, seed=0) -> dict[str, float]:
-    rng = np.random.default_rng(seed)
-    return {b.key: float(rng.uniform(0.05, 3.0)) for b in space.unique_blocks(list(resolutions))}
+from .conftest import random_table
 
 
 @pytest.mark.parametrize("name", ["ofa-resnet50", "ofa-resnet50-w0.25"])
 def test_gathered_prices_equal_the_per_subnet_block_sum(name: str) -> None:
     space = get_space(name)
     res = space.resolutions[-2:]
-    table = _table(space, res)
+    table = random_table(space, res)
     lut = CompiledLut.from_table(table, space)
     assert isinstance(lut, BlockSumLut)
     rng = np.random.default_rng(1)
@@ -51,7 +48,7 @@ def test_gathered_prices_equal_the_per_subnet_block_sum(name: str) -> None:
 
 def test_a_resolution_qualified_row_wins_at_its_resolution() -> None:
     space = get_space("ofa-resnet50-w0.25")
-    table = _table(space, (12, 16))
+    table = random_table(space, (12, 16))
     sub = space.sample_archs(1, np.random.default_rng(2), [12])[0]
     key = space.blocks(sub)[-2].key  # the last bottleneck
     table[qualified_key(key, 12)] = table[key] + 100.0
@@ -63,7 +60,7 @@ def test_a_resolution_qualified_row_wins_at_its_resolution() -> None:
 
 def test_rows_the_tables_cannot_price_keep_the_per_subnet_messages() -> None:
     space = get_space("ofa-resnet50-w0.25")
-    table = _table(space, (12, 16))
+    table = random_table(space, (12, 16))
     good = ResNetBatch.from_subnets(space.sample_archs(4, np.random.default_rng(3), [12, 16]))
     lut = CompiledLut.from_table(table, space)
     bad_e = ResNetBatch(good.d, good.e.copy(), good.w, good.r)
@@ -88,4 +85,4 @@ def test_an_empty_resolution_list_is_one_clear_error(name: str) -> None:
     space = get_space(name)
     with pytest.raises(ValueError, match=r"^resolutions must be a non-empty list of ints in \[8, 1024\] "
                                          r"\(or None for the default\), got \[\]$"):
-        CompiledLut.from_table(_table(space, (12,)), space, resolutions=[])
+        CompiledLut.from_table(random_table(space, (12,)), space, resolutions=[])

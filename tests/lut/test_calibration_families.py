@@ -13,15 +13,15 @@ import pytest
 from lut import Calibration, CalibrationError, CompiledLut, block_features, features_for, fit_calibration, subnet_features
 from space import ResNetSpace, SubnetBatch, get_space
 
+from .conftest import random_table
+
 FAMILIES = ["ofa-proxyless-w1.3", "ofa-proxyless-w0.25", "ofa-resnet50", "ofa-resnet50-w0.25"]
 
 
 def _lut(name: str) -> CompiledLut:
     space = get_space(name)
-    rng = np.random.default_rng(0)
     res = space.resolutions[:2]
-    table = {b.key: float(rng.uniform(0.05, 3.0)) for b in space.unique_blocks(list(res))}
-    return CompiledLut.from_table(table, space, resolutions=res)
+    return CompiledLut.from_table(random_table(space, res), space, resolutions=res)
 
 
 def _population(compiled: CompiledLut, n: int, seed: int):

@@ -17,12 +17,9 @@ from space import ResNetSpace, get_space, read_net_config, space_from_dict
 
 from tests.conftest import SHARED_DATA
 
+from .conftest import random_table
+
 DATA = SHARED_DATA
-
-
-def _synthetic(space, resolutions, seed=0) -> dict[str, float]:
-    rng = np.random.default_rng(seed)
-    return {b.key: float(rng.uniform(0.05, 3.0)) for b in space.unique_blocks(list(resolutions))}
 
 
 def _proxyless_w10():
@@ -56,7 +53,7 @@ def test_proxylessnas_table_imports_and_prices_its_space_by_key(shared_data, tmp
 @pytest.mark.parametrize("name", ["ofa-mbv3-w1.2", "ofa-proxyless-w1.3", "ofa-resnet50"])
 def test_every_family_is_priced_as_its_blocks_sum(name):
     space = get_space(name)
-    table = _synthetic(space, (160, 224))
+    table = random_table(space, (160, 224))
     compiled = CompiledLut.from_table(table, space, device="synthetic")
     assert compiled.resolutions == (160, 224)
     rng = np.random.default_rng(1)
@@ -91,7 +88,7 @@ def test_proxyless_specialized_nets_are_priced_from_their_spaces_lut(shared_data
         if "final_expand_layer" not in cfg:
             nets.append((folder, json.loads((folder / "run.config").read_text())["image_size"]))
     assert len(nets) == 16
-    table = _synthetic(space, sorted({r for _, r in nets}))
+    table = random_table(space, sorted({r for _, r in nets}))
     compiled = CompiledLut.from_table(table, space)
     for folder, r in nets:
         blocks = read_net_config(folder, r)
@@ -101,7 +98,7 @@ def test_proxyless_specialized_nets_are_priced_from_their_spaces_lut(shared_data
 
 def test_a_setting_holding_two_spaces_prices_each_request_in_the_one_it_fits():
     w025, w10 = get_space("ofa-mbv3-w0.25"), get_space("ofa-mbv3-w1.0")
-    table = {**_synthetic(w025, (12, 16)), **_synthetic(w10, (224,), seed=1)}
+    table = {**random_table(w025, (12, 16)), **random_table(w10, (224,), seed=1)}
     lut = lut_source("cpu:tflite", table)
     assert lut.spaces == {"ofa-mbv3-w0.25": (12, 16), "ofa-mbv3-w1.0": (224,)}
     arch = {"ks": [3] * 20, "e": [4] * 20, "d": [2] * 5, "r": 224}
@@ -120,7 +117,7 @@ def test_a_setting_holding_two_spaces_prices_each_request_in_the_one_it_fits():
 
 def test_a_request_of_another_family_picks_that_family_in_a_mixed_setting():
     mbv3, resnet = get_space("ofa-mbv3-w1.0"), get_space("ofa-resnet50")
-    table = {**_synthetic(mbv3, (224,)), **_synthetic(resnet, (224,), seed=2)}
+    table = {**random_table(mbv3, (224,)), **random_table(resnet, (224,), seed=2)}
     lut = lut_source("gpu", table)
     assert lut.spaces == {"ofa-mbv3-w1.0": (224,), "ofa-resnet50": (224,)}
     arch = resnet.sample_archs(1, np.random.default_rng(3), [224])[0].to_arch()
