@@ -35,7 +35,7 @@ from space.families import (
 from supernet.static_proxyless import ProxylessNASNets
 from supernet.static_subnet import remap_legacy_keys
 
-__all__ = ["OFAProxylessNASNets", "ProxylessSupernetConfig"]
+__all__ = ["OFAProxylessNASNets", "ProxylessSupernetConfig", "sample_proxyless_arch"]
 
 
 @dataclass(frozen=True)
@@ -225,13 +225,7 @@ class OFAProxylessNASNets(nn.Module):
             resolutions: if given, also draw ``r`` from these.
         """
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        n = len(self.elastic_blocks)
-        arch: dict[str, Any] = {
-            "ks": [int(v) for v in gen.choice(self.ks_list, size=n)],
-            "e": [int(v) for v in gen.choice(self.expand_ratio_list, size=n)],
-            "d": [min(int(v), len(g)) for v, g in zip(gen.choice(self.depth_list, size=len(self.block_group_info)),
-                                                     self.block_group_info)],
-        }
+        arch = sample_proxyless_arch(self.choices, gen)
         if resolutions:
             arch["r"] = int(gen.choice(np.asarray(resolutions)))
         self.set_active_subnet(arch)
@@ -274,3 +268,14 @@ class OFAProxylessNASNets(nn.Module):
         )
         subnet.train(self.training)
         return subnet
+
+
+def sample_proxyless_arch(choices: ProxylessChoices, rng: np.random.Generator) -> dict[str, Any]:
+    """One arch ``{"ks", "e", "d"}`` drawn uniformly per slot from ``choices`` (OFA's sampling); a one-slot stage
+    runs its block whatever depth is drawn for it."""
+    return {
+        "ks": [int(v) for v in rng.choice(np.asarray(choices.ks), size=choices.n_slots)],
+        "e": [int(v) for v in rng.choice(np.asarray(choices.e), size=choices.n_slots)],
+        "d": [min(int(v), n) for v, n in zip(rng.choice(np.asarray(choices.d), size=len(choices.stage_slots)),
+                                            choices.stage_slots)],
+    }

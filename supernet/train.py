@@ -24,7 +24,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from supernet.data import ImageDataset, iter_batches, resize_batch
 from supernet.distributed import DistContext, current_context, synced_batch_norm
 from supernet.evaluate import evaluate_subnet
 from supernet.ofa_mbv3 import OFAMobileNetV3
+from supernet.ofa_proxyless import sample_proxyless_arch
 
 __all__ = [
     "FINAL_CHECKPOINT",
@@ -368,13 +369,7 @@ def _sample_phase_arch(net: nn.Module, choices: ArchChoices | Phase, rng: np.ran
             "e": [float(v) for v in rng.choice(np.asarray(choices.e), size=base.n_blocks)],
             "w": [int(v) for v in rng.choice(np.asarray(choices.w), size=2 + len(net.block_group_info))],
         }
-    n_slots = base.n_slots  # ProxylessNAS: a one-slot stage runs its one block whatever its depth says
-    return {
-        "ks": [int(v) for v in rng.choice(np.asarray(choices.ks), size=n_slots)],
-        "e": [int(v) for v in rng.choice(np.asarray(choices.e), size=n_slots)],
-        "d": [min(int(v), n) for v, n in zip(rng.choice(np.asarray(choices.d), size=len(base.stage_slots)),
-                                            base.stage_slots)],
-    }
+    return sample_proxyless_arch(replace(base, ks=choices.ks, e=choices.e, d=choices.d), rng)  # ProxylessNAS
 
 
 def _extreme_arch(net: nn.Module, phase: Phase, pick: Callable[[Sequence[Any]], Any], r: int) -> dict[str, Any]:
