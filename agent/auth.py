@@ -10,12 +10,13 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
+
+from agent._files import create_file, replace_file
 
 __all__ = ["BearerTokenInterceptor", "EXEMPT_METHOD_PREFIXES", "create_token_file", "generate_token", "write_token_file"]
 
@@ -51,19 +52,12 @@ def create_token_file(path: Path, overwrite: bool = False) -> Path:
     path = Path(path)
     data = (generate_token() + "\n").encode()
     if overwrite:
-        fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.")  # O_EXCL, mode 0600
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
+        replace_file(path, data, 0o600)
         return path
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags, 0o600)
+        create_file(path, data, 0o600)
     except FileExistsError:
         raise ValueError(f"--out must name a new file, got {str(path)!r}, which exists (--force replaces it)") from None
-    with os.fdopen(fd, "wb") as fh:
-        os.fchmod(fh.fileno(), 0o600)  # whatever the umask
-        fh.write(data)
     return path
 
 

@@ -11,15 +11,15 @@ Needs the ``cryptography`` package (a host dependency); the agent itself only re
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import ipaddress
 import os
 import socket
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from agent._files import create_file, replace_file
 
 __all__ = ["CLOCK_SKEW", "CertPair", "make_self_signed", "fingerprint", "default_names"]
 
@@ -121,7 +121,7 @@ def make_self_signed(out_dir: Path, names: Sequence[str], days: int = DEFAULT_DA
     out_dir.mkdir(parents=True, exist_ok=True)
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    write = _replace_file if overwrite else _create_file
+    write = replace_file if overwrite else _create_file
     write(key_path, key_pem, 0o600)
     write(cert_path, cert_pem, 0o644)
     return CertPair(
@@ -134,30 +134,8 @@ def make_self_signed(out_dir: Path, names: Sequence[str], days: int = DEFAULT_DA
 
 
 def _create_file(path: Path, data: bytes, mode: int) -> None:
-    """Create ``path`` holding ``data``; refuse any existing entry there, a symlink included.
-
-    Raises:
-        ValueError: something appeared at ``path`` meanwhile.
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    """:func:`agent._files.create_file`, something that appeared at ``path`` meanwhile as ValueError."""
     try:
-        fd = os.open(path, flags, mode)
+        create_file(path, data, mode)
     except FileExistsError:
         raise ValueError(f"{path} already exists; pass --force to replace the pair") from None
-    with os.fdopen(fd, "wb") as fh:
-        os.fchmod(fh.fileno(), mode)  # whatever the umask
-        fh.write(data)
-
-
-def _replace_file(path: Path, data: bytes, mode: int) -> None:
-    """Put ``data`` at ``path`` via a new file beside it and a rename: a symlink there is replaced, never followed."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # O_EXCL, mode 0600
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), mode)
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
