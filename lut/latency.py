@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lut.manage import StoreLike, few_shot_status, open_store, resolve_space, space_sources, store_space
+from lut.manage import StoreLike, few_shot_status, open_store, resolve_space, store_space
 
 __all__ = ["LatencyReport", "predict_latency", "run_config_resolution"]
 
@@ -56,6 +56,7 @@ def predict_latency(store: StoreLike, device: str | int, *, arch: Mapping[str, A
             device, a subnet outside the space, a LUT that lacks its blocks.
     """
     from lut.selectors import with_precision
+    from lut.spaces import arch_source, net_config_source
 
     if (arch is None) == (net_config is None):
         raise ValueError("give exactly one of --arch JSON or --net-config FILE")
@@ -64,12 +65,11 @@ def predict_latency(store: StoreLike, device: str | int, *, arch: Mapping[str, A
     blocks = _net_config_blocks(net_config, resolution) if net_config is not None else None
     with open_store(store) as opened:
         stored = opened.setting(with_precision(device, precision))
-        sources = space_sources()
         if blocks is not None:
-            others = [sources.net_config_source(str(net_config), blocks)]
+            others = [net_config_source(str(net_config), blocks)]
         else:  # an arch's shape tells its family (a space recorded with the LUT's too); one of no space is
             # refused below, naming what is wrong
-            others = [sources.arch_source("--arch", arch)]
+            others = [arch_source("--arch", arch)]
         space_name = store_space(opened, {stored.name: stored}, others, space)
         few_shot, note = few_shot_status(opened, stored)
         from lut.predict import CompiledLut

@@ -344,10 +344,3 @@ def resolve_space(ref: str, stored: Iterable[StoredSetting]) -> Any:
         if space.name == ref:
             return space
     return get_space(ref)
-
-
-def space_sources() -> Any:
-    """The module that describes inputs as space sources (``predictor_source``, ``net_config_source``)."""
-    import lut.spaces
-
-    return lut.spaces

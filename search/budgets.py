@@ -149,13 +149,14 @@ def _positive(value: float, name: str) -> None:
 def _compiled_tables(store: Any, devices: list[str], space: str | None, pred: Any, label: str, calibrated: bool
                      ) -> tuple[str, dict[str, Any], list[tuple[dict[str, Any], str]]]:
     """The space every LUT and the predictor fit, each device's compiled LUT, and few-shot (doc, note) pairs."""
-    from lut.manage import few_shot_status, open_store, resolve_space, space_sources, store_space
+    from lut.manage import few_shot_status, open_store, resolve_space, store_space
     from lut.predict import CompiledLut
     from lut.selectors import resolve_all
+    from lut.spaces import predictor_source
 
     with open_store(store) as opened:
         stored = dict(zip(devices, resolve_all(opened.settings(), devices)))
-        space_name = store_space(opened, stored, [space_sources().predictor_source(label, pred)], space)
+        space_name = store_space(opened, stored, [predictor_source(label, pred)], space)
         chosen = resolve_space(space_name, stored.values())
         tables = {d: CompiledLut.from_store(opened, s, chosen, calibrated=calibrated) for d, s in stored.items()}
         status = [few_shot_status(opened, s) for s in stored.values()]

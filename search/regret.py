@@ -324,7 +324,7 @@ def compare(store: Any, devices: Sequence[str], *, predictor: Any = None, quanti
         InfeasibleSearchError: a matched-budget search found no subnet.
     """
     from lut.compare import compare as compare_luts
-    from lut.manage import space_sources
+    from lut.spaces import predictor_source
     from search.loading import predictor_and_label
     from search.fitting import extrapolation
 
@@ -343,7 +343,7 @@ def compare(store: Any, devices: Sequence[str], *, predictor: Any = None, quanti
     settings.validate()
     pred, label = predictor_and_label(predictor)
     report = compare_luts(store, devices, resolutions=resolutions, seed=seed,
-                          sources=[space_sources().predictor_source(label, pred)], **options)
+                          sources=[predictor_source(label, pred)], **options)
     try:
         regret = cross_device_regret(report.comparison.space, report.luts, pred, qs, settings, random_state=seed,
                                      progress=progress)
