@@ -18,6 +18,7 @@ from space.counts import block_macs, block_params
 from supernet.ofa_mbv3 import STAGE_ACTS, STAGE_SE, STAGE_STRIDES, OFAMobileNetV3, SupernetConfig
 from supernet.ofa_proxyless import OFAProxylessNASNets, ProxylessSupernetConfig
 from supernet.ofa_resnet import OFAResNets, ResNetSupernetConfig
+from supernet.presets import check_family
 
 __all__ = [
     "AnyConfig",
@@ -53,9 +54,7 @@ def config_from_dict(family: str, data: Mapping[str, Any]) -> AnyConfig:
     Raises:
         ValueError: an unknown family or config keys.
     """
-    if family not in _CLASSES:
-        raise ValueError(f"family must be one of {', '.join(_CLASSES)}, got {family!r}")
-    return _CLASSES[family][0].from_dict(data)
+    return _CLASSES[check_family(family)][0].from_dict(data)
 
 
 def net_from_config(config: AnyConfig) -> nn.Module:

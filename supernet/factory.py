@@ -7,7 +7,7 @@ from torch import nn
 from supernet.ofa_mbv3 import OFAMobileNetV3
 from supernet.ofa_proxyless import OFAProxylessNASNets
 from supernet.ofa_resnet import OFAResNets
-from supernet.presets import FAMILIES, SmallDataPreset
+from supernet.presets import SmallDataPreset, check_family
 
 __all__ = ["build_supernet", "preset_supernet"]
 
@@ -24,13 +24,11 @@ def build_supernet(family: str = "ofa-mbv3", *, width_mult: float | None = None,
     Raises:
         ValueError: The family is unknown.
     """
-    if family == "ofa-mbv3":
+    if check_family(family) == "ofa-mbv3":
         return OFAMobileNetV3(width_mult=1.0 if width_mult is None else width_mult, n_classes=n_classes)
     if family == "ofa-proxyless":
         return OFAProxylessNASNets(width_mult=1.3 if width_mult is None else width_mult, n_classes=n_classes)
-    if family == "ofa-resnet50":
-        return OFAResNets(width_mult=1.0 if width_mult is None else width_mult, n_classes=n_classes)
-    raise ValueError(f"family must be one of {', '.join(FAMILIES)}, got {family!r}")
+    return OFAResNets(width_mult=1.0 if width_mult is None else width_mult, n_classes=n_classes)
 
 
 def preset_supernet(preset: SmallDataPreset, n_classes: int) -> nn.Module:

@@ -17,6 +17,7 @@ __all__ = [
     "PROXYLESS_DIGITS_PRESET",
     "RESNET_DIGITS_PRESET",
     "SmallDataPreset",
+    "check_family",
     "digits_preset",
 ]
 
@@ -68,12 +69,21 @@ DIGITS_PRESETS: Mapping[str, SmallDataPreset] = MappingProxyType(
 )
 
 
+def check_family(family: str) -> str:
+    """``family`` if it is one of :data:`FAMILIES`.
+
+    Raises:
+        ValueError: ``"family must be one of ofa-mbv3, ofa-proxyless, ofa-resnet50, got 'x'"``.
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {', '.join(FAMILIES)}, got {family!r}")
+    return family
+
+
 def digits_preset(family: str = "ofa-mbv3") -> SmallDataPreset:
     """The digits-scale preset of a supernet family.
 
     Raises:
         ValueError: the family is unknown.
     """
-    if family not in DIGITS_PRESETS:
-        raise ValueError(f"family must be one of {', '.join(FAMILIES)}, got {family!r}")
-    return DIGITS_PRESETS[family]
+    return DIGITS_PRESETS[check_family(family)]

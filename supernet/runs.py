@@ -24,7 +24,7 @@ from space import Subnet
 from supernet.checkpoint import SupernetCheckpoint, load_checkpoint
 from supernet.evaluate import DEFAULT_CALIB_IMAGES, SubnetResult
 from supernet.jobs import DataSpec
-from supernet.presets import DIGITS_PRESET, FAMILIES, SmallDataPreset, digits_preset
+from supernet.presets import DIGITS_PRESET, SmallDataPreset, check_family, digits_preset
 from supernet.train import FINAL_CHECKPOINT, LAST_CHECKPOINT, Phase, TrainConfig, TrainEvent
 
 __all__ = [
@@ -186,8 +186,8 @@ def train(
         ValueError: bad settings, dataset or resume state. RunError: training failed.
     """
     _check_counts(nproc=nproc, threads=threads)
-    if family is not None and family not in FAMILIES:
-        raise ValueError(f"family must be one of {', '.join(FAMILIES)}, got {family!r}")
+    if family is not None:
+        check_family(family)
     world = _world_size(nproc)
     data = DataSpec(dataset, _PRESET.image_size, _PRESET.holdout_fraction, _PRESET.split_seed)
     train_data, _ = _load_splits(data)
