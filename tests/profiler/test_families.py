@@ -100,23 +100,24 @@ def test_validate_times_whole_subnets_of_the_family(agent, tmp_path: Path, space
         assert client.has_models([sha]) == {sha}
 
 
+def _quick_validation(store: LutStore, address: str, name: str, space: str) -> ValidationSettings:
+    """Store a 1 ms row for every block of ``space``'s plan under setting ``name``; settings for 3 nets, 2 rounds."""
+    rows = [(b.key, {"median_ms": 1.0}, None) for b in plan_blocks(space, [RES])]
+    store.import_rows(_ort_setting(address, name), rows)
+    return ValidationSettings(samples=3, rounds=2, plan=QUICK_PLAN, space=space, resolutions=(RES,), export_workers=0,
+                              pool=50)
+
+
 @pytest.mark.timeout(300)
 def test_a_network_larger_than_the_agents_message_limit_is_refused_before_timing(tmp_path: Path) -> None:
-    proc = start_agent_process(token=TOKEN, extra_args=["--max-message-mb", "8"])
-    try:
-        space = "ofa-resnet50"
-        with LutStore(tmp_path / "lut.db") as store:
-            store.import_rows(_ort_setting(proc.address, "small"),
-                              [(b.key, {"median_ms": 1.0}, None) for b in plan_blocks(space, [RES])])
-            settings = ValidationSettings(samples=3, rounds=2, plan=QUICK_PLAN, space=space, resolutions=(RES,),
-                                          export_workers=0, pool=50)
-            with pytest.raises(ValidationError, match=r"^the largest network is \d+\.\d MB and the agent at \S+ "
-                                                      r"accepts messages up to 8 MB; start the agent with "
-                                                      r"--max-message-mb \d+$"):
-                validate(store, "small", proc.address, settings, token=TOKEN)
-            assert store.validation_runs(store.setting("small")).empty
-    finally:
-        proc.stop()
+    with start_agent_process(token=TOKEN, extra_args=["--max-message-mb", "8"]) as proc, \
+            LutStore(tmp_path / "lut.db") as store:
+        settings = _quick_validation(store, proc.address, "small", "ofa-resnet50")
+        with pytest.raises(ValidationError, match=r"^the largest network is \d+\.\d MB and the agent at \S+ "
+                                                  r"accepts messages up to 8 MB; start the agent with "
+                                                  r"--max-message-mb \d+$"):
+            validate(store, "small", proc.address, settings, token=TOKEN)
+        assert store.validation_runs(store.setting("small")).empty
 
 
 @pytest.mark.timeout(300)
@@ -151,16 +152,9 @@ def test_a_published_proxyless_net_is_priced_exported_and_timed(agent, tmp_path:
 @pytest.mark.timeout(300)
 def test_validate_resends_a_network_the_agents_cache_dropped(tmp_path: Path) -> None:
     """Whole nets of these families are tens of MB: a small LRU cache turns over within one round."""
-    proc = start_agent_process(token=TOKEN, extra_args=["--cache-mb", "30"])
-    try:
-        space = "ofa-proxyless-w1.3"
-        with LutStore(tmp_path / "lut.db") as store:
-            store.import_rows(_ort_setting(proc.address, "lru"),
-                              [(b.key, {"median_ms": 1.0}, None) for b in plan_blocks(space, [RES])])
-            settings = ValidationSettings(samples=3, rounds=2, plan=QUICK_PLAN, space=space, resolutions=(RES,),
-                                          export_workers=0, pool=50)
-            report = validate(store, "lru", proc.address, settings, token=TOKEN)
-        assert (report.samples["round_medians_ms"].map(len) == 2).all()
-        assert (report.samples["measured_ms"] > 0).all()
-    finally:
-        proc.stop()
+    with start_agent_process(token=TOKEN, extra_args=["--cache-mb", "30"]) as proc, \
+            LutStore(tmp_path / "lut.db") as store:
+        settings = _quick_validation(store, proc.address, "lru", "ofa-proxyless-w1.3")
+        report = validate(store, "lru", proc.address, settings, token=TOKEN)
+    assert (report.samples["round_medians_ms"].map(len) == 2).all()
+    assert (report.samples["measured_ms"] > 0).all()
