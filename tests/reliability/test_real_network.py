@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from agent.testing import sleep_model
 from lut import LutStore
 from profiler.client import AgentClient
 from profiler.fleet import AgentRef, ProfileReport, profile
@@ -29,7 +28,6 @@ from ._harness import (
     SleepExporter,
     Trap,
     block_keys,
-    block_latency_ms,
     in_thread,
     joined,
     profile_settings,
@@ -51,19 +49,6 @@ def agents():
     yield started
     for agent in started:
         agent.stop()
-
-
-class PaddedExporter(SleepExporter):
-    """Sleep models padded to ``pad_bytes`` (a large block's upload); ``hold`` pauses one block's export."""
-
-    def __init__(self, pad_bytes: int = 0, trap_key: str = "", trap_path: str = "") -> None:
-        super().__init__(trap_key=trap_key, trap_path=trap_path)
-        self.pad_bytes = pad_bytes
-
-    def __call__(self, block: Block, fmt: str, seed: int) -> bytes:
-        drift = self.trap_path if block.key == self.trap_key else None
-        return sleep_model(block_latency_ms(block), drift_file=drift, exact=True,
-                           tag=block.key + "." * self.pad_bytes)
 
 
 def _settings(**overrides: object):
@@ -147,7 +132,7 @@ def test_phone_link_large_uploads_each_sent_once(lab: NetLab, agents: list[NetAg
     phone_node.loss(PHONE["loss_pct"])
     phone = NetAgent(phone_node, tmp_path / "phone", rtt_ms=PHONE["rtt_ms"]).start()
     agents.append(phone)
-    exporter = PaddedExporter(pad_bytes=PAD_BYTES)
+    exporter = SleepExporter(pad_bytes=PAD_BYTES)
     sizes = {k: len(exporter(Block.from_key(k), "json", 0)) for k in KEYS}
 
     base = _profile(tmp_path / "clean.db", [clean], exporter)
@@ -187,10 +172,10 @@ def test_partition_healed_within_agent_wait_resumes_without_timing_twice(
     node = lab.node("dev")
     agent = NetAgent(node, tmp_path / "dev").start()
     agents.append(agent)
-    base = _profile(tmp_path / "clean.db", [agent], PaddedExporter())  # the clean run, into its own store
+    base = _profile(tmp_path / "clean.db", [agent], SleepExporter())  # the clean run, into its own store
     trap_index = 3
     trap = Trap(tmp_path / "trap")
-    exporter = PaddedExporter(trap_key=KEYS[trap_index], trap_path=str(trap.path))
+    exporter = SleepExporter(trap_key=KEYS[trap_index], trap_path=str(trap.path))
     before = timed_keys(agent.job_log)
     with _LogWatch(agent.address, "requeued") as lost:
         # A job deadline far beyond the test's patience: only keepalive can notice the dead link in time.
@@ -226,7 +211,7 @@ def test_partition_longer_than_agent_wait_gives_up_and_requeues(
     agents += boards
     trap_index = 2
     trap = Trap(tmp_path / "trap")
-    exporter = PaddedExporter(trap_key=KEYS[trap_index], trap_path=str(trap.path))
+    exporter = SleepExporter(trap_key=KEYS[trap_index], trap_path=str(trap.path))
     with _LogWatch("", "giving up") as given_up:
         thread, box = in_thread(lambda: _profile(tmp_path / "lut.db", boards, exporter, agent_wait_s=3.0))
         try:
@@ -266,7 +251,7 @@ def test_agent_reboot_on_the_same_address(lab: NetLab, agents: list[NetAgent], t
     agents.append(agent)
     trap_index = 4
     trap = Trap(tmp_path / "trap")
-    exporter = PaddedExporter(trap_key=KEYS[trap_index], trap_path=str(trap.path))
+    exporter = SleepExporter(trap_key=KEYS[trap_index], trap_path=str(trap.path))
     with _LogWatch(agent.address, "is back") as back:
         thread, box = in_thread(lambda: _profile(tmp_path / "lut.db", [agent], exporter, agent_wait_s=60.0))
         try:
@@ -319,7 +304,7 @@ def test_tls_and_token_over_a_slow_link_with_the_agent_clock_ahead(lab: NetLab, 
     assert "tls=on" in agent.agent.ready_line
     with LutStore(tmp_path / "lut.db") as store:
         report = profile(store, [AgentRef("board", agent.address)], _settings(), token=TOKEN, tls_ca=str(pair.cert),
-                         export_fn=PaddedExporter())
+                         export_fn=SleepExporter())
     (dev,) = report.devices
     assert report.ok and dev.timed == len(KEYS), dev.to_dict()
     check_rows(tmp_path / "lut.db", KEYS, {agent.address}, tally)
