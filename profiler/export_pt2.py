@@ -19,15 +19,14 @@ import torch
 from torch import nn
 
 from layers import Bottleneck, ConvBNAct, fold_conv_bn
+from profiler.vocabulary import EXPORT_PRECISIONS
 from space.precision import FP16, FP32, check_precision
 
-__all__ = ["PT2_EXPORTER_VERSION", "PT2_PRECISIONS", "export_pt2"]
+__all__ = ["PT2_EXPORTER_VERSION", "export_pt2"]
 
 #: Bumped whenever the program this module exports for the same module changes; torch's version is part of it
 #: because the archive's layout and its serialized graph follow torch's.
 PT2_EXPORTER_VERSION = f"pt2-export-1-torch{torch.__version__.split('+')[0]}"
-#: Precisions this exporter writes.
-PT2_PRECISIONS: tuple[str, ...] = (FP32, FP16)
 _DTYPES = {FP32: torch.float32, FP16: torch.float16}
 
 
@@ -45,7 +44,7 @@ def export_pt2(module: nn.Module, input_shape: Sequence[int], precision: str = F
     Raises:
         ValueError: ``precision`` is not one this exporter writes.
     """
-    dtype = _DTYPES[check_precision(precision, PT2_PRECISIONS, "the precision of a pt2 export")]
+    dtype = _DTYPES[check_precision(precision, EXPORT_PRECISIONS["pt2"], "the precision of a pt2 export")]
     model = _folded(module).eval().to(dtype)
     example = (torch.zeros(tuple(input_shape), dtype=dtype),)
     with torch.no_grad():
