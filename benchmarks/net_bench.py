@@ -32,7 +32,7 @@ sys.path.insert(0, str(_REPO_ROOT))
 
 from lut import LutStore  # noqa: E402
 from lut.testing import TemporaryPostgres  # noqa: E402
-from tests.reliability._harness import TOKEN, timed_keys  # noqa: E402
+from tests.reliability._harness import TOKEN, requeued_jobs, timed_keys  # noqa: E402
 from tests.reliability._netagents import NetAgent  # noqa: E402
 from tests.reliability._netlab import NetLab, unavailable  # noqa: E402
 
@@ -84,7 +84,7 @@ def _run_scenario(name: str, args: argparse.Namespace, workdir: Path) -> dict:
             keys = [k for (k,) in store._query("SELECT block_key FROM lut_rows")]
         timed = timed_keys(*(a.job_log for a in agents))
         faults = [f for d in devices for f in d["agent_faults"]]
-        retries = sum(int(f.split(": ")[-1].split()[0]) for f in faults if "requeued" in f)
+        retries = requeued_jobs(faults)
         retries += sum(d.get("recovered", 0) for d in devices) + sum("already stored" in f for f in faults)
         return {"scenario": name, "wall_s": wall, "busy": sum(d["busy_fraction"] for d in devices) / max(1, len(devices)),
                 "retries": retries, "rows": len(keys), "distinct": len(set(keys)), "twice": sum(n > 1 for n in timed.values()),

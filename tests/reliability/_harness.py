@@ -49,6 +49,7 @@ __all__ = [
     "kill_pid",
     "open_streams",
     "profile_settings",
+    "requeued_jobs",
     "rss_kb",
     "settle",
     "start_sleep_agent",
@@ -105,6 +106,11 @@ class SleepExporter:
         drift = self.trap_path if block.key == self.trap_key else None
         return sleep_model(block_latency_ms(block, self.scale), drift_file=drift, tag=block.key + "." * self.pad_bytes,
                            exact=True)
+
+
+def requeued_jobs(faults: Iterable[str]) -> int:
+    """How many jobs a report's agent faults say were requeued (their "...: N job(s) requeued" lines)."""
+    return sum(int(f.split(": ")[-1].split()[0]) for f in faults if "requeued" in f)
 
 
 def profile_settings(**overrides: object) -> ProfileSettings:

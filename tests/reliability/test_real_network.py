@@ -31,6 +31,7 @@ from ._harness import (
     in_thread,
     joined,
     profile_settings,
+    requeued_jobs,
     timed_keys,
     wait_for,
 )
@@ -234,7 +235,7 @@ def test_partition_longer_than_agent_wait_gives_up_and_requeues(
     timed = timed_keys(*(b.job_log for b in boards))
     # A job the cut-off board finished during the outage is timed again by the other board (its result never
     # arrived): at most the jobs that were on their way, which the report lists as requeued.
-    requeued = sum(int(f.split(": ")[-1].split()[0]) for f in faults if "requeued" in f)
+    requeued = requeued_jobs(faults)
     twice = [k for k, n in timed.items() if n > 1]
     assert set(timed) == set(KEYS) and len(twice) <= requeued, (timed, dev.agent_faults)
     tally.add(in_flight_retimed=len(twice))
