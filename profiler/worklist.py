@@ -186,12 +186,18 @@ class DeviceWork:
         """Queue more work: a newly claimed batch (its first round), else the next round of every claimed
         block, so rounds stay in sequence across all this host's blocks. False when there is none right now."""
         assert self.leases is not None
-        keys, others = self.leases.claim()
-        for key in keys:
-            block = self._by_key[key]
+        while True:
+            keys, others = self.leases.claim()
+            # A claim may hand back this host's own blocks: their leases lapsed while the host could not renew
+            # them (it lost the store for a while) and nobody else took them. They are queued, in flight or done
+            # here already; the claim only holds them again, and the next claim goes on to new blocks.
+            fresh = [self._by_key[key] for key in keys if self._by_key[key] not in self._rounds_queued]
+            if fresh or not keys:
+                break
+        for block in fresh:
             self._rounds_queued[block] = 1
             self.pending.append(Task(block, 0))
-        if keys:
+        if fresh:
             return True
         for block, queued in self._rounds_queued.items():
             if queued < self.rounds and block not in self._failed:

@@ -97,3 +97,24 @@ def test_device_work_drains_leases_in_batches(store: LutStore) -> None:
     assert work.take("agent", stop, wait=True) is None and work.finished()
     assert len(work.done) == len(KEYS) and store.keys(sid) == set(KEYS)
     leases.close()
+
+
+def test_own_lapsed_leases_claimed_again_are_not_queued_twice(store: LutStore) -> None:
+    """A host that could not renew its leases for a while may claim its own blocks back; each is timed once."""
+    sid = store.ensure_setting(BOARD)
+    leases = Leases(store, sid, "host-a", KEYS[:4], batch=2, lease_s=0.2)
+    leases._stop.set()  # no heartbeat: the leases lapse as if the host had lost the store
+    work = DeviceWork(list(BLOCKS[:4]), leases=leases)
+    stop = threading.Event()
+    first = work.take("agent", stop, wait=False)
+    assert first is not None and first.block.key == KEYS[0]
+    time.sleep(0.3)  # KEYS[0] (in flight) and KEYS[1] (queued) lapse; the next claim returns them with the rest
+    taken = [first]
+    while (task := work.take("agent", stop, wait=False)) is not None:
+        taken.append(task)
+    assert [t.block.key for t in taken] == KEYS[:4]
+    for task in taken:
+        work.complete("agent", task, 1.0)
+        store.put_row(sid, task.block.key, {"median_ms": 1.0})
+    assert work.take("agent", stop, wait=False) is None and work.finished()
+    leases.close()
