@@ -236,6 +236,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         self.jobs_completed = 0
         self.jobs_failed = 0
         self.recent = RecentResults()  # answers to jobs a host sends again after its stream broke
+        self._one_job = threading.Lock()  # a resend checks for an earlier run only once that run is over
 
     # -- RPCs ---------------------------------------------------------------------------------
 
@@ -328,16 +329,25 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         except JobError as err:
             return self._failed(result, err.code, err.message)
         result.model_sha256 = sha
-        fingerprint = job_fingerprint(job, sha)
-        if job.resend:
-            kept = self.recent.recall(fingerprint)
-            if kept is not None:  # it ran here already; its result was lost on the way
-                log.info("job %r sent again: answered with the result of its earlier run", job.job_id)
-                return kept
         doc["model_path"] = str(path)
         if job.runtime == "benchmark_model":
             doc["options"][BINARY_OPTION] = str(self.config.benchmark_model_bin)
             doc["options"].update(job_options(self.config.adb_serial, self.facts["big_cores"]))
+        # One job at a time (the worker runs one anyway). A job sent again may arrive while its first run is
+        # still going (the host saw its stream break; the agent did not yet): it waits for that run and is
+        # answered with its result.
+        with self._one_job:
+            fingerprint = job_fingerprint(job, sha)
+            kept = self.recent.recall(fingerprint) if job.resend else None
+            if kept is not None:  # it ran here already; its result was lost on the way
+                log.info("job %r sent again: answered with the result of its earlier run", job.job_id)
+                return kept
+            return self._timed(job, doc, timeout_s, cancelled, result, fingerprint)
+
+    def _timed(self, job: agent_pb2.BenchmarkJob, doc: dict[str, Any], timeout_s: float,
+               cancelled: Callable[[], bool] | None, result: agent_pb2.BenchmarkResult,
+               fingerprint: str) -> agent_pb2.BenchmarkResult:
+        """Run the checked job in the worker; its statistics in ``result``, remembered for a resend."""
         reply = self.supervisor.run(doc, timeout_s, cancelled)
         if not reply.get("ok"):
             return self._failed(result, reply.get("code", "INTERNAL"), reply.get("message", "job failed"))
@@ -354,7 +364,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         result.after.CopyFrom(_state_msg(r["after"]))
         with self._counter_lock:
             self.jobs_completed += 1
-            self._log_job(sha, job, result)
+            self._log_job(result.model_sha256, job, result)
         self.recent.remember(fingerprint, result)
         return result
 
@@ -500,9 +510,11 @@ def start_server(config: AgentConfig) -> RunningAgent:
             ("grpc.max_receive_message_length", max_bytes),
             ("grpc.max_send_message_length", max_bytes),
             ("grpc.so_reuseport", 0),  # two agents must never share a port silently
-            # Hosts ping every 10 s on open calls (profiler.client.KEEPALIVE_S); accept that instead of the default
-            # 5 minutes, past which gRPC answers pings with GOAWAY ("too_many_pings").
-            ("grpc.http2.min_recv_ping_interval_without_data_ms", _MIN_PING_INTERVAL_MS),
+            # Hosts ping every 10 s on open calls (profiler.client.KEEPALIVE_S). gRPC's default wants 5 minutes
+            # between pings while no data flows and soon answers early ones with GOAWAY ("too_many_pings"): a
+            # stream waiting on a long job broke 50 s in. The key is GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_
+            # WITHOUT_DATA_MS's; gRPC ignores keys it does not know.
+            ("grpc.http2.min_ping_interval_without_data_ms", _MIN_PING_INTERVAL_MS),
             # The agent pings too: a host gone with its link (no FIN, no RST) ends its stream, and the job it left
             # running is stopped, within about a minute instead of at the stream's idle timeout.
             ("grpc.keepalive_time_ms", _KEEPALIVE_MS),
