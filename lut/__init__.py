@@ -79,6 +79,7 @@ _NAMES: dict[str, str] = {
     "STAT_COLUMNS": "lut.schema",
     "StoredSetting": "lut.store",
     "StoreError": "lut.errors",
+    "StoreUnavailable": "lut.errors",
     "subnet_features": "lut.calibration",
     "transfer_table": "lut.transfer",
     "TransferError": "lut.transfer",
@@ -118,6 +119,7 @@ if TYPE_CHECKING:
         MissingBlocksError,
         SchemaVersionError,
         StoreError,
+        StoreUnavailable,
         UnknownDeviceError,
         WorkFailedError,
     )

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from lut.errors import SchemaVersionError, StoreError
+from lut.errors import SchemaVersionError, StoreError, StoreUnavailable
 from lut.schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["Database", "open_database", "is_postgres_locator", "BUSY_TIMEOUT_MS"]
@@ -45,11 +45,24 @@ BUSY_TIMEOUT_MS = 30_000
 _MIGRATION_LOCK_KEY = 0x6C75746E6173  # "lutnas"
 _PG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 _WRITE = "lutnas_write"  # execution option: this connection's transaction writes
+# A lutnas transaction never waits on its client between statements for long. One that does lost its host
+# mid-transaction (a network cut): the server ends that session after this long, so the row locks it holds do
+# not stall the other hosts sharing the store until TCP gives up on the connection (hours).
+_IDLE_IN_TRANSACTION_MS = 60_000
 
 
 def is_postgres_locator(locator: str | Path) -> bool:
     """Whether ``locator`` names a PostgreSQL database (else it is a SQLite path)."""
     return isinstance(locator, str) and locator.split("://", 1)[0].lower() in _PG_SCHEMES and "://" in locator
+
+
+def _transient(err: sa.exc.DBAPIError, postgres: bool) -> bool:
+    """Whether ``err`` says the database could not be reached or answered "later" (not a bad statement or file)."""
+    if err.connection_invalidated:
+        return True
+    if postgres:
+        return isinstance(err, (sa.exc.OperationalError, sa.exc.InterfaceError))
+    return isinstance(err, sa.exc.OperationalError) and "locked" in str(err.orig)
 
 
 def _first_line(err: BaseException) -> str:
@@ -83,7 +96,8 @@ class Database:
         try:
             yield
         except sa.exc.DBAPIError as err:
-            raise StoreError(f"LUT store {self.label}: {_first_line(err)}") from err
+            error = StoreUnavailable if _transient(err, self.postgres) else StoreError
+            raise error(f"LUT store {self.label}: {_first_line(err)}") from err
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -227,6 +241,14 @@ def _open_postgres(locator: str) -> Database:
     url = given.set(drivername="postgresql+psycopg")
     engine = sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=16,
                               connect_args={"connect_timeout": 10, "application_name": "lutnas"})
+
+    @event.listens_for(engine, "connect")
+    def _session_settings(dbapi_conn, _record) -> None:  # noqa: ANN001 - driver objects
+        # A SET, not a startup option: connection poolers in transaction mode (PgBouncer) refuse startup options.
+        with dbapi_conn.cursor() as cur:
+            cur.execute(f"SET idle_in_transaction_session_timeout = {_IDLE_IN_TRANSACTION_MS}")
+        dbapi_conn.commit()
+
     return Database(engine, label)
 
 

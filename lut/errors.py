@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "LutError",
     "StoreError",
+    "StoreUnavailable",
     "SchemaVersionError",
     "UnknownDeviceError",
     "WorkFailedError",
@@ -27,6 +28,11 @@ class LutError(Exception):
 
 class StoreError(LutError):
     """The store cannot be opened, is not a lutnas store, is damaged, or its server fails."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached right now (its server restarts, the network is cut, a lock is held too long):
+    the same call may work when tried again."""
 
 
 class SchemaVersionError(StoreError):

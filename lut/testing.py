@@ -20,6 +20,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 __all__ = ["TemporaryPostgres", "postgres_bindir", "PostgresUnavailable"]
@@ -105,15 +106,27 @@ class TemporaryPostgres:
             with open(data / "pg_hba.conf", "a", encoding="utf-8") as hba:
                 hba.write("host all all samenet trust\n")
         self.port = _free_port()
+        self._bindir = bindir
+        self._launch()
+
+    def _launch(self) -> None:
+        assert self.root is not None
         options = f"-p {self.port} -k {self.root} -c listen_addresses={self.listen} -c max_connections=200"
         if self.fast:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        started = self._run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(self.root / "server.log"),
-                             "-o", options, "-w", "-t", str(_START_TIMEOUT_S), "start"])
+        started = self._run([str(self._bindir / "pg_ctl"), "-D", str(self.root / "data"), "-l",
+                             str(self.root / "server.log"), "-o", options, "-w", "-t", str(_START_TIMEOUT_S), "start"])
         if started.returncode != 0:
             log = (self.root / "server.log").read_text(errors="replace") if (self.root / "server.log").exists() else ""
             raise RuntimeError(f"pg_ctl start failed: {started.stderr.strip()} {log[-500:]}")
-        self._bindir = bindir
+
+    def restart(self, down_s: float = 0.0) -> None:
+        """Shut the server down cleanly (its clients are disconnected, committed rows kept) and start it again on
+        the same port after ``down_s`` seconds: a maintenance restart as clients see it."""
+        assert self.root is not None, "start() the server first"
+        self._run([str(self._bindir / "pg_ctl"), "-D", str(self.root / "data"), "-m", "fast", "-w", "stop"])
+        time.sleep(down_s)
+        self._launch()
 
     def stop(self) -> None:
         if self.root is None:

@@ -29,6 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lut.errors import StoreError
+from profiler.storewait import keep_trying
 from space import Block
 
 if TYPE_CHECKING:
@@ -72,10 +74,11 @@ class Leases:
         block_keys: This host's plan: only these blocks are claimed.
         batch: Blocks per claim.
         lease_s: How long a lease lasts without renewal; renewed every third of it.
+        wait_s: How long a claim is tried again while the store cannot be reached.
     """
 
     def __init__(self, store: LutStore, setting_id: int, holder: str, block_keys: Sequence[str], *,
-                 batch: int = 16, lease_s: float = 60.0) -> None:
+                 batch: int = 16, lease_s: float = 60.0, wait_s: float = 120.0) -> None:
         if batch < 1 or lease_s <= 0:
             raise ValueError(f"Leases need batch >= 1 and lease_s > 0, got batch={batch}, lease_s={lease_s}")
         self.store = store
@@ -84,6 +87,7 @@ class Leases:
         self.block_keys = list(block_keys)
         self.batch = batch
         self.lease_s = lease_s
+        self.wait_s = wait_s
         self.poll_s = min(1.0, lease_s / 4)  # how often idle agents look for lapsed leases
         self._stop = threading.Event()
         self._heartbeat = threading.Thread(target=self._renew, name=f"leases-{setting_id}", daemon=True)
@@ -98,7 +102,8 @@ class Leases:
         """(newly leased block keys, blocks of the plan other hosts still hold)."""
         if not self._heartbeat.is_alive() and not self._stop.is_set():
             self._heartbeat.start()
-        return self.store.claim_work(self.setting_id, self.holder, self.block_keys, self.batch, self.lease_s)
+        return keep_trying(lambda: self.store.claim_work(self.setting_id, self.holder, self.block_keys, self.batch,
+                                                         self.lease_s), "claiming blocks", self.wait_s)
 
     def _renew(self) -> None:
         while not self._stop.wait(self.lease_s / 3):
@@ -112,7 +117,11 @@ class Leases:
         self._stop.set()
         if self._heartbeat.ident is not None:
             self._heartbeat.join()
-        released = self.store.release_leases(self.holder)
+        try:
+            released = self.store.release_leases(self.holder)
+        except StoreError as err:  # they lapse on their own after lease_s
+            log.warning("could not hand back the work leases of %s: %s", self.holder, err)
+            return
         if released:
             log.info("released %d unfinished block leases of %s", released, self.holder)
 
@@ -186,14 +195,16 @@ class DeviceWork:
         """Queue more work: a newly claimed batch (its first round), else the next round of every claimed
         block, so rounds stay in sequence across all this host's blocks. False when there is none right now."""
         assert self.leases is not None
+        held_again: set[str] = set()
         while True:
             keys, others = self.leases.claim()
             # A claim may hand back this host's own blocks: their leases lapsed while the host could not renew
             # them (it lost the store for a while) and nobody else took them. They are queued, in flight or done
             # here already; the claim only holds them again, and the next claim goes on to new blocks.
             fresh = [self._by_key[key] for key in keys if self._by_key[key] not in self._rounds_queued]
-            if fresh or not keys:
+            if fresh or held_again.issuperset(keys):  # also ends a lease so short it lapses between claims
                 break
+            held_again.update(keys)
         for block in fresh:
             self._rounds_queued[block] = 1
             self.pending.append(Task(block, 0))

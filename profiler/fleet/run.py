@@ -225,7 +225,7 @@ def _plan_device(name: str, refs: list[AgentRef], store: LutStore, settings: Pro
         _warn_shared_core_rows(store, setting_id, name, settings.threads)
     todo = [b for b in blocks if b.key not in have]
     leases = Leases(store, setting_id, holder, [b.key for b in todo], batch=settings.claim_batch,
-                    lease_s=settings.lease_s) if todo else None
+                    lease_s=settings.lease_s, wait_s=settings.store_wait_s) if todo else None
     return _Device(refs, DeviceWork(todo, rounds=settings.rounds, leases=leases),
                    DeviceReport(name=name, setting_id=setting_id, total=len(blocks), skipped=len(blocks) - len(todo)),
                    agent_version)

@@ -35,7 +35,8 @@ _BOUNDS = {
     ">= 1": (lambda v: v >= 1, ("threads", "max_attempts", "pipeline_depth", "rounds", "export_workers")),
     ">= 0": (lambda v: v >= 0, ("sentinel_every", "sentinel_retries", "sentinel_cooldown_s", "retry_backoff_s",
                                 "agent_wait_s")),
-    "> 0": (lambda v: v > 0, ("sentinel_threshold", "job_timeout_s", "rpc_timeout_s", "connect_timeout_s")),
+    "> 0": (lambda v: v > 0, ("sentinel_threshold", "job_timeout_s", "rpc_timeout_s", "connect_timeout_s",
+                              "store_wait_s")),
 }
 
 
@@ -82,6 +83,7 @@ class ProfileSettings:
     export_workers: int = 1  # export processes running ahead of the agents
     claim_batch: int = 16  # blocks claimed from the store at a time (hosts sharing a setting split by these)
     lease_s: float = 30.0  # a claim lapses this long after its host stops renewing it (killed hosts)
+    store_wait_s: float = 120.0  # how long store writes are retried while the store cannot be reached
     cache_dir: str | None = None  # artifact cache (default: ~/.cache/lutnas/artifacts)
     only_keys: tuple[str, ...] = ()  # time only these blocks of the plan (a few-shot profile); () times all
 

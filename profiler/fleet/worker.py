@@ -9,9 +9,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from lut.errors import StoreError
 from lut.repeatability import ROUND_MEDIANS
 from lut.store import LutStore
 from profiler.client import AgentClient, AgentError
+from profiler.storewait import keep_trying
 from profiler.worklist import DeviceWork, Task
 from protos import agent_pb2
 from space import Block
@@ -74,6 +76,10 @@ class AgentWorker:
                         return
                 finally:
                     session.close()
+        except StoreError as err:  # the store stayed away for store_wait_s: the device stops, its rows are kept
+            self.faults.append(f"{self.ref.address}: {err}")
+            log.error("%s: %s; the profile of this device stops (a rerun resumes it)", self.ref.name, err)
+            self.work.abort(f"the LUT store failed: {err}; the rows stored so far are kept, rerun to resume")
         finally:
             client.close()
             self.stats.wall_s = time.monotonic() - start
@@ -161,7 +167,11 @@ class AgentWorker:
             medians = [r[0]["median_ms"] for r in readings]
             self.stats.round_medians[block.key] = medians
             provenance = {**provenance, "extra": {**provenance["extra"], ROUND_MEDIANS: medians}}
-        if not self.store.put_claimed_row(self.setting_id, block.key, stats, provenance, holder=self.host):
+        # Not cut short by stop: the last rows of a finished profile are stored while the run winds down.
+        stored = keep_trying(lambda: self.store.put_claimed_row(self.setting_id, block.key, stats, provenance,
+                                                                holder=self.host),
+                             f"storing {block.key}", self.settings.store_wait_s)
+        if not stored:
             # This host's claim lapsed (it lost the store for longer than the lease) and another host stored the
             # block meanwhile: that row stays.
             self.faults.append(f"{self.ref.address}: {block.key} already stored by another host; this late result "
@@ -172,7 +182,9 @@ class AgentWorker:
     def _job_failed(self, task: Task, reason: str, max_attempts: int | None = None) -> None:
         failure = self.work.job_failed(self.ref.address, task, reason, max_attempts or self.settings.max_attempts)
         if failure is not None:
-            self.store.record_failure(self.setting_id, task.block.key, reason, attempts=failure.attempts)
+            keep_trying(lambda: self.store.record_failure(self.setting_id, task.block.key, reason,
+                                                          attempts=failure.attempts),
+                        f"recording the failure of {task.block.key}", self.settings.store_wait_s)
             log.warning("%s: %s failed %d times: %s", self.ref.name, task.block.key, failure.attempts, reason)
 
     # -- availability ----------------------------------------------------------------------
