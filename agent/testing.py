@@ -26,6 +26,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,7 @@ __all__ = [
     "SLEEP_RUNTIME_SPEC",
     "sleep_model",
     "wait_until",
+    "free_port",
     "onnx_matmul_relu",
     "onnx_conv",
 ]
@@ -239,6 +241,13 @@ def wait_until(ready: Callable[[], bool], timeout_s: float = 120.0, poll_s: floa
             return False
         time.sleep(poll_s)
     return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (for a test that must name the port up front)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass

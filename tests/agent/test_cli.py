@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agent.testing import AgentProcess, onnx_matmul_relu, start_agent_process
+from agent.testing import AgentProcess, free_port, onnx_matmul_relu, start_agent_process
 from lutnas.cli import app
 
 from .conftest import FAST_PLAN  # noqa: F401  (same plan sizes as the other tests)
@@ -37,12 +36,6 @@ def model_file(onnx_model: bytes, tmp_path: Path) -> Path:
     path = tmp_path / "block.onnx"
     path.write_bytes(onnx_model)
     return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_time_json(runner: CliRunner, shared_agent: AgentProcess, token_file: Path, model_file: Path) -> None:
@@ -75,7 +68,7 @@ def test_time_failures_say_which(runner: CliRunner, shared_agent: AgentProcess, 
     assert result.exit_code == 2 and "could not time the model" in result.stderr
     result = runner.invoke(
         app,
-        ["time", "--agent", f"box=127.0.0.1:{_free_port()}", str(model_file), "--token-file", str(token_file), "--connect-timeout-s", "2"],
+        ["time", "--agent", f"box=127.0.0.1:{free_port()}", str(model_file), "--token-file", str(token_file), "--connect-timeout-s", "2"],
         env={},
     )
     assert result.exit_code == 1 and "unreachable" in result.stderr
@@ -128,7 +121,7 @@ def test_devices(runner: CliRunner, shared_agent: AgentProcess, token_file: Path
     assert any(r["name"] == "onnxruntime" and r["available"] for r in device["runtimes"])
     table = runner.invoke(app, ["devices", shared_agent.address, "--token-file", str(token_file)])
     assert table.exit_code == 0 and "onnxruntime" in table.stderr and "int8 dot" in table.stderr
-    down = runner.invoke(app, ["devices", f"127.0.0.1:{_free_port()}", "--token-file", str(token_file), "--timeout-s", "2"])
+    down = runner.invoke(app, ["devices", f"127.0.0.1:{free_port()}", "--token-file", str(token_file), "--timeout-s", "2"])
     assert down.exit_code == 1 and "unreachable" in down.stderr
     assert runner.invoke(app, ["devices", "no-port-here"]).exit_code == 2
 

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from agent.testing import onnx_matmul_relu, start_agent_process
+from agent.testing import free_port, onnx_matmul_relu, start_agent_process
 from lut import DeviceSetting, LutStore
 from lut.calibration import Calibration
 from lutnas import ProfileSettings, ValidationSettings, devices, profile, time_model, validate
@@ -39,12 +38,6 @@ _LUTNAS = [sys.executable, "-c", "from lutnas.cli import main; main()"]
 def agent():
     with start_agent_process(token=None, extra_args=["--name", "box", "--runtimes", "onnxruntime"]) as running:
         yield running
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _steady(doc: dict[str, Any]) -> dict[str, Any]:
@@ -135,7 +128,7 @@ def test_a_calibration_that_ignores_the_lut_is_said() -> None:
 
 def test_an_agent_that_is_not_running_is_said_at_once() -> None:
     started = time.monotonic()
-    result = invoke("devices", f"127.0.0.1:{_free_port()}")
+    result = invoke("devices", f"127.0.0.1:{free_port()}")
     elapsed = time.monotonic() - started
     text = one_line(result.stderr)
     assert result.exit_code == 1 and "is it running?" in text, text
@@ -144,7 +137,7 @@ def test_an_agent_that_is_not_running_is_said_at_once() -> None:
 
 
 def test_a_given_connect_timeout_waits_for_an_agent_that_is_starting() -> None:
-    port = _free_port()
+    port = free_port()
     answers: list[Any] = []
     asking = threading.Thread(target=lambda: answers.append(devices([f"127.0.0.1:{port}"], connect_timeout_s=60)))
     asking.start()
