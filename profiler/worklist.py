@@ -98,12 +98,18 @@ class Leases:
             log.info("taking over the leases of %s (that process is gone)", dead)
             store.release_leases(dead)
 
-    def claim(self) -> tuple[list[str], int]:
-        """(newly leased block keys, blocks of the plan other hosts still hold)."""
+    def claim(self, stop: threading.Event | None = None) -> tuple[list[str], int]:
+        """(newly leased block keys, blocks of the plan other hosts still hold).
+
+        A store that cannot be reached is tried again for up to ``wait_s``, or until ``stop`` is set (Ctrl-C).
+
+        Raises:
+            StoreUnavailable: the store stayed away.
+        """
         if not self._heartbeat.is_alive() and not self._stop.is_set():
             self._heartbeat.start()
         return keep_trying(lambda: self.store.claim_work(self.setting_id, self.holder, self.block_keys, self.batch,
-                                                         self.lease_s), "claiming blocks", self.wait_s)
+                                                         self.lease_s), "claiming blocks", self.wait_s, stop)
 
     def _renew(self) -> None:
         while not self._stop.wait(self.lease_s / 3):
@@ -191,13 +197,13 @@ class DeviceWork:
     def _finished(self) -> bool:
         return bool(self.aborted) or (not self.pending and not self.in_flight and self._drained)
 
-    def _refill(self) -> bool:
+    def _refill(self, stop: threading.Event) -> bool:
         """Queue more work: a newly claimed batch (its first round), else the next round of every claimed
         block, so rounds stay in sequence across all this host's blocks. False when there is none right now."""
         assert self.leases is not None
         held_again: set[str] = set()
         while True:
-            keys, others = self.leases.claim()
+            keys, others = self.leases.claim(stop)
             # A claim may hand back this host's own blocks: their leases lapsed while the host could not renew
             # them (it lost the store for a while) and nobody else took them. They are queued, in flight or done
             # here already; the claim only holds them again, and the next claim goes on to new blocks.
@@ -233,7 +239,7 @@ class DeviceWork:
                     self.in_flight.append((agent, task))
                     return task
                 if not self._drained:
-                    if self._refill():
+                    if self._refill(stop):
                         continue
                     if not self._drained:  # other hosts hold the rest: wait for their rows or lapsed leases
                         if not wait:

@@ -72,6 +72,12 @@ def test_keep_trying_rides_out_a_restart_and_gives_up_after_wait_s(server: Tempo
         with pytest.raises(StoreUnavailable):
             keep_trying(lambda: store.keys(sid), "reading keys", wait_s=2.0)
         assert time.monotonic() - started < 15.0
+        stop = threading.Event()  # Ctrl-C: no waiting out the rest of wait_s
+        threading.Timer(1.0, stop.set).start()
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            keep_trying(lambda: store.keys(sid), "reading keys", wait_s=600.0, stop=stop)
+        assert time.monotonic() - started < 15.0
 
 
 def test_sessions_end_a_transaction_their_host_left_open(server: TemporaryPostgres) -> None:
