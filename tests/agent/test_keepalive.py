@@ -16,15 +16,15 @@ from pathlib import Path
 import pytest
 
 import profiler.client
-from agent.testing import SLEEP_RUNTIME_SPEC, sleep_model, start_agent_process
+from agent.testing import SLEEP_RUNTIME_SPEC, sleep_model, start_agent_process, wait_until
 from profiler.client import AgentClient, make_job
 from protos import agent_pb2
 
 PLAN = {"warmup_count": 1, "warmup_s": 0.0, "min_reps": 3, "min_s": 0.0, "max_reps": 3, "max_s": 30.0}
 
 
-def _job(tag: str, ms: float, resend: bool = False) -> agent_pb2.BenchmarkJob:
-    job = make_job(sleep_model(ms, tag=tag, exact=True), runtime="sleep", plan=PLAN, job_id=tag)
+def _job(tag: str, ms: float, resend: bool = False, runs_file: Path | None = None) -> agent_pb2.BenchmarkJob:
+    job = make_job(sleep_model(ms, tag=tag, exact=True, runs_file=runs_file), runtime="sleep", plan=PLAN, job_id=tag)
     job.resend = resend
     return job
 
@@ -66,12 +66,13 @@ def test_a_resend_during_the_first_run_waits_for_its_result(agent, tmp_path: Pat
     with AgentClient(agent.address, token=agent.token) as client:
         # The first stream stays open: the agent sees nothing wrong while the host already sends the job again.
         first = client.open_stream(_jobs(first_jobs), timeout_s=60.0)
-        first_jobs.put(_job("slow", 400.0))  # 1 warm-up + 3 runs: about 1.6 s
+        runs = tmp_path / "runs"  # a line as each timing starts
+        first_jobs.put(_job("slow", 400.0, runs_file=runs))  # 1 warm-up + 3 runs: about 1.6 s
         answers: list[agent_pb2.BenchmarkResult] = []
         reader = threading.Thread(target=lambda: answers.append(next(first)))
         reader.start()
-        time.sleep(0.5)
-        (again,) = client.benchmark([_job("slow", 400.0, resend=True)], timeout_s=60.0)
+        assert wait_until(runs.exists, timeout_s=30.0)  # the first run is under way
+        (again,) = client.benchmark([_job("slow", 400.0, resend=True, runs_file=runs)], timeout_s=60.0)
         reader.join(30.0)
         first_jobs.put(None)
     assert again.replayed and again.stats.median_ms == answers[0].stats.median_ms
