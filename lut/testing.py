@@ -120,13 +120,22 @@ class TemporaryPostgres:
             log = (self.root / "server.log").read_text(errors="replace") if (self.root / "server.log").exists() else ""
             raise RuntimeError(f"pg_ctl start failed: {started.stderr.strip()} {log[-500:]}")
 
-    def restart(self, down_s: float = 0.0) -> None:
-        """Shut the server down cleanly (its clients are disconnected, committed rows kept) and start it again on
-        the same port after ``down_s`` seconds: a maintenance restart as clients see it."""
+    def pause(self) -> None:
+        """Shut the server down cleanly (its clients are disconnected, committed rows kept); :meth:`resume` starts
+        it again on the same port."""
         assert self.root is not None, "start() the server first"
         self._run([str(self._bindir / "pg_ctl"), "-D", str(self.root / "data"), "-m", "fast", "-w", "stop"])
-        time.sleep(down_s)
+
+    def resume(self) -> None:
+        """Start a paused server again, on the same port and data."""
+        assert self.root is not None, "start() the server first"
         self._launch()
+
+    def restart(self, down_s: float = 0.0) -> None:
+        """:meth:`pause`, wait ``down_s`` seconds, :meth:`resume`: a maintenance restart as clients see it."""
+        self.pause()
+        time.sleep(down_s)
+        self.resume()
 
     def stop(self) -> None:
         if self.root is None:

@@ -38,26 +38,31 @@ def test_a_stopped_server_is_unavailable_and_a_bad_statement_is_not(server: Temp
         with pytest.raises(StoreError) as bad:
             store._query("SELECT no_such_column FROM lut_rows")
         assert not isinstance(bad.value, StoreUnavailable)
-        server.restart(down_s=0.0)  # every pooled connection is now dead; the pool's ping finds a new one
+        server.restart()  # every pooled connection is now dead; the pool's ping finds a new one
         assert store.keys(sid) == set()
-        t = threading.Thread(target=server.restart, kwargs={"down_s": 3.0})
-        t.start()
-        time.sleep(1.0)  # down
+        server.pause()
         with pytest.raises(StoreUnavailable, match=r"^LUT store postgresql://postgres@"):
             store.keys(sid)
-        t.join()
+        server.resume()
+        assert store.keys(sid) == set()
 
 
 def test_keep_trying_rides_out_a_restart_and_gives_up_after_wait_s(server: TemporaryPostgres) -> None:
     url = server.create_database("lut")
     with LutStore(url) as store:
         sid = store.ensure_setting(BOARD)
-        t = threading.Thread(target=server.restart, kwargs={"down_s": 2.0})
-        t.start()
-        time.sleep(0.5)
-        keep_trying(lambda: store.put_row(sid, KEY, {"median_ms": 1.0}), "storing a row", wait_s=60.0)
-        t.join()
-        assert store.keys(sid) == {KEY}
+        server.pause()
+        back = threading.Timer(2.0, server.resume)
+        back.start()
+        tries = []
+
+        def put() -> None:
+            tries.append(1)
+            store.put_row(sid, KEY, {"median_ms": 1.0})
+
+        keep_trying(put, "storing a row", wait_s=60.0)
+        back.join()
+        assert store.keys(sid) == {KEY} and len(tries) > 1
         calls = []
 
         def bad() -> None:
@@ -67,7 +72,7 @@ def test_keep_trying_rides_out_a_restart_and_gives_up_after_wait_s(server: Tempo
         with pytest.raises(StoreError):
             keep_trying(bad, "a bad statement", wait_s=60.0)
         assert len(calls) == 1  # not a passing outage: no second try
-        server._run([str(server._bindir / "pg_ctl"), "-D", str(server.root / "data"), "-m", "fast", "-w", "stop"])
+        server.pause()
         started = time.monotonic()
         with pytest.raises(StoreUnavailable):
             keep_trying(lambda: store.keys(sid), "reading keys", wait_s=2.0)
