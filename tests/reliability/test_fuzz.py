@@ -33,7 +33,9 @@ from agent.testing import (
     sleep_model,
     start_agent_process,
     tflite_add,
+    wait_until,
 )
+from agent.config import DEFAULT_MAX_STREAMS_PER_CLIENT
 from profiler.client import make_job
 from protos import agent_pb2, agent_pb2_grpc
 
@@ -159,6 +161,28 @@ class _Session:
         info = self.stub.GetDeviceInfo(agent_pb2.DeviceInfoRequest(), timeout=30.0, metadata=self.metadata)
         self.server_rss_kb.append(rss_kb(self.agent.proc.pid))
         self.worker_rss_kb.append(rss_kb(info.worker_pid))
+
+
+def _full_share_of_streams(s: _Session) -> bool:
+    """Whether this client can hold its whole share of Benchmark streams at once, each timing a job: no stream
+    that ended (broken, refused, cancelled) still holds its slot."""
+    queues: list[queue.Queue] = [queue.Queue() for _ in range(DEFAULT_MAX_STREAMS_PER_CLIENT)]
+
+    def requests(q: queue.Queue) -> Iterator[agent_pb2.BenchmarkJob]:
+        while (job := q.get()) is not None:
+            yield job
+
+    calls = [s.stub.Benchmark(requests(q), metadata=s.metadata, timeout=60.0) for q in queues]
+    try:
+        for q in queues:
+            q.put(_job(_ONNX, runtime="onnxruntime"))
+        return all(next(call).WhichOneof("outcome") == "stats" for call in calls)
+    except grpc.RpcError:
+        return False
+    finally:
+        for q, call in zip(queues, calls):
+            q.put(None)
+            call.cancel()
 
 
 def _one_line(answer: _Answer) -> bool:
@@ -292,7 +316,9 @@ def test_thousand_malformed_requests(tally) -> None:
         for fuzz in (random_blobs, mutated_onnx, mutated_tflite, wrong_inputs, unknown_runtimes, absurd_plans,
                      bad_hashes_in_jobs, near_empty_jobs, bad_hashes_in_has_models, oversize, undecodable):
             fuzz()
-        # Still serving, and still timing a good model correctly.
+        # Still serving, and still timing a good model correctly; every stream slot the fuzz used is free again.
+        s.close()
+        assert wait_until(lambda: _full_share_of_streams(s), timeout_s=15.0, poll_s=0.5)
         s.check_alive()
         assert s.job(_job(_ONNX, runtime="onnxruntime")).code == "OK"
         assert agent.alive()
