@@ -29,6 +29,7 @@ another lacks).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -225,23 +226,18 @@ def _resnet_slot_blocks(space: ResNetSpace, r: int) -> Iterator[tuple[int, str, 
     """:func:`_slot_blocks` of a ResNet space: a stage's first block reads the previous stage's width (or the
     stem's), later ones their own; every width index and expand ratio is equally likely."""
     n_w, n_e = len(space.width_choices), len(space.expand_choices)
-    in_widths = space.stem_widths
-    for stage, in_side in enumerate(space.stage_input_sides(r)):
-        stride, base = space.stage_strides[stage], space.base_depths[stage]
-        side = (in_side - 1) // stride + 1
-        for j in range(space.slots_per_stage[stage]):
-            p_run = float(np.mean(base + np.asarray(space.depth_choices) > j))
-            for out_chs in space.stage_widths(stage):
-                for e in space.expand_choices:
-                    mid = space.mid_chs(out_chs, e)
-                    if j == 0:
-                        for in_chs in in_widths:
-                            block = Block.bottleneck(in_side, in_chs, mid, out_chs, stride, act=space.act)
-                            yield stage, block.key, p_run / (n_w * n_w * n_e)
-                    else:
-                        block = Block.bottleneck(side, out_chs, mid, out_chs, 1, act=space.act)
-                        yield stage, block.key, p_run / (n_w * n_e)
-        in_widths = space.stage_widths(stage)
+    depths = np.asarray(space.depth_choices)
+    for stage, variants in itertools.groupby(space.stage_blocks(r), key=lambda v: v[0]):
+        firsts: list[str] = []  # the first slot's blocks, one per input width
+        laters: list[str] = []  # the blocks every later slot may run
+        for _, w_in, _, _, block in variants:
+            (laters if w_in is None else firsts).append(block.key)
+        runs = space.base_depths[stage] + depths  # the stage's possible block counts
+        p_first = float(np.mean(runs > 0)) / (n_w * n_w * n_e)
+        yield from ((stage, key, p_first) for key in firsts)
+        for j in range(1, space.slots_per_stage[stage]):
+            p_later = float(np.mean(runs > j)) / (n_w * n_e)
+            yield from ((stage, key, p_later) for key in laters)
 
 
 def _fixed_blocks(space: SearchSpace | ResNetSpace, r: int) -> Iterator[tuple[str, float]]:
