@@ -14,10 +14,12 @@ import json
 import os
 import re
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +54,7 @@ __all__ = [
     "requeued_jobs",
     "rss_kb",
     "settle",
+    "start_profile_host",
     "start_sleep_agent",
     "store_figures",
     "timed_keys",
@@ -62,6 +65,7 @@ __all__ = [
 TOKEN = "reliability-suite-token"
 SPACE = "ofa-mbv3-w1.0"
 RES = 128
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 SETTLE_JOB_ID = "reliability-settle"  # job id of :func:`settle`'s own job (not a block)
 _STREAM_LINE = re.compile(r"stream from \S+ (?:opened|closed) \((\d+) open\)")  # the agent's stream log lines
 # One warm-up run and three timed runs per block: enough for a row, cheap for 96 blocks.
@@ -126,6 +130,30 @@ def start_sleep_agent(job_log: Path, port: int | None = None, cache_dir: Path | 
     """An agent subprocess with the sleep runtime, the suite's token and a ``--job-log``."""
     args = ["--extra-runtime", SLEEP_RUNTIME_SPEC, "--job-log", str(job_log), "--cpus", "all", *extra_args]
     return start_agent_process(port=port, token=TOKEN, extra_args=args, cache_dir=cache_dir)
+
+
+def start_profile_host(tmp_path: Path, db: str | Path, address: str, run: str | int,
+                       python: Sequence[str] = (sys.executable,), **flags: object) -> tuple[subprocess.Popen, Path]:
+    """Start a profiling host process (``python -m tests.reliability._profile_host``) on ``db`` with the agent
+    ``board=address`` and the suite's token.
+
+    Its output goes to ``host-RUN.log`` in ``tmp_path``; each of ``flags`` is one more option (``lease_s=3.0``
+    gives ``--lease-s 3.0``); ``python`` is the interpreter's command line (one inside a network namespace, say).
+
+    Returns:
+        The process and the path its report (``report-RUN.json``) will be written to.
+    """
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    report = tmp_path / f"report-{run}.json"
+    args = [*python, "-m", "tests.reliability._profile_host", "--db", str(db), "--agent", f"board={address}",
+            "--token-file", str(token_file), "--report", str(report)]
+    for name, value in flags.items():
+        args += [f"--{name.replace('_', '-')}", str(value)]
+    env = {**os.environ, "PYTHONPATH": str(_REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    with open(tmp_path / f"host-{run}.log", "w") as log:
+        proc = subprocess.Popen(args, cwd=_REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return proc, report
 
 
 def worker_pid(agent: AgentProcess) -> int:

@@ -16,10 +16,8 @@ every block must have been timed exactly once plus once per crash at which it wa
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,12 +25,12 @@ from pathlib import Path
 from profiler.fleet import ProfileSettings
 
 from ._harness import (
-    TOKEN,
     Trap,
     block_keys,
     job_log_entries,
     kill_pid,
     settle,
+    start_profile_host,
     start_sleep_agent,
     store_figures,
     timed_keys,
@@ -42,24 +40,8 @@ from ._harness import (
 
 HOLD_INDEX = 25  # the host hangs exporting this block at its first crash
 TRAP_INDEX = 60  # the agent is timing this block at the second crash
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 # Jobs a host keeps on their way to one agent; 1 for a scheduler without a pipeline.
 _DEPTH = int(getattr(ProfileSettings(), "pipeline_depth", 1))
-
-
-def _host(tmp_path: Path, address: str, run: int, **flags: str) -> tuple[subprocess.Popen, Path]:
-    """Start a profiler host process; returns it and the path its report will be written to."""
-    token_file = tmp_path / "token"
-    token_file.write_text(TOKEN)
-    report = tmp_path / f"report-{run}.json"
-    args = [sys.executable, "-m", "tests.reliability._profile_host", "--db", str(tmp_path / "lut.db"),
-            "--agent", f"board={address}", "--token-file", str(token_file), "--report", str(report)]
-    for name, value in flags.items():
-        args += [f"--{name.replace('_', '-')}", value]
-    env = {**os.environ, "PYTHONPATH": str(_REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    with open(tmp_path / f"host-{run}.log", "w") as log:
-        proc = subprocess.Popen(args, cwd=_REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    return proc, report
 
 
 def _sigkill(proc: subprocess.Popen) -> None:
@@ -86,7 +68,8 @@ def test_host_killed_mid_run_twice_then_rerun(tmp_path: Path, tally) -> None:
 
         # Crash 1: the host hangs before sending its next job.
         marker = tmp_path / "holding"
-        host, _ = _host(tmp_path, agent.address, 1, hold_key=hold_key, hold_marker=str(marker), **trap_flags)
+        host, _ = start_profile_host(tmp_path, db, agent.address, 1, hold_key=hold_key, hold_marker=marker,
+                                     **trap_flags)
         hosts.append(host)
         wait_for(marker.exists, 120.0, "the host to reach the held block")
         _sigkill(host)
@@ -99,7 +82,7 @@ def test_host_killed_mid_run_twice_then_rerun(tmp_path: Path, tally) -> None:
         assert len(in_flight[0]) <= _DEPTH - 1  # the held block itself was never sent
 
         # Crash 2: the agent is inside a job for the host.
-        host, _ = _host(tmp_path, agent.address, 2, **trap_flags)
+        host, _ = start_profile_host(tmp_path, db, agent.address, 2, **trap_flags)
         hosts.append(host)
         wait_for(lambda: trap.entered(worker), 120.0, "the trapped job to start on the agent")
         _sigkill(host)
@@ -116,7 +99,7 @@ def test_host_killed_mid_run_twice_then_rerun(tmp_path: Path, tally) -> None:
         assert trap_key in in_flight[1] and len(in_flight[1]) <= _DEPTH
 
         # The rerun resumes where the store says and finishes.
-        host, report_path = _host(tmp_path, agent.address, 3, **trap_flags)
+        host, report_path = start_profile_host(tmp_path, db, agent.address, 3, **trap_flags)
         hosts.append(host)
         assert host.wait(120.0) == 0, (tmp_path / "host-3.log").read_text()[-2000:]
         (dev,) = json.loads(report_path.read_text())["devices"]

@@ -12,7 +12,6 @@ outage is still B's, unchanged.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 from collections import Counter
@@ -23,27 +22,14 @@ import pytest
 from lut import LutStore
 from lut.testing import PostgresUnavailable, TemporaryPostgres
 
-from ._harness import TOKEN, block_keys, kill_pid, timed_keys, wait_for
+from ._harness import block_keys, kill_pid, start_profile_host, timed_keys, wait_for
 from ._netagents import NetAgent
-from ._netlab import NetLab, Node
+from ._netlab import NetLab
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 LEASE_S = 3.0  # short leases: B takes A's claims over soon after A loses the database
 CUT_AFTER_ROWS = 8
 SCALE = 4.0  # block latencies x4: the profile lasts long enough to cut A mid-run
-
-
-def _host(node: Node, tmp_path: Path, url: str, address: str, run: str, env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
-    token_file = tmp_path / "token"
-    token_file.write_text(TOKEN)
-    report = tmp_path / f"report-{run}.json"
-    args = node.python("-m", "tests.reliability._profile_host", "--db", url, "--agent", f"board={address}",
-                       "--token-file", str(token_file), "--report", str(report), "--scale", str(SCALE),
-                       "--lease-s", str(LEASE_S), "--claim-batch", "4")
-    child_env = {**os.environ, **env, "PYTHONPATH": str(_REPO_ROOT)}
-    with open(tmp_path / f"host-{run}.log", "w") as log:
-        proc = subprocess.Popen(args, cwd=_REPO_ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT)
-    return proc, report
+HOST_FLAGS = {"scale": SCALE, "lease_s": LEASE_S, "claim_batch": 4}
 
 
 def _rows(url: str) -> dict[str, list[tuple]]:
@@ -76,8 +62,8 @@ def test_host_cut_from_database_longer_than_the_lease(lab: NetLab, tmp_path: Pat
     try:
         url = pg.create_database("lut")
         LutStore(url).close()
-        proc_a, report_a = _host(host_a, tmp_path, url, agents[0].address, "a", {})
-        proc_b, report_b = _host(host_b, tmp_path, url, agents[1].address, "b", {})
+        proc_a, report_a = start_profile_host(tmp_path, url, agents[0].address, "a", host_a.python(), **HOST_FLAGS)
+        proc_b, report_b = start_profile_host(tmp_path, url, agents[1].address, "b", host_b.python(), **HOST_FLAGS)
         hosts += [proc_a, proc_b]
         wait_for(lambda: sum(r[0][1] == agents[0].address for r in _rows(url).values()) >= CUT_AFTER_ROWS, 120.0,
                  f"host A to store {CUT_AFTER_ROWS} rows", poll_s=0.05)

@@ -13,42 +13,27 @@ other block exactly once, and the store holds every block exactly once.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 from lut import LutStore
 
 from ._harness import (
-    TOKEN,
     block_keys,
     kill_pid,
     settle,
+    start_profile_host,
     start_sleep_agent,
     timed_keys,
     wait_for,
 )
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 KILL_AFTER_ROWS = 12  # host A dies once it has stored this many rows
 LEASE_S = 5.0  # short leases: B takes A's blocks over soon after the kill
 SCALE = 8.0  # block latencies x8 (8..48 ms per run): the profile lasts long enough to kill A mid-run
-
-
-def _host(tmp_path: Path, url: str, address: str, run: str) -> tuple[subprocess.Popen, Path]:
-    token_file = tmp_path / "token"
-    token_file.write_text(TOKEN)
-    report = tmp_path / f"report-{run}.json"
-    args = [sys.executable, "-m", "tests.reliability._profile_host", "--db", url, "--agent", f"board={address}",
-            "--token-file", str(token_file), "--report", str(report), "--scale", str(SCALE),
-            "--lease-s", str(LEASE_S), "--claim-batch", "4"]
-    env = {**os.environ, "PYTHONPATH": str(_REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    with open(tmp_path / f"host-{run}.log", "w") as log:
-        proc = subprocess.Popen(args, cwd=_REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    return proc, report
+HOST_FLAGS = {"scale": SCALE, "lease_s": LEASE_S, "claim_batch": 4}
 
 
 def _rows_by_agent(url: str) -> tuple[Counter, int, int]:
@@ -74,8 +59,8 @@ def test_two_hosts_one_killed_then_rerun(tmp_path: Path, pg_databases, tally) ->
     agent_a, agent_b = start_sleep_agent(log_a), start_sleep_agent(log_b)
     hosts: list[subprocess.Popen] = []
     try:
-        host_a, _ = _host(tmp_path, url, agent_a.address, "a")
-        host_b, report_b = _host(tmp_path, url, agent_b.address, "b")
+        host_a, _ = start_profile_host(tmp_path, url, agent_a.address, "a", **HOST_FLAGS)
+        host_b, report_b = start_profile_host(tmp_path, url, agent_b.address, "b", **HOST_FLAGS)
         hosts += [host_a, host_b]
         wait_for(lambda: _rows_by_agent(url)[0][agent_a.address] >= KILL_AFTER_ROWS, 180.0,
                  f"host A to store {KILL_AFTER_ROWS} rows", poll_s=0.05)
@@ -91,7 +76,7 @@ def test_two_hosts_one_killed_then_rerun(tmp_path: Path, pg_databases, tally) ->
         (dev_b,) = json.loads(report_b.read_text())["devices"]
         assert dev_b["timed"] == len(keys) - len(stored_by_a) and dev_b["failed"] == 0 and not dev_b["aborted"]
 
-        rerun, report_c = _host(tmp_path, url, agent_b.address, "c")
+        rerun, report_c = start_profile_host(tmp_path, url, agent_b.address, "c", **HOST_FLAGS)
         hosts.append(rerun)
         assert rerun.wait(120.0) == 0, (tmp_path / "host-c.log").read_text()[-2000:]
         (dev_c,) = json.loads(report_c.read_text())["devices"]

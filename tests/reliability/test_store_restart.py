@@ -9,10 +9,7 @@ is back, so the profile ends normally, every block has one row and no block was 
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,9 +17,8 @@ import pytest
 from lut import LutStore
 from lut.testing import PostgresUnavailable, TemporaryPostgres
 
-from ._harness import TOKEN, block_keys, kill_pid, start_sleep_agent, timed_keys, wait_for
+from ._harness import block_keys, kill_pid, start_profile_host, start_sleep_agent, timed_keys, wait_for
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 RESTART_AFTER_ROWS = 12
 DOWN_S = 3.0
 SCALE = 4.0  # block latencies x4: the profile is still running when the server goes down
@@ -46,18 +42,11 @@ def test_profile_rides_out_a_database_restart(tmp_path: Path, tally) -> None:
     host = None
     try:
         url = pg.create_database("lut")
-        (tmp_path / "token").write_text(TOKEN)
-        report = tmp_path / "report.json"
-        args = [sys.executable, "-m", "tests.reliability._profile_host", "--db", url, "--agent",
-                f"board={agent.address}", "--token-file", str(tmp_path / "token"), "--report", str(report),
-                "--scale", str(SCALE)]
-        env = {**os.environ, "PYTHONPATH": str(_REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        with open(tmp_path / "host.log", "w") as log:
-            host = subprocess.Popen(args, cwd=_REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        host, report = start_profile_host(tmp_path, url, agent.address, "a", scale=SCALE)
         wait_for(lambda: _row_count(url) >= RESTART_AFTER_ROWS, 120.0, f"{RESTART_AFTER_ROWS} rows", poll_s=0.05)
         pg.restart(down_s=DOWN_S)
         tally.add(faults_injected=1)
-        assert host.wait(180.0) == 0, (tmp_path / "host.log").read_text()[-3000:]
+        assert host.wait(180.0) == 0, (tmp_path / "host-a.log").read_text()[-3000:]
         with LutStore(url, create=False) as store:
             rows = store._query("SELECT block_key FROM lut_rows")
     finally:
@@ -69,7 +58,7 @@ def test_profile_rides_out_a_database_restart(tmp_path: Path, tally) -> None:
     keys = block_keys()
     stored = [k for (k,) in rows]
     timed = timed_keys(tmp_path / "jobs.jsonl")
-    log_text = (tmp_path / "host.log").read_text()
+    log_text = (tmp_path / "host-a.log").read_text()
     (device,) = json.loads(report.read_text())["devices"]
     tally.add(rows_lost=len(set(keys) - set(stored)), rows_duplicated=len(stored) - len(set(stored)),
               blocks_timed_twice=sum(n - 1 for n in timed.values()))
