@@ -59,6 +59,12 @@ _TFLITE = tflite_add(16)
 _SLEEP = sleep_model(0.1)
 
 
+def _queued(jobs: queue.Queue) -> Iterator[agent_pb2.BenchmarkJob]:
+    """A Benchmark stream's requests: the jobs put on ``jobs``, until a None."""
+    while (job := jobs.get()) is not None:
+        yield job
+
+
 @dataclass
 class _Answer:
     code: str  # "OK" or a job error code or a gRPC status name
@@ -89,13 +95,8 @@ class _Session:
     def _open(self) -> None:
         self.close()
         jobs: queue.Queue = queue.Queue()
-
-        def requests() -> Iterator[agent_pb2.BenchmarkJob]:
-            while (job := jobs.get()) is not None:
-                yield job
-
         self._queue = jobs
-        self._results = self.stub.Benchmark(requests(), metadata=self.metadata, timeout=120.0)
+        self._results = self.stub.Benchmark(_queued(jobs), metadata=self.metadata, timeout=120.0)
         self._opened = time.monotonic()
 
     def close(self) -> None:
@@ -167,12 +168,7 @@ def _full_share_of_streams(s: _Session) -> bool:
     """Whether this client can hold its whole share of Benchmark streams at once, each timing a job: no stream
     that ended (broken, refused, cancelled) still holds its slot."""
     queues: list[queue.Queue] = [queue.Queue() for _ in range(DEFAULT_MAX_STREAMS_PER_CLIENT)]
-
-    def requests(q: queue.Queue) -> Iterator[agent_pb2.BenchmarkJob]:
-        while (job := q.get()) is not None:
-            yield job
-
-    calls = [s.stub.Benchmark(requests(q), metadata=s.metadata, timeout=60.0) for q in queues]
+    calls = [s.stub.Benchmark(_queued(q), metadata=s.metadata, timeout=60.0) for q in queues]
     try:
         for q in queues:
             q.put(_job(_ONNX, runtime="onnxruntime"))
