@@ -28,7 +28,7 @@ from agent._logtext import EscapingFormatter
 from agent.config import allowed_cpus
 from agent.adb import job_state_source
 from agent.device import read_device_state
-from agent.errors import MAX_ERROR_CHARS, JobError, bad_model_code, one_line
+from agent.errors import MAX_ERROR_CHARS, JobError, one_line, out_of_memory
 from agent.runtimes import InputSpec, LoadOptions, Runtime, get_runtime
 from agent.timing import TimingPlan, summarize
 
@@ -190,7 +190,7 @@ def _serve(
             reply = _failure("RESOURCE_EXHAUSTED", "out of memory while running the job", max_mb)
         except Exception as err:  # a runtime bug must cost one job, not the worker
             log.exception("job %s failed", job.get("job_id"))
-            code = "RESOURCE_EXHAUSTED" if bad_model_code(err) == "RESOURCE_EXHAUSTED" else "INTERNAL"
+            code = "RESOURCE_EXHAUSTED" if out_of_memory(err) else "INTERNAL"
             reply = _failure(code, f"{type(err).__name__}: {one_line(err, 200)}", max_mb)
         conn.send_bytes(json.dumps(reply).encode())
 

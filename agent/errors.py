@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["JobError", "JOB_ERROR_CODES", "MAX_ERROR_CHARS", "one_line", "bad_model_code"]
+__all__ = ["JobError", "JOB_ERROR_CODES", "MAX_ERROR_CHARS", "one_line", "bad_model_code", "out_of_memory"]
 
 #: The longest error text a client gets back for a job: room for any reason, none for a file's contents.
 MAX_ERROR_CHARS = 400
@@ -37,11 +37,16 @@ def one_line(text: object, limit: int = 300) -> str:
     return (line[: max(0, limit - len(note))] + note)[:limit]
 
 
+def out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` says an allocation failed (the worker's cap, usually). Reads the whole message: the
+    allocation failure sits past the point where :func:`one_line` cuts it."""
+    return isinstance(err, MemoryError) or _OUT_OF_MEMORY.search(str(err)) is not None
+
+
 def bad_model_code(err: BaseException) -> str:
     """The status for a runtime's refusal of a model: RESOURCE_EXHAUSTED when it ran out of memory
-    (the worker's cap, usually), else INVALID_ARGUMENT. Reads the whole message: the allocation
-    failure sits past the point where :func:`one_line` cuts it."""
-    return "RESOURCE_EXHAUSTED" if isinstance(err, MemoryError) or _OUT_OF_MEMORY.search(str(err)) else "INVALID_ARGUMENT"
+    (:func:`out_of_memory`), else INVALID_ARGUMENT."""
+    return "RESOURCE_EXHAUSTED" if out_of_memory(err) else "INVALID_ARGUMENT"
 
 
 class JobError(Exception):

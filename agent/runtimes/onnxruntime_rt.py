@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.errors import JobError, bad_model_code, one_line
+from agent.errors import JobError, bad_model_code, one_line, out_of_memory
 from agent.runtimes import LoadOptions, RuntimeProbe
 from agent.runtimes._clock import clock_ns, resolve_clock
 from agent.runtimes._inputs import match_specs, random_tensor, resolve_shape
@@ -70,7 +70,7 @@ class OnnxRuntime:
         try:
             import onnxruntime as ort
         except ImportError as err:
-            if bad_model_code(err) == "RESOURCE_EXHAUSTED":  # its shared library did not fit under the worker's cap
+            if out_of_memory(err):  # its shared library did not fit under the worker's cap
                 raise JobError("RESOURCE_EXHAUSTED", f"importing onnxruntime ran out of memory: {one_line(err, 200)}") from err
             raise JobError("FAILED_PRECONDITION", f"onnxruntime is not installed here (pip install onnxruntime): {err}") from err
         opts = dict(options.options)
@@ -153,7 +153,7 @@ def check_self_contained(model_bytes: bytes) -> None:
     try:
         model = ModelRefs.FromString(model_bytes)
     except DecodeError as err:
-        if bad_model_code(err) == "RESOURCE_EXHAUSTED":  # a large model parsed under the worker's memory cap
+        if out_of_memory(err):  # a large model parsed under the worker's memory cap
             raise JobError("RESOURCE_EXHAUSTED", f"reading the model ran out of memory: {one_line(err, 200)}") from err
         raise JobError("INVALID_ARGUMENT", f"not an ONNX model: {one_line(err, 200)}") from err
     nodes = [n for f in model.functions for n in f.node]
