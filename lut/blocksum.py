@@ -211,15 +211,14 @@ class _GatherIndex:
         head = np.full((len(resolutions), n_w), np.nan)
         for i, r in enumerate(resolutions):
             at_r = ChainMap(dict(at_resolution.get(r, {})), table)
-            self._fill(space, int(r), at_r, slot[i], stem[i], head[i])
+            self._fill(int(r), at_r, slot[i], stem[i], head[i])
         self._slot = slot.reshape(-1)
         self._slot_strides = np.array(slot.strides) // slot.itemsize
         self._stem, self._head = stem, head
 
-    @staticmethod
-    def _fill(space: ResNetSpace, r: int, at_r: Mapping[str, float], slot: np.ndarray, stem: np.ndarray,
-              head: np.ndarray) -> None:
+    def _fill(self, r: int, at_r: Mapping[str, float], slot: np.ndarray, stem: np.ndarray, head: np.ndarray) -> None:
         """One resolution's tables (in place)."""
+        space = self.space
         n_w = len(space.width_choices)
 
         def price(blocks: Sequence[Block]) -> float:
@@ -229,9 +228,8 @@ class _GatherIndex:
             for w1 in range(n_w):
                 for keep in (0, 1):
                     stem[w0, w1, keep] = price(space.stem_blocks(r, w0, w1, skip_middle=not keep)[0])
-        starts = np.cumsum((0, *space.slots_per_stage[:-1]))
         for stage, w_in, w_out, k, block in space.stage_blocks(r):
-            first = starts[stage]
+            first = self._stage_starts[stage]
             if w_in is not None:  # the stage's first slot
                 slot[first, w_in, w_out, k] = price([block])
             else:  # its later slots, whatever the previous width
