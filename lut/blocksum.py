@@ -197,13 +197,12 @@ class _GatherIndex:
         self._expand = np.asarray(space.expand_choices, dtype=np.float64)
         self._r_index = np.full(MAX_RESOLUTION + 1, -1, dtype=np.int64)
         self._r_index[list(resolutions)] = np.arange(len(resolutions))
-        # Per slot: its stage, its position in the stage, and the w gene columns of its input and output width.
-        self._stage = np.repeat(np.arange(space.n_stages), space.slots_per_stage)
-        self._pos = np.concatenate([np.arange(n) for n in space.slots_per_stage])
-        first_in = np.array([1] + [2 + s - 1 for s in range(1, space.n_stages)])
-        self._out_col = 2 + self._stage
-        self._in_col = np.where(self._pos == 0, first_in[self._stage], self._out_col)
         self._stage_starts = np.cumsum((0, *space.slots_per_stage[:-1]))
+        # Per slot, the w gene columns of its output width (its stage's, 2 + stage) and of its input width: a
+        # stage's first slot reads the column before (the stem's output width, or the previous stage's).
+        self._out_col = 2 + np.repeat(np.arange(space.n_stages), space.slots_per_stage)
+        self._in_col = self._out_col.copy()
+        self._in_col[self._stage_starts] -= 1
         # Every stage runs its first slot (base depth >= 1), so a stage's first block reads the previous stage.
         self.usable = min(space.base_depths) >= 1
         slot = np.full((len(resolutions), n_slots, n_w, n_w, n_e), np.nan)
