@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -47,7 +47,7 @@ from search.evolution import (
 )
 from search.errors import InfeasibleSearchError, SearchFailedError
 from search.prediction_cache import PredictionCache
-from space import Genome, SearchSpace, SubnetBatch, get_space
+from space import AnySpace, Genome, SearchSpace, SubnetBatch, get_space
 
 __all__ = [
     "DEFAULT_QUANTILES",
@@ -172,6 +172,7 @@ class RegretReport:
         resolutions: the shared resolutions every search used and every range was taken over.
         generations: evolution generations per search.
         by_quantile: one entry per quantile, in the order given.
+        searched: the space itself (a user's space has no name :func:`space.get_space` knows), for describing picks.
     """
 
     devices: tuple[str, ...]
@@ -179,6 +180,7 @@ class RegretReport:
     resolutions: tuple[int, ...]
     generations: int
     by_quantile: tuple[QuantileRegret, ...]
+    searched: AnySpace | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
@@ -265,7 +267,7 @@ def cross_device_regret(
         cross = [_cross_price(picks[a], picks[b], priced[picks[a].found_by, b]) for a in devices for b in devices]
         by_quantile.append(QuantileRegret(quantile=q, picks=picks, cross=tuple(cross)))
     return RegretReport(devices=tuple(devices), space=space.name, resolutions=shared,
-                        generations=settings.generations, by_quantile=tuple(by_quantile))
+                        generations=settings.generations, by_quantile=tuple(by_quantile), searched=space)
 
 
 def _pick(device: str, budget_ms: float, range_ms: tuple[float, float], result: SearchResult) -> DevicePick:
@@ -345,8 +347,10 @@ def compare(store: Any, devices: Sequence[str], *, predictor: Any = None, quanti
     report = compare_luts(store, devices, resolutions=resolutions, seed=seed,
                           sources=[predictor_source(label, pred)], **options)
     try:
-        regret = cross_device_regret(report.comparison.space, report.luts, pred, qs, settings, random_state=seed,
-                                     progress=progress)
+        # The compiled LUTs' space, not its name: a user's space (--space FILE, or recorded in the store) is no
+        # built-in one.
+        space = next(iter(report.luts.values())).space
+        regret = cross_device_regret(space, report.luts, pred, qs, settings, random_state=seed, progress=progress)
     except InfeasibleSearchError:
         raise
     except Exception as err:  # noqa: BLE001 - the input was checked: what the searches raise is their failure

@@ -67,11 +67,12 @@ def _print_slower(pair: Any, shown: int = 10) -> None:
     err_console.print(table)
 
 
-def _arch_summary(arch: dict[str, Any], space_name: str) -> str:
-    """``r=208 d=4,3,4,4,4 k=5.2 e=4.6`` (kernel and expand averaged over the active slots)."""
+def _arch_summary(arch: dict[str, Any], space: Any) -> str:
+    """``r=208 d=4,3,4,4,4 k=5.2 e=4.6`` (kernel and expand averaged over the active slots); ``space`` is a
+    SearchSpace or a built-in space's name."""
     from space import get_space
 
-    space = get_space(space_name)
+    space = get_space(space)
     sub = space.validate(arch)
     active = space.active_slots(sub)
     ks = sum(sub.ks[i] for i in active) / len(active)
@@ -92,7 +93,7 @@ def print_regret(report: Any) -> None:
         for p in qr.picks.values():
             found = "" if p.found_by == p.device else f" (from {p.found_by}'s search; own {p.searched_accuracy:.2f})"
             picks.add_row(*map(literal, (p.device, f"{p.range_ms[0]:.2f}..{p.range_ms[1]:.2f}", f"{p.budget_ms:.2f}",
-                                         _arch_summary(p.arch, report.space), f"{p.predicted_accuracy:.2f}{found}",
+                                         _arch_summary(p.arch, report.searched or report.space), f"{p.predicted_accuracy:.2f}{found}",
                                          f"{p.latency_ms:.2f}")))
         err_console.print(picks)
         err_console.print(_regret_matrix(report, qr))

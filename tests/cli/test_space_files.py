@@ -164,3 +164,23 @@ def test_predictor_train_and_search(work: Any, tmp_path: Path, monkeypatch: pyte
     monkeypatch.chdir(tmp_path)
     again = invoke_json(*args)
     assert again["space"] == "tiny" and again["results"][0]["arch"] == row["arch"]
+
+
+def test_compare_with_a_predictor(work: Any, tmp_path: Path) -> None:
+    """Matched-budget searches and their picks, in a space no built-in name knows (recorded in the store)."""
+    folder, agent = work
+    db = tmp_path / "lut.db"
+    shutil.copy(folder / "lut.db", db)
+    invoke_json("profile", "--agent", f"cpu2={agent.address}", "--space", folder / "tiny.json", "--db", db,
+                "--few-shot", "4", "--from", "cpu", "--sentinel-every", "0")
+    pred = tmp_path / "pred.pt"
+    invoke_json("predictor", "train", "--data", _accuracy_csv(tmp_path / "acc.csv"), "--out", pred,
+                "--space", folder / "tiny.json")
+    args = ["compare", "--db", db, "--device", "cpu", "--device", "cpu2", "--subnets", "20", "--predictor", pred,
+            "--budgets", "0.5", "--generations", "3"]
+    regret = invoke_json(*args)["regret"]
+    assert regret["space"] == "tiny" and set(regret["by_quantile"][0]["picks"]) == {"cpu", "cpu2"}
+    for pick in regret["by_quantile"][0]["picks"].values():
+        _space().validate(pick["arch"])
+    shown = invoke(*args)  # the table describes each pick in the space's own terms
+    assert shown.exit_code == 0 and "r=32 d=" in shown.stderr, shown.stderr
