@@ -140,16 +140,15 @@ class BlockSumLut(CompiledLut):
 
     def _arrays(self, batch: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``d``, ``e``, ``w``, ``r`` of a population (arch dicts and subnets are validated first)."""
+        n_d, n_e, n_w = 1 + self.space.n_stages, self.space.n_slots, 2 + self.space.n_stages  # genes per subnet
         if all(hasattr(batch, f) for f in ("d", "e", "w", "r")) and not isinstance(batch, Mapping):
             d, e, w, r = (np.asarray(getattr(batch, f)) for f in ("d", "e", "w", "r"))
-            n_d, n_e, n_w = 1 + self.space.n_stages, self.space.n_slots, 2 + self.space.n_stages
             if d.shape != (len(r), n_d) or e.shape != (len(r), n_e) or w.shape != (len(r), n_w) or r.ndim != 1:
                 raise ValueError(f"subnet arrays d {d.shape}, e {e.shape}, w {w.shape}, r {r.shape} do not fit "
                                  f"{self.space.name} (d: {n_d}, e: {n_e}, w: {n_w} per subnet)")
             return d, e, w, r
         subs = [self.space.validate(a) for a in batch]
         if not subs:
-            n_d, n_e, n_w = 1 + self.space.n_stages, self.space.n_slots, 2 + self.space.n_stages
             return (np.zeros((0, n_d), np.int64), np.zeros((0, n_e)), np.zeros((0, n_w), np.int64),
                     np.zeros(0, np.int64))
         return (np.array([s.d for s in subs], dtype=np.int64), np.array([s.e for s in subs], dtype=np.float64),
