@@ -191,12 +191,13 @@ def choose_space(sources: Iterable[SpaceSource], given: str | None = None, recor
     sources = list(sources)
     for space in recorded:
         sources = [s.with_space(space) for s in sources]
-    names = [*list_spaces(), *(s.name for s in recorded if s.name not in list_spaces())]
+    registered = list_spaces()
+    mine = [s.name for s in recorded if s.name not in registered]
+    names = [*registered, *mine]
     if given is not None and given not in names:  # a space file: the inputs are checked against it too
         try:
             space = get_space(given)
         except ValueError as err:
-            mine = names[len(list_spaces()):]
             if not mine or str(given).lower().endswith(SPACE_FILE_SUFFIXES):  # a bad file: its own message
                 raise
             raise ValueError(f"{err}; recorded with the LUTs: {', '.join(mine)}") from None
