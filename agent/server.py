@@ -292,11 +292,10 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         refused = self.streams.acquire(client)
         if refused is not None:
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refused)
-        released = threading.Event()
+        once = threading.Lock()  # taken by the first release: the call-end callback and the handler's end may race
 
         def release() -> None:
-            if not released.is_set():
-                released.set()
+            if once.acquire(blocking=False):
                 self.streams.release(client)
 
         if not context.add_callback(release):
