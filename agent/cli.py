@@ -14,7 +14,7 @@ import signal
 import socket
 import stat
 import sys
-import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -45,6 +45,7 @@ __all__ = ["resolve_token", "build_config", "serve", "build_parser", "main", "TO
 
 log = logging.getLogger(__name__)
 TOKEN_ENV = "LUTNAS_TOKEN"
+_SIGNAL_POLL_S = 0.2  # how soon the agent notices SIGINT/SIGTERM at the latest
 
 
 def resolve_token(token_file: Path | None, insecure_no_auth: bool, echo: Callable[[str], None]) -> tuple[str | None, str]:
@@ -194,17 +195,21 @@ def serve(config: AgentConfig, auth_desc: str, echo: Callable[[str], None]) -> N
     _keep_off_timing_cpus(running.supervisor.worker_cpus)
     offered = ",".join(sorted(running.servicer.offered)) or "none"
     cpus = ",".join(map(str, running.supervisor.worker_cpus)) or "all"
-    echo(
-        f"lutnas agent ready address={running.address} runtimes={offered} auth={auth_desc} tls={'on' if config.tls else 'off'} cpus={cpus}"
-    )
-    stop = threading.Event()
+    received: list[int] = []
 
     def _on_signal(signum: int, _frame: object) -> None:
-        stop.set()
+        received.append(signum)  # no lock taken here: the handler may run inside any code of the main thread
 
+    # The handlers are in place before the ready line, so a Ctrl-C right after it still stops the server.
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        stop.wait()
+        echo(
+            f"lutnas agent ready address={running.address} runtimes={offered} auth={auth_desc} tls={'on' if config.tls else 'off'} cpus={cpus}"
+        )
+        # A timed sleep, not an endless Event.wait: a signal the kernel hands to one of gRPC's threads does not
+        # wake the main thread, whose Python handler then runs only once it wakes for something else.
+        while not received:
+            time.sleep(_SIGNAL_POLL_S)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
