@@ -123,10 +123,17 @@ def test_few_shot_then_compare(work: Any, tmp_path: Path) -> None:
     folder, agent = work
     db = tmp_path / "lut.db"
     shutil.copy(folder / "lut.db", db)
-    doc = invoke_json("profile", "--agent", f"cpu2={agent.address}", "--space", folder / "tiny.json", "--db", db,
-                      "--few-shot", "4", "--from", "cpu", "--sentinel-every", "0")
-    (dev,) = doc["devices"]
-    assert dev["measured"] == 4 and dev["predicted"] == len(_space().unique_blocks([32])) - 4
+    args = ["profile", "--agent", f"cpu2={agent.address}", "--space", folder / "tiny.json", "--db", db,
+            "--from", "cpu", "--sentinel-every", "0", "--json"]
+    k, result = 4, invoke(*args, "--few-shot", "4")
+    if result.exit_code == 2 and "the sources do not predict this setting" in one_line(result.stderr):
+        # These blocks take microseconds: on a loaded host their timings can leave four picks no better than one
+        # constant (CI once). The refusal keeps the rows it timed and names the next step, which a user takes.
+        assert "--few-shot 8 times only the 4 next picks" in one_line(result.stderr), result.stderr
+        k, result = 8, invoke(*args, "--few-shot", "8")
+    assert result.exit_code == 0, result.output
+    (dev,) = json.loads(result.stdout)["devices"]
+    assert dev["measured"] == k and dev["predicted"] == len(_space().unique_blocks([32])) - k
     for space in (["--space", folder / "tiny.yaml"], []):  # the file, or the space the store recorded
         cmp = invoke_json("compare", "--db", db, "--device", "cpu", "--device", "cpu2", "--subnets", "20", *space)
         assert cmp["space"] == "tiny" and cmp["resolutions"] == [32]
