@@ -119,20 +119,28 @@ def test_validate_with_the_file_then_from_the_store(work: Any) -> None:
     assert again["space"] == "tiny" and again["run_id"] == doc["run_id"]
 
 
-def test_few_shot_then_compare(work: Any, tmp_path: Path) -> None:
-    folder, agent = work
-    db = tmp_path / "lut.db"
-    shutil.copy(folder / "lut.db", db)
+def _few_shot_cpu2(folder: Path, agent: Any, db: Path) -> tuple[int, dict]:
+    """Few-shot profile ``cpu2`` from ``cpu`` (4 picks); the number of picks measured and the device's report.
+
+    These blocks take microseconds: on a loaded host their timings can leave four picks no better than one constant
+    (CI once). The refusal keeps the rows it timed and names the next step, which a user would take: so does this.
+    """
     args = ["profile", "--agent", f"cpu2={agent.address}", "--space", folder / "tiny.json", "--db", db,
             "--from", "cpu", "--sentinel-every", "0", "--json"]
     k, result = 4, invoke(*args, "--few-shot", "4")
     if result.exit_code == 2 and "the sources do not predict this setting" in one_line(result.stderr):
-        # These blocks take microseconds: on a loaded host their timings can leave four picks no better than one
-        # constant (CI once). The refusal keeps the rows it timed and names the next step, which a user takes.
         assert "--few-shot 8 times only the 4 next picks" in one_line(result.stderr), result.stderr
         k, result = 8, invoke(*args, "--few-shot", "8")
     assert result.exit_code == 0, result.output
     (dev,) = json.loads(result.stdout)["devices"]
+    return k, dev
+
+
+def test_few_shot_then_compare(work: Any, tmp_path: Path) -> None:
+    folder, agent = work
+    db = tmp_path / "lut.db"
+    shutil.copy(folder / "lut.db", db)
+    k, dev = _few_shot_cpu2(folder, agent, db)
     assert dev["measured"] == k and dev["predicted"] == len(_space().unique_blocks([32])) - k
     for space in (["--space", folder / "tiny.yaml"], []):  # the file, or the space the store recorded
         cmp = invoke_json("compare", "--db", db, "--device", "cpu", "--device", "cpu2", "--subnets", "20", *space)
@@ -178,8 +186,7 @@ def test_compare_with_a_predictor(work: Any, tmp_path: Path) -> None:
     folder, agent = work
     db = tmp_path / "lut.db"
     shutil.copy(folder / "lut.db", db)
-    invoke_json("profile", "--agent", f"cpu2={agent.address}", "--space", folder / "tiny.json", "--db", db,
-                "--few-shot", "4", "--from", "cpu", "--sentinel-every", "0")
+    _few_shot_cpu2(folder, agent, db)
     pred = tmp_path / "pred.pt"
     invoke_json("predictor", "train", "--data", _accuracy_csv(tmp_path / "acc.csv"), "--out", pred,
                 "--space", folder / "tiny.json")
