@@ -23,6 +23,8 @@ __all__ = ["ctrl_c_stops", "flag_errors", "library_call"]
 
 logger = logging.getLogger(__name__)
 
+# How often the Ctrl-C watcher looks for a press (the delay before a profile starts to stop).
+_CTRL_C_POLL_S = 0.1
 # Failures the library reports in one line that already says what and where.
 _KNOWN = ("AgentError", "ProfileError", "ValidationError", "LutError", "RuntimeError", "OSError")
 
@@ -73,17 +75,35 @@ def _in_flags(message: str, ctx: typer.Context) -> str:
 
 @contextmanager
 def ctrl_c_stops() -> Iterator[threading.Event]:
-    """An event Ctrl-C sets (the profile finishes its in-flight jobs and returns) instead of raising."""
+    """An event Ctrl-C sets (the profile finishes its in-flight jobs and returns) instead of raising.
+
+    The handler only records the press; a watcher thread prints the notice and sets the event. A handler runs on
+    the main thread between two of its steps, maybe while that thread holds the event's lock (inside ``set`` or
+    ``wait``) or is drawing on the console: taking either from the handler could block the thread that holds it.
+    """
     stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():  # only the main thread receives signals
+        yield stop
+        return
+    pressed: list[int] = []  # appending takes no lock, so the handler cannot block
+    done = threading.Event()
 
     def on_sigint(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal handler signature
-        err_console.print(literal(("stopping: finishing in-flight jobs; rerun to resume", "yellow")))
-        stop.set()
+        pressed.append(signum)
 
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_sigint) if main else None
+    def watch() -> None:
+        while not done.wait(_CTRL_C_POLL_S):
+            if pressed:
+                err_console.print(literal(("stopping: finishing in-flight jobs; rerun to resume", "yellow")))
+                stop.set()
+                return
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    watcher = threading.Thread(target=watch, name="lutnas-ctrl-c", daemon=True)
+    watcher.start()
     try:
         yield stop
     finally:
-        if main:
-            signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, previous)
+        done.set()
+        watcher.join()

@@ -73,3 +73,29 @@ def test_interrupted_profile_exits_130_and_lists_partial_coverage(tmp_path: Path
                                    "complete": False}]
     human = invoke("lut", "list", "--db", db)
     assert f"160: {listed['rows']} of 96" in human.stderr
+
+
+# Ctrl-C while the main thread holds the stop event's lock (as inside Event.set or Event.wait): the handler runs on
+# that thread, so one that set the event itself would wait forever for a lock its own thread holds.
+_CTRL_C_IN_EVENT_LOCK = """
+import os, signal, time
+from lutnas._calls import ctrl_c_stops
+with ctrl_c_stops() as stop:
+    with stop._cond:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.3)
+    print("set" if stop.wait(10) else "not set", flush=True)
+print("restored" if signal.getsignal(signal.SIGINT) is signal.default_int_handler else "not restored")
+"""
+
+
+def test_ctrl_c_stops_even_when_it_lands_inside_the_stop_events_lock() -> None:
+    env = {**os.environ, "PYTHONPATH": str(_REPO)}
+    try:
+        done = subprocess.run([sys.executable, "-c", _CTRL_C_IN_EVENT_LOCK], capture_output=True, text=True,
+                              env=env, timeout=30)
+    except subprocess.TimeoutExpired as err:
+        pytest.fail(f"Ctrl-C inside the event's lock hung the process: {err.stderr!r}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["set", "restored"]
+    assert done.stderr.count("stopping: finishing in-flight jobs; rerun to resume") == 1
