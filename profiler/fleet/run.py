@@ -161,6 +161,9 @@ def profile(
     settings.validate(own_exports=export_fn is not None)
     by_name = _group_agents(agents)
     stop = stop or threading.Event()
+    # Ends the workers: the caller's event is only read, so it can be passed to the next call as it was, and a
+    # Ctrl-C handler that sets it never waits on a lock this thread holds.
+    halt = threading.Event()
     start = time.monotonic()
     client_kw = {"token": token, "tls_ca": tls_ca, "retry_s": _WORKER_RETRY_S, "timeout_s": settings.rpc_timeout_s}
     blocks = _planned_blocks(settings)
@@ -169,12 +172,12 @@ def profile(
     exports = _exports(settings, export_fn, devices)
     workers: list[tuple[str, AgentWorker, threading.Thread]] = []
     try:
-        _start_workers(devices, workers, store, exports, settings, client_kw, stop, _progress(devices, on_progress),
+        _start_workers(devices, workers, store, exports, settings, client_kw, halt, _progress(devices, on_progress),
                        holder)
         _join(workers, {name: d.work for name, d in devices.items()}, stop)
-        stopped = stop.is_set()  # by the caller (Ctrl-C), before _stop sets it to end the workers
+        stopped = stop.is_set()
     finally:
-        _stop(devices, workers, exports, settings, stop)
+        _stop(devices, workers, exports, settings, halt)
     for name, device in devices.items():
         _fill_report(device, [w for n, w, _ in workers if n == name], time.monotonic() - start)
     return ProfileReport(devices=[d.report for d in devices.values()], wall_s=time.monotonic() - start,
@@ -267,25 +270,25 @@ def _progress(devices: Mapping[str, _Device],
 
 def _start_workers(devices: Mapping[str, _Device], workers: list[tuple[str, AgentWorker, threading.Thread]],
                    store: LutStore, exports: Exports, settings: ProfileSettings, client_kw: Mapping[str, Any],
-                   stop: threading.Event, emitter: Callable[[str], Callable[[], None]], host: str) -> None:
-    """One thread per agent of every device with work left (appended to ``workers`` as they start); ``host`` names
-    this run in the rows it stores."""
+                   halt: threading.Event, emitter: Callable[[str], Callable[[], None]], host: str) -> None:
+    """One thread per agent of every device with work left (appended to ``workers`` as they start), each ending
+    once ``halt`` is set; ``host`` names this run in the rows it stores."""
     for name, device in devices.items():
         emitter(name)()
         if not device.work.blocks:
             continue
         for ref in device.refs:
             worker = AgentWorker(ref, device.work, device.report.setting_id, store, exports, settings,
-                                 client_kw, stop, emitter(name), device.agent_version, host=host)
+                                 client_kw, halt, emitter(name), device.agent_version, host=host)
             thread = threading.Thread(target=worker.run, name=f"agent-{ref.address}", daemon=True)
             workers.append((name, worker, thread))
             thread.start()
 
 
 def _stop(devices: Mapping[str, _Device], workers: list[tuple[str, AgentWorker, threading.Thread]],
-          exports: Exports, settings: ProfileSettings, stop: threading.Event) -> None:
+          exports: Exports, settings: ProfileSettings, halt: threading.Event) -> None:
     """Stop the workers, the export pool and the block claims."""
-    stop.set()
+    halt.set()
     for _, _, thread in workers:
         thread.join(timeout=settings.job_timeout_s + 60)
     exports.close()

@@ -412,3 +412,31 @@ def test_zero_sentinel_retries_rebase_at_once(tmp_path):
             assert len(store.rows(dev.setting_id)) == dev.total
     finally:
         a.stop()
+
+
+def test_the_callers_stop_event_ends_a_run_and_is_only_read(tmp_path):
+    """Setting ``stop`` (what Ctrl-C does) ends a profile early and a rerun resumes; the profile only reads the
+    event, so a finished run leaves it unset and one event serves several calls."""
+    a, _ = _agent(tmp_path, "a")
+    stop = threading.Event()
+
+    def ctrl_c_after_ten_rows(event) -> None:
+        if event.done >= 10:
+            stop.set()
+
+    try:
+        with LutStore(tmp_path / "lut.db") as store:
+            agents = [AgentRef("board", a.address)]
+            first = profile(store, agents, _settings(), token=TOKEN, export_fn=sleep_exporter(), stop=stop)
+            assert not first.stopped and first.devices[0].timed == first.devices[0].total
+            assert not stop.is_set()
+            second = profile(store, agents, _settings(resolutions=(160,)), token=TOKEN, export_fn=sleep_exporter(),
+                             stop=stop, on_progress=ctrl_c_after_ten_rows)
+            (dev,) = second.devices
+            assert second.stopped and 10 <= dev.skipped + dev.timed < dev.total and not dev.failed  # done counts both
+            rest = profile(store, agents, _settings(resolutions=(160,)), token=TOKEN, export_fn=sleep_exporter(),
+                           stop=threading.Event())
+            assert not rest.stopped and rest.devices[0].skipped == dev.skipped + dev.timed
+            assert rest.devices[0].timed == dev.total - dev.skipped - dev.timed
+    finally:
+        a.stop()
