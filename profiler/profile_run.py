@@ -114,7 +114,8 @@ def profile_lut(db: str | Path, agents: Sequence[str | AgentSpec | AgentRef], se
         token: Bearer token of the agents.
         tls_ca: CA certificate of TLS agents.
         progress: ``progress(task, done, total)`` after every block, one task per device.
-        stop: Set it to stop early (Ctrl-C); the store stays consistent and a rerun resumes.
+        stop: Set it to stop early (Ctrl-C); the store stays consistent and a rerun resumes. The profile
+            only reads it: one event can serve several calls.
         notify: Called with each line for the user as it arises (how a device is named, a case twin);
             the run's ``notes`` keep them too. None logs them.
 

@@ -150,7 +150,8 @@ def profile(
         token: Bearer token for the agents.
         tls_ca: CA certificate to trust when the agents use TLS.
         on_progress: Called after every row or failure.
-        stop: Set it to stop early (Ctrl-C); the store stays consistent and a rerun resumes.
+        stop: Set it to stop early (Ctrl-C); the store stays consistent and a rerun resumes. The profile
+            only reads it: one event can serve several calls.
         export_fn: Replace the exporters (block, format, seed) -> bytes; for synthetic runtimes.
 
     Raises:
